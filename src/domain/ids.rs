@@ -1,0 +1,159 @@
+//! Typed identifiers. Each is a ULID (so key order is creation order) shown with a prefix that says what it
+//! names: `dlv_01J…` is a delivery, `sub_01J…` a subscription.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
+
+use ulid::Ulid;
+
+use super::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {what} id (expected `{prefix}` followed by 26 Crockford base32 characters)")]
+pub struct IdParseError {
+    pub what: &'static str,
+    pub prefix: &'static str,
+    pub value: String,
+}
+
+/// The next ULID for `ms`: the previous random part plus one within the same millisecond, a fresh random
+/// part otherwise (80 random bits make the increment's overflow a non-event; it falls back to random).
+fn monotonic(last: &Mutex<(u64, u128)>, ms: u64) -> Ulid {
+    const RANDOM_MASK: u128 = (1 << 80) - 1;
+    let mut guard = last.lock().unwrap_or_else(PoisonError::into_inner);
+    let (last_ms, last_random) = *guard;
+    let random = match last_random.checked_add(1) {
+        Some(next) if last_ms == ms && next <= RANDOM_MASK => next,
+        _ => rand::random::<u128>() & (RANDOM_MASK >> 1),
+    };
+    *guard = (ms, random);
+    Ulid::from_parts(ms, random)
+}
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Ulid);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id whose time part is `at`, so ids sort by the time they were made; ids made in the
+            /// same millisecond still sort in the order they were made.
+            pub fn new(at: Timestamp) -> Self {
+                static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
+                Self(monotonic(&LAST, u64::try_from(at.millis()).unwrap_or(0)))
+            }
+
+            pub const fn from_u128(v: u128) -> Self {
+                Self(Ulid(v))
+            }
+
+            pub const fn as_u128(self) -> u128 {
+                self.0.0
+            }
+
+            /// The instant encoded in the id.
+            pub fn timestamp(self) -> Timestamp {
+                Timestamp::from_millis(i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        // Stored and sent in their prefixed text form, so a row read by eye says what it refers to.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.strip_prefix($prefix)
+                    .and_then(|rest| Ulid::from_string(rest).ok())
+                    .map(Self)
+                    .ok_or_else(|| IdParseError { what: $what, prefix: $prefix, value: s.chars().take(64).collect() })
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// One verified inbound event.
+    DeliveryId,
+    "dlv_",
+    "delivery"
+);
+typed_id!(
+    /// One provider-side registration that sends us events.
+    SubscriptionId,
+    "sub_",
+    "subscription"
+);
+typed_id!(
+    /// One unit of work for the processing queue.
+    JobId,
+    "job_",
+    "job"
+);
+typed_id!(
+    /// One kept sample of a rejected request.
+    RejectionId,
+    "rej_",
+    "rejection"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_sort_by_time() {
+        let a = DeliveryId::new(Timestamp(1_000));
+        let b = DeliveryId::new(Timestamp(2_000));
+        assert!(a < b);
+        assert_eq!(a.timestamp(), Timestamp(1_000));
+        let text = a.to_string();
+        assert!(text.starts_with("dlv_") && text.len() == 30, "{text}");
+        assert_eq!(text.parse::<DeliveryId>(), Ok(a));
+        assert_eq!(DeliveryId::from_u128(a.as_u128()), a);
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_keep_their_order() {
+        let ids: Vec<RejectionId> = (0..1000).map(|_| RejectionId::new(Timestamp(7))).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| id.timestamp() == Timestamp(7)));
+    }
+
+    #[test]
+    fn wrong_prefix_or_garbage_is_rejected() {
+        let s = SubscriptionId::new(Timestamp(5)).to_string();
+        let err = s.parse::<DeliveryId>().unwrap_err();
+        assert_eq!(err.what, "delivery");
+        assert!("dlv_not-a-ulid".parse::<DeliveryId>().is_err());
+        assert!("".parse::<SubscriptionId>().is_err());
+    }
+}

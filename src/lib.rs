@@ -1,0 +1,19 @@
+//! Hookplane: a webhooks control plane in one binary.
+//!
+//! The layers, inside out: `domain` (plain types and rules) and `connectors` (provider verification) do no
+//! I/O; `storage` (redb), `ingest` (the write path) and `control` (subscription changes) are built on them;
+//! `http` and `cli` are the edges; `app` wires everything together.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod connectors;
+pub mod control;
+pub mod demo;
+pub mod domain;
+pub mod hex;
+pub mod http;
+pub mod ingest;
+pub mod jobs;
+pub mod secrets;
+pub mod storage;
