@@ -1,0 +1,171 @@
+//! The composition root: opens storage, builds the registry, starts the writer and the HTTP server, and
+//! stops them in order. Production, tests and subcommands all start Hookplane through [`serve`] (or, without
+//! HTTP, through [`Core`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use poem::Server;
+use poem::listener::TcpAcceptor;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::control::Control;
+use crate::domain::{Clock, SystemClock};
+use crate::http::{self, AppState};
+use crate::ingest::Ingest;
+use crate::ingest::registry::{Registry, SharedRegistry};
+use crate::ingest::writer::{self, WriterHandle};
+use crate::secrets::MasterKey;
+use crate::storage::Store;
+
+/// The master key from `HOOKPLANE_MASTER_KEY` or `master_key_file`.
+pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+    if let Some(hex) = &settings.env.master_key {
+        return MasterKey::from_hex(hex).context("HOOKPLANE_MASTER_KEY is not usable");
+    }
+    if let Some(path) = settings.master_key_file() {
+        return Ok(MasterKey::from_file(path)?);
+    }
+    anyhow::bail!(
+        "no master key: set HOOKPLANE_MASTER_KEY to 64 hex characters (make one with `hookplane master-key`) \
+         or point master_key_file at a file holding them; keep it outside the data directory"
+    )
+}
+
+/// Everything but HTTP: storage, the registry, the writer and the services built on them.
+pub struct Core {
+    pub settings: Arc<Settings>,
+    pub store: Arc<Store>,
+    pub registry: Arc<SharedRegistry>,
+    pub control: Arc<Control>,
+    pub ingest: Arc<Ingest>,
+    pub clock: Arc<dyn Clock>,
+    writer: WriterHandle,
+    writer_thread: JoinHandle<()>,
+    writer_alive: Arc<AtomicBool>,
+}
+
+impl Core {
+    pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let master_key = master_key(&settings)?;
+        let settings = Arc::new(settings);
+        let data_dir = settings.data_dir.clone();
+        let store = Arc::new(
+            tokio::task::spawn_blocking(move || Store::open(&data_dir))
+                .await?
+                .with_context(|| format!("cannot open the data directory {}", settings.data_dir.display()))?,
+        );
+        let registry = Arc::new(SharedRegistry::default());
+        let control = Arc::new(Control::new(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            master_key,
+            Arc::clone(&clock),
+            &settings,
+        ));
+        let loaded = {
+            let (control, settings) = (Arc::clone(&control), Arc::clone(&settings));
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Registry> {
+                let declared = control.apply_declared(&settings)?;
+                Ok(control.load_registry(declared, &settings)?)
+            })
+            .await??
+        };
+        hints(&loaded, &settings);
+        registry.replace(loaded);
+
+        let writer_alive = Arc::new(AtomicBool::new(true));
+        let writer = writer::spawn(
+            Arc::clone(&store),
+            Arc::clone(&registry),
+            settings.ingest.write_queue,
+            settings.ingest.max_batch,
+            Arc::clone(&writer_alive),
+        )
+        .context("cannot start the writer thread")?;
+        let ingest = Arc::new(Ingest::new(&settings, writer.handle.clone(), Arc::clone(&registry), Arc::clone(&clock)));
+        Ok(Self {
+            settings,
+            store,
+            registry,
+            control,
+            ingest,
+            clock,
+            writer: writer.handle,
+            writer_thread: writer.thread,
+            writer_alive,
+        })
+    }
+
+    /// Commits what the writer has queued, stops it, and closes the database so the next start needs no
+    /// repair.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.writer.stop().await;
+        let thread = self.writer_thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        Ok(())
+    }
+
+    fn state(&self) -> AppState {
+        AppState {
+            settings: Arc::clone(&self.settings),
+            store: Arc::clone(&self.store),
+            ingest: Arc::clone(&self.ingest),
+            control: Arc::clone(&self.control),
+            clock: Arc::clone(&self.clock),
+            admin_token: self.settings.env.admin_token.clone(),
+            writer_alive: Arc::clone(&self.writer_alive),
+            started_at: self.clock.now(),
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish, drains the writer and closes the
+/// database cleanly.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_clock(settings, Arc::new(SystemClock), listener, shutdown).await
+}
+
+pub async fn serve_with_clock(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let core = Core::start(settings, clock).await?;
+    let addr = listener.local_addr()?;
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    tracing::info!(%addr, data_dir = %core.settings.data_dir.display(), "Hookplane is listening");
+    let grace = Duration::from_secs(core.settings.shutdown_grace_seconds);
+    let served = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(http::routes(core.state()), shutdown, Some(grace))
+        .await;
+    core.stop().await?;
+    tracing::info!("stopped cleanly");
+    served.context("the HTTP server failed")
+}
+
+fn hints(registry: &Registry, settings: &Settings) {
+    if registry.shopify_app.is_empty() {
+        tracing::info!(
+            "SHOPIFY_WEBHOOK_SECRET is not set: /shopify/webhook accepts only subscriptions with their own secret"
+        );
+    }
+    if settings.env.admin_token.is_none() {
+        tracing::info!("HOOKPLANE_ADMIN_TOKEN is not set: the API is closed");
+    }
+    tracing::info!(subscriptions = registry.len(), "subscriptions loaded");
+}

@@ -1,0 +1,75 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::{init_tracing, load_settings, runtime};
+use crate::config::Flags;
+use crate::demo::{self, Scenario};
+use crate::domain::SystemClock;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (default: HOOKPLANE_CONFIG, else the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides `listen` and HOOKPLANE_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides `data_dir` and HOOKPLANE_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Run on a throwaway data directory seeded with a scenario, with throwaway keys.
+    #[arg(long, value_enum, value_name = "SCENARIO")]
+    demo: Option<Scenario>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings =
+        load_settings(&Flags { config: args.config, listen: args.listen, data_dir: args.data_dir.clone() })?;
+    init_tracing(&settings.log);
+    let rt = runtime()?;
+    // Held until the server stops: dropping it deletes the demo data.
+    let mut demo_dir = None;
+    if let Some(scenario) = args.demo {
+        let dir = tempfile::Builder::new().prefix("hookplane-demo-").tempdir()?;
+        let info = demo::prepare(&mut settings, dir.path(), scenario)?;
+        demo::seed(&settings, scenario, &SystemClock).context("seeding the demo data failed")?;
+        println!("{}", info.banner(&settings));
+        demo_dir = Some(dir);
+    }
+    rt.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        crate::app::serve_with_clock(settings, Arc::new(SystemClock), listener, shutdown).await
+    })?;
+    drop(demo_dir);
+    Ok(())
+}
+
+/// SIGTERM (from systemd or a container runtime) or Ctrl-C. The handlers are installed before this returns,
+/// so a signal that arrives while the server is still starting is not lost to the default action.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}

@@ -1,0 +1,141 @@
+//! `hookplane subscriptions …`: the API of a running instance, from the command line.
+
+use std::io::Read as _;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::{ConfigArgs, load_settings, runtime};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// Base URL of the running instance (default: http:// + the configured listen address).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum SubscriptionsCommand {
+    /// List subscriptions as JSON.
+    List(Target),
+    /// Create a subscription (or adopt a discovered Shopify one). Uses HOOKPLANE_ADMIN_TOKEN.
+    Create(CreateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    target: Target,
+    /// shopify, zoho or standard.
+    #[arg(long)]
+    source: String,
+    #[arg(long)]
+    topic: String,
+    /// Shop domain (or `*`), Zoho org, or the sender's name.
+    #[arg(long)]
+    account: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// Where to forward deliveries; absent keeps them in store.
+    #[arg(long)]
+    destination_url: Option<String>,
+    /// Read the secret from this environment variable (secrets are never taken as arguments: they would show
+    /// in the process list).
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_stdin")]
+    secret_env: Option<String>,
+    /// Read the secret from standard input.
+    #[arg(long)]
+    secret_stdin: bool,
+    /// Zoho CRM notification channel id.
+    #[arg(long)]
+    channel_id: Option<String>,
+    /// Zoho workflow webhooks: token or signature.
+    #[arg(long)]
+    auth: Option<String>,
+    /// Zoho workflow webhooks: the header carrying the token.
+    #[arg(long)]
+    token_header: Option<String>,
+    /// A request header holding a per-delivery id, for senders without a standard one.
+    #[arg(long)]
+    dedupe_header: Option<String>,
+}
+
+pub fn run(cmd: SubscriptionsCommand) -> anyhow::Result<()> {
+    match cmd {
+        SubscriptionsCommand::List(target) => {
+            let (base, token) = connection(&target)?;
+            let out = runtime()?.block_on(call(
+                reqwest::Method::GET,
+                &format!("{base}/api/v1/subscriptions"),
+                &token,
+                None,
+            ))?;
+            println!("{out}");
+        }
+        SubscriptionsCommand::Create(args) => {
+            let (base, token) = connection(&args.target)?;
+            let secret = match (&args.secret_env, args.secret_stdin) {
+                (Some(var), _) => {
+                    Some(std::env::var(var).with_context(|| format!("the environment variable `{var}` is not set"))?)
+                }
+                (None, true) => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s).context("cannot read the secret from standard input")?;
+                    Some(s.trim_end_matches(['\r', '\n']).to_owned())
+                }
+                (None, false) => None,
+            };
+            let body = serde_json::json!({
+                "source": args.source, "topic": args.topic, "account": args.account, "name": args.name,
+                "destination_url": args.destination_url, "secret": secret, "channel_id": args.channel_id,
+                "auth": args.auth, "token_header": args.token_header, "dedupe_header": args.dedupe_header,
+            });
+            let out = runtime()?.block_on(call(
+                reqwest::Method::POST,
+                &format!("{base}/api/v1/subscriptions"),
+                &token,
+                Some(body),
+            ))?;
+            println!("{out}");
+        }
+    }
+    Ok(())
+}
+
+fn connection(target: &Target) -> anyhow::Result<(String, String)> {
+    let settings = load_settings(&target.config.flags())?;
+    let base = target.url.clone().unwrap_or_else(|| format!("http://{}", settings.listen));
+    let token = settings
+        .env
+        .admin_token
+        .map(|t| String::from_utf8_lossy(t.expose()).into_owned())
+        .context("set HOOKPLANE_ADMIN_TOKEN to the instance's admin token")?;
+    Ok((base.trim_end_matches('/').to_owned(), token))
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<String> {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        anyhow::bail!("{status}: {detail}");
+    }
+    Ok(serde_json::from_str::<serde_json::Value>(&text).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or(text))
+}

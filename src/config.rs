@@ -1,0 +1,361 @@
+//! Settings in layers: the commented defaults file compiled into the binary → a user TOML file →
+//! `HOOKPLANE_*` environment variables → command-line flags. Validated once, here; unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::connectors::zoho::SignatureEncoding;
+use crate::secrets::{DigestParams, SecretBytes};
+
+/// The defaults, documented key by key.
+pub const DEFAULTS_TOML: &str = include_str!("../config/hookplane.example.toml");
+
+/// Environment variables with a meaning of their own rather than a configuration key.
+const ENV_CONFIG: &str = "HOOKPLANE_CONFIG";
+const ENV_MASTER_KEY: &str = "HOOKPLANE_MASTER_KEY";
+const ENV_ADMIN_TOKEN: &str = "HOOKPLANE_ADMIN_TOKEN";
+pub const ENV_SHOPIFY_SECRET: &str = "SHOPIFY_WEBHOOK_SECRET";
+pub const ENV_SHOPIFY_SECRET_PREVIOUS: &str = "SHOPIFY_WEBHOOK_SECRET_PREVIOUS";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { origin: origin.into(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub master_key_file: PathBuf,
+    pub public_url: String,
+    pub log: String,
+    pub shutdown_grace_seconds: u64,
+    pub ingest: IngestSettings,
+    pub shopify: ShopifySettings,
+    pub standard: StandardSettings,
+    pub zoho: ZohoSettings,
+    pub secrets: SecretSettings,
+    pub subscriptions: Vec<DeclaredSubscription>,
+    /// Secrets taken from the environment; never from a file.
+    #[serde(skip)]
+    pub env: EnvSecrets,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub max_body_bytes: usize,
+    pub write_queue: usize,
+    pub max_batch: usize,
+    pub compression_level: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifySettings {
+    pub discover_unknown_topics: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardSettings {
+    pub tolerance_seconds: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZohoSettings {
+    pub token_header: String,
+    pub signature: ZohoSignatureSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZohoSignatureSettings {
+    pub header: String,
+    pub encoding: SignatureEncoding,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    pub digest_memory_kib: u32,
+    pub digest_iterations: u32,
+}
+
+impl SecretSettings {
+    pub fn digest_params(&self) -> DigestParams {
+        DigestParams { memory_kib: self.digest_memory_kib, iterations: self.digest_iterations }
+    }
+}
+
+/// A subscription declared in the configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredSubscription {
+    pub name: String,
+    pub source: String,
+    pub topic: String,
+    pub account: String,
+    pub channel_id: Option<String>,
+    pub auth: Option<String>,
+    pub token_header: Option<String>,
+    pub secret_env: Option<String>,
+    pub destination_url: Option<String>,
+    pub dedupe_header: Option<String>,
+}
+
+/// Values that only the environment may provide.
+#[derive(Clone, Default)]
+pub struct EnvSecrets {
+    pub master_key: Option<String>,
+    pub admin_token: Option<SecretBytes>,
+    pub shopify_secret: Option<SecretBytes>,
+    pub shopify_secret_previous: Option<SecretBytes>,
+    /// Every variable, for `secret_env` references of declared subscriptions.
+    vars: BTreeMap<String, String>,
+}
+
+impl EnvSecrets {
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+}
+
+impl fmt::Debug for EnvSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |o: bool| if o { "***" } else { "unset" };
+        f.debug_struct("EnvSecrets")
+            .field("master_key", &set(self.master_key.is_some()))
+            .field("admin_token", &set(self.admin_token.is_some()))
+            .field("shopify_secret", &set(self.shopify_secret.is_some()))
+            .field("shopify_secret_previous", &set(self.shopify_secret_previous.is_some()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Command-line flags that override everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads settings from the layers. `env` is the process environment (passed in so tests need not
+    /// touch the real one).
+    pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut merged: toml::Table =
+            DEFAULTS_TOML.parse().map_err(|e| invalid("built-in defaults", format!("{e}")))?;
+        let defaults = merged.clone();
+
+        let file = flags.config.clone().or_else(|| env.get(ENV_CONFIG).filter(|v| !v.is_empty()).map(PathBuf::from));
+        if let Some(path) = &file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let user: toml::Table = text.parse().map_err(|e| invalid(path.display().to_string(), format!("{e}")))?;
+            merge(&mut merged, user);
+        }
+        apply_env(&mut merged, &defaults, env)?;
+        let origin = file.as_deref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
+        let mut settings: Settings =
+            toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| invalid(origin.clone(), e.message()))?;
+        if let Some(listen) = flags.listen {
+            settings.listen = listen;
+        }
+        if let Some(dir) = &flags.data_dir {
+            settings.data_dir = dir.clone();
+        }
+        settings.env = EnvSecrets {
+            master_key: env.get(ENV_MASTER_KEY).filter(|v| !v.is_empty()).cloned(),
+            admin_token: secret(env, ENV_ADMIN_TOKEN),
+            shopify_secret: secret(env, ENV_SHOPIFY_SECRET),
+            shopify_secret_previous: secret(env, ENV_SHOPIFY_SECRET_PREVIOUS),
+            vars: env.clone(),
+        };
+        settings.validate(&origin)?;
+        Ok(settings)
+    }
+
+    /// The settings of `--demo` and of tests: the built-in defaults, no file, no environment.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load(&Flags::default(), &BTreeMap::new())
+    }
+
+    pub fn master_key_file(&self) -> Option<&Path> {
+        (!self.master_key_file.as_os_str().is_empty()).then_some(self.master_key_file.as_path())
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(invalid(origin, msg)) };
+        let i = &self.ingest;
+        check((1..=1 << 30).contains(&i.max_body_bytes), "ingest.max_body_bytes must be between 1 and 1073741824")?;
+        check(i.write_queue >= 1, "ingest.write_queue must be at least 1")?;
+        check(i.max_batch >= 1, "ingest.max_batch must be at least 1")?;
+        check((1..=19).contains(&i.compression_level), "ingest.compression_level must be between 1 and 19")?;
+        check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
+        check(
+            !self.zoho.token_header.trim().is_empty() && !self.zoho.signature.header.trim().is_empty(),
+            "zoho.token_header and zoho.signature.header must name a header",
+        )?;
+        check(self.secrets.digest_memory_kib >= 8, "secrets.digest_memory_kib must be at least 8")?;
+        check(self.secrets.digest_iterations >= 1, "secrets.digest_iterations must be at least 1")?;
+        check(
+            self.public_url.is_empty()
+                || self.public_url.starts_with("http://")
+                || self.public_url.starts_with("https://"),
+            "public_url must start with http:// or https://",
+        )?;
+        Ok(())
+    }
+}
+
+fn secret(env: &BTreeMap<String, String>, name: &str) -> Option<SecretBytes> {
+    env.get(name).filter(|v| !v.is_empty()).map(|v| SecretBytes::new(v.as_bytes().to_vec()))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `HOOKPLANE_INGEST__MAX_BODY_BYTES=1048576` sets `ingest.max_body_bytes`. The value is read as the type
+/// the key has in the defaults, so `HOOKPLANE_LISTEN=127.0.0.1:9000` stays a string and a number a number.
+fn apply_env(
+    merged: &mut toml::Table,
+    defaults: &toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("HOOKPLANE_") else { continue };
+        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN].contains(&name.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let Some(default) = lookup(defaults, &path) else {
+            return Err(invalid(name.clone(), "no such configuration key (see config/hookplane.example.toml)"));
+        };
+        let value = match default {
+            toml::Value::Integer(_) => raw.trim().parse().map(toml::Value::Integer).ok(),
+            toml::Value::Boolean(_) => raw.trim().parse().map(toml::Value::Boolean).ok(),
+            toml::Value::String(_) => Some(toml::Value::String(raw.clone())),
+            _ => None,
+        }
+        .ok_or_else(|| invalid(name.clone(), format!("`{raw}` is not a valid value for this key")))?;
+        let (last, parents) = path.split_last().unwrap_or_else(|| unreachable!("split yields one part at least"));
+        let mut table = &mut *merged;
+        for p in parents {
+            table = match table.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+                toml::Value::Table(t) => t,
+                _ => return Err(invalid(name.clone(), "no such configuration key")),
+            };
+        }
+        table.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+fn lookup<'t>(table: &'t toml::Table, path: &[String]) -> Option<&'t toml::Value> {
+    let (first, rest) = path.split_first()?;
+    let v = table.get(first)?;
+    if rest.is_empty() {
+        return Some(v);
+    }
+    match v {
+        toml::Value::Table(t) => lookup(t, rest),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.ingest.max_body_bytes, 5 * 1024 * 1024);
+        assert_eq!(s.standard.tolerance_seconds, 300);
+        assert!(s.master_key_file().is_none());
+        assert!(s.subscriptions.is_empty());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nlisten = \"127.0.0.1:1000\"\n[ingest]\nmax_body_bytes = 100\n\
+             [[subscriptions]]\nname = \"leads\"\nsource = \"zoho\"\ntopic = \"Leads.all\"\naccount = \"org\"\nchannel_id = \"7\"\nsecret_env = \"LEADS\"\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("HOOKPLANE_CONFIG", file.to_str().unwrap()),
+            ("HOOKPLANE_LISTEN", "127.0.0.1:2000"),
+            ("HOOKPLANE_INGEST__MAX_BATCH", "7"),
+            ("HOOKPLANE_SHOPIFY__DISCOVER_UNKNOWN_TOPICS", "false"),
+            ("SHOPIFY_WEBHOOK_SECRET", "hush"),
+            ("LEADS", "tok"),
+            ("UNRELATED", "x"),
+        ]);
+        let s = Settings::load(&Flags { data_dir: Some("/flag".into()), ..Flags::default() }, &e).unwrap();
+        assert_eq!(s.listen.port(), 2000, "env beats file");
+        assert_eq!(s.data_dir, PathBuf::from("/flag"), "flag beats file");
+        assert_eq!(s.ingest.max_body_bytes, 100, "file beats defaults");
+        assert_eq!(s.ingest.max_batch, 7);
+        assert!(!s.shopify.discover_unknown_topics);
+        assert_eq!(s.subscriptions[0].channel_id.as_deref(), Some("7"));
+        assert_eq!(s.env.shopify_secret.as_ref().map(|b| b.expose().to_vec()), Some(b"hush".to_vec()));
+        assert_eq!(s.env.var("LEADS"), Some("tok"));
+        assert!(!format!("{s:?}").contains("hush"), "secrets never print");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.toml");
+        std::fs::write(&file, "[ingest]\nmax_body = 1\n").unwrap();
+        let flags = Flags { config: Some(file.clone()), ..Flags::default() };
+        let err = Settings::load(&flags, &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("max_body"), "{err}");
+
+        let err = Settings::load(&Flags::default(), &env(&[("HOOKPLANE_NOPE", "1")])).unwrap_err().to_string();
+        assert!(err.contains("HOOKPLANE_NOPE") && err.contains("no such configuration key"), "{err}");
+        let err = Settings::load(&Flags::default(), &env(&[("HOOKPLANE_INGEST__MAX_BATCH", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a valid value"), "{err}");
+        let err =
+            Settings::load(&Flags::default(), &env(&[("HOOKPLANE_INGEST__MAX_BATCH", "0")])).unwrap_err().to_string();
+        assert!(err.contains("max_batch"), "{err}");
+        std::fs::write(&file, "listen = \"not an address\"\n").unwrap();
+        assert!(Settings::load(&flags, &BTreeMap::new()).is_err());
+        let missing = Flags { config: Some(dir.path().join("absent.toml")), ..Flags::default() };
+        assert!(matches!(Settings::load(&missing, &BTreeMap::new()), Err(ConfigError::Read { .. })));
+    }
+}

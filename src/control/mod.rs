@@ -1,0 +1,6 @@
+//! Control-plane operations that change subscriptions: validating what operators ask for, sealing secrets,
+//! writing storage, and keeping the ingest registry in step with what was committed.
+
+pub mod subscriptions;
+
+pub use subscriptions::{Control, ControlError, Created, SubscriptionSpec};

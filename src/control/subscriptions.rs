@@ -1,0 +1,412 @@
+//! Creating, adopting and declaring subscriptions, and building the registry ingest verifies against.
+
+use std::sync::Arc;
+
+use crate::config::{DeclaredSubscription, Settings};
+use crate::connectors::standard;
+use crate::domain::subscription::{Destination, Origin, Subscription, ZohoAuth, default_name, validate_name};
+use crate::domain::{Clock, Source, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::ingest::registry::{Entry, HeldSecret, Registry, SharedRegistry};
+use crate::secrets::{DigestParams, MasterKey, SecretBytes, SecretDigest, StoredSecret};
+use crate::storage::subscriptions::{self as repo, SLOT_CURRENT, SLOT_PREVIOUS};
+use crate::storage::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(msg: impl Into<String>) -> ControlError {
+    ControlError::Invalid(msg.into())
+}
+
+/// What an operator asks for when creating a subscription.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionSpec {
+    pub source: Option<Source>,
+    pub topic: String,
+    pub account: String,
+    pub name: Option<String>,
+    pub destination_url: Option<String>,
+    /// Write-only: sealed at once, never shown again.
+    pub secret: Option<SecretBytes>,
+    /// Zoho CRM notification channel id.
+    pub channel_id: Option<String>,
+    /// Zoho workflow webhooks: `token` (default) or `signature`.
+    pub auth: Option<String>,
+    pub token_header: Option<String>,
+    pub dedupe_header: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub subscription: Subscription,
+    /// A discovered subscription was adopted instead of a new one created.
+    pub adopted: bool,
+    /// A secret Hookplane generated because none was given; shown to the caller once.
+    pub generated_secret: Option<String>,
+}
+
+const MAX_FIELD: usize = 256;
+
+/// The subscription-changing operations, shared by the API and the command line.
+pub struct Control {
+    store: Arc<Store>,
+    registry: Arc<SharedRegistry>,
+    master_key: MasterKey,
+    clock: Arc<dyn Clock>,
+    digest: DigestParams,
+    zoho_token_header: String,
+}
+
+impl Control {
+    pub fn new(
+        store: Arc<Store>,
+        registry: Arc<SharedRegistry>,
+        master_key: MasterKey,
+        clock: Arc<dyn Clock>,
+        settings: &Settings,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            master_key,
+            clock,
+            digest: settings.secrets.digest_params(),
+            zoho_token_header: settings.zoho.token_header.clone(),
+        }
+    }
+
+    /// Creates a subscription, or adopts the `discovered` Shopify subscription for the same shop and topic.
+    pub async fn create(self: &Arc<Self>, spec: SubscriptionSpec) -> Result<Created, ControlError> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.create_blocking(spec))
+            .await
+            .map_err(|e| ControlError::Store(StoreError::Other(format!("task failed: {e}"))))?
+    }
+
+    pub fn create_blocking(&self, spec: SubscriptionSpec) -> Result<Created, ControlError> {
+        let now = self.clock.now();
+        let (mut sub, secret, generated_secret) = self.build(spec, now, Origin::Api)?;
+        // argon2 is slow on purpose: digest before the write transaction, which ingest waits on.
+        let digest = secret.as_ref().map(|s| self.digest_of(s)).transpose()?;
+        let db = self.store.db()?;
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let existing = match repo::natural_key(&sub) {
+            Some(key) => repo::find_by_key(&tx, &key)?,
+            None => None,
+        };
+        let adopted = match existing.map(|id| repo::get_in(&tx, id)).transpose()?.flatten() {
+            Some(found) if found.origin == Origin::Discovered => {
+                let mut adopted = sub.clone();
+                adopted.id = found.id;
+                adopted.created_at = found.created_at;
+                adopted.last_verified_at = found.last_verified_at;
+                repo::update(&tx, &found, &adopted)?;
+                sub = adopted;
+                true
+            }
+            _ => {
+                repo::insert(&tx, &sub)?;
+                false
+            }
+        };
+        let mut held = Vec::new();
+        if let (Some(secret), Some(digest)) = (&secret, digest) {
+            // Sealing binds the ciphertext to the final id, which adoption may have changed.
+            let stored = StoredSecret {
+                sealed: self.master_key.seal(secret.expose(), &sub.id.to_string()),
+                digest,
+                created_at: now,
+                expires_at: None,
+            };
+            repo::set_secret(&tx, sub.id, SLOT_CURRENT, &stored)?;
+            held.push(held_from(&sub, "current", secret, &stored.digest, Some(now), None)?);
+        }
+        tx.commit().map_err(StoreError::from)?;
+        self.registry.upsert(Entry { sub: sub.clone(), secrets: held });
+        Ok(Created { subscription: sub, adopted, generated_secret })
+    }
+
+    fn digest_of(&self, secret: &SecretBytes) -> Result<SecretDigest, ControlError> {
+        SecretDigest::compute(secret.expose(), self.digest).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Checks a spec and turns it into a subscription and the secret it will verify with.
+    fn build(
+        &self,
+        spec: SubscriptionSpec,
+        now: Timestamp,
+        origin: Origin,
+    ) -> Result<(Subscription, Option<SecretBytes>, Option<String>), ControlError> {
+        let source = spec.source.ok_or_else(|| invalid("`source` is required (shopify, zoho or standard)"))?;
+        let topic = required("topic", &spec.topic)?;
+        let account = required("account", &spec.account)?;
+        let id = SubscriptionId::new(now);
+        let name = match spec.name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                validate_name(&n).map_err(invalid)?;
+                n
+            }
+            None => default_name(source, &topic, id),
+        };
+        let destination = match spec.destination_url.filter(|u| !u.is_empty()) {
+            None => Destination::Store,
+            Some(url) => Destination::Http { url: validate_url(&url)? },
+        };
+        let zoho_only = [
+            ("channel_id", spec.channel_id.is_some()),
+            ("auth", spec.auth.is_some()),
+            ("token_header", spec.token_header.is_some()),
+        ];
+        if source != Source::Zoho
+            && let Some((field, _)) = zoho_only.iter().find(|(_, set)| *set)
+        {
+            return Err(invalid(format!("`{field}` applies to zoho subscriptions only")));
+        }
+        let mut generated = None;
+        let secret = spec.secret.filter(|s| !s.expose().is_empty());
+        let zoho = match source {
+            Source::Zoho => Some(self.zoho_auth(&spec.channel_id, spec.auth.as_deref(), spec.token_header)?),
+            _ => None,
+        };
+        let secret = match source {
+            Source::Shopify => secret,
+            Source::Zoho => {
+                let s = secret.ok_or_else(|| {
+                    invalid("zoho subscriptions need a `secret`: the channel token, shared token or signing key")
+                })?;
+                if s.expose().len() > MAX_FIELD {
+                    return Err(invalid(format!("`secret` must be at most {MAX_FIELD} bytes")));
+                }
+                Some(s)
+            }
+            Source::Standard => match secret {
+                Some(s) => {
+                    let text = std::str::from_utf8(s.expose()).map_err(|_| invalid("`secret` must be text"))?;
+                    standard::decode_secret(text).map_err(invalid)?;
+                    Some(s)
+                }
+                None => {
+                    let fresh = standard::generate_secret();
+                    generated = Some(fresh.clone());
+                    Some(SecretBytes::new(fresh.into_bytes()))
+                }
+            },
+        };
+        let dedupe_header = spec.dedupe_header.filter(|h| !h.is_empty());
+        if let Some(h) = &dedupe_header {
+            validate_header_name("dedupe_header", h)?;
+        }
+        let sub = Subscription {
+            id,
+            name,
+            source,
+            topic,
+            account,
+            status: SubscriptionStatus::Active,
+            destination,
+            origin,
+            zoho,
+            dedupe_header,
+            created_at: now,
+            updated_at: now,
+            last_verified_at: None,
+            consecutive_failures: 0,
+            metadata: Default::default(),
+        };
+        Ok((sub, secret, generated))
+    }
+
+    fn zoho_auth(
+        &self,
+        channel_id: &Option<String>,
+        auth: Option<&str>,
+        token_header: Option<String>,
+    ) -> Result<ZohoAuth, ControlError> {
+        match (channel_id.as_deref().filter(|c| !c.is_empty()), auth) {
+            (Some(_), Some(a)) if a != "channel" => Err(invalid("`auth` does not apply to a channel subscription")),
+            (Some(channel_id), _) => Ok(ZohoAuth::Channel { channel_id: required("channel_id", channel_id)? }),
+            (None, None | Some("token")) => {
+                let header = token_header.filter(|h| !h.is_empty()).unwrap_or_else(|| self.zoho_token_header.clone());
+                validate_header_name("token_header", &header)?;
+                Ok(ZohoAuth::Token { header })
+            }
+            (None, Some("signature")) => Ok(ZohoAuth::Signature),
+            (None, Some(other)) => Err(invalid(format!(
+                "`auth` must be `token` or `signature` (or give `channel_id` for a CRM notification channel), not `{other}`"
+            ))),
+        }
+    }
+
+    /// Applies the subscriptions declared in the configuration: creates the missing, updates the changed,
+    /// and returns them with the secrets their `secret_env` variables hold.
+    pub fn apply_declared(&self, settings: &Settings) -> Result<Vec<Entry>, ControlError> {
+        let mut entries = Vec::new();
+        for d in &settings.subscriptions {
+            let context = |e: ControlError| invalid(format!("declared subscription `{}`: {e}", d.name));
+            let (sub, secret) = self.apply_one(d, settings).map_err(context)?;
+            let held = match secret {
+                Some(s) => vec![held_from(&sub, "current", &s, &self.digest_of(&s)?, None, None)?],
+                None => Vec::new(),
+            };
+            entries.push(Entry { sub, secrets: held });
+        }
+        Ok(entries)
+    }
+
+    fn apply_one(
+        &self,
+        d: &DeclaredSubscription,
+        settings: &Settings,
+    ) -> Result<(Subscription, Option<SecretBytes>), ControlError> {
+        let secret = match &d.secret_env {
+            Some(var) => Some(SecretBytes::new(
+                settings
+                    .env
+                    .var(var)
+                    .ok_or_else(|| {
+                        invalid(format!("the environment variable `{var}` named by `secret_env` is not set"))
+                    })?
+                    .as_bytes()
+                    .to_vec(),
+            )),
+            None => None,
+        };
+        let spec = SubscriptionSpec {
+            source: Some(d.source.parse().map_err(invalid)?),
+            topic: d.topic.clone(),
+            account: d.account.clone(),
+            name: Some(d.name.clone()),
+            destination_url: d.destination_url.clone(),
+            secret: secret.clone(),
+            channel_id: d.channel_id.clone(),
+            auth: d.auth.clone(),
+            token_header: d.token_header.clone(),
+            dedupe_header: d.dedupe_header.clone(),
+        };
+        let now = self.clock.now();
+        let (mut sub, secret, _) = self.build(spec, now, Origin::Config)?;
+        if secret.is_none() && sub.source == Source::Standard {
+            return Err(invalid("standard subscriptions declared in the file need `secret_env`"));
+        }
+        let db = self.store.db()?;
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let by_name = repo::find_by_key(&tx, &repo::name_key(&sub.name))?;
+        let by_natural = match repo::natural_key(&sub) {
+            Some(k) => repo::find_by_key(&tx, &k)?,
+            None => None,
+        };
+        match by_name.or(by_natural).map(|id| repo::get_in(&tx, id)).transpose()?.flatten() {
+            Some(found) if found.origin == Origin::Config || found.origin == Origin::Discovered => {
+                sub.id = found.id;
+                sub.created_at = found.created_at;
+                sub.last_verified_at = found.last_verified_at;
+                sub.consecutive_failures = found.consecutive_failures;
+                let unchanged = Subscription { updated_at: found.updated_at, ..sub.clone() } == found;
+                if unchanged {
+                    sub.updated_at = found.updated_at;
+                } else {
+                    repo::update(&tx, &found, &sub)?;
+                }
+            }
+            Some(found) => {
+                return Err(invalid(format!(
+                    "it clashes with `{}` ({}), which was created through the API; rename one of them",
+                    found.name, found.id
+                )));
+            }
+            None => repo::insert(&tx, &sub)?,
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok((sub, secret))
+    }
+
+    /// Builds the registry: stored subscriptions with their unsealed secrets, the declared ones with the
+    /// secrets from the environment, and the Shopify app secrets.
+    pub fn load_registry(&self, declared: Vec<Entry>, settings: &Settings) -> Result<Registry, ControlError> {
+        let db = self.store.db()?;
+        let subs = repo::list(&db)?;
+        let secrets = repo::all_secrets(&db)?;
+        let mut entries: Vec<Entry> = declared;
+        for sub in subs {
+            if entries.iter().any(|e| e.sub.id == sub.id) {
+                continue;
+            }
+            let mut held = Vec::new();
+            for (_, slot, stored) in secrets.iter().filter(|(id, _, _)| *id == sub.id) {
+                let plain = self.master_key.open(&stored.sealed, &sub.id.to_string()).map_err(|e| {
+                    invalid(format!(
+                        "subscription `{}`: {e} (is HOOKPLANE_MASTER_KEY the key this data was sealed with?)",
+                        sub.name
+                    ))
+                })?;
+                let label = if *slot == SLOT_PREVIOUS { "previous" } else { "current" };
+                held.push(held_from(&sub, label, &plain, &stored.digest, Some(stored.created_at), stored.expires_at)?);
+            }
+            held.sort_by_key(|h| h.label != "current");
+            entries.push(Entry { sub, secrets: held });
+        }
+        let mut app = Vec::new();
+        for (label, s) in
+            [("app", &settings.env.shopify_secret), ("app_previous", &settings.env.shopify_secret_previous)]
+        {
+            if let Some(s) = s {
+                let fingerprint = self.digest_of(s)?.fingerprint();
+                app.push(HeldSecret { label, key: s.clone(), expires_at: None, fingerprint, created_at: None });
+            }
+        }
+        Ok(Registry::new(entries, app))
+    }
+}
+
+/// The key ingest verifies with: Standard Webhooks secrets are base64 behind `whsec_`, others are used as is.
+fn held_from(
+    sub: &Subscription,
+    label: &'static str,
+    secret: &SecretBytes,
+    digest: &SecretDigest,
+    created_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+) -> Result<HeldSecret, ControlError> {
+    let key = match sub.source {
+        Source::Standard => {
+            let text = std::str::from_utf8(secret.expose()).map_err(|_| invalid("the stored secret is not text"))?;
+            SecretBytes::new(standard::decode_secret(text).map_err(invalid)?)
+        }
+        _ => secret.clone(),
+    };
+    Ok(HeldSecret { label, key, expires_at, fingerprint: digest.fingerprint(), created_at })
+}
+
+fn required(field: &str, value: &str) -> Result<String, ControlError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(invalid(format!("`{field}` is required")));
+    }
+    if v.len() > MAX_FIELD || v.chars().any(char::is_control) {
+        return Err(invalid(format!("`{field}` must be at most {MAX_FIELD} bytes of printable text")));
+    }
+    Ok(v.to_owned())
+}
+
+fn validate_url(url: &str) -> Result<String, ControlError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid(format!("`destination_url` must be an http:// or https:// URL, not `{url}`")))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(format!("`destination_url` is not a usable URL: `{url}`")));
+    }
+    Ok(url.to_owned())
+}
+
+fn validate_header_name(field: &str, name: &str) -> Result<(), ControlError> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    if ok { Ok(()) } else { Err(invalid(format!("`{field}` must be a header name such as `X-Api-Key`, not `{name}`"))) }
+}

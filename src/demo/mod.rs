@@ -1,0 +1,312 @@
+//! `hookplane serve --demo …`: a throwaway instance seeded with a scenario. Deliveries go in through the
+//! real ingest path (verification, dedupe, group commit), with a clock that walks through the last day;
+//! their processing history is then written as the queue would have left it.
+
+pub mod factories;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use redb::ReadableTable as _;
+
+use self::factories::{Factory, SignedRequest};
+use crate::app::Core;
+use crate::config::Settings;
+use crate::connectors::Headers;
+use crate::control::SubscriptionSpec;
+use crate::domain::subscription::Subscription;
+use crate::domain::{Clock, DeliveryStatus, ManualClock, Source, SubscriptionStatus, Timestamp};
+use crate::ingest::RequestMeta;
+use crate::ingest::writer::Stored;
+use crate::secrets::{MasterKey, SecretBytes};
+use crate::storage::{StoreError, subscriptions, tables};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// A day of healthy traffic from Shopify, Zoho and a Standard Webhooks sender.
+    Base,
+    /// The same, with the orders destination failing for the last two hours.
+    Failing,
+    /// Subscriptions and secrets, no deliveries yet.
+    Empty,
+}
+
+pub const SHOP: &str = "hookplane-demo.myshopify.com";
+/// Throwaway credentials of the demo; printed at start so requests can be signed by hand.
+pub const SHOPIFY_SECRET: &str = "demo-shopify-client-secret";
+pub const ZOHO_LEADS_TOKEN: &str = "demo-zoho-leads-token";
+pub const ZOHO_DEALS_TOKEN: &str = "demo-zoho-deals-token";
+pub const ZOHO_BOOKS_TOKEN: &str = "demo-zoho-books-token";
+pub const STANDARD_SECRET: &str = "whsec_ZGVtby1zdGFuZGFyZC13ZWJob29rcy1zZWNyZXQ=";
+pub const LEADS_CHANNEL: &str = "1000000068001";
+pub const DEALS_CHANNEL: &str = "1000000068002";
+
+/// What the demo prints for its user.
+pub struct DemoInfo {
+    pub scenario: Scenario,
+    pub admin_token: String,
+}
+
+impl DemoInfo {
+    pub fn banner(&self, settings: &Settings) -> String {
+        let base = format!("http://{}", settings.listen);
+        format!(
+            "\nHookplane demo ({:?}) on {base}, data in {} (deleted on exit)\n\
+             \n  API token:   {token}\n  Deliveries:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/deliveries\n  \
+             API docs:    {base}/api/docs\n\
+             \n  Shopify client secret:      {SHOPIFY_SECRET}\n  Zoho Leads channel token:   {ZOHO_LEADS_TOKEN} (channel {LEADS_CHANNEL})\n  \
+             Standard Webhooks secret:   {STANDARD_SECRET} (POST {base}/ingest/billing-events)\n",
+            self.scenario,
+            settings.data_dir.display(),
+            token = self.admin_token,
+        )
+    }
+}
+
+/// Points `settings` at a throwaway data directory with throwaway keys and demo credentials.
+pub fn prepare(settings: &mut Settings, dir: &Path, scenario: Scenario) -> anyhow::Result<DemoInfo> {
+    settings.data_dir = dir.join("data");
+    settings.master_key_file = Default::default();
+    settings.env.master_key = Some(MasterKey::generate().to_hex());
+    if settings.env.shopify_secret.is_none() {
+        settings.env.shopify_secret = Some(SecretBytes::new(SHOPIFY_SECRET.as_bytes().to_vec()));
+    }
+    let admin_token = match &settings.env.admin_token {
+        Some(t) => String::from_utf8_lossy(t.expose()).into_owned(),
+        None => {
+            let t = format!("hp_demo_{}", crate::hex::encode(&rand::random::<[u8; 16]>()));
+            settings.env.admin_token = Some(SecretBytes::new(t.clone().into_bytes()));
+            t
+        }
+    };
+    Ok(DemoInfo { scenario, admin_token })
+}
+
+/// Seeds `settings.data_dir` with `scenario`, using a clock that ends at `now.now()`.
+pub fn seed(settings: &Settings, scenario: Scenario, now: &dyn Clock) -> anyhow::Result<()> {
+    let end = now.now();
+    let clock = Arc::new(ManualClock::new(end.plus_millis(-24 * 3_600_000)));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let core = Core::start(settings.clone(), clock.clone()).await?;
+        let result = seed_with(&core, &clock, scenario, end).await;
+        core.stop().await?;
+        result
+    })
+}
+
+struct Subs {
+    orders: Subscription,
+    failing_destination: bool,
+}
+
+async fn seed_with(core: &Core, clock: &ManualClock, scenario: Scenario, end: Timestamp) -> anyhow::Result<()> {
+    let subs = create_subscriptions(core).await?;
+    if scenario == Scenario::Empty {
+        return Ok(());
+    }
+    let mut f = Factory::new(42);
+    let start = clock.now();
+    let mut t = start;
+    let mut order_number = 1001;
+    let mut stored = Vec::new();
+    // About one event every six minutes over the day, in a realistic mix.
+    let mut i = 0u64;
+    while t < end.plus_millis(-60_000) {
+        let req = match i % 10 {
+            0..=4 => {
+                order_number += 1;
+                let body = f.shopify_order(order_number, t);
+                factories::shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), &f.uuid(), t)
+            }
+            5 => factories::shopify_request(
+                "products/update",
+                SHOP,
+                f.shopify_product(t),
+                SHOPIFY_SECRET.as_bytes(),
+                &f.uuid(),
+                t,
+            ),
+            6 => factories::shopify_request(
+                "customers/create",
+                SHOP,
+                f.shopify_customer(t),
+                SHOPIFY_SECRET.as_bytes(),
+                &f.uuid(),
+                t,
+            ),
+            7 => factories::zoho_channel_request(f.zoho_notification(
+                "Leads",
+                "insert",
+                LEADS_CHANNEL,
+                ZOHO_LEADS_TOKEN,
+                t,
+            )),
+            8 => factories::zoho_channel_request(f.zoho_notification(
+                "Deals",
+                "update",
+                DEALS_CHANNEL,
+                ZOHO_DEALS_TOKEN,
+                t,
+            )),
+            _ => {
+                let id = format!("msg_{}", f.uuid().replace('-', ""));
+                factories::standard_request(
+                    "billing-events",
+                    STANDARD_SECRET,
+                    &id,
+                    t,
+                    f.standard_event("invoice.paid", t),
+                )
+            }
+        };
+        clock.set(t);
+        stored.push((send(core, &req).await?, t));
+        if i.is_multiple_of(40) {
+            let topic = ["customers/data_request", "customers/redact", "shop/redact"][(i / 40 % 3) as usize];
+            let body = f.shopify_compliance(topic, SHOP);
+            let req = factories::shopify_request(topic, SHOP, body, SHOPIFY_SECRET.as_bytes(), &f.uuid(), t);
+            stored.push((send(core, &req).await?, t));
+        }
+        if i % 25 == 3 {
+            // Zoho Books sends a workflow webhook with a shared token.
+            let req =
+                factories::zoho_token_request("zoho-books-invoices", "X-Api-Key", ZOHO_BOOKS_TOKEN, f.zoho_invoice(t));
+            stored.push((send(core, &req).await?, t));
+        }
+        i += 1;
+        t = t.plus_millis(300_000 + (i * 7_919 % 120) as i64 * 1_000);
+    }
+    let failing = Subs { failing_destination: scenario == Scenario::Failing, ..subs };
+    write_history(core, &failing, &stored, end).await
+}
+
+async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
+    let spec = |source, topic: &str, account: &str, name: &str| SubscriptionSpec {
+        source: Some(source),
+        topic: topic.into(),
+        account: account.into(),
+        name: Some(name.into()),
+        ..SubscriptionSpec::default()
+    };
+    let sync = "http://127.0.0.1:9000/webhooks";
+    let orders = core
+        .control
+        .create(SubscriptionSpec {
+            destination_url: Some(format!("{sync}/shopify")),
+            ..spec(Source::Shopify, "orders/create", SHOP, "shop-orders")
+        })
+        .await?
+        .subscription;
+    for (topic, name) in [
+        ("products/update", "shop-products"),
+        ("customers/create", "shop-customers"),
+        ("customers/data_request", "shop-gdpr-data-request"),
+        ("customers/redact", "shop-gdpr-customers-redact"),
+        ("shop/redact", "shop-gdpr-shop-redact"),
+    ] {
+        core.control.create(spec(Source::Shopify, topic, SHOP, name)).await?;
+    }
+    for (topic, channel, token, name) in [
+        ("Leads.all", LEADS_CHANNEL, ZOHO_LEADS_TOKEN, "zoho-leads"),
+        ("Deals.all", DEALS_CHANNEL, ZOHO_DEALS_TOKEN, "zoho-deals"),
+    ] {
+        core.control
+            .create(SubscriptionSpec {
+                channel_id: Some(channel.into()),
+                secret: Some(SecretBytes::new(token.as_bytes().to_vec())),
+                destination_url: Some(format!("{sync}/zoho")),
+                ..spec(Source::Zoho, topic, "org-60012345", name)
+            })
+            .await?;
+    }
+    core.control
+        .create(SubscriptionSpec {
+            token_header: Some("X-Api-Key".into()),
+            secret: Some(SecretBytes::new(ZOHO_BOOKS_TOKEN.as_bytes().to_vec())),
+            ..spec(Source::Zoho, "invoices", "org-60012345", "zoho-books-invoices")
+        })
+        .await?;
+    core.control
+        .create(SubscriptionSpec {
+            secret: Some(SecretBytes::new(STANDARD_SECRET.as_bytes().to_vec())),
+            destination_url: Some(format!("{sync}/billing")),
+            ..spec(Source::Standard, "invoice.paid", "billing-service", "billing-events")
+        })
+        .await?;
+    Ok(Subs { orders, failing_destination: false })
+}
+
+async fn send(core: &Core, req: &SignedRequest) -> anyhow::Result<Stored> {
+    let headers: &dyn Headers = &req.headers;
+    let meta = RequestMeta { path: req.path.clone(), ..RequestMeta::default() };
+    let result = if req.path == "/shopify/webhook" {
+        core.ingest.shopify(&meta, headers, &req.body).await
+    } else if let Some(name) = req.path.strip_prefix("/ingest/") {
+        core.ingest.standard(&meta, name, headers, &req.body).await
+    } else {
+        let name = req.path.strip_prefix("/zoho/incoming/");
+        core.ingest.zoho(&meta, name, headers, &req.body).await
+    };
+    result.with_context(|| format!("seeding {} failed", req.path))
+}
+
+/// Writes the processing history the queue would have produced: mostly first-try successes, a few
+/// successes after retries, and, when the scenario says so, a failing orders destination.
+async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)], end: Timestamp) -> anyhow::Result<()> {
+    let db = core.store.db()?;
+    let orders = subs.orders.id;
+    let failing = subs.failing_destination;
+    let fail_from = end.plus_millis(-2 * 3_600_000);
+    let items: Vec<(Stored, Timestamp)> = stored.to_vec();
+    let consecutive = tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
+        let tx = db.begin_write()?;
+        let mut consecutive = 0u32;
+        {
+            let mut t = tx.open_table(tables::DELIVERIES.def())?;
+            for (n, (s, at)) in items.iter().enumerate() {
+                let Some(raw) = t.get(s.delivery_id.as_u128())?.map(|v| v.value().to_vec()) else { continue };
+                let mut d = tables::DELIVERIES.decode(&raw)?;
+                if d.status != DeliveryStatus::Queued {
+                    continue;
+                }
+                let latency = 40 + (n as u32 * 37 % 260);
+                let fails = failing && s.subscription_id == orders && *at >= fail_from;
+                if fails {
+                    consecutive += 1;
+                    d.status =
+                        if consecutive.is_multiple_of(4) { DeliveryStatus::Retrying } else { DeliveryStatus::Failed };
+                    d.attempt_count = if d.status == DeliveryStatus::Failed { 8 } else { 3 };
+                    let code = [500u16, 502, 503][n % 3];
+                    d.response_code = Some(code);
+                    d.error_message = Some(format!("destination answered {code}"));
+                    d.latency_ms = Some(latency * 4);
+                } else {
+                    d.status = DeliveryStatus::Succeeded;
+                    d.attempt_count = if n % 17 == 5 { 2 } else { 1 };
+                    d.response_code = Some(200);
+                    d.latency_ms = Some(latency);
+                }
+                d.last_attempted_at = Some(at.plus_millis(i64::from(latency)));
+                t.insert(s.delivery_id.as_u128(), tables::DELIVERIES.encode(&d)?.as_slice())?;
+            }
+            // The queue would have drained these jobs: the demo has no processing service to hand them to.
+            tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;
+            tx.open_table(tables::JOBS.def())?.retain(|_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(consecutive)
+    })
+    .await??;
+    if failing {
+        let db = core.store.db()?;
+        let before = subscriptions::get(&db, orders)?.context("the orders subscription vanished")?;
+        let after =
+            Subscription { status: SubscriptionStatus::Failing, consecutive_failures: consecutive, ..before.clone() };
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        subscriptions::update(&tx, &before, &after)?;
+        tx.commit().map_err(StoreError::from)?;
+    }
+    Ok(())
+}

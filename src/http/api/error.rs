@@ -1,0 +1,59 @@
+use poem_openapi::ApiResponse;
+use poem_openapi::payload::Json;
+
+use crate::control::ControlError;
+use crate::http::problem::{Kind, Problem};
+use crate::storage::StoreError;
+
+/// The errors any operation can answer with, as problem documents.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request is malformed or a value is invalid; `detail` says which.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// Missing or invalid bearer token.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// No such resource.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with existing state (a name or key already taken).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// An internal error; the server log has the details.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+    /// Storage cannot be reached right now; retry after the given number of seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u32),
+}
+
+impl ApiError {
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::BadRequest(Json(Problem::new(Kind::InvalidRequest, detail)))
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::NotFound(Json(Problem::new(Kind::NotFound, detail)))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let p = Problem::from(&e);
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable(Json(p), 5),
+            StoreError::Conflict(_) => ApiError::Conflict(Json(p)),
+            _ => ApiError::Internal(Json(p)),
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Invalid(msg) => ApiError::bad_request(msg),
+            ControlError::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The operator API, described by poem-openapi. One module per resource; each operation has its own
+//! response enum and an explicit `operation_id`; every operation requires [`auth::ApiAuth`].
+
+pub mod auth;
+mod deliveries;
+mod error;
+mod rejections;
+mod subscriptions;
+mod types;
+
+use poem_openapi::{OpenApiService, Tags};
+
+pub use error::ApiError;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Verified inbound events and their exact bodies.
+    Deliveries,
+    /// Provider-side registrations that send events, with their secrets (write-only).
+    Subscriptions,
+    /// Requests that were refused, by cause.
+    Rejections,
+}
+
+pub type Apis = (deliveries::DeliveriesApi, subscriptions::SubscriptionsApi, rejections::RejectionsApi);
+
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (deliveries::DeliveriesApi, subscriptions::SubscriptionsApi, rejections::RejectionsApi),
+        "Hookplane",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "The operator API of Hookplane, a webhooks control plane. Authenticate with `Authorization: Bearer <token>`. \
+         Errors are RFC 9457 problem documents whose `code` is stable.",
+    )
+    .server("/api")
+}
+
+/// The OpenAPI document, as committed in `docs/openapi.json`.
+pub fn spec_json() -> String {
+    service().spec()
+}

@@ -1,0 +1,307 @@
+//! Request and response objects of the API, kept apart from the domain types they are made from.
+
+use poem_openapi::{Enum, Object};
+
+use crate::domain::subscription::{Destination, Origin, ZohoAuth};
+use crate::domain::{self, Delivery, RejectCause, Subscription, Timestamp};
+use crate::ingest::registry::HeldSecret;
+use crate::storage::records::RejectionSample;
+
+macro_rules! mirror_enum {
+    ($(#[$doc:meta])* $api:ident <=> $domain:path { $($v:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+        #[oai(rename_all = "snake_case")]
+        pub enum $api { $($v),* }
+
+        impl From<$domain> for $api {
+            fn from(v: $domain) -> Self {
+                match v { $(<$domain>::$v => $api::$v),* }
+            }
+        }
+
+        impl From<$api> for $domain {
+            fn from(v: $api) -> Self {
+                match v { $($api::$v => <$domain>::$v),* }
+            }
+        }
+    };
+}
+
+mirror_enum!(
+    /// The provider that sent a delivery.
+    Source <=> domain::Source { Shopify, Zoho, Standard }
+);
+mirror_enum!(
+    /// `queued` → `processing` → `succeeded` | `retrying` → `failed`; `stored` when the destination is `store`.
+    DeliveryStatus <=> domain::DeliveryStatus { Queued, Processing, Succeeded, Retrying, Failed, Stored }
+);
+mirror_enum!(
+    SubscriptionStatus <=> domain::SubscriptionStatus { Active, Failing, HandshakeFailed, Expiring, Paused, Discovered }
+);
+mirror_enum!(
+    /// Where a subscription came from: the configuration file, the API or command line, or discovery.
+    SubscriptionOrigin <=> Origin { Config, Api, Discovered }
+);
+mirror_enum!(
+    RejectionCause <=> RejectCause {
+        SignatureMissing, SignatureInvalid, TimestampOutOfTolerance, UnknownSubscription, PayloadTooLarge,
+        EmptyBody, HeaderMissing, HeaderMalformed, BodyMalformed, StorageUnavailable,
+    }
+);
+
+fn time(t: Timestamp) -> String {
+    t.to_rfc3339()
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// One verified inbound event.
+#[derive(Object, Debug, Clone)]
+pub struct DeliveryOut {
+    /// `dlv_…`; ids sort by arrival.
+    pub id: String,
+    pub subscription_id: String,
+    pub source: Source,
+    pub topic: String,
+    /// The provider's per-delivery id, used to drop repeats (`X-Shopify-Webhook-Id`, `webhook-id`, …).
+    pub provider_delivery_id: Option<String>,
+    /// The provider's event id, shared by deliveries of one event (`X-Shopify-Event-Id`).
+    pub event_id: Option<String>,
+    /// Shop domain, Zoho org, or sender.
+    pub account: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    /// RFC 3339.
+    pub received_at: String,
+    pub last_attempted_at: Option<String>,
+    pub response_code: Option<u16>,
+    pub latency_ms: Option<u32>,
+    /// Size of the exact body in bytes.
+    pub size_bytes: u64,
+    pub content_type: Option<String>,
+    /// Hex SHA-256 of the exact body.
+    pub body_sha256: String,
+    /// The first 4 KB of the body as text.
+    pub preview: String,
+    /// The preview is shorter than the body; fetch `/deliveries/{id}/body` for all of it.
+    pub preview_truncated: bool,
+    pub error_message: Option<String>,
+    /// `provider`, or the operator who replayed it.
+    pub initiated_by: String,
+    /// Which secret verified it: `current`, `previous`, `app`, `app_previous`.
+    pub verified_with: String,
+    /// The request headers as received, without credentials. Only in the single-delivery answer.
+    #[oai(skip_serializing_if_is_none)]
+    pub headers: Option<Vec<Header>>,
+}
+
+impl DeliveryOut {
+    pub fn new(d: Delivery, with_headers: bool) -> Self {
+        Self {
+            id: d.id.to_string(),
+            subscription_id: d.subscription_id.to_string(),
+            source: d.source.into(),
+            topic: d.topic,
+            provider_delivery_id: d.provider_delivery_id,
+            event_id: d.event_id,
+            account: d.account,
+            status: d.status.into(),
+            attempt_count: d.attempt_count,
+            received_at: time(d.received_at),
+            last_attempted_at: d.last_attempted_at.map(time),
+            response_code: d.response_code,
+            latency_ms: d.latency_ms,
+            size_bytes: d.size_bytes,
+            content_type: d.content_type,
+            body_sha256: d.body_sha256,
+            preview: d.preview,
+            preview_truncated: d.preview_truncated,
+            error_message: d.error_message,
+            initiated_by: d.initiated_by,
+            verified_with: d.verified_with,
+            headers: with_headers.then(|| d.headers.into_iter().map(|(name, value)| Header { name, value }).collect()),
+        }
+    }
+}
+
+/// One page of deliveries, newest first.
+#[derive(Object, Debug, Clone)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryOut>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page. A page can be shorter than
+    /// `limit` and still have a cursor when a rare filter needed a long scan.
+    pub next_cursor: Option<String>,
+}
+
+/// A secret as operators see it: never the secret, only its fingerprint and lifetime.
+#[derive(Object, Debug, Clone)]
+pub struct SecretOut {
+    /// `current`, `previous` (still accepted during a rotation overlap), `app` or `app_previous` (the
+    /// Shopify app's client secret from the environment).
+    pub slot: String,
+    /// From the salted argon2id digest of the secret.
+    pub fingerprint: String,
+    pub created_at: Option<String>,
+    /// When a previous secret stops being accepted.
+    pub expires_at: Option<String>,
+}
+
+impl From<&HeldSecret> for SecretOut {
+    fn from(h: &HeldSecret) -> Self {
+        Self {
+            slot: h.label.to_owned(),
+            fingerprint: h.fingerprint.clone(),
+            created_at: h.created_at.map(time),
+            expires_at: h.expires_at.map(time),
+        }
+    }
+}
+
+/// A provider-side registration that sends us events.
+#[derive(Object, Debug, Clone)]
+pub struct SubscriptionOut {
+    /// `sub_…`.
+    pub id: String,
+    /// Unique and URL-safe; usable in place of the id in ingest URLs.
+    pub name: String,
+    pub source: Source,
+    pub topic: String,
+    pub account: String,
+    pub status: SubscriptionStatus,
+    pub origin: SubscriptionOrigin,
+    /// Where the provider must send this subscription's webhooks.
+    pub callback_url: String,
+    /// The processing service's URL; absent means `store` (keep only, consumers pull through the API).
+    pub destination_url: Option<String>,
+    /// Zoho only: `channel`, `token` or `signature`.
+    pub zoho_auth: Option<String>,
+    pub channel_id: Option<String>,
+    pub token_header: Option<String>,
+    pub dedupe_header: Option<String>,
+    /// The secrets requests are verified with.
+    pub secrets: Vec<SecretOut>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_verified_at: Option<String>,
+    pub consecutive_failures: u32,
+}
+
+impl SubscriptionOut {
+    pub fn new(s: Subscription, secrets: &[HeldSecret], public_url: &str) -> Self {
+        let (zoho_auth, channel_id, token_header) = match &s.zoho {
+            None => (None, None, None),
+            Some(ZohoAuth::Channel { channel_id }) => (Some("channel"), Some(channel_id.clone()), None),
+            Some(ZohoAuth::Token { header }) => (Some("token"), None, Some(header.clone())),
+            Some(ZohoAuth::Signature) => (Some("signature"), None, None),
+        };
+        Self {
+            callback_url: format!("{public_url}{}", crate::http::paths::callback_path(&s)),
+            id: s.id.to_string(),
+            name: s.name,
+            source: s.source.into(),
+            topic: s.topic,
+            account: s.account,
+            status: s.status.into(),
+            origin: s.origin.into(),
+            destination_url: match s.destination {
+                Destination::Store => None,
+                Destination::Http { url } => Some(url),
+            },
+            zoho_auth: zoho_auth.map(str::to_owned),
+            channel_id,
+            token_header,
+            dedupe_header: s.dedupe_header,
+            secrets: secrets.iter().map(SecretOut::from).collect(),
+            created_at: time(s.created_at),
+            updated_at: time(s.updated_at),
+            last_verified_at: s.last_verified_at.map(time),
+            consecutive_failures: s.consecutive_failures,
+        }
+    }
+}
+
+/// A subscription to create. For a Shopify shop and topic that is already `discovered`, the discovered
+/// subscription is adopted instead.
+#[derive(Object, Debug, Clone)]
+#[oai(deny_unknown_fields)]
+pub struct SubscriptionIn {
+    pub source: Source,
+    /// `orders/create`, `Leads.all`, `invoice.paid`, …
+    pub topic: String,
+    /// Shop domain (`example.myshopify.com`, or `*` for every shop), Zoho org, or the sender's name.
+    pub account: String,
+    /// 1–64 characters from a-z, 0-9, `-`, `_`. Generated when absent.
+    pub name: Option<String>,
+    /// The processing service's URL; absent or null keeps deliveries in `store`.
+    pub destination_url: Option<String>,
+    /// The signing secret or token. Required for zoho; optional for shopify (the app secret from the
+    /// environment applies to every subscription); for standard, generated and returned once when absent.
+    #[oai(write_only)]
+    pub secret: Option<String>,
+    /// Zoho CRM notification channel id (the token is then echoed in each notification body).
+    pub channel_id: Option<String>,
+    /// Zoho workflow webhooks: `token` (default) or `signature`.
+    pub auth: Option<String>,
+    /// Zoho workflow webhooks: the header carrying the token (default from configuration: `Authorization`).
+    pub token_header: Option<String>,
+    /// A request header holding a per-delivery id, for senders without a standard one.
+    pub dedupe_header: Option<String>,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct SubscriptionCreated {
+    pub subscription: SubscriptionOut,
+    /// A discovered subscription was adopted rather than a new one created.
+    pub adopted: bool,
+    /// The secret Hookplane generated because none was given. Shown this once only.
+    pub generated_secret: Option<String>,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct RejectionCount {
+    pub cause: RejectionCause,
+    pub count: u64,
+}
+
+/// Metadata of a refused request; bodies of refused requests are never kept.
+#[derive(Object, Debug, Clone)]
+pub struct RejectionOut {
+    pub at: String,
+    pub cause: RejectionCause,
+    pub detail: String,
+    pub path: String,
+    pub subscription_id: Option<String>,
+    pub topic: Option<String>,
+    pub remote_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub content_length: Option<u64>,
+}
+
+impl From<RejectionSample> for RejectionOut {
+    fn from(s: RejectionSample) -> Self {
+        Self {
+            at: time(s.at),
+            cause: s.cause.into(),
+            detail: s.detail,
+            path: s.path,
+            subscription_id: s.subscription_id.map(|id| id.to_string()),
+            topic: s.topic,
+            remote_addr: s.remote_addr,
+            user_agent: s.user_agent,
+            content_length: s.content_length,
+        }
+    }
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct RejectionsOut {
+    /// Requests refused since the data directory was created, by cause.
+    pub counts: Vec<RejectionCount>,
+    /// The most recent refused requests, newest first.
+    pub recent: Vec<RejectionOut>,
+}

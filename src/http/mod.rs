@@ -1,0 +1,109 @@
+//! HTTP: the ingest endpoints (authenticated by provider signatures), the operator API (poem-openapi,
+//! bearer tokens), and operations endpoints. Every URL is declared in `paths`.
+
+pub mod api;
+mod ingest;
+mod ops;
+pub mod paths;
+pub mod problem;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use poem::http::HeaderValue;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Middleware, Request, Response, Route, get, post};
+
+use crate::config::Settings;
+use crate::control::Control;
+use crate::domain::{Clock, Timestamp};
+use crate::ingest::Ingest;
+use crate::secrets::SecretBytes;
+use crate::storage::Store;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<Store>,
+    pub ingest: Arc<Ingest>,
+    pub control: Arc<Control>,
+    pub clock: Arc<dyn Clock>,
+    pub admin_token: Option<SecretBytes>,
+    /// False once the writer thread has stopped; `/readyz` reports it.
+    pub writer_alive: Arc<AtomicBool>,
+    pub started_at: Timestamp,
+}
+
+impl AppState {
+    pub fn ready(&self) -> bool {
+        self.store.is_open() && self.writer_alive.load(Ordering::SeqCst)
+    }
+
+    /// The base URL providers reach this instance at, for showing callback URLs.
+    pub fn public_url(&self) -> String {
+        if self.settings.public_url.is_empty() {
+            format!("http://{}", self.settings.listen)
+        } else {
+            self.settings.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
+    let api = api::service();
+    Route::new()
+        .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))
+        .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))
+        .at(paths::ZOHO_INCOMING_SUBSCRIPTION, post(ingest::zoho_subscription))
+        .at(paths::INGEST_SUBSCRIPTION, post(ingest::standard))
+        .at(paths::HEALTHZ, get(ops::healthz))
+        .at(paths::READYZ, get(ops::readyz))
+        .at(paths::VERSION, get(ops::version))
+        .at(paths::OPENAPI_JSON, get(api.spec_endpoint()))
+        .nest(paths::API_DOCS, api.swagger_ui())
+        .nest(paths::API, api.into_endpoint())
+        .catch_all_error(problem::from_poem_error)
+        .with(RequestLog)
+        .data(state)
+}
+
+/// Gives every response an `X-Request-Id` (the caller's, or a new one) and logs each request at debug
+/// level, server errors at warn.
+struct RequestLog;
+
+impl<E: Endpoint> Middleware<E> for RequestLog {
+    type Output = RequestLogEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RequestLogEndpoint(ep)
+    }
+}
+
+struct RequestLogEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let id = req
+            .header("x-request-id")
+            .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned);
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let mut resp = self.0.get_response(req).await;
+        let status = resp.status();
+        let elapsed_us = started.elapsed().as_micros();
+        if status.is_server_error() {
+            tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_us, "request failed");
+        } else {
+            tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_us, "request");
+        }
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        Ok(resp)
+    }
+}

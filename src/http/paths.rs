@@ -1,0 +1,24 @@
+//! Every URL Hookplane serves, in poem's route syntax.
+
+pub const SHOPIFY_WEBHOOK: &str = "/shopify/webhook";
+pub const ZOHO_INCOMING: &str = "/zoho/incoming";
+pub const ZOHO_INCOMING_SUBSCRIPTION: &str = "/zoho/incoming/:subscription";
+pub const INGEST_SUBSCRIPTION: &str = "/ingest/:subscription";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const VERSION: &str = "/version";
+pub const API: &str = "/api";
+pub const OPENAPI_JSON: &str = "/api/openapi.json";
+pub const API_DOCS: &str = "/api/docs";
+
+/// The URL a provider should send a subscription's webhooks to, relative to the public base URL.
+pub fn callback_path(sub: &crate::domain::Subscription) -> String {
+    use crate::domain::Source;
+    use crate::domain::subscription::ZohoAuth;
+    match (sub.source, &sub.zoho) {
+        (Source::Shopify, _) => SHOPIFY_WEBHOOK.to_owned(),
+        (Source::Zoho, Some(ZohoAuth::Channel { .. })) => ZOHO_INCOMING.to_owned(),
+        (Source::Zoho, _) => format!("{ZOHO_INCOMING}/{}", sub.name),
+        (Source::Standard, _) => format!("/ingest/{}", sub.name),
+    }
+}

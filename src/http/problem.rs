@@ -1,0 +1,185 @@
+//! RFC 9457 problem documents: the one place where errors become HTTP statuses and stable types.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::RejectCause;
+use crate::ingest::IngestError;
+use crate::storage::StoreError;
+
+/// Every kind of problem Hookplane answers with. The code is stable: clients match on it (or on `type`,
+/// which embeds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Rejected(RejectCause),
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    InvalidRequest,
+    Conflict,
+    UnsupportedMediaType,
+    Internal,
+}
+
+impl Kind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::Rejected(c) => c.as_str(),
+            Kind::Unauthorized => "unauthorized",
+            Kind::NotFound => "not_found",
+            Kind::MethodNotAllowed => "method_not_allowed",
+            Kind::InvalidRequest => "invalid_request",
+            Kind::Conflict => "conflict",
+            Kind::UnsupportedMediaType => "unsupported_media_type",
+            Kind::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Kind::Rejected(c) => match c {
+                RejectCause::SignatureMissing
+                | RejectCause::SignatureInvalid
+                | RejectCause::TimestampOutOfTolerance => StatusCode::UNAUTHORIZED,
+                RejectCause::UnknownSubscription => StatusCode::NOT_FOUND,
+                RejectCause::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                RejectCause::EmptyBody
+                | RejectCause::HeaderMissing
+                | RejectCause::HeaderMalformed
+                | RejectCause::BodyMalformed => StatusCode::BAD_REQUEST,
+                RejectCause::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::InvalidRequest => StatusCode::BAD_REQUEST,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Rejected(c) => match c {
+                RejectCause::SignatureMissing => "Signature missing",
+                RejectCause::SignatureInvalid => "Signature invalid",
+                RejectCause::TimestampOutOfTolerance => "Timestamp out of tolerance",
+                RejectCause::UnknownSubscription => "Unknown subscription",
+                RejectCause::PayloadTooLarge => "Payload too large",
+                RejectCause::EmptyBody => "Empty body",
+                RejectCause::HeaderMissing => "Required header missing",
+                RejectCause::HeaderMalformed => "Header malformed",
+                RejectCause::BodyMalformed => "Body malformed",
+                RejectCause::StorageUnavailable => "Storage unavailable",
+            },
+            Kind::Unauthorized => "Unauthorized",
+            Kind::NotFound => "Not found",
+            Kind::MethodNotAllowed => "Method not allowed",
+            Kind::InvalidRequest => "Invalid request",
+            Kind::Conflict => "Conflict",
+            Kind::UnsupportedMediaType => "Unsupported media type",
+            Kind::Internal => "Internal error",
+        }
+    }
+}
+
+/// A problem document. `code` repeats the last part of `type` for clients that prefer a plain string.
+#[derive(Debug, Clone, Serialize, poem_openapi::Object)]
+pub struct Problem {
+    /// `urn:hookplane:problem:<code>`.
+    #[serde(rename = "type")]
+    #[oai(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+}
+
+impl Problem {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self {
+            type_: format!("urn:hookplane:problem:{}", kind.code()),
+            title: kind.title().to_owned(),
+            status: kind.status().as_u16(),
+            detail: detail.into(),
+            code: kind.code().to_owned(),
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        let mut resp = Response::builder()
+            .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .content_type("application/problem+json")
+            .body(body);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+            // Providers and clients that honour it come back after a short pause rather than at once.
+            resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.response()
+    }
+}
+
+impl From<&IngestError> for Problem {
+    fn from(e: &IngestError) -> Self {
+        match e {
+            IngestError::Rejected(r) => Problem::new(Kind::Rejected(r.cause), r.detail.clone()),
+            IngestError::Unavailable(why) => Problem::new(
+                Kind::Rejected(RejectCause::StorageUnavailable),
+                format!("the delivery was not stored ({why}); retry it"),
+            ),
+        }
+    }
+}
+
+impl From<&StoreError> for Problem {
+    fn from(e: &StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => {
+                Problem::new(Kind::Rejected(RejectCause::StorageUnavailable), "storage is unavailable; retry shortly")
+            }
+            StoreError::Conflict(msg) => Problem::new(Kind::Conflict, msg.clone()),
+            other => {
+                tracing::error!(error = %other, "storage error while serving a request");
+                Problem::new(Kind::Internal, "an internal error occurred; the server log has the details")
+            }
+        }
+    }
+}
+
+/// Converts poem's own errors (unknown route, wrong method, unparsable parameter, missing credentials) into
+/// problem documents; responses built as problems already pass through untouched.
+pub async fn from_poem_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let kind = match status {
+        StatusCode::NOT_FOUND => Kind::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => Kind::MethodNotAllowed,
+        StatusCode::UNAUTHORIZED => Kind::Unauthorized,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Kind::UnsupportedMediaType,
+        StatusCode::PAYLOAD_TOO_LARGE => Kind::Rejected(RejectCause::PayloadTooLarge),
+        s if s.is_client_error() => Kind::InvalidRequest,
+        _ => Kind::Internal,
+    };
+    let detail = match kind {
+        Kind::NotFound => "no such resource".to_owned(),
+        Kind::Unauthorized => "send `Authorization: Bearer <token>` with a valid API token".to_owned(),
+        Kind::Internal => {
+            tracing::error!(error = %err, "unhandled error");
+            "an internal error occurred; the server log has the details".to_owned()
+        }
+        _ => err.to_string(),
+    };
+    Problem::new(kind, detail).response()
+}

@@ -1,0 +1,305 @@
+//! Group commit: one thread owns every ingest write. It takes whatever is queued while the previous commit
+//! ran, writes it as one redb transaction with full durability, and only then answers each request. No
+//! timer: under light load a batch is one delivery; under heavy load many requests share one fsync.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use redb::{Durability, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::registry::{Entry, SharedRegistry};
+use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
+use crate::domain::{DeliveryId, DeliveryStatus, JobId, Source, SubscriptionId, SubscriptionStatus};
+use crate::jobs::{Job, JobKind, JobState};
+use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
+use crate::storage::records::{MinuteStats, RejectionSample};
+use crate::storage::{Store, StoreError, rejections, stats, subscriptions};
+
+/// Which subscription a verified delivery belongs to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Known(SubscriptionId),
+    /// Verified Shopify traffic for a shop and topic nobody registered: found or created at commit.
+    DiscoverShopify {
+        account: String,
+        topic: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Pending {
+    pub target: Target,
+    pub new: NewDelivery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub delivery_id: DeliveryId,
+    pub subscription_id: SubscriptionId,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("subscription {0} no longer exists")]
+    SubscriptionGone(SubscriptionId),
+    #[error("the writer has stopped")]
+    Stopped,
+}
+
+enum Op {
+    Deliver(Box<Pending>, oneshot::Sender<Result<Stored, WriteError>>),
+    Reject(Box<RejectionSample>),
+    /// Commit everything queued before this, refuse everything after, and end the thread.
+    Stop,
+}
+
+/// The handle request handlers hold. Dropping every handle stops the writer after it drained its queue.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Op>,
+}
+
+impl WriterHandle {
+    /// Queues a delivery and waits for its commit. A full queue is refused at once, so the provider retries
+    /// instead of every request waiting longer.
+    pub async fn deliver(&self, pending: Pending) -> Result<Stored, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.try_send(Op::Deliver(Box::new(pending), reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                WriteError::Store(StoreError::Unavailable("the write queue is full; retry shortly".into()))
+            }
+            mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+        })?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Stops the writer once everything queued so far is committed.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Op::Stop).await;
+    }
+
+    /// Records a rejection when there is room; under a flood, samples are dropped rather than queued.
+    pub fn reject(&self, sample: RejectionSample) {
+        let _ = self.tx.try_send(Op::Reject(Box::new(sample)));
+    }
+}
+
+pub struct Writer {
+    pub handle: WriterHandle,
+    pub thread: JoinHandle<()>,
+}
+
+/// Starts the writer thread. `alive` turns false when it stops, for whatever reason, so readiness reflects it.
+pub fn spawn(
+    store: Arc<Store>,
+    registry: Arc<SharedRegistry>,
+    queue: usize,
+    max_batch: usize,
+    alive: Arc<AtomicBool>,
+) -> std::io::Result<Writer> {
+    let (tx, rx) = mpsc::channel(queue);
+    let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
+        let _alive = AliveGuard(alive);
+        run(&store, &registry, rx, max_batch);
+    })?;
+    Ok(Writer { handle: WriterHandle { tx }, thread })
+}
+
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    let mut stopping = false;
+    while !stopping && let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut pendings = Vec::with_capacity(batch.len());
+        let mut samples = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                Op::Deliver(p, reply) if !stopping => {
+                    pendings.push(*p);
+                    replies.push(reply);
+                }
+                Op::Deliver(_, reply) => {
+                    let _ = reply.send(Err(WriteError::Stopped));
+                }
+                Op::Reject(s) => samples.push(*s),
+                Op::Stop => stopping = true,
+            }
+        }
+        match commit(store, pendings, &samples) {
+            Ok((results, created)) => {
+                for sub in created {
+                    registry.upsert(Entry { sub, secrets: Vec::new() });
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, deliveries = replies.len(), "group commit failed; answering 503");
+                let reopen = e.needs_reopen();
+                for reply in replies {
+                    let _ = reply.send(Err(WriteError::Store(StoreError::Unavailable(e.to_string()))));
+                }
+                if reopen && let Err(e) = store.reopen() {
+                    tracing::error!(error = %e, "reopening the database failed; will retry on the next write");
+                }
+            }
+        }
+    }
+    rx.close();
+    while let Ok(op) = rx.try_recv() {
+        if let Op::Deliver(_, reply) = op {
+            let _ = reply.send(Err(WriteError::Stopped));
+        }
+    }
+}
+
+type Committed = (Vec<Result<Stored, WriteError>>, Vec<Subscription>);
+
+fn commit(store: &Store, pendings: Vec<Pending>, samples: &[RejectionSample]) -> Result<Committed, StoreError> {
+    let db = match store.db() {
+        Ok(db) => db,
+        Err(e) => {
+            // A previous failure left the database closed: try to bring it back before giving up.
+            store.reopen()?;
+            drop(e);
+            store.db()?
+        }
+    };
+    let mut tx = db.begin_write()?;
+    if pendings.is_empty() {
+        // Rejection samples alone are not worth an fsync; the next durable commit carries them.
+        tx.set_durability(Durability::None)?;
+    }
+    let (results, created) = write_batch(&tx, pendings)?;
+    rejections::record(&tx, samples)?;
+    tx.commit()?;
+    Ok((results, created))
+}
+
+fn write_batch(tx: &WriteTransaction, pendings: Vec<Pending>) -> Result<Committed, StoreError> {
+    let mut subs: HashMap<SubscriptionId, Option<Subscription>> = HashMap::new();
+    let mut created = Vec::new();
+    let mut deltas = stats::Deltas::new();
+    let mut results = Vec::with_capacity(pendings.len());
+    let mut writer = DeliveryWriter::open(tx)?;
+    for p in pendings {
+        let sub = match &p.target {
+            Target::Known(id) => match cached(tx, &mut subs, *id)? {
+                Some(s) => s,
+                None => {
+                    results.push(Err(WriteError::SubscriptionGone(*id)));
+                    continue;
+                }
+            },
+            Target::DiscoverShopify { account, topic } => {
+                let key = subscriptions::shopify_key(account, topic);
+                match subscriptions::find_by_key(tx, &key)? {
+                    Some(id) => cached(tx, &mut subs, id)?
+                        .ok_or(StoreError::Corrupt { table: "subscription_keys_v1", detail: key })?,
+                    None => {
+                        let s = discovered(account, topic, &p.new);
+                        subscriptions::insert(tx, &s)?;
+                        subs.insert(s.id, Some(s.clone()));
+                        created.push(s.clone());
+                        s
+                    }
+                }
+            }
+        };
+        let mut new = p.new;
+        let d = &mut new.delivery;
+        d.subscription_id = sub.id;
+        let job = match &sub.destination {
+            Destination::Store => {
+                d.status = DeliveryStatus::Stored;
+                None
+            }
+            Destination::Http { .. } => {
+                d.status = DeliveryStatus::Queued;
+                Some(Job {
+                    id: JobId::new(d.received_at),
+                    kind: JobKind::Deliver,
+                    state: JobState::Ready,
+                    delivery_id: d.id,
+                    subscription_id: sub.id,
+                    run_at: d.received_at,
+                    attempts: 0,
+                    created_at: d.received_at,
+                })
+            }
+        };
+        let minute = new.delivery.received_at.minute();
+        let delta = deltas.entry((sub.id.as_u128(), minute)).or_default();
+        match writer.insert(&new, job.as_ref())? {
+            Inserted::New => {
+                delta.add(&MinuteStats { received: 1, bytes: new.delivery.size_bytes, ..MinuteStats::default() });
+                results.push(Ok(Stored { delivery_id: new.delivery.id, subscription_id: sub.id, duplicate: false }));
+            }
+            Inserted::Duplicate(existing) => {
+                delta.duplicates += 1;
+                results.push(Ok(Stored { delivery_id: existing, subscription_id: sub.id, duplicate: true }));
+            }
+        }
+    }
+    drop(writer);
+    stats::apply(tx, &deltas)?;
+    Ok((results, created))
+}
+
+/// A subscription read once per batch.
+fn cached(
+    tx: &WriteTransaction,
+    subs: &mut HashMap<SubscriptionId, Option<Subscription>>,
+    id: SubscriptionId,
+) -> Result<Option<Subscription>, StoreError> {
+    if let Some(s) = subs.get(&id) {
+        return Ok(s.clone());
+    }
+    let s = subscriptions::get_in(tx, id)?;
+    subs.insert(id, s.clone());
+    Ok(s)
+}
+
+fn discovered(account: &str, topic: &str, first: &NewDelivery) -> Subscription {
+    let at = first.delivery.received_at;
+    let id = SubscriptionId::new(at);
+    Subscription {
+        id,
+        name: default_name(Source::Shopify, topic, id),
+        source: Source::Shopify,
+        topic: topic.to_owned(),
+        account: account.to_owned(),
+        status: SubscriptionStatus::Discovered,
+        destination: Destination::Store,
+        origin: Origin::Discovered,
+        zoho: None,
+        dedupe_header: None,
+        created_at: at,
+        updated_at: at,
+        last_verified_at: Some(at),
+        consecutive_failures: 0,
+        metadata: Default::default(),
+    }
+}

@@ -1,0 +1,188 @@
+//! redb storage: the tables, their migrations, and one repository module per aggregate.
+//!
+//! Every function here is synchronous; async callers go through [`Store::read`] (a blocking-pool hop) or
+//! the ingest writer thread, so the runtime never waits on disk.
+
+pub mod body;
+mod codec;
+pub mod deliveries;
+pub mod migrations;
+pub mod records;
+pub mod rejections;
+pub mod stats;
+pub mod subscriptions;
+pub mod tables;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redb::Database;
+
+pub use codec::RecordTable;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "hookplane.redb";
+
+/// redb's page cache. Bodies are read rarely and index pages often; 64 MiB keeps the hot pages of a million
+/// deliveries in memory while staying well inside the resident-memory goal.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The disk refused a write (full, read-only, failing) or the database is being reopened after that.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data in `{table}` cannot be read: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error(
+        "the data directory was written by a newer Hookplane (schema version {found}; this build knows up to {known}); \
+         run the newer version or restore a backup"
+    )]
+    Downgrade { found: u64, known: u64 },
+    #[error("another Hookplane process is using {0}")]
+    Locked(PathBuf),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Errors after which the open database must be dropped and reopened before anything can commit.
+    pub fn needs_reopen(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                classify(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::TableError,
+    redb::SetDurabilityError
+);
+
+fn classify(e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Io(io) => StoreError::Unavailable(io.to_string()),
+        redb::Error::PreviousIo => StoreError::Unavailable("an earlier write failed; reopening the database".into()),
+        redb::Error::DatabaseClosed => StoreError::Unavailable("the database is closed".into()),
+        redb::Error::Corrupted(detail) => StoreError::Corrupt { table: "(redb)", detail },
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// The open database, and the means to reopen it after an I/O failure (redb refuses every write after one
+/// until the file is reopened, which also repairs it).
+pub struct Store {
+    path: PathBuf,
+    db: RwLock<Option<Arc<Database>>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and applies pending migrations.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let db = open_database(&path)?;
+        migrations::migrate(&db)?;
+        Ok(Self { path, db: RwLock::new(Some(Arc::new(db))) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The database, or `Unavailable` while it is being reopened.
+    pub fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .map_err(|_| StoreError::Other("storage lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the database is being reopened after a failed write".into()))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.db.read().is_ok_and(|g| g.is_some())
+    }
+
+    /// Runs `f` on the blocking pool.
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&*store.db()?))
+            .await
+            .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
+    }
+
+    /// Drops the database and opens it again. Readers still holding it are waited for, briefly; if they do
+    /// not let go the old handle stays and the caller tries again later.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self.db.write().map_err(|_| StoreError::Other("storage lock poisoned".into()))?;
+        if let Some(current) = slot.take() {
+            match wait_for_sole_owner(current) {
+                Ok(db) => drop(db),
+                Err(current) => {
+                    *slot = Some(current);
+                    return Err(StoreError::Unavailable("readers still hold the database".into()));
+                }
+            }
+        }
+        let db = open_database(&self.path)?;
+        *slot = Some(Arc::new(db));
+        tracing::warn!(path = %self.path.display(), "database reopened after a storage failure");
+        Ok(())
+    }
+
+    /// Closes the database cleanly, so the next start needs no repair.
+    pub fn close(&self) {
+        if let Ok(mut slot) = self.db.write()
+            && let Some(db) = slot.take()
+        {
+            match wait_for_sole_owner(db) {
+                Ok(db) => drop(db),
+                Err(_) => tracing::warn!("database still in use at shutdown; it will be repaired on next start"),
+            }
+        }
+    }
+}
+
+fn wait_for_sole_owner(mut db: Arc<Database>) -> Result<Database, Arc<Database>> {
+    // Readers hold the handle for one request at most; 200 × 10 ms is far longer than any of them.
+    for _ in 0..200 {
+        match Arc::try_unwrap(db) {
+            Ok(inner) => return Ok(inner),
+            Err(shared) => db = shared,
+        }
+        #[allow(clippy::disallowed_methods)] // a blocking wait on the writer or shutdown thread, never the runtime
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(db)
+}
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    match builder.create(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path.to_path_buf())),
+        Err(redb::DatabaseError::Storage(e)) => Err(StoreError::from(e)),
+        Err(e) => Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
+    }
+}
