@@ -1,0 +1,14 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a real redb file in a temporary directory,
+//! spoken to over HTTP. One binary, one module per area.
+
+// A panic in a test is a failed assertion with a line number; helpers outside #[test] fns count too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod openapi;
+mod process;
+mod shopify;
+mod standard;
+mod storage;
+mod support;
+mod zoho;

@@ -1,0 +1,323 @@
+//! Tests against the real binary in its own process: kill -9 under load, a disk that refuses writes, and
+//! SIGTERM.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hookplane::demo::factories::{Factory, SignedRequest, shopify_request};
+use tokio::sync::Notify;
+
+use crate::support::{ADMIN_TOKEN, MASTER_KEY, SHOPIFY_SECRET, now};
+
+const SHOP: &str = "crash-shop.myshopify.com";
+
+struct Proc {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    /// Starts `hookplane serve` on `dir`, optionally through `bash -c` with a file-size limit in KiB (and
+    /// SIGXFSZ ignored, so the limit shows up as a failed write, as a full disk does).
+    fn start(dir: &Path, file_limit_kib: Option<u64>) -> Self {
+        let bin = env!("CARGO_BIN_EXE_hookplane");
+        let mut cmd = match file_limit_kib {
+            None => {
+                let mut c = Command::new(bin);
+                c.arg("serve");
+                c
+            }
+            Some(kib) => {
+                let mut c = Command::new("bash");
+                c.args(["-c", &format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" serve"), bin]);
+                c
+            }
+        };
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOOKPLANE_LISTEN", "127.0.0.1:0")
+            .env("HOOKPLANE_DATA_DIR", dir)
+            .env("HOOKPLANE_MASTER_KEY", MASTER_KEY)
+            .env("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
+            .env("HOOKPLANE_SECRETS__DIGEST_MEMORY_KIB", "64")
+            .env("HOOKPLANE_SECRETS__DIGEST_ITERATIONS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("Hookplane is listening")
+                    && let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr="))
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv().expect("the server exited before listening");
+        Self { child, base: format!("http://{addr}"), log, reader: Some(reader) }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+        let status = self.child.wait().unwrap();
+        // The reader ends at end of output, so the log is complete once it is joined.
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        let log = self.log.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+impl Drop for Proc {
+    /// A failing test must not leave a server running (it would hold the test's output open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    req: &SignedRequest,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
+    let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone());
+    for (k, v) in &req.headers {
+        r = r.header(k, v);
+    }
+    let resp = r.send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+}
+
+#[derive(Default)]
+struct Ledger {
+    acked: Mutex<HashMap<String, Vec<u8>>>,
+    unacked: Mutex<Vec<SignedRequest>>,
+    refused: Mutex<Vec<(u16, serde_json::Value, SignedRequest)>>,
+}
+
+/// One round of load: stops when told, and says when `target` acknowledgements were reached.
+struct Round {
+    stop: AtomicBool,
+    acks: AtomicUsize,
+    reached: Notify,
+    target: usize,
+}
+
+/// Sends unique signed orders from `workers` tasks until the round stops, recording what was acknowledged.
+async fn load(base: String, ledger: Arc<Ledger>, workers: usize, seed: u64, round: Arc<Round>) {
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (client, base, ledger, round) = (client.clone(), base.clone(), Arc::clone(&ledger), Arc::clone(&round));
+        tasks.push(tokio::spawn(async move {
+            let mut f = Factory::new(seed * 1000 + w as u64);
+            let mut n = 0u64;
+            while !round.stop.load(Ordering::SeqCst) {
+                n += 1;
+                let id = format!("s{seed}-w{w}-n{n}");
+                let body = f.shopify_order(1000 + n, now());
+                let req = shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), &id, now());
+                match post(&client, &base, &req).await {
+                    Ok((200, _)) => {
+                        ledger.acked.lock().unwrap().insert(id, req.body);
+                        if round.acks.fetch_add(1, Ordering::SeqCst) + 1 >= round.target {
+                            round.reached.notify_one();
+                        }
+                    }
+                    Ok((status, body)) => ledger.refused.lock().unwrap().push((status, body, req)),
+                    Err(_) => {
+                        ledger.unacked.lock().unwrap().push(req);
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Every acknowledged delivery is stored once with its exact bytes; returns how many deliveries exist.
+async fn verify(base: &str, acked: &HashMap<String, Vec<u8>>) -> usize {
+    let client = reqwest::Client::new();
+    let mut by_provider: HashMap<String, Vec<String>> = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}/api/v1/deliveries?limit=500&cursor={c}"),
+            None => format!("{base}/api/v1/deliveries?limit=500"),
+        };
+        let page: serde_json::Value =
+            serde_json::from_str(&client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap())
+                .unwrap();
+        for d in page["items"].as_array().unwrap() {
+            by_provider
+                .entry(d["provider_delivery_id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(d["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    for (provider_id, ids) in &by_provider {
+        assert_eq!(ids.len(), 1, "{provider_id} stored {} times", ids.len());
+    }
+    for (provider_id, body) in acked {
+        let ids = by_provider.get(provider_id).unwrap_or_else(|| panic!("acknowledged {provider_id} is missing"));
+        let got = client
+            .get(format!("{base}/api/v1/deliveries/{}/body", ids[0]))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), body.as_slice(), "{provider_id} body differs");
+    }
+    by_provider.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_deliveries_survive_kill_9_repeatedly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(Ledger::default());
+    // Three rounds: each kills the server while 16 clients are sending, at whatever point a commit is in.
+    for round in 1..=3u64 {
+        let proc = Proc::start(dir.path(), None);
+        let r = Arc::new(Round {
+            stop: AtomicBool::new(false),
+            acks: AtomicUsize::new(0),
+            reached: Notify::new(),
+            target: 150,
+        });
+        let load = tokio::spawn(load(proc.base.clone(), Arc::clone(&ledger), 16, round, Arc::clone(&r)));
+        r.reached.notified().await;
+        proc.kill9();
+        r.stop.store(true, Ordering::SeqCst);
+        load.await.unwrap();
+    }
+    assert!(
+        ledger.refused.lock().unwrap().is_empty(),
+        "nothing was refused: {:?}",
+        ledger.refused.lock().unwrap().first().map(|r| (r.0, r.1.clone()))
+    );
+
+    let proc = Proc::start(dir.path(), None);
+    let acked = ledger.acked.lock().unwrap().clone();
+    assert!(acked.len() >= 450);
+    let stored = verify(&proc.base, &acked).await;
+    assert!(stored >= acked.len());
+
+    // What was in flight at a kill is retried, as a provider would: accepted, stored once.
+    let client = reqwest::Client::new();
+    let retries = ledger.unacked.lock().unwrap().clone();
+    for req in &retries {
+        let (status, body) = post(&client, &proc.base, req).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut all = acked.clone();
+    for req in retries {
+        all.insert(req.header("x-shopify-webhook-id").unwrap().to_owned(), req.body);
+    }
+    assert_eq!(verify(&proc.base, &all).await, stored.max(all.len()));
+    proc.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disk_that_refuses_writes_gets_503_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, _) = Proc::start(dir.path(), None).terminate();
+    assert!(status.success());
+    let size = std::fs::metadata(dir.path().join("hookplane.redb")).unwrap().len();
+
+    // Room for a little growth, then every write that extends the file fails (EFBIG, as ENOSPC would).
+    let proc = Proc::start(dir.path(), Some(size / 1024 + 256));
+    let ledger = Arc::new(Ledger::default());
+    let client = reqwest::Client::new();
+    let mut f = Factory::new(99);
+    let mut first_refusal = None;
+    for n in 0..20_000u64 {
+        let id = format!("disk-{n}");
+        let req =
+            shopify_request("orders/create", SHOP, f.shopify_order(n, now()), SHOPIFY_SECRET.as_bytes(), &id, now());
+        let (status, body) = post(&client, &proc.base, &req).await.unwrap();
+        match status {
+            200 => {
+                ledger.acked.lock().unwrap().insert(id, req.body);
+            }
+            503 => {
+                first_refusal = Some((body, req));
+                break;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let (problem, refused) = first_refusal.expect("the size limit was never reached");
+    assert_eq!(problem["code"], "storage_unavailable", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("retry"));
+    // It keeps refusing rather than pretending.
+    let (again, _) = post(&client, &proc.base, &refused).await.unwrap();
+    assert_eq!(again, 503);
+    proc.kill9();
+
+    let proc = Proc::start(dir.path(), None);
+    let acked = ledger.acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    verify(&proc.base, &acked).await;
+    let (status, body) = post(&client, &proc.base, &refused).await.unwrap();
+    assert_eq!(status, 200, "the provider's retry is accepted once the disk has room: {body}");
+    let (status, log) = proc.terminate();
+    assert!(status.success());
+    assert!(log.iter().any(|l| l.contains("stopped cleanly")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start(dir.path(), None);
+    let client = reqwest::Client::new();
+    let mut f = Factory::new(5);
+    let mut acked = HashMap::new();
+    for n in 0..20u64 {
+        let id = format!("term-{n}");
+        let req =
+            shopify_request("orders/create", SHOP, f.shopify_order(n, now()), SHOPIFY_SECRET.as_bytes(), &id, now());
+        assert_eq!(post(&client, &proc.base, &req).await.unwrap().0, 200);
+        acked.insert(id, req.body);
+    }
+    let (status, log) = proc.terminate();
+    assert!(status.success(), "{status}");
+    assert!(log.iter().any(|l| l.contains("stopped cleanly")), "{log:?}");
+    let proc = Proc::start(dir.path(), None);
+    assert_eq!(verify(&proc.base, &acked).await, 20);
+    proc.kill9();
+}

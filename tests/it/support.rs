@@ -1,0 +1,198 @@
+//! Starts the real app in-process and talks to it over HTTP.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hookplane::config::{Flags, Settings};
+use hookplane::demo::factories::SignedRequest;
+use hookplane::domain::{Clock, ManualClock, SystemClock, Timestamp};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "hp_test_admin_token";
+pub const SHOPIFY_SECRET: &str = "hush";
+pub const MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// The environment every test server starts from; `extra` adds or overrides variables.
+pub fn env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("HOOKPLANE_MASTER_KEY", MASTER_KEY),
+        ("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET),
+        // Cheap digests: argon2's default cost would dominate test time.
+        ("HOOKPLANE_SECRETS__DIGEST_MEMORY_KIB", "64"),
+        ("HOOKPLANE_SECRETS__DIGEST_ITERATIONS", "1"),
+        ("HOOKPLANE_SHUTDOWN_GRACE_SECONDS", "2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    env
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    dir: Option<TempDir>,
+    pub clock: Arc<ManualClock>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Options {
+    pub env: BTreeMap<String, String>,
+    pub config_toml: Option<String>,
+    /// Use a manual clock set to this instant instead of the wall clock.
+    pub clock_at: Option<Timestamp>,
+    pub dir: Option<TempDir>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { env: env(&[]), config_toml: None, clock_at: None, dir: None }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Self {
+        let dir = opts.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let config = opts.config_toml.map(|text| {
+            let path = dir.path().join("hookplane.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let flags = Flags { config, data_dir: Some(dir.path().join("data")), ..Flags::default() };
+        let settings = Settings::load(&flags, &opts.env).unwrap();
+        let manual = Arc::new(ManualClock::new(opts.clock_at.unwrap_or_else(|| SystemClock.now())));
+        let clock: Arc<dyn Clock> = if opts.clock_at.is_some() { manual.clone() } else { Arc::new(SystemClock) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(hookplane::app::serve_with_clock(settings, clock, listener, async move {
+            let _ = rx.await;
+        }));
+        let server = Self {
+            base,
+            client: reqwest::Client::new(),
+            dir: Some(dir),
+            clock: manual,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
+        // The listener is bound already, so this waits in the accept queue until the app is up.
+        let ready = server.client.get(server.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK, "server not ready");
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server gracefully and hands back its directory, for a restart on the same data.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        self.dir.take().unwrap()
+    }
+
+    pub async fn send(&self, req: &SignedRequest) -> reqwest::Response {
+        let mut r = self.client.post(self.url(&req.path)).body(req.body.clone());
+        for (k, v) in &req.headers {
+            r = r.header(k, v);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// Sends and returns the status with the JSON body.
+    pub async fn send_json(&self, req: &SignedRequest) -> (StatusCode, Value) {
+        let resp = self.send(req).await;
+        json_of(resp).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        json_of(self.client.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self.client.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json_body(&body).send().await.unwrap();
+        json_of(resp).await
+    }
+
+    /// Every delivery, newest first, following cursors to the end.
+    pub async fn all_deliveries(&self, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let sep = if query.is_empty() { "" } else { "&" };
+            let path = match &cursor {
+                Some(c) => format!("/api/v1/deliveries?limit=500&cursor={c}{sep}{query}"),
+                None => format!("/api/v1/deliveries?limit=500{sep}{query}"),
+            };
+            let (status, page) = self.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            out.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        assert_eq!(ct.as_deref(), Some("application/problem+json"), "errors are problem documents: {value}");
+    }
+    (status, value)
+}
+
+/// Asserts a problem document with the given status and stable code.
+#[track_caller]
+pub fn assert_problem(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["code"], code, "{}", got.1);
+    assert_eq!(got.1["type"], format!("urn:hookplane:problem:{code}"));
+    assert!(!got.1["detail"].as_str().unwrap_or_default().is_empty(), "a problem says what is wrong");
+}
+
+/// A small extension so `post` can send JSON without reqwest's `json` feature.
+pub trait JsonBody {
+    fn json_body(self, v: &Value) -> Self;
+}
+
+impl JsonBody for reqwest::RequestBuilder {
+    fn json_body(self, v: &Value) -> Self {
+        self.header("content-type", "application/json").body(v.to_string())
+    }
+}
+
+pub fn now() -> Timestamp {
+    SystemClock.now()
+}
