@@ -205,7 +205,7 @@ impl Settings {
         check((1..=1 << 30).contains(&i.max_body_bytes), "ingest.max_body_bytes must be between 1 and 1073741824")?;
         check(i.write_queue >= 1, "ingest.write_queue must be at least 1")?;
         check(i.max_batch >= 1, "ingest.max_batch must be at least 1")?;
-        check((1..=19).contains(&i.compression_level), "ingest.compression_level must be between 1 and 19")?;
+        check((-7..=19).contains(&i.compression_level), "ingest.compression_level must be between -7 and 19")?;
         check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
         check(
             !self.zoho.token_header.trim().is_empty() && !self.zoho.signature.header.trim().is_empty(),

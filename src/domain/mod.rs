@@ -10,7 +10,7 @@ pub mod status;
 pub mod subscription;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use delivery::Delivery;
+pub use delivery::{Delivery, Payload};
 pub use ids::{DeliveryId, JobId, SubscriptionId};
 pub use rejection::RejectCause;
 pub use source::Source;

@@ -7,17 +7,17 @@ pub mod writer;
 use std::sync::Arc;
 
 use self::registry::{Entry, HeldSecret, Registry, SharedRegistry};
-use self::writer::{Pending, Stored, Target, WriteError, WriterHandle};
+use self::writer::{Pending, Stored, Target, WriteError, WriterHandle, bind};
 use crate::config::Settings;
 use crate::connectors::zoho::SignatureScheme;
 use crate::connectors::{Headers, Rejection, STORED_HEADER_DENYLIST, header_value, shopify, standard, zoho};
-use crate::domain::delivery::{INITIATED_BY_PROVIDER, preview};
+use crate::domain::delivery::INITIATED_BY_PROVIDER;
 use crate::domain::ids::RejectionId;
 use crate::domain::subscription::ZohoAuth;
 use crate::domain::{Clock, Delivery, DeliveryId, DeliveryStatus, RejectCause, Source, SubscriptionId, Timestamp};
 use crate::storage::deliveries::{NewDelivery, sha256_hex};
 use crate::storage::records::RejectionSample;
-use crate::storage::{StoreError, body};
+use crate::storage::{StoreError, payload};
 
 /// What the HTTP layer knows of a request besides its headers and body.
 #[derive(Debug, Clone, Default)]
@@ -308,19 +308,16 @@ impl Ingest {
                 return Err(IngestError::Rejected(rejection));
             }
         };
-        let (preview_text, preview_truncated) = preview(body);
-        let headers =
+        let headers: Vec<(String, String)> =
             v.headers.entries().into_iter().filter(|(k, _)| !STORED_HEADER_DENYLIST.contains(&k.as_str())).collect();
-        let delivery = Delivery {
+        let mut delivery = Delivery {
             id: DeliveryId::new(now),
-            // Filled in by the writer once the target is resolved.
-            subscription_id: match &v.target {
-                Target::Known(id) => *id,
-                Target::DiscoverShopify { .. } => SubscriptionId::from_u128(0),
-            },
+            // Bound below, or by the writer once a discovered subscription exists.
+            subscription_id: SubscriptionId::from_u128(0),
             source: v.source,
             topic: v.topic,
             provider_delivery_id: v.provider_delivery_id,
+            dedupe_key: v.dedupe_key,
             event_id: v.event_id,
             account: v.account,
             status: DeliveryStatus::Queued,
@@ -332,16 +329,20 @@ impl Ingest {
             size_bytes: body.len() as u64,
             content_type: v.headers.get("content-type").map(|c| String::from_utf8_lossy(c).into_owned()),
             body_sha256: cx.body_sha256.clone(),
-            preview: preview_text,
-            preview_truncated,
             error_message: None,
             initiated_by: INITIATED_BY_PROVIDER.to_owned(),
             verified_with: v.verified_with.to_owned(),
-            headers,
         };
-        let new =
-            NewDelivery { delivery, stored_body: body::encode(body, self.compression_level), dedupe_key: v.dedupe_key };
-        match self.writer.deliver(Pending { target: v.target, new }).await {
+        let job = match &v.target {
+            Target::Known(id) => cx.registry.get(*id).and_then(|e| bind(&mut delivery, &e.sub)),
+            Target::DiscoverShopify { .. } => None,
+        };
+        let stored_payload = payload::encode(&headers, body, self.compression_level);
+        let new = match NewDelivery::new(delivery, stored_payload) {
+            Ok(new) => new,
+            Err(e) => return Err(IngestError::Unavailable(e.to_string())),
+        };
+        match self.writer.deliver(Pending { target: v.target, new, job }).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 let err = IngestError::from(e);

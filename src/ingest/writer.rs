@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{Entry, SharedRegistry};
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
-use crate::domain::{DeliveryId, DeliveryStatus, JobId, Source, SubscriptionId, SubscriptionStatus};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, JobId, Source, SubscriptionId, SubscriptionStatus};
 use crate::jobs::{Job, JobKind, JobState};
+use crate::storage::dedupe::DedupeIndex;
 use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
 use crate::storage::records::{MinuteStats, RejectionSample};
 use crate::storage::{Store, StoreError, rejections, stats, subscriptions};
@@ -32,7 +33,33 @@ pub enum Target {
 #[derive(Debug)]
 pub struct Pending {
     pub target: Target,
+    /// Bound to its subscription already when the target is `Known`.
     pub new: NewDelivery,
+    pub job: Option<Job>,
+}
+
+/// Files a delivery under its subscription: its status and, when the subscription forwards, its job.
+pub fn bind(d: &mut Delivery, sub: &Subscription) -> Option<Job> {
+    d.subscription_id = sub.id;
+    match &sub.destination {
+        Destination::Store => {
+            d.status = DeliveryStatus::Stored;
+            None
+        }
+        Destination::Http { .. } => {
+            d.status = DeliveryStatus::Queued;
+            Some(Job {
+                id: JobId::new(d.received_at),
+                kind: JobKind::Deliver,
+                state: JobState::Ready,
+                delivery_id: d.id,
+                subscription_id: sub.id,
+                run_at: d.received_at,
+                attempts: 0,
+                created_at: d.received_at,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +147,9 @@ impl Drop for AliveGuard {
 }
 
 fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
+    // Loaded now so the first request does not pay for it; dropped whenever a commit fails, because the
+    // database may then hold more or less than memory says.
+    let mut index = load_index(store);
     let mut batch = Vec::with_capacity(max_batch);
     let mut stopping = false;
     while !stopping && let Some(first) = rx.blocking_recv() {
@@ -146,7 +176,7 @@ fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max
                 Op::Stop => stopping = true,
             }
         }
-        match commit(store, pendings, &samples) {
+        match commit(store, &mut index, pendings, &samples) {
             Ok((results, created)) => {
                 for sub in created {
                     registry.upsert(Entry { sub, secrets: Vec::new() });
@@ -157,6 +187,7 @@ fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max
             }
             Err(e) => {
                 tracing::error!(error = %e, deliveries = replies.len(), "group commit failed; answering 503");
+                index = None;
                 let reopen = e.needs_reopen();
                 for reply in replies {
                     let _ = reply.send(Err(WriteError::Store(StoreError::Unavailable(e.to_string()))));
@@ -177,37 +208,64 @@ fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max
 
 type Committed = (Vec<Result<Stored, WriteError>>, Vec<Subscription>);
 
-fn commit(store: &Store, pendings: Vec<Pending>, samples: &[RejectionSample]) -> Result<Committed, StoreError> {
+fn load_index(store: &Store) -> Option<DedupeIndex> {
+    match store.db().and_then(|db| DedupeIndex::load(&db)) {
+        Ok(index) => Some(index),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the dedupe index; will retry on the next write");
+            None
+        }
+    }
+}
+
+fn commit(
+    store: &Store,
+    index: &mut Option<DedupeIndex>,
+    pendings: Vec<Pending>,
+    samples: &[RejectionSample],
+) -> Result<Committed, StoreError> {
     let db = match store.db() {
         Ok(db) => db,
-        Err(e) => {
+        Err(_) => {
             // A previous failure left the database closed: try to bring it back before giving up.
             store.reopen()?;
-            drop(e);
             store.db()?
         }
     };
+    if index.is_none() {
+        *index = Some(DedupeIndex::load(&db)?);
+    }
+    let index = index.as_mut().ok_or_else(|| StoreError::Other("dedupe index missing".into()))?;
     let mut tx = db.begin_write()?;
     if pendings.is_empty() {
         // Rejection samples alone are not worth an fsync; the next durable commit carries them.
         tx.set_durability(Durability::None)?;
     }
-    let (results, created) = write_batch(&tx, pendings)?;
+    let (results, created) = write_batch(&tx, pendings, index)?;
     rejections::record(&tx, samples)?;
     tx.commit()?;
     Ok((results, created))
 }
 
-fn write_batch(tx: &WriteTransaction, pendings: Vec<Pending>) -> Result<Committed, StoreError> {
+fn write_batch(
+    tx: &WriteTransaction,
+    pendings: Vec<Pending>,
+    index: &mut DedupeIndex,
+) -> Result<Committed, StoreError> {
     let mut subs: HashMap<SubscriptionId, Option<Subscription>> = HashMap::new();
     let mut created = Vec::new();
     let mut deltas = stats::Deltas::new();
     let mut results = Vec::with_capacity(pendings.len());
     let mut writer = DeliveryWriter::open(tx)?;
     for p in pendings {
-        let sub = match &p.target {
+        let Pending { target, mut new, mut job } = p;
+        let sub_id = match &target {
             Target::Known(id) => match cached(tx, &mut subs, *id)? {
-                Some(s) => s,
+                Some(s) if new.delivery.subscription_id == s.id => s.id,
+                Some(s) => {
+                    new.update(|d| job = bind(d, &s))?;
+                    s.id
+                }
                 None => {
                     results.push(Err(WriteError::SubscriptionGone(*id)));
                     continue;
@@ -215,51 +273,31 @@ fn write_batch(tx: &WriteTransaction, pendings: Vec<Pending>) -> Result<Committe
             },
             Target::DiscoverShopify { account, topic } => {
                 let key = subscriptions::shopify_key(account, topic);
-                match subscriptions::find_by_key(tx, &key)? {
+                let sub = match subscriptions::find_by_key(tx, &key)? {
                     Some(id) => cached(tx, &mut subs, id)?
                         .ok_or(StoreError::Corrupt { table: "subscription_keys_v1", detail: key })?,
                     None => {
-                        let s = discovered(account, topic, &p.new);
+                        let s = discovered(account, topic, &new);
                         subscriptions::insert(tx, &s)?;
                         subs.insert(s.id, Some(s.clone()));
                         created.push(s.clone());
                         s
                     }
-                }
-            }
-        };
-        let mut new = p.new;
-        let d = &mut new.delivery;
-        d.subscription_id = sub.id;
-        let job = match &sub.destination {
-            Destination::Store => {
-                d.status = DeliveryStatus::Stored;
-                None
-            }
-            Destination::Http { .. } => {
-                d.status = DeliveryStatus::Queued;
-                Some(Job {
-                    id: JobId::new(d.received_at),
-                    kind: JobKind::Deliver,
-                    state: JobState::Ready,
-                    delivery_id: d.id,
-                    subscription_id: sub.id,
-                    run_at: d.received_at,
-                    attempts: 0,
-                    created_at: d.received_at,
-                })
+                };
+                new.update(|d| job = bind(d, &sub))?;
+                sub.id
             }
         };
         let minute = new.delivery.received_at.minute();
-        let delta = deltas.entry((sub.id.as_u128(), minute)).or_default();
-        match writer.insert(&new, job.as_ref())? {
+        let delta = deltas.entry((sub_id.as_u128(), minute)).or_default();
+        match writer.insert(&new, job.as_ref(), index)? {
             Inserted::New => {
                 delta.add(&MinuteStats { received: 1, bytes: new.delivery.size_bytes, ..MinuteStats::default() });
-                results.push(Ok(Stored { delivery_id: new.delivery.id, subscription_id: sub.id, duplicate: false }));
+                results.push(Ok(Stored { delivery_id: new.delivery.id, subscription_id: sub_id, duplicate: false }));
             }
             Inserted::Duplicate(existing) => {
                 delta.duplicates += 1;
-                results.push(Ok(Stored { delivery_id: existing, subscription_id: sub.id, duplicate: true }));
+                results.push(Ok(Stored { delivery_id: existing, subscription_id: sub_id, duplicate: true }));
             }
         }
     }

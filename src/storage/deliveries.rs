@@ -6,18 +6,35 @@ use std::collections::BinaryHeap;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use sha2::{Digest, Sha256};
 
-use super::{StoreError, body, subscriptions, tables};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Source, SubscriptionId};
+use super::dedupe::{self, DedupeIndex};
+use super::{StoreError, payload, subscriptions, tables};
+use crate::domain::delivery::{PREVIEW_BYTES, preview};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId};
 use crate::jobs::Job;
 
-/// A verified delivery on its way into storage.
+/// A verified delivery on its way into storage, encoded before it reaches the writer so the one thread
+/// that commits spends its time on the tree, not on serialising.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub delivery: Delivery,
-    /// The body as `body::encode` stored it.
-    pub stored_body: Vec<u8>,
-    /// `None` for senders without a delivery id: every request is then a new delivery.
-    pub dedupe_key: Option<String>,
+    /// `delivery` as stored.
+    record: Vec<u8>,
+    /// Headers and body as `payload::encode` stored them.
+    pub stored_payload: Vec<u8>,
+}
+
+impl NewDelivery {
+    pub fn new(delivery: Delivery, stored_payload: Vec<u8>) -> Result<Self, StoreError> {
+        let record = tables::DELIVERIES.encode(&delivery)?;
+        Ok(Self { delivery, record, stored_payload })
+    }
+
+    /// Applies a change to the delivery and encodes it again.
+    pub fn update(&mut self, change: impl FnOnce(&mut Delivery)) -> Result<(), StoreError> {
+        change(&mut self.delivery);
+        self.record = tables::DELIVERIES.encode(&self.delivery)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +47,8 @@ pub enum Inserted {
 /// The tables a delivery touches, opened once per transaction.
 pub struct DeliveryWriter<'tx> {
     deliveries: Table<'tx, u128, &'static [u8]>,
-    bodies: Table<'tx, u128, &'static [u8]>,
-    dedupe: Table<'tx, &'static str, u128>,
+    payloads: Table<'tx, u128, &'static [u8]>,
+    dedupe_log: Table<'tx, u128, u64>,
     by_subscription: Table<'tx, (u128, u128), ()>,
     jobs: Table<'tx, u128, &'static [u8]>,
     jobs_ready: Table<'tx, (i64, u128), ()>,
@@ -41,32 +58,39 @@ impl<'tx> DeliveryWriter<'tx> {
     pub fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             deliveries: tx.open_table(tables::DELIVERIES.def())?,
-            bodies: tx.open_table(tables::BODIES)?,
-            dedupe: tx.open_table(tables::DEDUPE)?,
+            payloads: tx.open_table(tables::PAYLOADS)?,
+            dedupe_log: tx.open_table(tables::DEDUPE_LOG)?,
             by_subscription: tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?,
             jobs: tx.open_table(tables::JOBS.def())?,
             jobs_ready: tx.open_table(tables::JOBS_READY)?,
         })
     }
 
-    /// The delivery already stored under `key`, if any.
-    pub fn existing(&self, key: &str) -> Result<Option<DeliveryId>, StoreError> {
-        Ok(self.dedupe.get(key)?.map(|v| DeliveryId::from_u128(v.value())))
-    }
-
-    /// Writes the delivery, its body, its dedupe key, its index entry and its job, unless the dedupe key
-    /// is already taken.
-    pub fn insert(&mut self, new: &NewDelivery, job: Option<&Job>) -> Result<Inserted, StoreError> {
-        if let Some(key) = &new.dedupe_key {
-            if let Some(existing) = self.existing(key)? {
-                return Ok(Inserted::Duplicate(existing));
-            }
-            self.dedupe.insert(key.as_str(), new.delivery.id.as_u128())?;
-        }
+    /// Writes the delivery, its payload, its dedupe entry, its index entry and its job, unless a delivery
+    /// with the same dedupe key is stored already. `index` must be reloaded if the transaction does not
+    /// commit.
+    pub fn insert(
+        &mut self,
+        new: &NewDelivery,
+        job: Option<&Job>,
+        index: &mut DedupeIndex,
+    ) -> Result<Inserted, StoreError> {
         let d = &new.delivery;
         let id = d.id.as_u128();
-        self.deliveries.insert(id, tables::DELIVERIES.encode(d)?.as_slice())?;
-        self.bodies.insert(id, new.stored_body.as_slice())?;
+        if let Some(key) = &d.dedupe_key {
+            let fp = dedupe::fingerprint(key);
+            for &candidate in index.candidates(fp) {
+                let stored =
+                    self.deliveries.get(candidate)?.map(|v| tables::DELIVERIES.decode(v.value())).transpose()?;
+                if stored.is_some_and(|s| s.dedupe_key.as_deref() == Some(key.as_str())) {
+                    return Ok(Inserted::Duplicate(DeliveryId::from_u128(candidate)));
+                }
+            }
+            self.dedupe_log.insert(id, fp)?;
+            index.insert(fp, id);
+        }
+        self.deliveries.insert(id, new.record.as_slice())?;
+        self.payloads.insert(id, new.stored_payload.as_slice())?;
         self.by_subscription.insert((d.subscription_id.as_u128(), id), ())?;
         if let Some(job) = job {
             self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
@@ -76,35 +100,58 @@ impl<'tx> DeliveryWriter<'tx> {
     }
 }
 
-pub fn get(db: &Database, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+/// A delivery as operators see it: its metadata and the start of its body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub delivery: Delivery,
+    pub preview: String,
+    /// The preview is less than the whole body.
+    pub preview_truncated: bool,
+}
+
+type Payloads<'a> = redb::ReadOnlyTable<u128, &'static [u8]>;
+
+fn stored_payload(
+    payloads: &Payloads<'_>,
+    id: DeliveryId,
+) -> Result<redb::AccessGuard<'static, &'static [u8]>, StoreError> {
+    payloads
+        .get(id.as_u128())?
+        .ok_or_else(|| StoreError::Corrupt { table: "payloads_v1", detail: format!("the payload of {id} is missing") })
+}
+
+fn listed(payloads: &Payloads<'_>, delivery: Delivery) -> Result<(Listed, HeaderList), StoreError> {
+    let p = payload::decode_prefix(stored_payload(payloads, delivery.id)?.value(), PREVIEW_BYTES)?;
+    let (preview, preview_truncated) = preview(&p.body, delivery.size_bytes);
+    Ok((Listed { delivery, preview, preview_truncated }, p.headers))
+}
+
+/// Headers as received, in order.
+pub type HeaderList = Vec<(String, String)>;
+
+/// One delivery with its preview and the headers it arrived with.
+pub fn get(db: &Database, id: DeliveryId) -> Result<Option<(Listed, HeaderList)>, StoreError> {
     let tx = db.begin_read()?;
-    let t = tx.open_table(tables::DELIVERIES.def())?;
-    t.get(id.as_u128())?.map(|v| tables::DELIVERIES.decode(v.value())).transpose()
+    let found = tx.open_table(tables::DELIVERIES.def())?.get(id.as_u128())?;
+    let Some(raw) = found else { return Ok(None) };
+    let delivery = tables::DELIVERIES.decode(raw.value())?;
+    listed(&tx.open_table(tables::PAYLOADS)?, delivery).map(Some)
 }
 
 /// The exact body of a delivery, checked against the digest taken at ingest.
-pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Vec<u8>)>, StoreError> {
+pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Payload)>, StoreError> {
     let tx = db.begin_read()?;
-    let Some(delivery) = tx
-        .open_table(tables::DELIVERIES.def())?
-        .get(id.as_u128())?
-        .map(|v| tables::DELIVERIES.decode(v.value()))
-        .transpose()?
-    else {
-        return Ok(None);
-    };
-    let bodies = tx.open_table(tables::BODIES)?;
-    let stored = bodies
-        .get(id.as_u128())?
-        .ok_or_else(|| StoreError::Corrupt { table: "bodies_v1", detail: format!("the body of {id} is missing") })?;
-    let bytes = body::decode(stored.value(), delivery.size_bytes)?;
-    if sha256_hex(&bytes) != delivery.body_sha256 {
+    let found = tx.open_table(tables::DELIVERIES.def())?.get(id.as_u128())?;
+    let Some(raw) = found else { return Ok(None) };
+    let delivery = tables::DELIVERIES.decode(raw.value())?;
+    let p = payload::decode(stored_payload(&tx.open_table(tables::PAYLOADS)?, id)?.value())?;
+    if sha256_hex(&p.body) != delivery.body_sha256 {
         return Err(StoreError::Corrupt {
-            table: "bodies_v1",
+            table: "payloads_v1",
             detail: format!("the body of {id} does not match the digest taken when it arrived"),
         });
     }
-    Ok(Some((delivery, bytes)))
+    Ok(Some((delivery, p)))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -129,7 +176,7 @@ impl Filter {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
-    pub items: Vec<Delivery>,
+    pub items: Vec<Listed>,
     /// Pass as `before` for the next page; `None` when there is nothing older.
     pub next_cursor: Option<DeliveryId>,
 }
@@ -144,18 +191,19 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
     let upper = before.map_or(u128::MAX, DeliveryId::as_u128);
     let tx = db.begin_read()?;
     let deliveries = tx.open_table(tables::DELIVERIES.def())?;
+    let payloads = tx.open_table(tables::PAYLOADS)?;
     let mut items = Vec::with_capacity(limit.min(256));
     let mut examined = 0usize;
     let mut last_examined = None;
     let mut more = false;
 
-    let mut consider = |id: u128, items: &mut Vec<Delivery>| -> Result<bool, StoreError> {
+    let mut consider = |id: u128, items: &mut Vec<Listed>| -> Result<bool, StoreError> {
         examined += 1;
         last_examined = Some(DeliveryId::from_u128(id));
         if let Some(v) = deliveries.get(id)? {
             let d = tables::DELIVERIES.decode(v.value())?;
             if filter.status.is_none_or(|s| s == d.status) {
-                items.push(d);
+                items.push(listed(&payloads, d)?.0);
             }
         }
         Ok(items.len() < limit && examined < MAX_SCAN)
@@ -206,7 +254,7 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
     let next_cursor = if !more {
         None
     } else if items.len() >= limit {
-        items.last().map(|d| d.id)
+        items.last().map(|l| l.delivery.id)
     } else {
         last_examined
     };

@@ -3,10 +3,12 @@
 //! Every function here is synchronous; async callers go through [`Store::read`] (a blocking-pool hop) or
 //! the ingest writer thread, so the runtime never waits on disk.
 
-pub mod body;
+mod backend;
 mod codec;
+pub mod dedupe;
 pub mod deliveries;
 pub mod migrations;
+pub mod payload;
 pub mod records;
 pub mod rejections;
 pub mod stats;
@@ -177,9 +179,21 @@ fn wait_for_sole_owner(mut db: Arc<Database>) -> Result<Database, Arc<Database>>
 }
 
 fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let backend = match backend::PreallocatingBackend::new(file) {
+        Ok(b) => b,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked(path.to_path_buf())),
+        Err(e) => return Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
+    };
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
-    match builder.create(path) {
+    match builder.create_with_backend(backend) {
         Ok(db) => Ok(db),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path.to_path_buf())),
         Err(redb::DatabaseError::Storage(e)) => Err(StoreError::from(e)),

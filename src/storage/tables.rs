@@ -24,15 +24,17 @@ pub const SUBSCRIPTION_KEYS: TableDefinition<&str, u128> = TableDefinition::new(
 /// rotation overlap. Kept apart from the subscription so listing subscriptions never touches ciphertext.
 pub const SECRETS: RecordTable<(u128, u8), StoredSecret> = RecordTable::new("secrets_v1");
 
-/// Delivery id → delivery, with its ≤4 KB preview and headers (the body is in `BODIES`).
+/// Delivery id → delivery metadata (a few hundred bytes: listing reads many of these).
 pub const DELIVERIES: RecordTable<u128, Delivery> = RecordTable::new("deliveries_v1");
 
-/// Delivery id → exact body bytes, compressed: one codec byte (see `storage::body`), then the payload.
-pub const BODIES: TableDefinition<u128, &[u8]> = TableDefinition::new("bodies_v1");
+/// Delivery id → the headers and exact body, compressed together (see `storage::body`). Previews are cut
+/// from here when read rather than stored twice, which keeps the data on disk smaller than the raw bodies.
+pub const PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("payloads_v1");
 
-/// Dedupe key → delivery id. Keys are `{scope}/{provider delivery id}`, the scope being the source for
-/// globally unique ids (Shopify) and the subscription for per-sender ids. A hit means "already stored".
-pub const DEDUPE: TableDefinition<&str, u128> = TableDefinition::new("dedupe_v1");
+/// Delivery id → fingerprint of its dedupe key (`{scope}/{provider delivery id}`, the scope being the source
+/// for globally unique ids and the subscription otherwise). Appended in id order, read whole at start to
+/// rebuild the in-memory dedupe index (see `storage::dedupe`).
+pub const DEDUPE_LOG: TableDefinition<u128, u64> = TableDefinition::new("dedupe_log_v1");
 
 /// (subscription id, delivery id) → (): the deliveries of a subscription, newest last, for listing without
 /// scanning all deliveries.

@@ -79,7 +79,7 @@ impl DeliveriesApi {
         };
         let page = state.store.read(move |db| deliveries::list(db, &filter, before, limit as usize)).await?;
         Ok(ListDeliveriesResponse::Ok(Json(DeliveryPage {
-            items: page.items.into_iter().map(|d| DeliveryOut::new(d, false)).collect(),
+            items: page.items.into_iter().map(|l| DeliveryOut::new(l, None)).collect(),
             next_cursor: page.next_cursor.map(|c| c.to_string()),
         })))
     }
@@ -94,8 +94,8 @@ impl DeliveriesApi {
     ) -> Result<GetDeliveryResponse, ApiError> {
         let id = parse_delivery_id(&id.0)?;
         let found = state.store.read(move |db| deliveries::get(db, id)).await?;
-        let d = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
-        Ok(GetDeliveryResponse::Ok(Json(DeliveryOut::new(d, true))))
+        let (listed, headers) = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+        Ok(GetDeliveryResponse::Ok(Json(DeliveryOut::new(listed, Some(headers)))))
     }
 
     /// The exact body bytes as received, with the content type they arrived with.
@@ -108,8 +108,8 @@ impl DeliveriesApi {
     ) -> Result<PayloadResponse<Binary<Vec<u8>>>, ApiError> {
         let id = parse_delivery_id(&id.0)?;
         let found = state.store.read(move |db| deliveries::body(db, id)).await?;
-        let (d, bytes) = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
-        let mut resp = PayloadResponse::new(Binary(bytes)).header("x-content-sha256", d.body_sha256);
+        let (d, payload) = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+        let mut resp = PayloadResponse::new(Binary(payload.body)).header("x-content-sha256", d.body_sha256);
         if let Some(ct) = d.content_type {
             resp = resp.header("content-type", ct);
         }

@@ -3,8 +3,9 @@
 use poem_openapi::{Enum, Object};
 
 use crate::domain::subscription::{Destination, Origin, ZohoAuth};
-use crate::domain::{self, Delivery, RejectCause, Subscription, Timestamp};
+use crate::domain::{self, RejectCause, Subscription, Timestamp};
 use crate::ingest::registry::HeldSecret;
+use crate::storage::deliveries::Listed;
 use crate::storage::records::RejectionSample;
 
 macro_rules! mirror_enum {
@@ -101,7 +102,8 @@ pub struct DeliveryOut {
 }
 
 impl DeliveryOut {
-    pub fn new(d: Delivery, with_headers: bool) -> Self {
+    pub fn new(l: Listed, headers: Option<Vec<(String, String)>>) -> Self {
+        let d = l.delivery;
         Self {
             id: d.id.to_string(),
             subscription_id: d.subscription_id.to_string(),
@@ -119,12 +121,12 @@ impl DeliveryOut {
             size_bytes: d.size_bytes,
             content_type: d.content_type,
             body_sha256: d.body_sha256,
-            preview: d.preview,
-            preview_truncated: d.preview_truncated,
+            preview: l.preview,
+            preview_truncated: l.preview_truncated,
             error_message: d.error_message,
             initiated_by: d.initiated_by,
             verified_with: d.verified_with,
-            headers: with_headers.then(|| d.headers.into_iter().map(|(name, value)| Header { name, value }).collect()),
+            headers: headers.map(|h| h.into_iter().map(|(name, value)| Header { name, value }).collect()),
         }
     }
 }
