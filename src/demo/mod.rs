@@ -20,7 +20,7 @@ use crate::domain::{Clock, DeliveryStatus, ManualClock, Source, SubscriptionStat
 use crate::ingest::RequestMeta;
 use crate::ingest::writer::Stored;
 use crate::secrets::{MasterKey, SecretBytes};
-use crate::storage::{StoreError, subscriptions, tables};
+use crate::storage::{StoreError, deliveries, subscriptions, tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -264,10 +264,10 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
         let tx = db.begin_write()?;
         let mut consecutive = 0u32;
         {
-            let mut t = tx.open_table(tables::DELIVERIES.def())?;
+            let mut t = tx.open_table(tables::DELIVERIES)?;
             for (n, (s, at)) in items.iter().enumerate() {
                 let Some(raw) = t.get(s.delivery_id.as_u128())?.map(|v| v.value().to_vec()) else { continue };
-                let mut d = tables::DELIVERIES.decode(&raw)?;
+                let mut d = deliveries::decode_record(&raw)?;
                 if d.status != DeliveryStatus::Queued {
                     continue;
                 }
@@ -289,7 +289,7 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
                     d.latency_ms = Some(latency);
                 }
                 d.last_attempted_at = Some(at.plus_millis(i64::from(latency)));
-                t.insert(s.delivery_id.as_u128(), tables::DELIVERIES.encode(&d)?.as_slice())?;
+                t.insert(s.delivery_id.as_u128(), deliveries::replace_record(&raw, &d)?.as_slice())?;
             }
             // The queue would have drained these jobs: the demo has no processing service to hand them to.
             tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;

@@ -1,10 +1,11 @@
 //! Dedupe: "has this provider delivery been stored already?", answered from memory.
 //!
 //! Provider ids are random (Shopify's are UUIDs), so a table keyed by them takes each insert to a different
-//! B-tree leaf and rewrites a page per delivery: it halved ingest throughput. Instead each delivery appends
-//! `(delivery id → fingerprint of its dedupe key)` to `DEDUPE_LOG`, whose keys only grow, and the writer
-//! keeps `fingerprint → delivery ids` in memory, rebuilt from the log at start. A fingerprint match is
-//! confirmed against the stored delivery's own key, so a fingerprint collision can never drop a delivery.
+//! B-tree leaf and rewrites a page per delivery: it halved ingest throughput. Instead each delivery's
+//! fingerprint is stored with its entry in `DELIVERIES_BY_SUBSCRIPTION`, whose keys grow in time order per
+//! subscription, and the writer keeps `fingerprint → delivery ids` in memory, rebuilt from that table at
+//! start. A fingerprint match is confirmed against the stored delivery's own key, so a fingerprint collision
+//! can never drop a delivery.
 
 use std::collections::HashMap;
 
@@ -35,12 +36,14 @@ pub struct DedupeIndex {
 impl DedupeIndex {
     pub fn load(db: &Database) -> Result<Self, StoreError> {
         let tx = db.begin_read()?;
-        let log = tx.open_table(tables::DEDUPE_LOG)?;
-        let mut index =
-            Self { map: HashMap::with_capacity(usize::try_from(redb::ReadableTableMetadata::len(&log)?).unwrap_or(0)) };
-        for row in log.iter()? {
-            let (id, fp) = row?;
-            index.insert(fp.value(), id.value());
+        let entries = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
+        let capacity = usize::try_from(redb::ReadableTableMetadata::len(&entries)?).unwrap_or(0);
+        let mut index = Self { map: HashMap::with_capacity(capacity) };
+        for row in entries.iter()? {
+            let (key, fp) = row?;
+            if let Some(fp) = fp.value() {
+                index.insert(fp, key.value().1);
+            }
         }
         Ok(index)
     }

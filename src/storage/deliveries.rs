@@ -17,24 +17,53 @@ use crate::jobs::Job;
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub delivery: Delivery,
-    /// `delivery` as stored.
-    record: Vec<u8>,
     /// Headers and body as `payload::encode` stored them.
-    pub stored_payload: Vec<u8>,
+    payload: Vec<u8>,
+    /// The row as stored: see `tables::DELIVERIES`.
+    row: Vec<u8>,
 }
 
 impl NewDelivery {
-    pub fn new(delivery: Delivery, stored_payload: Vec<u8>) -> Result<Self, StoreError> {
-        let record = tables::DELIVERIES.encode(&delivery)?;
-        Ok(Self { delivery, record, stored_payload })
+    pub fn new(delivery: Delivery, payload: Vec<u8>) -> Result<Self, StoreError> {
+        let row = join(&tables::DELIVERY_RECORD.encode(&delivery)?, &payload)?;
+        Ok(Self { delivery, payload, row })
     }
 
     /// Applies a change to the delivery and encodes it again.
     pub fn update(&mut self, change: impl FnOnce(&mut Delivery)) -> Result<(), StoreError> {
         change(&mut self.delivery);
-        self.record = tables::DELIVERIES.encode(&self.delivery)?;
+        self.row = join(&tables::DELIVERY_RECORD.encode(&self.delivery)?, &self.payload)?;
         Ok(())
     }
+}
+
+fn join(record: &[u8], payload: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let len = u32::try_from(record.len())
+        .map_err(|_| StoreError::Corrupt { table: "deliveries_v1", detail: "record over 4 GiB".into() })?;
+    let mut row = Vec::with_capacity(4 + record.len() + payload.len());
+    row.extend_from_slice(&len.to_le_bytes());
+    row.extend_from_slice(record);
+    row.extend_from_slice(payload);
+    Ok(row)
+}
+
+/// The record and payload parts of a stored row.
+fn split(row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+    let bad = || StoreError::Corrupt { table: "deliveries_v1", detail: "row shorter than its record length".into() };
+    let len = row.get(..4).ok_or_else(bad)?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let record = row.get(4..4 + len).ok_or_else(bad)?;
+    Ok((record, &row[4 + len..]))
+}
+
+/// The delivery of a stored row.
+pub fn decode_record(row: &[u8]) -> Result<Delivery, StoreError> {
+    tables::DELIVERY_RECORD.decode(split(row)?.0)
+}
+
+/// A stored row with its record replaced, the payload untouched.
+pub fn replace_record(row: &[u8], delivery: &Delivery) -> Result<Vec<u8>, StoreError> {
+    join(&tables::DELIVERY_RECORD.encode(delivery)?, split(row)?.1)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +76,7 @@ pub enum Inserted {
 /// The tables a delivery touches, opened once per transaction.
 pub struct DeliveryWriter<'tx> {
     deliveries: Table<'tx, u128, &'static [u8]>,
-    payloads: Table<'tx, u128, &'static [u8]>,
-    dedupe_log: Table<'tx, u128, u64>,
-    by_subscription: Table<'tx, (u128, u128), ()>,
+    by_subscription: Table<'tx, (u128, u128), Option<u64>>,
     jobs: Table<'tx, u128, &'static [u8]>,
     jobs_ready: Table<'tx, (i64, u128), ()>,
 }
@@ -57,18 +84,15 @@ pub struct DeliveryWriter<'tx> {
 impl<'tx> DeliveryWriter<'tx> {
     pub fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
-            deliveries: tx.open_table(tables::DELIVERIES.def())?,
-            payloads: tx.open_table(tables::PAYLOADS)?,
-            dedupe_log: tx.open_table(tables::DEDUPE_LOG)?,
+            deliveries: tx.open_table(tables::DELIVERIES)?,
             by_subscription: tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?,
             jobs: tx.open_table(tables::JOBS.def())?,
             jobs_ready: tx.open_table(tables::JOBS_READY)?,
         })
     }
 
-    /// Writes the delivery, its payload, its dedupe entry, its index entry and its job, unless a delivery
-    /// with the same dedupe key is stored already. `index` must be reloaded if the transaction does not
-    /// commit.
+    /// Writes the delivery with its payload, its index and dedupe entry, and its job, unless a delivery with
+    /// the same dedupe key is stored already. `index` must be reloaded if the transaction does not commit.
     pub fn insert(
         &mut self,
         new: &NewDelivery,
@@ -77,21 +101,20 @@ impl<'tx> DeliveryWriter<'tx> {
     ) -> Result<Inserted, StoreError> {
         let d = &new.delivery;
         let id = d.id.as_u128();
+        let mut fingerprint = None;
         if let Some(key) = &d.dedupe_key {
             let fp = dedupe::fingerprint(key);
             for &candidate in index.candidates(fp) {
-                let stored =
-                    self.deliveries.get(candidate)?.map(|v| tables::DELIVERIES.decode(v.value())).transpose()?;
+                let stored = self.deliveries.get(candidate)?.map(|v| decode_record(v.value())).transpose()?;
                 if stored.is_some_and(|s| s.dedupe_key.as_deref() == Some(key.as_str())) {
                     return Ok(Inserted::Duplicate(DeliveryId::from_u128(candidate)));
                 }
             }
-            self.dedupe_log.insert(id, fp)?;
             index.insert(fp, id);
+            fingerprint = Some(fp);
         }
-        self.deliveries.insert(id, new.record.as_slice())?;
-        self.payloads.insert(id, new.stored_payload.as_slice())?;
-        self.by_subscription.insert((d.subscription_id.as_u128(), id), ())?;
+        self.deliveries.insert(id, new.row.as_slice())?;
+        self.by_subscription.insert((d.subscription_id.as_u128(), id), fingerprint)?;
         if let Some(job) = job {
             self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
             self.jobs_ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
@@ -109,45 +132,37 @@ pub struct Listed {
     pub preview_truncated: bool,
 }
 
-type Payloads<'a> = redb::ReadOnlyTable<u128, &'static [u8]>;
+/// Headers as received, in order.
+pub type HeaderList = Vec<(String, String)>;
 
-fn stored_payload(
-    payloads: &Payloads<'_>,
-    id: DeliveryId,
-) -> Result<redb::AccessGuard<'static, &'static [u8]>, StoreError> {
-    payloads
-        .get(id.as_u128())?
-        .ok_or_else(|| StoreError::Corrupt { table: "payloads_v1", detail: format!("the payload of {id} is missing") })
+fn listed(row: &[u8]) -> Result<(Listed, HeaderList), StoreError> {
+    let (record, stored) = split(row)?;
+    with_preview(tables::DELIVERY_RECORD.decode(record)?, stored)
 }
 
-fn listed(payloads: &Payloads<'_>, delivery: Delivery) -> Result<(Listed, HeaderList), StoreError> {
-    let p = payload::decode_prefix(stored_payload(payloads, delivery.id)?.value(), PREVIEW_BYTES)?;
+fn with_preview(delivery: Delivery, stored: &[u8]) -> Result<(Listed, HeaderList), StoreError> {
+    let p = payload::decode_prefix(stored, PREVIEW_BYTES)?;
     let (preview, preview_truncated) = preview(&p.body, delivery.size_bytes);
     Ok((Listed { delivery, preview, preview_truncated }, p.headers))
 }
 
-/// Headers as received, in order.
-pub type HeaderList = Vec<(String, String)>;
-
 /// One delivery with its preview and the headers it arrived with.
 pub fn get(db: &Database, id: DeliveryId) -> Result<Option<(Listed, HeaderList)>, StoreError> {
     let tx = db.begin_read()?;
-    let found = tx.open_table(tables::DELIVERIES.def())?.get(id.as_u128())?;
-    let Some(raw) = found else { return Ok(None) };
-    let delivery = tables::DELIVERIES.decode(raw.value())?;
-    listed(&tx.open_table(tables::PAYLOADS)?, delivery).map(Some)
+    let found = tx.open_table(tables::DELIVERIES)?.get(id.as_u128())?;
+    found.map(|row| listed(row.value())).transpose()
 }
 
 /// The exact body of a delivery, checked against the digest taken at ingest.
 pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Payload)>, StoreError> {
     let tx = db.begin_read()?;
-    let found = tx.open_table(tables::DELIVERIES.def())?.get(id.as_u128())?;
-    let Some(raw) = found else { return Ok(None) };
-    let delivery = tables::DELIVERIES.decode(raw.value())?;
-    let p = payload::decode(stored_payload(&tx.open_table(tables::PAYLOADS)?, id)?.value())?;
+    let Some(row) = tx.open_table(tables::DELIVERIES)?.get(id.as_u128())? else { return Ok(None) };
+    let (record, stored) = split(row.value())?;
+    let delivery = tables::DELIVERY_RECORD.decode(record)?;
+    let p = payload::decode(stored)?;
     if sha256_hex(&p.body) != delivery.body_sha256 {
         return Err(StoreError::Corrupt {
-            table: "payloads_v1",
+            table: "deliveries_v1",
             detail: format!("the body of {id} does not match the digest taken when it arrived"),
         });
     }
@@ -190,8 +205,7 @@ pub const MAX_SCAN: usize = 10_000;
 pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: usize) -> Result<Page, StoreError> {
     let upper = before.map_or(u128::MAX, DeliveryId::as_u128);
     let tx = db.begin_read()?;
-    let deliveries = tx.open_table(tables::DELIVERIES.def())?;
-    let payloads = tx.open_table(tables::PAYLOADS)?;
+    let deliveries = tx.open_table(tables::DELIVERIES)?;
     let mut items = Vec::with_capacity(limit.min(256));
     let mut examined = 0usize;
     let mut last_examined = None;
@@ -200,10 +214,12 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
     let mut consider = |id: u128, items: &mut Vec<Listed>| -> Result<bool, StoreError> {
         examined += 1;
         last_examined = Some(DeliveryId::from_u128(id));
-        if let Some(v) = deliveries.get(id)? {
-            let d = tables::DELIVERIES.decode(v.value())?;
+        if let Some(row) = deliveries.get(id)? {
+            // Status is in the record: the payload is decompressed only for deliveries that match.
+            let (record, stored) = split(row.value())?;
+            let d = tables::DELIVERY_RECORD.decode(record)?;
             if filter.status.is_none_or(|s| s == d.status) {
-                items.push(listed(&payloads, d)?.0);
+                items.push(with_preview(d, stored)?.0);
             }
         }
         Ok(items.len() < limit && examined < MAX_SCAN)

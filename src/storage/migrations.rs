@@ -52,9 +52,7 @@ fn v1_initial(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::SUBSCRIPTIONS.def())?;
     tx.open_table(tables::SUBSCRIPTION_KEYS)?;
     tx.open_table(tables::SECRETS.def())?;
-    tx.open_table(tables::DELIVERIES.def())?;
-    tx.open_table(tables::PAYLOADS)?;
-    tx.open_table(tables::DEDUPE_LOG)?;
+    tx.open_table(tables::DELIVERIES)?;
     tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
     tx.open_table(tables::REJECTION_COUNTS)?;
     tx.open_table(tables::REJECTIONS.def())?;

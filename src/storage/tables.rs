@@ -4,7 +4,7 @@
 
 use redb::TableDefinition;
 
-use super::codec::RecordTable;
+use super::codec::{Codec, RecordTable};
 use crate::domain::{Delivery, Subscription};
 use crate::jobs::Job;
 use crate::secrets::StoredSecret;
@@ -24,21 +24,20 @@ pub const SUBSCRIPTION_KEYS: TableDefinition<&str, u128> = TableDefinition::new(
 /// rotation overlap. Kept apart from the subscription so listing subscriptions never touches ciphertext.
 pub const SECRETS: RecordTable<(u128, u8), StoredSecret> = RecordTable::new("secrets_v1");
 
-/// Delivery id → delivery metadata (a few hundred bytes: listing reads many of these).
-pub const DELIVERIES: RecordTable<u128, Delivery> = RecordTable::new("deliveries_v1");
+/// Delivery id → row: `u32` length of the record, the record ([`DELIVERY_RECORD`]), then the payload (headers
+/// and exact body compressed together, see `storage::payload`). One table rather than two because every
+/// table a commit touches rewrites at least a page, and the bytes each commit syncs bound ingest throughput.
+/// Previews are cut from the payload when read rather than stored twice.
+pub const DELIVERIES: TableDefinition<u128, &[u8]> = TableDefinition::new("deliveries_v1");
 
-/// Delivery id → the headers and exact body, compressed together (see `storage::body`). Previews are cut
-/// from here when read rather than stored twice, which keeps the data on disk smaller than the raw bodies.
-pub const PAYLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("payloads_v1");
+/// The record part of a `DELIVERIES` row.
+pub const DELIVERY_RECORD: Codec<Delivery> = Codec::new("deliveries_v1");
 
-/// Delivery id → fingerprint of its dedupe key (`{scope}/{provider delivery id}`, the scope being the source
-/// for globally unique ids and the subscription otherwise). Appended in id order, read whole at start to
-/// rebuild the in-memory dedupe index (see `storage::dedupe`).
-pub const DEDUPE_LOG: TableDefinition<u128, u64> = TableDefinition::new("dedupe_log_v1");
-
-/// (subscription id, delivery id) → (): the deliveries of a subscription, newest last, for listing without
-/// scanning all deliveries.
-pub const DELIVERIES_BY_SUBSCRIPTION: TableDefinition<(u128, u128), ()> =
+/// (subscription id, delivery id) → fingerprint of the delivery's dedupe key (`{scope}/{provider delivery
+/// id}`; none for senders without ids). In key order it lists a subscription's deliveries without scanning
+/// all of them; read whole at start it rebuilds the in-memory dedupe index (see `storage::dedupe`). The
+/// fingerprint rides here rather than in a table of its own for the same reason as `DELIVERIES`.
+pub const DELIVERIES_BY_SUBSCRIPTION: TableDefinition<(u128, u128), Option<u64>> =
     TableDefinition::new("deliveries_by_subscription_v1");
 
 /// Rejection cause → number of requests rejected for it since the data directory was created.

@@ -321,3 +321,103 @@ async fn sigterm_stops_cleanly_and_keeps_everything() {
     assert_eq!(verify(&proc.base, &acked).await, 20);
     proc.kill9();
 }
+
+fn hookplane(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookplane"));
+    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_manages_subscriptions_and_checks_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start(dir.path(), None);
+    let env = [("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN), ("LEADS_TOKEN", "cli-token")];
+    let base = proc.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        hookplane(
+            &[
+                "subscriptions",
+                "create",
+                "--url",
+                &base,
+                "--source",
+                "zoho",
+                "--topic",
+                "Leads.all",
+                "--account",
+                "org-7",
+                "--name",
+                "cli-leads",
+                "--channel-id",
+                "8001",
+                "--secret-env",
+                "LEADS_TOKEN",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["subscription"]["name"], "cli-leads");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("cli-token"));
+
+    // The secret came from the environment variable: a notification signed with it is accepted.
+    let mut f = Factory::new(8);
+    let body = f.zoho_notification("Leads", "insert", "8001", "cli-token", now());
+    let req = hookplane::demo::factories::zoho_channel_request(body);
+    assert_eq!(post(&reqwest::Client::new(), &proc.base, &req).await.unwrap().0, 200);
+
+    let base = proc.base.clone();
+    let dup = tokio::task::spawn_blocking(move || {
+        hookplane(
+            &[
+                "subscriptions",
+                "create",
+                "--url",
+                &base,
+                "--source",
+                "zoho",
+                "--topic",
+                "Leads.all",
+                "--account",
+                "org-7",
+                "--name",
+                "cli-leads",
+                "--channel-id",
+                "8002",
+                "--secret-env",
+                "LEADS_TOKEN",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("409"), "{}", String::from_utf8_lossy(&dup.stderr));
+
+    let base = proc.base.clone();
+    let list =
+        tokio::task::spawn_blocking(move || hookplane(&["subscriptions", "list", "--url", &base], &env)).await.unwrap();
+    assert!(list.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    proc.kill9();
+
+    let key = hookplane(&["master-key"], &[]);
+    let key = String::from_utf8(key.stdout).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    let ok = hookplane(&["check"], &[("HOOKPLANE_MASTER_KEY", key.trim())]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let missing = hookplane(&["check"], &[]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("HOOKPLANE_MASTER_KEY"));
+    let typo = hookplane(&["check"], &[("HOOKPLANE_MASTER_KEY", key.trim()), ("HOOKPLANE_LISTN", "x")]);
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("HOOKPLANE_LISTN"));
+}
