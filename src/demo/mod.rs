@@ -13,10 +13,10 @@ use redb::ReadableTable as _;
 use self::factories::{Factory, SignedRequest};
 use crate::app::Core;
 use crate::config::Settings;
-use crate::connectors::Headers;
 use crate::control::SubscriptionSpec;
 use crate::domain::subscription::Subscription;
 use crate::domain::{Clock, DeliveryStatus, ManualClock, Source, SubscriptionStatus, Timestamp};
+use crate::http::paths;
 use crate::ingest::RequestMeta;
 use crate::ingest::writer::Stored;
 use crate::secrets::{MasterKey, SecretBytes};
@@ -239,17 +239,11 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
 }
 
 async fn send(core: &Core, req: &SignedRequest) -> anyhow::Result<Stored> {
-    let headers: &dyn Headers = &req.headers;
-    let meta = RequestMeta { path: req.path.clone(), ..RequestMeta::default() };
-    let result = if req.path == "/shopify/webhook" {
-        core.ingest.shopify(&meta, headers, &req.body).await
-    } else if let Some(name) = req.path.strip_prefix("/ingest/") {
-        core.ingest.standard(&meta, name, headers, &req.body).await
-    } else {
-        let name = req.path.strip_prefix("/zoho/incoming/");
-        core.ingest.zoho(&meta, name, headers, &req.body).await
-    };
-    result.with_context(|| format!("seeding {} failed", req.path))
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    let endpoint = paths::ingest_endpoint(path).with_context(|| format!("{path} is not an ingest path"))?;
+    let meta = RequestMeta { path: path.to_owned(), query: query.to_owned(), ..RequestMeta::default() };
+    let result = core.ingest.receive(endpoint, &meta, &req.headers, &req.body).await;
+    result.with_context(|| format!("seeding {path} failed"))
 }
 
 /// Writes the processing history the queue would have produced: mostly first-try successes, a few

@@ -10,7 +10,7 @@ use super::problem::Problem;
 use crate::connectors::{Headers, Rejection};
 use crate::domain::RejectCause;
 use crate::ingest::writer::Stored;
-use crate::ingest::{IngestError, RequestMeta};
+use crate::ingest::{Endpoint, IngestError, RequestMeta};
 
 struct HeaderView<'a>(&'a HeaderMap);
 
@@ -60,14 +60,14 @@ async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Ve
     Ok(buf)
 }
 
-/// Reads the body or answers the rejection; the three endpoints differ only in the service call.
-async fn receive(state: &AppState, req: &Request, body: Body) -> Result<(RequestMeta, Vec<u8>), Response> {
+/// Reads the body within the limit and hands it to the ingest service, or answers the rejection.
+async fn ingest(state: &AppState, req: &Request, body: Body, endpoint: Endpoint<'_>) -> Response {
     let meta = meta(req);
     match read_body(body, meta.content_length, state.settings.ingest.max_body_bytes).await {
-        Ok(bytes) => Ok((meta, bytes)),
+        Ok(bytes) => respond(state.ingest.receive(endpoint, &meta, &HeaderView(req.headers()), &bytes).await),
         Err(rejection) => {
             state.ingest.reject_early(&meta, &rejection);
-            Err(Problem::from(&IngestError::Rejected(rejection)).response())
+            Problem::from(&IngestError::Rejected(rejection)).response()
         }
     }
 }
@@ -88,20 +88,12 @@ fn respond(result: Result<Stored, IngestError>) -> Response {
 
 #[handler]
 pub async fn shopify(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
-    let (meta, bytes) = match receive(state, req, body).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    respond(state.ingest.shopify(&meta, &HeaderView(req.headers()), &bytes).await)
+    ingest(state, req, body, Endpoint::Shopify).await
 }
 
 #[handler]
 pub async fn zoho_channel(req: &Request, body: Body, Data(state): Data<&AppState>) -> Response {
-    let (meta, bytes) = match receive(state, req, body).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    respond(state.ingest.zoho(&meta, None, &HeaderView(req.headers()), &bytes).await)
+    ingest(state, req, body, Endpoint::ZohoChannel).await
 }
 
 #[handler]
@@ -111,11 +103,7 @@ pub async fn zoho_subscription(
     body: Body,
     Data(state): Data<&AppState>,
 ) -> Response {
-    let (meta, bytes) = match receive(state, req, body).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    respond(state.ingest.zoho(&meta, Some(&subscription), &HeaderView(req.headers()), &bytes).await)
+    ingest(state, req, body, Endpoint::Zoho(&subscription)).await
 }
 
 #[handler]
@@ -125,9 +113,5 @@ pub async fn standard(
     body: Body,
     Data(state): Data<&AppState>,
 ) -> Response {
-    let (meta, bytes) = match receive(state, req, body).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    respond(state.ingest.standard(&meta, &subscription, &HeaderView(req.headers()), &bytes).await)
+    ingest(state, req, body, Endpoint::Standard(&subscription)).await
 }

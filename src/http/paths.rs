@@ -4,12 +4,27 @@ pub const SHOPIFY_WEBHOOK: &str = "/shopify/webhook";
 pub const ZOHO_INCOMING: &str = "/zoho/incoming";
 pub const ZOHO_INCOMING_SUBSCRIPTION: &str = "/zoho/incoming/:subscription";
 pub const INGEST_SUBSCRIPTION: &str = "/ingest/:subscription";
+const INGEST_PREFIX: &str = "/ingest/";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const VERSION: &str = "/version";
 pub const API: &str = "/api";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 pub const API_DOCS: &str = "/api/docs";
+
+/// The ingest endpoint a path names, e.g. `/ingest/billing`.
+pub fn ingest_endpoint(path: &str) -> Option<crate::ingest::Endpoint<'_>> {
+    use crate::ingest::Endpoint;
+    match path {
+        SHOPIFY_WEBHOOK => Some(Endpoint::Shopify),
+        ZOHO_INCOMING => Some(Endpoint::ZohoChannel),
+        _ => path
+            .strip_prefix(ZOHO_INCOMING)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(Endpoint::Zoho)
+            .or_else(|| path.strip_prefix(INGEST_PREFIX).map(Endpoint::Standard)),
+    }
+}
 
 /// The URL a provider should send a subscription's webhooks to, relative to the public base URL.
 pub fn callback_path(sub: &crate::domain::Subscription) -> String {
@@ -19,6 +34,6 @@ pub fn callback_path(sub: &crate::domain::Subscription) -> String {
         (Source::Shopify, _) => SHOPIFY_WEBHOOK.to_owned(),
         (Source::Zoho, Some(ZohoAuth::Channel { .. })) => ZOHO_INCOMING.to_owned(),
         (Source::Zoho, _) => format!("{ZOHO_INCOMING}/{}", sub.name),
-        (Source::Standard, _) => format!("/ingest/{}", sub.name),
+        (Source::Standard, _) => format!("{INGEST_PREFIX}{}", sub.name),
     }
 }

@@ -50,7 +50,20 @@ impl From<WriteError> for IngestError {
     }
 }
 
-/// The ingest service shared by the three ingest endpoints.
+/// Which ingest endpoint a request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// `POST /shopify/webhook`
+    Shopify,
+    /// `POST /zoho/incoming`: CRM notification channels, found by the channel id in the body.
+    ZohoChannel,
+    /// `POST /zoho/incoming/{subscription}`
+    Zoho(&'a str),
+    /// `POST /ingest/{subscription}`: Standard Webhooks.
+    Standard(&'a str),
+}
+
+/// The ingest service shared by the ingest endpoints.
 pub struct Ingest {
     writer: WriterHandle,
     registry: Arc<SharedRegistry>,
@@ -115,8 +128,24 @@ impl Ingest {
         &self.registry
     }
 
+    /// Verifies and stores one request to `endpoint`.
+    pub async fn receive(
+        &self,
+        endpoint: Endpoint<'_>,
+        meta: &RequestMeta,
+        h: &dyn Headers,
+        body: &[u8],
+    ) -> Result<Stored, IngestError> {
+        match endpoint {
+            Endpoint::Shopify => self.shopify(meta, h, body).await,
+            Endpoint::ZohoChannel => self.zoho(meta, None, h, body).await,
+            Endpoint::Zoho(name) => self.zoho(meta, Some(name), h, body).await,
+            Endpoint::Standard(name) => self.standard(meta, name, h, body).await,
+        }
+    }
+
     /// `POST /shopify/webhook`.
-    pub async fn shopify(&self, meta: &RequestMeta, h: &dyn Headers, body: &[u8]) -> Result<Stored, IngestError> {
+    async fn shopify(&self, meta: &RequestMeta, h: &dyn Headers, body: &[u8]) -> Result<Stored, IngestError> {
         let cx = self.context(body);
         let mut seen = Seen::default();
         let outcome = self.verify_shopify(&cx, h, body, &mut seen);
@@ -124,7 +153,7 @@ impl Ingest {
     }
 
     /// `POST /zoho/incoming` (CRM notification channels) and `POST /zoho/incoming/{subscription}`.
-    pub async fn zoho(
+    async fn zoho(
         &self,
         meta: &RequestMeta,
         subscription: Option<&str>,
@@ -138,7 +167,7 @@ impl Ingest {
     }
 
     /// `POST /ingest/{subscription}`: Standard Webhooks.
-    pub async fn standard(
+    async fn standard(
         &self,
         meta: &RequestMeta,
         subscription: &str,

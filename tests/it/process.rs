@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use hookplane::demo::factories::{Factory, SignedRequest, shopify_request};
 use tokio::sync::Notify;
 
-use crate::support::{ADMIN_TOKEN, MASTER_KEY, SHOPIFY_SECRET, now};
+use crate::support::{ADMIN_TOKEN, MASTER_KEY, SHOPIFY_SECRET, body_of, now};
 
 const SHOP: &str = "crash-shop.myshopify.com";
 
@@ -192,16 +192,7 @@ async fn verify(base: &str, acked: &HashMap<String, Vec<u8>>) -> usize {
     }
     for (provider_id, body) in acked {
         let ids = by_provider.get(provider_id).unwrap_or_else(|| panic!("acknowledged {provider_id} is missing"));
-        let got = client
-            .get(format!("{base}/api/v1/deliveries/{}/body", ids[0]))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        assert_eq!(got.as_ref(), body.as_slice(), "{provider_id} body differs");
+        assert_eq!(&body_of(&client, base, &ids[0]).await, body, "{provider_id} body differs");
     }
     by_provider.len()
 }
@@ -336,32 +327,16 @@ async fn the_command_line_manages_subscriptions_and_checks_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let proc = Proc::start(dir.path(), None);
     let env = [("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN), ("LEADS_TOKEN", "cli-token")];
-    let base = proc.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        hookplane(
-            &[
-                "subscriptions",
-                "create",
-                "--url",
-                &base,
-                "--source",
-                "zoho",
-                "--topic",
-                "Leads.all",
-                "--account",
-                "org-7",
-                "--name",
-                "cli-leads",
-                "--channel-id",
-                "8001",
-                "--secret-env",
-                "LEADS_TOKEN",
-            ],
-            &env,
-        )
-    })
-    .await
-    .unwrap();
+    let create = |channel: &'static str| {
+        let base = proc.base.clone();
+        tokio::task::spawn_blocking(move || {
+            let args = ["subscriptions", "create", "--url", &base, "--source", "zoho", "--topic", "Leads.all"];
+            let more =
+                ["--account", "org-7", "--name", "cli-leads", "--channel-id", channel, "--secret-env", "LEADS_TOKEN"];
+            hookplane(&[&args[..], &more[..]].concat(), &env)
+        })
+    };
+    let out = create("8001").await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["subscription"]["name"], "cli-leads");
@@ -373,32 +348,7 @@ async fn the_command_line_manages_subscriptions_and_checks_configuration() {
     let req = hookplane::demo::factories::zoho_channel_request(body);
     assert_eq!(post(&reqwest::Client::new(), &proc.base, &req).await.unwrap().0, 200);
 
-    let base = proc.base.clone();
-    let dup = tokio::task::spawn_blocking(move || {
-        hookplane(
-            &[
-                "subscriptions",
-                "create",
-                "--url",
-                &base,
-                "--source",
-                "zoho",
-                "--topic",
-                "Leads.all",
-                "--account",
-                "org-7",
-                "--name",
-                "cli-leads",
-                "--channel-id",
-                "8002",
-                "--secret-env",
-                "LEADS_TOKEN",
-            ],
-            &env,
-        )
-    })
-    .await
-    .unwrap();
+    let dup = create("8002").await.unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("409"), "{}", String::from_utf8_lossy(&dup.stderr));
 

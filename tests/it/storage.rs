@@ -48,17 +48,7 @@ async fn a_v1_data_directory_opens_with_everything_readable() {
     assert_eq!(all.len(), 5);
     for (provider_id, body) in bodies() {
         let d = all.iter().find(|d| d["provider_delivery_id"] == provider_id.as_str()).unwrap();
-        let got = s
-            .client
-            .get(s.url(&format!("/api/v1/deliveries/{}/body", d["id"].as_str().unwrap())))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        assert_eq!(got.as_ref(), body.as_slice());
+        assert_eq!(body_of(&s.client, &s.base, d["id"].as_str().unwrap()).await, body);
     }
     // The sealed secret still opens under the same master key and verifies new deliveries.
     let req = standard_request("fixture-standard", STANDARD_SECRET, "msg_after_upgrade", now(), b"{}".to_vec());

@@ -193,6 +193,18 @@ impl JsonBody for reqwest::RequestBuilder {
     }
 }
 
+/// The exact stored body of a delivery, from the instance at `base`.
+pub async fn body_of(client: &reqwest::Client, base: &str, delivery_id: &str) -> Vec<u8> {
+    let resp = client
+        .get(format!("{base}/api/v1/deliveries/{delivery_id}/body"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.bytes().await.unwrap().to_vec()
+}
+
 pub fn now() -> Timestamp {
     SystemClock.now()
 }
