@@ -121,10 +121,8 @@ impl Core {
             store: Arc::clone(&self.store),
             ingest: Arc::clone(&self.ingest),
             control: Arc::clone(&self.control),
-            clock: Arc::clone(&self.clock),
             admin_token: self.settings.env.admin_token.clone(),
             writer_alive: Arc::clone(&self.writer_alive),
-            started_at: self.clock.now(),
         }
     }
 }

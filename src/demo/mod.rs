@@ -69,8 +69,11 @@ pub fn prepare(settings: &mut Settings, dir: &Path, scenario: Scenario) -> anyho
     settings.data_dir = dir.join("data");
     settings.master_key_file = Default::default();
     settings.env.master_key = Some(MasterKey::generate().to_hex());
-    if settings.env.shopify_secret.is_none() {
-        settings.env.shopify_secret = Some(SecretBytes::new(SHOPIFY_SECRET.as_bytes().to_vec()));
+    // The demo's deliveries are signed with the demo secret; a secret from the environment keeps working
+    // beside it, in the place a rotation's previous secret takes.
+    let own = settings.env.shopify_secret.replace(SecretBytes::new(SHOPIFY_SECRET.as_bytes().to_vec()));
+    if own.is_some() {
+        settings.env.shopify_secret_previous = own;
     }
     let admin_token = match &settings.env.admin_token {
         Some(t) => String::from_utf8_lossy(t.expose()).into_owned(),

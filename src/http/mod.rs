@@ -2,6 +2,7 @@
 //! bearer tokens), and operations endpoints. Every URL is declared in `paths`.
 
 pub mod api;
+mod assets;
 mod ingest;
 mod ops;
 pub mod paths;
@@ -16,7 +17,6 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Middleware, Request, Response, R
 
 use crate::config::Settings;
 use crate::control::Control;
-use crate::domain::{Clock, Timestamp};
 use crate::ingest::Ingest;
 use crate::secrets::SecretBytes;
 use crate::storage::Store;
@@ -28,11 +28,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
-    pub clock: Arc<dyn Clock>,
     pub admin_token: Option<SecretBytes>,
     /// False once the writer thread has stopped; `/readyz` reports it.
     pub writer_alive: Arc<AtomicBool>,
-    pub started_at: Timestamp,
 }
 
 impl AppState {
@@ -60,6 +58,8 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::HEALTHZ, get(ops::healthz))
         .at(paths::READYZ, get(ops::readyz))
         .at(paths::VERSION, get(ops::version))
+        .at(paths::ASSET, get(assets::asset))
+        .at(paths::FAVICON, get(assets::favicon))
         .at(paths::OPENAPI_JSON, get(api.spec_endpoint()))
         .nest(paths::API_DOCS, api.swagger_ui())
         .nest(paths::API, api.into_endpoint())

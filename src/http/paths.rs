@@ -9,6 +9,8 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const VERSION: &str = "/version";
 pub const API: &str = "/api";
+pub const ASSET: &str = "/assets/*path";
+pub const FAVICON: &str = "/favicon.ico";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 pub const API_DOCS: &str = "/api/docs";
 

@@ -68,14 +68,6 @@ impl DedupeIndex {
             Some(Ids::Many(ids)) => ids.push(id),
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -104,10 +104,6 @@ impl Store {
         Ok(Self { path, db: RwLock::new(Some(Arc::new(db))) })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The database, or `Unavailable` while it is being reopened.
     pub fn db(&self) -> Result<Arc<Database>, StoreError> {
         self.db

@@ -215,6 +215,54 @@ async fn operations_endpoints_answer() {
     assert_eq!(docs.status(), 200);
     let r = s.client.get(s.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
+
+    let icon = s.client.get(s.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    let etag = icon.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
+    let again = s.client.get(s.url("/assets/favicon.svg")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(again.status(), 304, "an unchanged asset costs a revalidation only");
+    assert_problem(&s.get("/assets/nope.css").await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_disk_in_plaintext() {
+    const TOKEN: &str = "plaintext-zoho-token-that-must-never-hit-the-disk";
+    const WHSEC: &str = "whsec_cGxhaW50ZXh0LXN0YW5kYXJkLXNlY3JldC1vbi1kaXNr";
+    let s = TestServer::start().await;
+    let (st, _) = s
+        .post(
+            "/api/v1/subscriptions",
+            json!({"source": "zoho", "topic": "t", "account": "a", "name": "z", "secret": TOKEN}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let (st, _) = s
+        .post(
+            "/api/v1/subscriptions",
+            json!({"source": "standard", "topic": "t", "account": "a", "name": "w", "secret": WHSEC}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    // The token also travels in every workflow request's Authorization header; headers are stored.
+    let req = hookplane::demo::factories::zoho_token_request("z", "Authorization", TOKEN, b"{\"a\":1}".to_vec());
+    assert_eq!(s.send_json(&req).await.0, 200);
+    let dir = s.stop().await;
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut scanned = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        scanned += bytes.len();
+        for secret in [TOKEN, WHSEC, &WHSEC[6..]] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} found in {}", p.display());
+        }
+    }
+    assert!(scanned > 0);
 }
 
 #[tokio::test]

@@ -1,0 +1,73 @@
+//! The demo scenarios seed what they promise, through the real ingest path, and the server starts on them.
+
+use hookplane::config::{Flags, Settings};
+use hookplane::demo::{self, Scenario};
+use hookplane::domain::SystemClock;
+
+use crate::support::*;
+
+async fn seeded(scenario: Scenario) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(&Flags::default(), &env(&[])).unwrap();
+    demo::prepare(&mut settings, dir.path(), scenario).unwrap();
+    let key = settings.env.master_key.clone().unwrap();
+    tokio::task::spawn_blocking(move || demo::seed(&settings, scenario, &SystemClock)).await.unwrap().unwrap();
+    TestServer::start_with(Options {
+        env: env(&[("HOOKPLANE_MASTER_KEY", &key)]),
+        dir: Some(dir),
+        ..Options::default()
+    })
+    .await
+}
+
+fn count(items: &[serde_json::Value], field: &str, value: &str) -> usize {
+    items.iter().filter(|d| d[field] == value).count()
+}
+
+#[tokio::test]
+async fn base_is_a_healthy_day_from_every_source() {
+    let s = seeded(Scenario::Base).await;
+    let all = s.all_deliveries("").await;
+    assert!(all.len() > 250, "{} deliveries", all.len());
+    for source in ["shopify", "zoho", "standard"] {
+        assert!(count(&all, "source", source) > 10, "{source}");
+    }
+    for topic in ["orders/create", "customers/redact", "shop/redact", "customers/data_request", "Leads.all", "invoices"]
+    {
+        assert!(count(&all, "topic", topic) > 0, "{topic}");
+    }
+    assert_eq!(count(&all, "status", "failed"), 0);
+    assert!(all.iter().all(|d| d["status"] == "succeeded" || d["status"] == "stored"));
+    assert!(all.iter().any(|d| d["attempt_count"] == 2), "some succeeded only after a retry");
+    let (_, subs) = s.get("/api/v1/subscriptions").await;
+    assert_eq!(subs.as_array().unwrap().len(), 10);
+    assert!(subs.as_array().unwrap().iter().all(|s| s["status"] == "active"));
+}
+
+#[tokio::test]
+async fn failing_has_a_failing_destination() {
+    let s = seeded(Scenario::Failing).await;
+    let failed = s.all_deliveries("status=failed").await;
+    assert!(failed.len() >= 5, "{} failed", failed.len());
+    assert!(failed.iter().all(|d| d["topic"] == "orders/create" && d["error_message"].is_string()));
+    let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
+    assert_eq!(orders["status"], "failing");
+    assert!(orders["consecutive_failures"].as_u64().unwrap() >= 5);
+}
+
+#[tokio::test]
+async fn empty_has_subscriptions_and_no_deliveries() {
+    let s = seeded(Scenario::Empty).await;
+    assert!(s.all_deliveries("").await.is_empty());
+    let (_, subs) = s.get("/api/v1/subscriptions").await;
+    assert_eq!(subs.as_array().unwrap().len(), 10);
+    // The demo's printed credentials work: a Standard Webhooks message signed with the demo secret is stored.
+    let req = hookplane::demo::factories::standard_request(
+        "billing-events",
+        demo::STANDARD_SECRET,
+        "msg_1",
+        now(),
+        b"{}".to_vec(),
+    );
+    assert_eq!(s.send_json(&req).await.0, 200);
+}
