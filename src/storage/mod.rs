@@ -182,7 +182,7 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
         .truncate(false)
         .open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    let backend = match backend::PreallocatingBackend::new(file) {
+    let backend = match backend::ZeroingBackend::new(file) {
         Ok(b) => b,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked(path.to_path_buf())),
         Err(e) => return Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
