@@ -123,6 +123,7 @@ impl Core {
             control: Arc::clone(&self.control),
             admin_token: self.settings.env.admin_token.clone(),
             writer_alive: Arc::clone(&self.writer_alive),
+            clock: Arc::clone(&self.clock),
         }
     }
 }

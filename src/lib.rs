@@ -2,7 +2,8 @@
 //!
 //! The layers, inside out: `domain` (plain types and rules) and `connectors` (provider verification) do no
 //! I/O; `storage` (redb), `ingest` (the write path) and `control` (subscription changes) are built on them;
-//! `http` and `cli` are the edges; `app` wires everything together.
+//! `loader` is the read model the API and the dashboard share; `http` and `cli` are the edges; `app` wires
+//! everything together.
 
 pub mod app;
 pub mod cli;
@@ -15,5 +16,6 @@ pub mod hex;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod loader;
 pub mod secrets;
 pub mod storage;

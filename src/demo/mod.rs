@@ -20,7 +20,7 @@ use crate::http::paths;
 use crate::ingest::RequestMeta;
 use crate::ingest::writer::Stored;
 use crate::secrets::{MasterKey, SecretBytes};
-use crate::storage::{StoreError, deliveries, subscriptions, tables};
+use crate::storage::{StoreError, deliveries, stats, subscriptions, tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -260,6 +260,8 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
     let consecutive = tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
         let tx = db.begin_write()?;
         let mut consecutive = 0u32;
+        // What the processing worker would have counted: outcomes and attempt latencies, by minute.
+        let mut outcomes = stats::Deltas::new();
         {
             let mut t = tx.open_table(tables::DELIVERIES)?;
             for (n, (s, at)) in items.iter().enumerate() {
@@ -285,6 +287,17 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
                     d.response_code = Some(200);
                     d.latency_ms = Some(latency);
                 }
+                let c = outcomes.entry((s.subscription_id.as_u128(), at.minute())).or_default();
+                c.attempts += u64::from(d.attempt_count);
+                c.attempt_failures += u64::from(if fails { d.attempt_count } else { d.attempt_count - 1 });
+                for _ in 0..d.attempt_count {
+                    c.record_latency(d.latency_ms.unwrap_or(latency));
+                }
+                match d.status {
+                    DeliveryStatus::Succeeded => c.succeeded += 1,
+                    DeliveryStatus::Failed => c.failed += 1,
+                    _ => {}
+                }
                 d.last_attempted_at = Some(at.plus_millis(i64::from(latency)));
                 t.insert(s.delivery_id.as_u128(), deliveries::replace_record(&raw, &d)?.as_slice())?;
             }
@@ -292,6 +305,7 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
             tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;
             tx.open_table(tables::JOBS.def())?.retain(|_, _| false)?;
         }
+        stats::apply(&tx, &outcomes)?;
         tx.commit()?;
         Ok(consecutive)
     })

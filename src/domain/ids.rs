@@ -55,6 +55,12 @@ macro_rules! typed_id {
                 self.0.0
             }
 
+            /// The smallest id made at `at`: every id made at `at` or later sorts at or after it, which
+            /// turns a time range into a key range.
+            pub fn first_at(at: Timestamp) -> Self {
+                Self(Ulid::from_parts(u64::try_from(at.millis()).unwrap_or(0), 0))
+            }
+
             /// The instant encoded in the id.
             pub fn timestamp(self) -> Timestamp {
                 Timestamp::from_millis(i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX))

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod delivery;
+pub mod health;
 pub mod ids;
 pub mod rejection;
 pub mod source;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub admin_token: Option<SecretBytes>,
     /// False once the writer thread has stopped; `/readyz` reports it.
     pub writer_alive: Arc<AtomicBool>,
+    /// "Now" for health windows: a manual clock in tests and demos.
+    pub clock: Arc<dyn crate::domain::Clock>,
 }
 
 impl AppState {

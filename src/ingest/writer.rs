@@ -11,12 +11,13 @@ use redb::{Durability, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{Entry, SharedRegistry};
+use crate::domain::health::Counters;
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, JobId, Source, SubscriptionId, SubscriptionStatus};
 use crate::jobs::{Job, JobKind, JobState};
 use crate::storage::dedupe::DedupeIndex;
 use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
-use crate::storage::records::{MinuteStats, RejectionSample};
+use crate::storage::records::RejectionSample;
 use crate::storage::{Store, StoreError, rejections, stats, subscriptions};
 
 /// Which subscription a verified delivery belongs to.
@@ -292,7 +293,14 @@ fn write_batch(
         let delta = deltas.entry((sub_id.as_u128(), minute)).or_default();
         match writer.insert(&new, job.as_ref(), index)? {
             Inserted::New => {
-                delta.add(&MinuteStats { received: 1, bytes: new.delivery.size_bytes, ..MinuteStats::default() });
+                // A kept delivery has reached its end; a forwarded one is counted when its destination answers.
+                let kept = new.delivery.status == DeliveryStatus::Stored;
+                delta.add(&Counters {
+                    received: 1,
+                    bytes: new.delivery.size_bytes,
+                    succeeded: u64::from(kept),
+                    ..Counters::default()
+                });
                 results.push(Ok(Stored { delivery_id: new.delivery.id, subscription_id: sub_id, duplicate: false }));
             }
             Inserted::Duplicate(existing) => {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::dedupe::{self, DedupeIndex};
 use super::{StoreError, payload, subscriptions, tables};
 use crate::domain::delivery::{PREVIEW_BYTES, preview};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, Timestamp};
 use crate::jobs::Job;
 
 /// A verified delivery on its way into storage, encoded before it reaches the writer so the one thread
@@ -180,6 +180,10 @@ pub struct Filter {
     pub status: Option<DeliveryStatus>,
     pub subscription: Option<SubscriptionId>,
     pub account: Option<String>,
+    /// Received at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Received before this instant.
+    pub to: Option<Timestamp>,
 }
 
 impl Filter {
@@ -201,9 +205,17 @@ pub struct Page {
 pub const MAX_SCAN: usize = 10_000;
 
 /// Deliveries matching `filter`, newest first, strictly older than `before`. The cursor is a delivery id,
-/// so new arrivals never shift the pages already handed out.
+/// so new arrivals never shift the pages already handed out. Delivery ids begin with their arrival time,
+/// so `from` and `to` narrow the key range rather than filter rows.
 pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: usize) -> Result<Page, StoreError> {
-    let upper = before.map_or(u128::MAX, DeliveryId::as_u128);
+    let mut upper = before.map_or(u128::MAX, DeliveryId::as_u128);
+    if let Some(to) = filter.to {
+        upper = upper.min(DeliveryId::first_at(to).as_u128());
+    }
+    let lower = filter.from.map_or(0, |from| DeliveryId::first_at(from).as_u128());
+    if lower >= upper {
+        return Ok(Page { items: Vec::new(), next_cursor: None });
+    }
     let tx = db.begin_read()?;
     let deliveries = tx.open_table(tables::DELIVERIES)?;
     let mut items = Vec::with_capacity(limit.min(256));
@@ -239,7 +251,7 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
         let index = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
         let mut streams = Vec::with_capacity(subs.len());
         for sub in subs {
-            streams.push(index.range((sub, 0)..(sub, upper))?.rev());
+            streams.push(index.range((sub, lower)..(sub, upper))?.rev());
         }
         // Merge the per-subscription streams, newest first.
         let mut heads = BinaryHeap::new();
@@ -258,7 +270,7 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
             }
         }
     } else {
-        let mut rows = deliveries.range(..upper)?.rev();
+        let mut rows = deliveries.range(lower..upper)?.rev();
         while let Some(row) = rows.next() {
             let id = row?.0.value();
             if !consider(id, &mut items)? {

@@ -2,9 +2,10 @@
 //! `schema_version`, so a crash leaves the database at one version or the next, never between. A database
 //! from a newer build is refused rather than misread.
 
-use redb::{Database, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::{StoreError, tables};
+use super::{StoreError, stats, tables};
+use crate::domain::subscription::Destination;
 
 pub struct Migration {
     pub version: u64,
@@ -12,7 +13,10 @@ pub struct Migration {
     pub run: fn(&WriteTransaction) -> Result<(), StoreError>,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "create the ingest tables", run: v1_initial }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "create the ingest tables", run: v1_initial },
+    Migration { version: 2, name: "stats by minute and by hour", run: v2_stats_by_hour },
+];
 
 /// The version a database has once every migration ran.
 pub fn latest() -> u64 {
@@ -56,9 +60,37 @@ fn v1_initial(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
     tx.open_table(tables::REJECTION_COUNTS)?;
     tx.open_table(tables::REJECTIONS.def())?;
-    tx.open_table(tables::STATS_MINUTE.def())?;
+    tx.open_table(tables::STATS_MINUTE_V1.def())?;
     tx.open_table(tables::JOBS.def())?;
     tx.open_table(tables::JOBS_READY)?;
+    Ok(())
+}
+
+/// Minute rows move to the new table, and each hour gets the sum of its minutes. Schema 1 had no
+/// `succeeded` counter: deliveries of subscriptions that keep them (destination `store`) ended when they
+/// were stored, so they count as succeeded; forwarded ones had not been forwarded yet.
+fn v2_stats_by_hour(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut deltas = stats::Deltas::new();
+    {
+        let subs = tx.open_table(tables::SUBSCRIPTIONS.def())?;
+        let old = tx.open_table(tables::STATS_MINUTE_V1.def())?;
+        for row in old.iter()? {
+            let (k, v) = row?;
+            let (sub, _) = k.value();
+            let mut c = tables::STATS_MINUTE_V1.decode(v.value())?;
+            let kept = match subs.get(sub)? {
+                Some(s) => matches!(tables::SUBSCRIPTIONS.decode(s.value())?.destination, Destination::Store),
+                None => false,
+            };
+            if kept {
+                c.succeeded = c.received;
+            }
+            deltas.insert(k.value(), c);
+        }
+    }
+    stats::apply(tx, &deltas)?;
+    tx.open_table(tables::STATS.def())?;
+    tx.delete_table(tables::STATS_MINUTE_V1.def())?;
     Ok(())
 }
 
@@ -71,6 +103,68 @@ mod tests {
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as u64 + 1, "{}", m.name);
         }
+    }
+
+    #[test]
+    fn schema_1_minute_stats_become_minutes_and_hours() {
+        use crate::domain::health::Counters;
+        use crate::domain::subscription::{Origin, default_name};
+        use crate::domain::{Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let at = Timestamp::from_millis(1_800_000_000_000);
+        let sub = |n: i64, destination| {
+            let id = SubscriptionId::new(at.plus_millis(n));
+            Subscription {
+                id,
+                name: default_name(Source::Shopify, "orders/create", id),
+                source: Source::Shopify,
+                topic: "orders/create".into(),
+                account: "a.myshopify.com".into(),
+                status: SubscriptionStatus::Active,
+                destination,
+                origin: Origin::Config,
+                zoho: None,
+                dedupe_header: None,
+                created_at: at,
+                updated_at: at,
+                last_verified_at: None,
+                consecutive_failures: 0,
+                metadata: Default::default(),
+            }
+        };
+        let kept = sub(0, Destination::Store);
+        let forwarded = sub(1, Destination::Http { url: "http://127.0.0.1:9/".into() });
+        let minute = at.minute() / 60 * 60; // the first minute of an hour
+        let tx = db.begin_write().unwrap();
+        v1_initial(&tx).unwrap();
+        tx.open_table(tables::META).unwrap().insert(VERSION_KEY, 1).unwrap();
+        for s in [&kept, &forwarded] {
+            let mut subs = tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap();
+            subs.insert(s.id.as_u128(), tables::SUBSCRIPTIONS.encode(s).unwrap().as_slice()).unwrap();
+            let mut old = tx.open_table(tables::STATS_MINUTE_V1.def()).unwrap();
+            for (m, received) in [(minute, 2), (minute + 59, 3), (minute + 60, 4)] {
+                let c = Counters { received, bytes: received * 100, ..Counters::default() };
+                old.insert((s.id.as_u128(), m), tables::STATS_MINUTE_V1.encode(&c).unwrap().as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+
+        migrate(&db).unwrap();
+        let tx = db.begin_read().unwrap();
+        let t = tx.open_table(tables::STATS.def()).unwrap();
+        let row = |s: &Subscription, kind, period| {
+            tables::STATS.decode(t.get((s.id.as_u128(), kind, period)).unwrap().unwrap().value()).unwrap()
+        };
+        let hour = minute / 60;
+        let first = row(&kept, tables::STATS_HOUR, hour);
+        assert_eq!((first.received, first.bytes, first.succeeded), (5, 500, 5), "an hour sums its minutes");
+        assert_eq!(row(&kept, tables::STATS_HOUR, hour + 1).received, 4);
+        assert_eq!(row(&kept, tables::STATS_MINUTE, minute + 59).received, 3);
+        let fwd = row(&forwarded, tables::STATS_HOUR, hour);
+        assert_eq!((fwd.received, fwd.succeeded), (5, 0), "forwarded deliveries had not ended");
+        assert!(matches!(tx.open_table(tables::STATS_MINUTE_V1.def()), Err(redb::TableError::TableDoesNotExist(_))));
     }
 
     #[test]

@@ -1,39 +1,69 @@
-//! Per-subscription, per-minute counters, updated in the transaction of the events they count.
+//! Per-subscription counters by minute and by hour, updated in the transaction of the events they count.
 
 use std::collections::HashMap;
 
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
-use super::records::MinuteStats;
 use super::{StoreError, tables};
-use crate::domain::SubscriptionId;
+use crate::domain::health::{Counters, HOURS, Health, MINUTES};
+use crate::domain::{DeliveryId, Subscription, SubscriptionId, Timestamp};
 
 /// Changes to apply, by (subscription, minute); a batch collects them so each row is written once.
-pub type Deltas = HashMap<(u128, u64), MinuteStats>;
+pub type Deltas = HashMap<(u128, u64), Counters>;
 
+/// Adds `deltas` to their minute rows and to the hour rows those minutes fall in.
 pub fn apply(tx: &WriteTransaction, deltas: &Deltas) -> Result<(), StoreError> {
     if deltas.is_empty() {
         return Ok(());
     }
-    let mut t = tx.open_table(tables::STATS_MINUTE.def())?;
-    for (key, delta) in deltas {
-        let mut row = match t.get(*key)? {
-            Some(v) => tables::STATS_MINUTE.decode(v.value())?,
-            None => MinuteStats::default(),
+    let mut hours: HashMap<(u128, u64), Counters> = HashMap::new();
+    for ((sub, minute), delta) in deltas {
+        hours.entry((*sub, minute / 60)).or_default().add(delta);
+    }
+    let mut t = tx.open_table(tables::STATS.def())?;
+    let minutes = deltas.iter().map(|((sub, m), d)| ((*sub, tables::STATS_MINUTE, *m), d));
+    let hours = hours.iter().map(|((sub, h), d)| ((*sub, tables::STATS_HOUR, *h), d));
+    for (key, delta) in minutes.chain(hours) {
+        let mut row = match t.get(key)? {
+            Some(v) => tables::STATS.decode(v.value())?,
+            None => Counters::default(),
         };
         row.add(delta);
-        t.insert(*key, tables::STATS_MINUTE.encode(&row)?.as_slice())?;
+        t.insert(key, tables::STATS.encode(&row)?.as_slice())?;
     }
     Ok(())
 }
 
-/// The sum of a subscription's minutes in `[from_minute, to_minute]`.
-pub fn total(db: &Database, sub: SubscriptionId, from_minute: u64, to_minute: u64) -> Result<MinuteStats, StoreError> {
-    let tx = db.begin_read()?;
-    let t = tx.open_table(tables::STATS_MINUTE.def())?;
-    let mut sum = MinuteStats::default();
-    for row in t.range((sub.as_u128(), from_minute)..=(sub.as_u128(), to_minute))? {
-        sum.add(&tables::STATS_MINUTE.decode(row?.1.value())?);
+fn rows(
+    tx: &ReadTransaction,
+    sub: SubscriptionId,
+    kind: u8,
+    last: u64,
+    count: u64,
+) -> Result<Vec<(u64, Counters)>, StoreError> {
+    let t = tx.open_table(tables::STATS.def())?;
+    let id = sub.as_u128();
+    let mut out = Vec::new();
+    for row in t.range((id, kind, last.saturating_sub(count - 1))..=(id, kind, last))? {
+        let (k, v) = row?;
+        out.push((k.value().2, tables::STATS.decode(v.value())?));
     }
-    Ok(sum)
+    Ok(out)
+}
+
+/// The newest delivery's arrival time: delivery ids are ULIDs, so the last key of the subscription's index
+/// says it without reading the delivery.
+pub fn last_delivery_at(tx: &ReadTransaction, sub: SubscriptionId) -> Result<Option<Timestamp>, StoreError> {
+    let index = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
+    let id = sub.as_u128();
+    let last = index.range((id, 0)..=(id, u128::MAX))?.next_back().transpose()?;
+    Ok(last.map(|(k, _)| DeliveryId::from_u128(k.value().1).timestamp()))
+}
+
+/// A subscription's health as of `now`: 24 hour rows, 60 minute rows and one index read.
+pub fn health(tx: &ReadTransaction, sub: &Subscription, now: Timestamp) -> Result<Health, StoreError> {
+    let hours = rows(tx, sub.id, tables::STATS_HOUR, now.minute() / 60, HOURS)?;
+    let minutes = rows(tx, sub.id, tables::STATS_MINUTE, now.minute(), MINUTES)?;
+    let last = last_delivery_at(tx, sub.id)?;
+    Ok(Health::from_rollups(now, &hours, &minutes, last, sub.consecutive_failures))
 }

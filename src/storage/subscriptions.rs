@@ -1,6 +1,6 @@
 //! The subscriptions repository: records, lookup keys and sealed secrets.
 
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{StoreError, tables};
 use crate::domain::subscription::ZohoAuth;
@@ -41,7 +41,10 @@ pub fn get(db: &Database, id: SubscriptionId) -> Result<Option<Subscription>, St
 
 /// Every subscription, oldest first. Subscriptions number in the hundreds at most, so a full read is fine.
 pub fn list(db: &Database) -> Result<Vec<Subscription>, StoreError> {
-    let tx = db.begin_read()?;
+    list_in(&db.begin_read()?)
+}
+
+pub fn list_in(tx: &ReadTransaction) -> Result<Vec<Subscription>, StoreError> {
     let t = tx.open_table(tables::SUBSCRIPTIONS.def())?;
     let mut out = Vec::new();
     for row in t.iter()? {

@@ -5,10 +5,11 @@
 use redb::TableDefinition;
 
 use super::codec::{Codec, RecordTable};
+use crate::domain::health::Counters;
 use crate::domain::{Delivery, Subscription};
 use crate::jobs::Job;
 use crate::secrets::StoredSecret;
-use crate::storage::records::{MinuteStats, RejectionSample};
+use crate::storage::records::RejectionSample;
 
 /// `meta`: key → number. Holds `schema_version`, the index of the last migration applied.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -47,9 +48,16 @@ pub const REJECTION_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("r
 /// `REJECTION_SAMPLES_KEPT` rows: the oldest go first.
 pub const REJECTIONS: RecordTable<u128, RejectionSample> = RecordTable::new("rejections_v1");
 
-/// (subscription id, minute since epoch) → counters for that minute, written in the same transaction as
-/// the events they count, so health figures cost a bounded number of reads.
-pub const STATS_MINUTE: RecordTable<(u128, u64), MinuteStats> = RecordTable::new("stats_minute_v1");
+/// Schema 1's per-minute counters; migration 2 moves them into [`STATS`] and deletes the table.
+pub const STATS_MINUTE_V1: RecordTable<(u128, u64), Counters> = RecordTable::new("stats_minute_v1");
+
+/// (subscription id, granularity, period) → counters, written in the same transaction as the events they
+/// count. Granularity [`STATS_HOUR`]: the period is an hour since the epoch; [`STATS_MINUTE`]: a minute.
+/// Each event adds to both rows, so the 24-hour figures cost 24 reads and the last hour's 60, whatever the
+/// traffic. Hours before minutes in key order keeps each kind contiguous for those range reads.
+pub const STATS: RecordTable<(u128, u8, u64), Counters> = RecordTable::new("stats_v2");
+pub const STATS_HOUR: u8 = 0;
+pub const STATS_MINUTE: u8 = 1;
 
 /// Job id → job for the processing queue, written in the same transaction as its delivery.
 pub const JOBS: RecordTable<u128, Job> = RecordTable::new("jobs_v1");

@@ -42,6 +42,18 @@ async fn base_is_a_healthy_day_from_every_source() {
     let (_, subs) = s.get("/api/v1/subscriptions").await;
     assert_eq!(subs.as_array().unwrap().len(), 10);
     assert!(subs.as_array().unwrap().iter().all(|s| s["status"] == "active"));
+
+    // A healthy day: no banners, every ended delivery succeeded, forwarded ones have latency figures.
+    let (_, stats) = s.get("/api/v1/stats").await;
+    assert_eq!(stats["banners"], serde_json::json!([]));
+    assert_eq!(stats["kpis"]["success_rate_24h"], 1.0);
+    assert_eq!(stats["kpis"]["failing_topics"], 0);
+    assert!(stats["kpis"]["deliveries_24h"].as_u64().unwrap() > 250);
+    let orders = subs.as_array().unwrap().iter().find(|s| s["name"] == "shop-orders").unwrap();
+    assert!(
+        orders["health"]["p95_latency_ms_24h"].as_u64().unwrap()
+            >= orders["health"]["avg_latency_ms_24h"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -53,6 +65,15 @@ async fn failing_has_a_failing_destination() {
     let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
     assert_eq!(orders["status"], "failing");
     assert!(orders["consecutive_failures"].as_u64().unwrap() >= 5);
+
+    // The failing destination raises banners for the orders subscription only, and counts as a failing topic.
+    let (_, stats) = s.get("/api/v1/stats").await;
+    let banners = stats["banners"].as_array().unwrap();
+    let codes: Vec<&str> = banners.iter().map(|b| b["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["failure_streak", "low_success_rate"], "{banners:?}");
+    assert!(banners.iter().all(|b| b["subscription_name"] == "shop-orders"));
+    assert_eq!(stats["kpis"]["failing_topics"], 1);
+    assert!(stats["kpis"]["success_rate_24h"].as_f64().unwrap() < 1.0);
 }
 
 #[tokio::test]
@@ -61,6 +82,9 @@ async fn empty_has_subscriptions_and_no_deliveries() {
     assert!(s.all_deliveries("").await.is_empty());
     let (_, subs) = s.get("/api/v1/subscriptions").await;
     assert_eq!(subs.as_array().unwrap().len(), 10);
+    let (_, stats) = s.get("/api/v1/stats").await;
+    assert_eq!(stats["kpis"]["deliveries_24h"], 0);
+    assert_eq!(stats["kpis"]["success_rate_24h"], serde_json::Value::Null, "no rate without deliveries");
     // The demo's printed credentials work: a Standard Webhooks message signed with the demo secret is stored.
     let req = hookplane::demo::factories::standard_request(
         "billing-events",

@@ -7,8 +7,9 @@ use super::ApiTags;
 use super::auth::ApiAuth;
 use super::error::ApiError;
 use super::types::{DeliveryOut, DeliveryPage, DeliveryStatus, Source};
-use crate::domain::{DeliveryId, SubscriptionId};
+use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
 use crate::http::AppState;
+use crate::loader;
 use crate::storage::deliveries::{self, Filter};
 
 /// Page size when `limit` is absent, and the most a page may hold.
@@ -27,6 +28,63 @@ enum ListDeliveriesResponse {
 enum GetDeliveryResponse {
     #[oai(status = 200)]
     Ok(Json<DeliveryOut>),
+}
+
+/// The delivery filters as they arrive in a query string, shared by every operation that lists deliveries.
+pub(super) struct DeliveryParams {
+    pub source: Option<Source>,
+    pub topic: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub subscription: Option<String>,
+    pub account: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub(super) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));
+    }
+    let before = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            parse_delivery_id(c)
+                .map_err(|_| ApiError::bad_request(format!("`cursor` is not a cursor from this API: `{c}`")))
+        })
+        .transpose()?;
+    let subscription = p
+        .subscription
+        .as_deref()
+        .map(|s| s.parse::<SubscriptionId>().map_err(|e| ApiError::bad_request(e.to_string())))
+        .transpose()?;
+    let instant = |name: &str, raw: Option<String>| {
+        raw.map(|r| {
+            Timestamp::parse_rfc3339(&r).ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` must be an RFC 3339 time like 2026-11-28T09:00:00Z, not `{r}`"))
+            })
+        })
+        .transpose()
+    };
+    let (from, to) = (instant("from", p.from)?, instant("to", p.to)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    let filter = Filter {
+        source: p.source.map(Into::into),
+        topic: p.topic,
+        status: p.status.map(Into::into),
+        subscription,
+        account: p.account,
+        from,
+        to,
+    };
+    Ok(loader::Query { filter, before, limit: limit as usize })
 }
 
 fn parse_delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
@@ -51,37 +109,28 @@ impl DeliveriesApi {
         subscription: Query<Option<String>>,
         /// Shop domain, Zoho org or sender.
         account: Query<Option<String>>,
+        /// Received at or after this instant (RFC 3339).
+        from: Query<Option<String>>,
+        /// Received before this instant (RFC 3339).
+        to: Query<Option<String>>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 500 (default 50).
         limit: Query<Option<u32>>,
     ) -> Result<ListDeliveriesResponse, ApiError> {
-        let limit = limit.0.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));
-        }
-        let before = cursor.0.as_deref().map(|c| {
-            parse_delivery_id(c)
-                .map_err(|_| ApiError::bad_request(format!("`cursor` is not a cursor from this API: `{c}`")))
-        });
-        let before = before.transpose()?;
-        let subscription = subscription
-            .0
-            .as_deref()
-            .map(|s| s.parse::<SubscriptionId>().map_err(|e| ApiError::bad_request(e.to_string())))
-            .transpose()?;
-        let filter = Filter {
-            source: source.0.map(Into::into),
+        let q = query(DeliveryParams {
+            source: source.0,
             topic: topic.0,
-            status: status.0.map(Into::into),
-            subscription,
+            status: status.0,
+            subscription: subscription.0,
             account: account.0,
-        };
-        let page = state.store.read(move |db| deliveries::list(db, &filter, before, limit as usize)).await?;
-        Ok(ListDeliveriesResponse::Ok(Json(DeliveryPage {
-            items: page.items.into_iter().map(|l| DeliveryOut::new(l, None)).collect(),
-            next_cursor: page.next_cursor.map(|c| c.to_string()),
-        })))
+            from: from.0,
+            to: to.0,
+            cursor: cursor.0,
+            limit: limit.0,
+        })?;
+        let page = state.store.read(move |db| deliveries::list(db, &q.filter, q.before, q.limit)).await?;
+        Ok(ListDeliveriesResponse::Ok(Json(DeliveryPage::from(page))))
     }
 
     /// One delivery, with the headers it arrived with.

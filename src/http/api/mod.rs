@@ -2,6 +2,7 @@
 //! response enum and an explicit `operation_id`; every operation requires [`auth::ApiAuth`].
 
 pub mod auth;
+mod dashboard;
 mod deliveries;
 mod error;
 mod rejections;
@@ -14,6 +15,8 @@ pub use error::ApiError;
 
 #[derive(Tags)]
 enum ApiTags {
+    /// What the dashboard shows: health, figures, banners and deliveries in one payload.
+    Dashboard,
     /// Verified inbound events and their exact bodies.
     Deliveries,
     /// Provider-side registrations that send events, with their secrets (write-only).
@@ -22,11 +25,17 @@ enum ApiTags {
     Rejections,
 }
 
-pub type Apis = (deliveries::DeliveriesApi, subscriptions::SubscriptionsApi, rejections::RejectionsApi);
+pub type Apis =
+    (dashboard::DashboardApi, deliveries::DeliveriesApi, subscriptions::SubscriptionsApi, rejections::RejectionsApi);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (deliveries::DeliveriesApi, subscriptions::SubscriptionsApi, rejections::RejectionsApi),
+        (
+            dashboard::DashboardApi,
+            deliveries::DeliveriesApi,
+            subscriptions::SubscriptionsApi,
+            rejections::RejectionsApi,
+        ),
         "Hookplane",
         env!("CARGO_PKG_VERSION"),
     )

@@ -6,10 +6,12 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::ApiAuth;
 use super::error::ApiError;
-use super::types::{SubscriptionCreated, SubscriptionIn, SubscriptionOut};
+use super::types::{HealthOut, SubscriptionCreated, SubscriptionIn, SubscriptionOut};
 use crate::control::SubscriptionSpec;
 use crate::domain::Subscription;
+use crate::domain::health::Health;
 use crate::http::AppState;
+use crate::loader;
 use crate::secrets::SecretBytes;
 use crate::storage::subscriptions;
 
@@ -38,22 +40,28 @@ enum CreateSubscriptionResponse {
 }
 
 fn out(state: &AppState, sub: Subscription) -> SubscriptionOut {
+    subscription_out(state, sub, None)
+}
+
+pub(super) fn subscription_out(state: &AppState, sub: Subscription, health: Option<&Health>) -> SubscriptionOut {
     let reg = state.ingest.registry().snapshot();
     let secrets = reg.get(sub.id).map(|e| e.secrets.clone()).unwrap_or_default();
     let mut secrets = secrets;
     if sub.source == crate::domain::Source::Shopify {
         secrets.extend(reg.shopify_app.iter().cloned());
     }
-    SubscriptionOut::new(sub, &secrets, &state.public_url())
+    SubscriptionOut { health: health.map(HealthOut::from), ..SubscriptionOut::new(sub, &secrets, &state.public_url()) }
 }
 
 #[OpenApi(tag = "ApiTags::Subscriptions")]
 impl SubscriptionsApi {
-    /// Every subscription, oldest first.
+    /// Every subscription, oldest first, with its health.
     #[oai(path = "/v1/subscriptions", method = "get", operation_id = "listSubscriptions")]
     async fn list(&self, _auth: ApiAuth, Data(state): Data<&AppState>) -> Result<ListSubscriptionsResponse, ApiError> {
-        let subs = state.store.read(subscriptions::list).await?;
-        Ok(ListSubscriptionsResponse::Ok(Json(subs.into_iter().map(|s| out(state, s)).collect())))
+        let now = state.clock.now();
+        let o = state.store.read(move |db| loader::overview(db, now)).await?;
+        let subs = o.subscriptions.into_iter().map(|s| subscription_out(state, s.subscription, Some(&s.health)));
+        Ok(ListSubscriptionsResponse::Ok(Json(subs.collect())))
     }
 
     /// One subscription by id or name.

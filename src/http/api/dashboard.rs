@@ -1,0 +1,96 @@
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::ApiTags;
+use super::auth::ApiAuth;
+use super::deliveries::{DeliveryParams, query};
+use super::error::ApiError;
+use super::subscriptions::subscription_out;
+use super::types::{BannerOut, DashboardOut, DeliveryStatus, KpisOut, Source, StatsOut, SubscriptionOut, time};
+use crate::http::AppState;
+use crate::loader::{self, Overview};
+
+pub struct DashboardApi;
+
+#[derive(ApiResponse)]
+enum DashboardResponse {
+    #[oai(status = 200)]
+    Ok(Json<DashboardOut>),
+}
+
+#[derive(ApiResponse)]
+enum StatsResponse {
+    #[oai(status = 200)]
+    Ok(Json<StatsOut>),
+}
+
+fn subscriptions(state: &AppState, o: &Overview) -> Vec<SubscriptionOut> {
+    o.subscriptions.iter().map(|s| subscription_out(state, s.subscription.clone(), Some(&s.health))).collect()
+}
+
+#[OpenApi(tag = "ApiTags::Dashboard")]
+impl DashboardApi {
+    /// `WebhookDashboardPayload`: subscriptions with their health, the figures, the banners for degraded
+    /// subscriptions, and one page of deliveries for the filters. The dashboard page renders exactly this.
+    #[oai(path = "/v1/dashboard", method = "get", operation_id = "getDashboard")]
+    #[allow(clippy::too_many_arguments)] // one argument per documented query parameter
+    async fn dashboard(
+        &self,
+        _auth: ApiAuth,
+        Data(state): Data<&AppState>,
+        /// Only deliveries from this provider.
+        source: Query<Option<Source>>,
+        /// Only deliveries of subscriptions with this topic.
+        topic: Query<Option<String>>,
+        status: Query<Option<DeliveryStatus>>,
+        /// A subscription id (`sub_…`).
+        subscription: Query<Option<String>>,
+        /// Shop domain, Zoho org or sender.
+        account: Query<Option<String>>,
+        /// Received at or after this instant (RFC 3339).
+        from: Query<Option<String>>,
+        /// Received before this instant (RFC 3339).
+        to: Query<Option<String>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 500 (default 50).
+        limit: Query<Option<u32>>,
+    ) -> Result<DashboardResponse, ApiError> {
+        let q = query(DeliveryParams {
+            source: source.0,
+            topic: topic.0,
+            status: status.0,
+            subscription: subscription.0,
+            account: account.0,
+            from: from.0,
+            to: to.0,
+            cursor: cursor.0,
+            limit: limit.0,
+        })?;
+        let now = state.clock.now();
+        let payload = state.store.read(move |db| loader::load(db, &q, now)).await?;
+        let o = &payload.overview;
+        Ok(DashboardResponse::Ok(Json(DashboardOut {
+            generated_at: time(o.generated_at),
+            kpis: KpisOut::from(&o.kpis),
+            subscriptions: subscriptions(state, o),
+            banners: o.banners.iter().map(BannerOut::from).collect(),
+            deliveries: payload.deliveries.into(),
+        })))
+    }
+
+    /// Health of every subscription and the instance's figures, without deliveries.
+    #[oai(path = "/v1/stats", method = "get", operation_id = "getStats")]
+    async fn stats(&self, _auth: ApiAuth, Data(state): Data<&AppState>) -> Result<StatsResponse, ApiError> {
+        let now = state.clock.now();
+        let o = state.store.read(move |db| loader::overview(db, now)).await?;
+        Ok(StatsResponse::Ok(Json(StatsOut {
+            generated_at: time(o.generated_at),
+            kpis: KpisOut::from(&o.kpis),
+            subscriptions: subscriptions(state, &o),
+            banners: o.banners.iter().map(BannerOut::from).collect(),
+        })))
+    }
+}

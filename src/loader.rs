@@ -1,0 +1,113 @@
+//! The read model: one function builds what the dashboard page and the API show (invariant 7: the HTML never
+//! shows what the API cannot). Every figure comes from rollups and index tables, so the cost of a load
+//! grows with the number of subscriptions and the page size, never with the number of stored deliveries.
+
+use std::collections::BTreeSet;
+
+use redb::{Database, ReadableDatabase};
+
+use crate::domain::health::{Counters, Degraded, Health};
+use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::storage::deliveries::{self, Filter, Page};
+use crate::storage::{StoreError, stats, subscriptions};
+
+/// Which deliveries the page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub filter: Filter,
+    /// The cursor: only deliveries older than this.
+    pub before: Option<DeliveryId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionHealth {
+    pub subscription: Subscription,
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kpis {
+    /// Subscriptions registered and receiving: active, failing or expiring.
+    pub active_subscriptions: usize,
+    /// Distinct source and topic pairs with a failing, handshake-failed or degraded subscription.
+    pub failing_topics: usize,
+    pub deliveries_24h: u64,
+    pub success_rate_24h: Option<f64>,
+    pub avg_latency_ms_24h: Option<u32>,
+}
+
+/// A degraded subscription, for the banner above the page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Banner {
+    pub subscription_id: SubscriptionId,
+    pub subscription_name: String,
+    pub reason: Degraded,
+}
+
+/// Subscriptions with their health, the figures of the page, and the banners: everything but deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overview {
+    pub generated_at: Timestamp,
+    pub subscriptions: Vec<SubscriptionHealth>,
+    pub kpis: Kpis,
+    pub banners: Vec<Banner>,
+}
+
+/// `WebhookDashboardPayload`: the overview and one page of deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardPayload {
+    pub overview: Overview,
+    pub deliveries: Page,
+}
+
+pub fn load(db: &Database, query: &Query, now: Timestamp) -> Result<DashboardPayload, StoreError> {
+    let overview = overview(db, now)?;
+    let deliveries = deliveries::list(db, &query.filter, query.before, query.limit)?;
+    Ok(DashboardPayload { overview, deliveries })
+}
+
+/// Every subscription with its health, oldest first, read in one transaction.
+pub fn overview(db: &Database, now: Timestamp) -> Result<Overview, StoreError> {
+    let tx = db.begin_read()?;
+    let mut subs = Vec::new();
+    for sub in subscriptions::list_in(&tx)? {
+        let health = stats::health(&tx, &sub, now)?;
+        subs.push(SubscriptionHealth { subscription: sub, health });
+    }
+    let kpis = kpis(&subs);
+    let banners = subs
+        .iter()
+        .flat_map(|s| {
+            s.health.degraded().into_iter().map(|reason| Banner {
+                subscription_id: s.subscription.id,
+                subscription_name: s.subscription.name.clone(),
+                reason,
+            })
+        })
+        .collect();
+    Ok(Overview { generated_at: now, subscriptions: subs, kpis, banners })
+}
+
+fn kpis(subs: &[SubscriptionHealth]) -> Kpis {
+    use SubscriptionStatus::{Active, Expiring, Failing, HandshakeFailed};
+    let mut day = Counters::default();
+    let mut failing: BTreeSet<(Source, &str)> = BTreeSet::new();
+    for s in subs {
+        day.add(&s.health.totals_24h);
+        let status = s.subscription.status;
+        if matches!(status, Failing | HandshakeFailed) || !s.health.degraded().is_empty() {
+            failing.insert((s.subscription.source, s.subscription.topic.as_str()));
+        }
+    }
+    Kpis {
+        active_subscriptions: subs
+            .iter()
+            .filter(|s| matches!(s.subscription.status, Active | Failing | Expiring))
+            .count(),
+        failing_topics: failing.len(),
+        deliveries_24h: day.received,
+        success_rate_24h: day.success_rate(),
+        avg_latency_ms_24h: day.avg_latency_ms(),
+    }
+}
