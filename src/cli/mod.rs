@@ -1,6 +1,7 @@
 //! The command line. `main` calls [`run`]; each subcommand lives in its own file.
 
 mod check;
+mod send_test;
 mod serve;
 mod subscriptions;
 
@@ -34,6 +35,8 @@ enum Command {
     /// Manage subscriptions of a running instance through its API.
     #[command(subcommand)]
     Subscriptions(subscriptions::SubscriptionsCommand),
+    /// Send one correctly signed sample delivery (Shopify by default) to a running instance.
+    SendTest(send_test::SendTestArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -41,6 +44,43 @@ pub struct ConfigArgs {
     /// Configuration file (default: HOOKPLANE_CONFIG, else the built-in defaults).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// The `detail` of a problem document, or the whole answer when it is not one.
+fn problem_detail(text: String) -> String {
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+        .unwrap_or(text)
+}
+
+/// Where a command reads a secret from: never an argument, which would show in the process list.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SecretArgs {
+    /// Read the secret from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_stdin")]
+    pub secret_env: Option<String>,
+    /// Read the secret from standard input.
+    #[arg(long)]
+    pub secret_stdin: bool,
+}
+
+impl SecretArgs {
+    pub fn read(&self) -> anyhow::Result<Option<String>> {
+        use anyhow::Context as _;
+        use std::io::Read as _;
+        match (&self.secret_env, self.secret_stdin) {
+            (Some(var), _) => {
+                Ok(Some(std::env::var(var).with_context(|| format!("the environment variable `{var}` is not set"))?))
+            }
+            (None, true) => {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).context("cannot read the secret from standard input")?;
+                Ok(Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (None, false) => Ok(None),
+        }
+    }
 }
 
 impl ConfigArgs {
@@ -63,6 +103,7 @@ pub fn run() -> ExitCode {
             Ok(())
         }
         Command::Subscriptions(cmd) => subscriptions::run(cmd),
+        Command::SendTest(args) => send_test::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,9 @@
 //! `hookplane subscriptions …`: the API of a running instance, from the command line.
 
-use std::io::Read as _;
-
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use super::{ConfigArgs, load_settings, runtime};
+use super::{ConfigArgs, SecretArgs, load_settings, problem_detail, runtime};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Target {
@@ -42,13 +40,8 @@ pub struct CreateArgs {
     /// Where to forward deliveries; absent keeps them in store.
     #[arg(long)]
     destination_url: Option<String>,
-    /// Read the secret from this environment variable (secrets are never taken as arguments: they would show
-    /// in the process list).
-    #[arg(long, value_name = "VAR", conflicts_with = "secret_stdin")]
-    secret_env: Option<String>,
-    /// Read the secret from standard input.
-    #[arg(long)]
-    secret_stdin: bool,
+    #[command(flatten)]
+    secret: SecretArgs,
     /// Zoho CRM notification channel id.
     #[arg(long)]
     channel_id: Option<String>,
@@ -77,17 +70,7 @@ pub fn run(cmd: SubscriptionsCommand) -> anyhow::Result<()> {
         }
         SubscriptionsCommand::Create(args) => {
             let (base, token) = connection(&args.target)?;
-            let secret = match (&args.secret_env, args.secret_stdin) {
-                (Some(var), _) => {
-                    Some(std::env::var(var).with_context(|| format!("the environment variable `{var}` is not set"))?)
-                }
-                (None, true) => {
-                    let mut s = String::new();
-                    std::io::stdin().read_to_string(&mut s).context("cannot read the secret from standard input")?;
-                    Some(s.trim_end_matches(['\r', '\n']).to_owned())
-                }
-                (None, false) => None,
-            };
+            let secret = args.secret.read()?;
             let body = serde_json::json!({
                 "source": args.source, "topic": args.topic, "account": args.account, "name": args.name,
                 "destination_url": args.destination_url, "secret": secret, "channel_id": args.channel_id,
@@ -131,11 +114,7 @@ async fn call(
     let status = resp.status();
     let text = resp.text().await?;
     if !status.is_success() {
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-            .unwrap_or(text);
-        anyhow::bail!("{status}: {detail}");
+        anyhow::bail!("{status}: {}", problem_detail(text));
     }
     Ok(serde_json::from_str::<serde_json::Value>(&text).and_then(|v| serde_json::to_string_pretty(&v)).unwrap_or(text))
 }

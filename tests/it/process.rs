@@ -371,3 +371,65 @@ async fn the_command_line_manages_subscriptions_and_checks_configuration() {
     let typo = hookplane(&["check"], &[("HOOKPLANE_MASTER_KEY", key.trim()), ("HOOKPLANE_LISTN", "x")]);
     assert!(String::from_utf8_lossy(&typo.stderr).contains("HOOKPLANE_LISTN"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_delivers_a_signed_sample_from_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start(dir.path(), None);
+    let whsec = hookplane::connectors::standard::generate_secret();
+    let client = reqwest::Client::new();
+    let create = |body: serde_json::Value| {
+        client
+            .post(format!("{}/api/v1/subscriptions", proc.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let standard = serde_json::json!({"source": "standard", "topic": "invoice.paid", "account": "billing",
+        "name": "billing", "secret": whsec});
+    assert!(create(standard).await.unwrap().status().is_success());
+    let zoho = serde_json::json!({"source": "zoho", "topic": "Leads.all", "account": "org-1", "channel_id": "4242",
+        "secret": "zoho-token"});
+    assert!(create(zoho).await.unwrap().status().is_success());
+
+    let env = [("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET), ("WHSEC", whsec.as_str()), ("ZOHO_TOKEN", "zoho-token")];
+    let send = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["send-test", "--url", proc.base.as_str()];
+        all.extend_from_slice(args);
+        hookplane(&all, env)
+    };
+    let runs = [
+        send(&[], &env),
+        send(&["--source", "standard", "--subscription", "billing", "--secret-env", "WHSEC"], &env),
+        send(&["--source", "zoho", "--channel-id", "4242", "--secret-env", "ZOHO_TOKEN"], &env),
+    ];
+    for out in &runs {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("delivery_id"));
+    }
+
+    // A wrong secret is refused by the server, and the command says so and fails.
+    let wrong = send(&[], &[("SHOPIFY_WEBHOOK_SECRET", "not-the-secret")]);
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("401") && err.contains("HMAC does not match"), "{err}");
+    let missing = send(&["--source", "standard", "--secret-env", "WHSEC"], &env);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--subscription"));
+
+    let page: serde_json::Value = serde_json::from_str(
+        &client
+            .get(format!("{}/api/v1/deliveries", proc.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let sources: Vec<&str> = page["items"].as_array().unwrap().iter().map(|d| d["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["zoho", "standard", "shopify"], "newest first, one from each source");
+    proc.kill9();
+}
