@@ -20,6 +20,8 @@ use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::ingest::registry::{Registry, SharedRegistry};
 use crate::ingest::writer::{self, WriterHandle};
+use crate::search::SearchIndex;
+use crate::search::indexer::{self, Indexer};
 use crate::secrets::MasterKey;
 use crate::storage::Store;
 
@@ -45,6 +47,8 @@ pub struct Core {
     pub control: Arc<Control>,
     pub ingest: Arc<Ingest>,
     pub clock: Arc<dyn Clock>,
+    pub search: Arc<SearchIndex>,
+    indexer: Indexer,
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
     writer_alive: Arc<AtomicBool>,
@@ -79,10 +83,17 @@ impl Core {
         hints(&loaded, &settings);
         registry.replace(loaded);
 
+        let search_dir = settings.data_dir.join("search");
+        let (search, opened) = tokio::task::spawn_blocking(move || SearchIndex::open(&search_dir)).await??;
+        let search = Arc::new(search);
+        let indexer = indexer::spawn(Arc::clone(&search), Arc::clone(&store), opened, settings.search.clone())
+            .context("cannot start the search indexer")?;
+
         let writer_alive = Arc::new(AtomicBool::new(true));
         let writer = writer::spawn(
             Arc::clone(&store),
             Arc::clone(&registry),
+            Some(indexer.handle.clone()),
             settings.ingest.write_queue,
             settings.ingest.max_batch,
             Arc::clone(&writer_alive),
@@ -96,6 +107,8 @@ impl Core {
             control,
             ingest,
             clock,
+            search,
+            indexer,
             writer: writer.handle,
             writer_thread: writer.thread,
             writer_alive,
@@ -110,6 +123,8 @@ impl Core {
         tokio::task::spawn_blocking(move || thread.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        let mut indexer = self.indexer;
+        tokio::task::spawn_blocking(move || indexer.stop()).await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
         Ok(())
@@ -124,6 +139,7 @@ impl Core {
             admin_token: self.settings.env.admin_token.clone(),
             writer_alive: Arc::clone(&self.writer_alive),
             clock: Arc::clone(&self.clock),
+            search: Arc::clone(&self.search),
         }
     }
 }

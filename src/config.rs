@@ -43,6 +43,7 @@ pub struct Settings {
     pub log: String,
     pub shutdown_grace_seconds: u64,
     pub ingest: IngestSettings,
+    pub search: SearchSettings,
     pub shopify: ShopifySettings,
     pub standard: StandardSettings,
     pub zoho: ZohoSettings,
@@ -60,6 +61,15 @@ pub struct IngestSettings {
     pub write_queue: usize,
     pub max_batch: usize,
     pub compression_level: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    pub commit_interval_ms: u64,
+    pub commit_docs: usize,
+    pub memory_mib: u32,
+    pub catch_up_margin_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +216,10 @@ impl Settings {
         check(i.write_queue >= 1, "ingest.write_queue must be at least 1")?;
         check(i.max_batch >= 1, "ingest.max_batch must be at least 1")?;
         check((-7..=19).contains(&i.compression_level), "ingest.compression_level must be between -7 and 19")?;
+        let s = &self.search;
+        check((1..=60_000).contains(&s.commit_interval_ms), "search.commit_interval_ms must be between 1 and 60000")?;
+        check(s.commit_docs >= 1, "search.commit_docs must be at least 1")?;
+        check((15..=4096).contains(&s.memory_mib), "search.memory_mib must be between 15 and 4096")?;
         check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
         check(
             !self.zoho.token_header.trim().is_empty() && !self.zoho.signature.header.trim().is_empty(),

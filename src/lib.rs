@@ -17,5 +17,6 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod loader;
+pub mod search;
 pub mod secrets;
 pub mod storage;

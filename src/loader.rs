@@ -8,12 +8,15 @@ use redb::{Database, ReadableDatabase};
 
 use crate::domain::health::{Counters, Degraded, Health};
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::search::{SearchError, SearchIndex, SearchQuery};
 use crate::storage::deliveries::{self, Filter, Page};
 use crate::storage::{StoreError, stats, subscriptions};
 
 /// Which deliveries the page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
+    /// Full-text search of payloads (see `search`), combined with the filter.
+    pub text: Option<String>,
     pub filter: Filter,
     /// The cursor: only deliveries older than this.
     pub before: Option<DeliveryId>,
@@ -61,10 +64,50 @@ pub struct DashboardPayload {
     pub deliveries: Page,
 }
 
-pub fn load(db: &Database, query: &Query, now: Timestamp) -> Result<DashboardPayload, StoreError> {
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+}
+
+pub fn load(db: &Database, search: &SearchIndex, query: &Query, now: Timestamp) -> Result<DashboardPayload, LoadError> {
     let overview = overview(db, now)?;
-    let deliveries = deliveries::list(db, &query.filter, query.before, query.limit)?;
+    let deliveries = deliveries_page(db, search, query)?;
     Ok(DashboardPayload { overview, deliveries })
+}
+
+/// One page of deliveries: from the redb indexes, or, with search text, from the search index (newest
+/// first as well) with each item's match. The status filter is applied to the stored record, since status
+/// changes after indexing.
+pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Result<Page, LoadError> {
+    let Some(text) = query.text.as_deref() else {
+        return Ok(deliveries::list(db, &query.filter, query.before, query.limit)?);
+    };
+    let sq = SearchQuery {
+        text: text.to_owned(),
+        filter: Filter { status: None, ..query.filter.clone() },
+        before: query.before,
+        limit: query.limit,
+    };
+    let (hits, more) = search.search(&sq)?;
+    let snippets = search.snippets(text)?;
+    let mut items = Vec::with_capacity(hits.len());
+    for hit in &hits {
+        // A hit whose delivery is gone (deleted by retention before the index caught up) is skipped.
+        let (Some((mut listed, _)), Some((_, payload))) = (deliveries::get(db, hit.id)?, deliveries::body(db, hit.id)?)
+        else {
+            continue;
+        };
+        if query.filter.status.is_some_and(|s| s != listed.delivery.status) {
+            continue;
+        }
+        listed.matched = Some(snippets.of(&payload.body));
+        items.push(listed);
+    }
+    let next_cursor = if more { hits.last().map(|h| h.id) } else { None };
+    Ok(Page { items, next_cursor })
 }
 
 /// Every subscription with its health, oldest first, read in one transaction.

@@ -40,6 +40,14 @@ pub struct Delivery {
     pub verified_with: String,
 }
 
+/// Where a text search matched a delivery's body: a fragment of the body and the byte ranges of the matched
+/// terms within the fragment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Match {
+    pub fragment: String,
+    pub highlights: Vec<(usize, usize)>,
+}
+
 /// What arrived with a delivery besides its metadata: the headers as received (minus credentials, see
 /// `connectors::STORED_HEADER_DENYLIST`) and the exact body bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

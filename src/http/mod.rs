@@ -33,6 +33,7 @@ pub struct AppState {
     pub writer_alive: Arc<AtomicBool>,
     /// "Now" for health windows: a manual clock in tests and demos.
     pub clock: Arc<dyn crate::domain::Clock>,
+    pub search: Arc<crate::search::SearchIndex>,
 }
 
 impl AppState {

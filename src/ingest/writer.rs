@@ -15,6 +15,7 @@ use crate::domain::health::Counters;
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, JobId, Source, SubscriptionId, SubscriptionStatus};
 use crate::jobs::{Job, JobKind, JobState};
+use crate::search::indexer::IndexerHandle;
 use crate::storage::dedupe::DedupeIndex;
 use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
 use crate::storage::records::RejectionSample;
@@ -127,6 +128,7 @@ pub struct Writer {
 pub fn spawn(
     store: Arc<Store>,
     registry: Arc<SharedRegistry>,
+    indexer: Option<IndexerHandle>,
     queue: usize,
     max_batch: usize,
     alive: Arc<AtomicBool>,
@@ -134,7 +136,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(queue);
     let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
         let _alive = AliveGuard(alive);
-        run(&store, &registry, rx, max_batch);
+        run(&store, &registry, indexer.as_ref(), rx, max_batch);
     })?;
     Ok(Writer { handle: WriterHandle { tx }, thread })
 }
@@ -147,7 +149,13 @@ impl Drop for AliveGuard {
     }
 }
 
-fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
+fn run(
+    store: &Store,
+    registry: &SharedRegistry,
+    indexer: Option<&IndexerHandle>,
+    mut rx: mpsc::Receiver<Op>,
+    max_batch: usize,
+) {
     // Loaded now so the first request does not pay for it; dropped whenever a commit fails, because the
     // database may then hold more or less than memory says.
     let mut index = load_index(store);
@@ -178,9 +186,14 @@ fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max
             }
         }
         match commit(store, &mut index, pendings, &samples) {
-            Ok((results, created)) => {
+            Ok((results, created, stored)) => {
                 for sub in created {
                     registry.upsert(Entry { sub, secrets: Vec::new() });
+                }
+                if let Some(indexer) = indexer
+                    && !stored.is_empty()
+                {
+                    indexer.stored(stored);
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -207,7 +220,9 @@ fn run(store: &Store, registry: &SharedRegistry, mut rx: mpsc::Receiver<Op>, max
     }
 }
 
-type Committed = (Vec<Result<Stored, WriteError>>, Vec<Subscription>);
+/// Per request its result; the subscriptions discovered; and the new deliveries with their stored payloads,
+/// for the search indexer.
+type Committed = (Vec<Result<Stored, WriteError>>, Vec<Subscription>, Vec<(Delivery, Vec<u8>)>);
 
 fn load_index(store: &Store) -> Option<DedupeIndex> {
     match store.db().and_then(|db| DedupeIndex::load(&db)) {
@@ -242,10 +257,10 @@ fn commit(
         // Rejection samples alone are not worth an fsync; the next durable commit carries them.
         tx.set_durability(Durability::None)?;
     }
-    let (results, created) = write_batch(&tx, pendings, index)?;
+    let committed = write_batch(&tx, pendings, index)?;
     rejections::record(&tx, samples)?;
     tx.commit()?;
-    Ok((results, created))
+    Ok(committed)
 }
 
 fn write_batch(
@@ -257,6 +272,7 @@ fn write_batch(
     let mut created = Vec::new();
     let mut deltas = stats::Deltas::new();
     let mut results = Vec::with_capacity(pendings.len());
+    let mut stored = Vec::with_capacity(pendings.len());
     let mut writer = DeliveryWriter::open(tx)?;
     for p in pendings {
         let Pending { target, mut new, mut job } = p;
@@ -302,6 +318,7 @@ fn write_batch(
                     ..Counters::default()
                 });
                 results.push(Ok(Stored { delivery_id: new.delivery.id, subscription_id: sub_id, duplicate: false }));
+                stored.push(new.into_parts());
             }
             Inserted::Duplicate(existing) => {
                 delta.duplicates += 1;
@@ -311,7 +328,7 @@ fn write_batch(
     }
     drop(writer);
     stats::apply(tx, &deltas)?;
-    Ok((results, created))
+    Ok((results, created, stored))
 }
 
 /// A subscription read once per batch.

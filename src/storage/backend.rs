@@ -52,8 +52,10 @@ struct Shared {
 }
 
 impl Zeroing {
+    /// Where zeroing stops for now. Always on a block boundary, like `zeroed_upto`: the bookkeeping is by
+    /// whole blocks, and a mark inside a block would let zeros land on the part redb wrote.
     fn target(&self) -> u64 {
-        self.len.min(self.high_water + AHEAD)
+        self.len.min(self.high_water + AHEAD) / BLOCK * BLOCK
     }
 }
 
@@ -80,7 +82,12 @@ impl ZeroingBackend {
         let inner = FileBackend::new(file)?;
         // An existing file is taken as written: what earlier versions left sparse stays as it is.
         let shared = Arc::new(Shared {
-            state: Mutex::new(Zeroing { zeroed_upto: len, len, high_water: len, ..Zeroing::default() }),
+            state: Mutex::new(Zeroing {
+                zeroed_upto: len.next_multiple_of(BLOCK),
+                len,
+                high_water: len,
+                ..Zeroing::default()
+            }),
             wake: Condvar::new(),
         });
         let worker = Arc::clone(&shared);
@@ -120,6 +127,10 @@ fn zero_ahead(shared: &Shared, file: &File) {
         }
         let start = state.zeroed_upto;
         let end = (start + CHUNK).min(state.target());
+        debug_assert!(
+            start.is_multiple_of(BLOCK) && end.is_multiple_of(BLOCK),
+            "zeroing by whole blocks: {start}..{end}"
+        );
         let mut at = start;
         // Runs of blocks redb has not written, zeroed while the lock keeps redb from writing into them.
         let taken: Vec<u64> = state.written_ahead.range(start..end).copied().collect();
@@ -164,7 +175,8 @@ impl StorageBackend for ZeroingBackend {
         let mut state = self.shared.lock();
         self.inner.set_len(len)?;
         if len < state.len {
-            state.zeroed_upto = state.zeroed_upto.min(len);
+            // Rounded up: the block the new end falls in may hold what redb wrote before the cut.
+            state.zeroed_upto = state.zeroed_upto.min(len.next_multiple_of(BLOCK));
             state.high_water = state.high_water.min(len);
             let _ = state.written_ahead.split_off(&len.next_multiple_of(BLOCK));
         }
@@ -181,6 +193,11 @@ impl StorageBackend for ZeroingBackend {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
         let end = offset + data.len() as u64;
         let mut state = self.shared.lock();
+        if state.stop {
+            // Zeroing gave up (a full disk, say): nothing will read the bookkeeping any more.
+            drop(state);
+            return self.inner.write(offset, data);
+        }
         if end > state.zeroed_upto {
             let first = offset.max(state.zeroed_upto) / BLOCK * BLOCK;
             state.written_ahead.extend((first..end).step_by(BLOCK as usize));
@@ -242,20 +259,39 @@ mod tests {
         let path = dir.path().join("file");
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
         let b = ZeroingBackend::new(file).unwrap();
-        let len = 3 * CHUNK + 5 * BLOCK;
-        let mut expected = vec![0u8; len as usize];
-        for round in 0..4u8 {
-            b.set_len(len).unwrap();
-            // Writes scattered ahead of, behind and across the zeroing mark, racing the thread.
-            for i in 0..200u64 {
-                let offset = (i * 7919 + u64::from(round) * 131) % (len - 600);
-                let data = vec![round + 1; 300 + (i % 300) as usize];
-                b.write(offset, &data).unwrap();
-                expected[offset as usize..offset as usize + data.len()].copy_from_slice(&data);
+        let mut expected = Vec::new();
+        let write = |expected: &mut Vec<u8>, b: &ZeroingBackend, offset: u64, data: Vec<u8>| {
+            b.write(offset, &data).unwrap();
+            let end = offset as usize + data.len();
+            if expected.len() < end {
+                expected.resize(end, 0);
             }
+            expected[offset as usize..end].copy_from_slice(&data);
+        };
+        let mut len = 0;
+        for round in 0..4u8 {
+            // Each round grows the file, so its writes race the thread over fresh space; the first write is
+            // a header-sized one that leaves redb's highest write inside a block.
+            let grown = (u64::from(round) + 1) * 2 * CHUNK + 5 * BLOCK;
+            b.set_len(grown).unwrap();
+            expected.resize(grown as usize, 0);
+            write(&mut expected, &b, 0, vec![round + 100; 320]);
+            for i in 0..200u64 {
+                let offset = len + (i * 7919 + u64::from(round) * 131) % (grown - len - 600);
+                write(&mut expected, &b, offset, vec![round + 1; 300 + (i % 300) as usize]);
+            }
+            if round == 2 {
+                // A shrink in the middle, then growth again: what was cut off reads as zeros afterwards.
+                b.set_len(grown - 3 * BLOCK - 7).unwrap();
+                expected.truncate((grown - 3 * BLOCK - 7) as usize);
+                b.set_len(grown).unwrap();
+                expected.resize(grown as usize, 0);
+            }
+            len = grown;
         }
         // Wait until the thread has passed everything, then compare.
         while b.shared.lock().zeroed_upto < len {
+            assert!(!b.shared.lock().stop, "the zeroing thread stopped early");
             b.shared.wake.notify_all();
             std::thread::yield_now();
         }

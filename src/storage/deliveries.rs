@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::dedupe::{self, DedupeIndex};
 use super::{StoreError, payload, subscriptions, tables};
-use crate::domain::delivery::{PREVIEW_BYTES, preview};
+use crate::domain::delivery::{Match, PREVIEW_BYTES, preview};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, Timestamp};
 use crate::jobs::Job;
 
@@ -27,6 +27,11 @@ impl NewDelivery {
     pub fn new(delivery: Delivery, payload: Vec<u8>) -> Result<Self, StoreError> {
         let row = join(&tables::DELIVERY_RECORD.encode(&delivery)?, &payload)?;
         Ok(Self { delivery, payload, row })
+    }
+
+    /// The delivery and its stored payload (see `payload::decode`).
+    pub fn into_parts(self) -> (Delivery, Vec<u8>) {
+        (self.delivery, self.payload)
     }
 
     /// Applies a change to the delivery and encodes it again.
@@ -130,6 +135,8 @@ pub struct Listed {
     pub preview: String,
     /// The preview is less than the whole body.
     pub preview_truncated: bool,
+    /// Where a text search matched, when the list came from one.
+    pub matched: Option<Match>,
 }
 
 /// Headers as received, in order.
@@ -143,7 +150,7 @@ fn listed(row: &[u8]) -> Result<(Listed, HeaderList), StoreError> {
 fn with_preview(delivery: Delivery, stored: &[u8]) -> Result<(Listed, HeaderList), StoreError> {
     let p = payload::decode_prefix(stored, PREVIEW_BYTES)?;
     let (preview, preview_truncated) = preview(&p.body, delivery.size_bytes);
-    Ok((Listed { delivery, preview, preview_truncated }, p.headers))
+    Ok((Listed { delivery, preview, preview_truncated, matched: None }, p.headers))
 }
 
 /// One delivery with its preview and the headers it arrived with.
@@ -287,4 +294,22 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
         last_examined
     };
     Ok(Page { items, next_cursor })
+}
+
+/// Up to `limit` deliveries with their exact bodies, in id order, starting after `after` (from the first
+/// when `None`): what the search indexer reads to catch up or rebuild.
+pub fn scan(db: &Database, after: Option<DeliveryId>, limit: usize) -> Result<Vec<(Delivery, Vec<u8>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::DELIVERIES)?;
+    let mut out = Vec::with_capacity(limit.min(1024));
+    let rows = match after {
+        Some(a) => t.range((a.as_u128().saturating_add(1))..)?,
+        None => t.range(0..)?,
+    };
+    for row in rows.take(limit) {
+        let (_, v) = row?;
+        let (record, stored) = split(v.value())?;
+        out.push((tables::DELIVERY_RECORD.decode(record)?, payload::decode(stored)?.body));
+    }
+    Ok(out)
 }

@@ -118,10 +118,11 @@ impl Store {
     }
 
     /// Runs `f` on the blocking pool.
-    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    pub async fn read<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Database) -> Result<T, E> + Send + 'static,
     {
         let store = Arc::clone(self);
         tokio::task::spawn_blocking(move || f(&*store.db()?))

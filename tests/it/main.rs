@@ -9,6 +9,7 @@ mod dashboard;
 mod demo;
 mod openapi;
 mod process;
+mod search;
 mod shopify;
 mod standard;
 mod storage;

@@ -26,6 +26,10 @@ impl Proc {
     /// Starts `hookplane serve` on `dir`, optionally through `bash -c` with a file-size limit in KiB (and
     /// SIGXFSZ ignored, so the limit shows up as a failed write, as a full disk does).
     fn start(dir: &Path, file_limit_kib: Option<u64>) -> Self {
+        Self::start_env(dir, file_limit_kib, &[])
+    }
+
+    fn start_env(dir: &Path, file_limit_kib: Option<u64>, extra: &[(&str, &str)]) -> Self {
         let bin = env!("CARGO_BIN_EXE_hookplane");
         let mut cmd = match file_limit_kib {
             None => {
@@ -49,6 +53,7 @@ impl Proc {
             .env("HOOKPLANE_SECRETS__DIGEST_MEMORY_KIB", "64")
             .env("HOOKPLANE_SECRETS__DIGEST_ITERATIONS", "1")
             .env("RUST_LOG", "info")
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
@@ -431,5 +436,38 @@ async fn send_test_delivers_a_signed_sample_from_every_source() {
     .unwrap();
     let sources: Vec<&str> = page["items"].as_array().unwrap().iter().map(|d| d["source"].as_str().unwrap()).collect();
     assert_eq!(sources, ["zoho", "standard", "shopify"], "newest first, one from each source");
+    proc.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_stored_but_not_yet_indexed_when_killed_are_found_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // An index commit only every hour: every delivery below is in redb and none in a committed index when
+    // the process dies.
+    let lazy = [("HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS", "60000"), ("HOOKPLANE_SEARCH__COMMIT_DOCS", "100000")];
+    let proc = Proc::start_env(dir.path(), None, &lazy);
+    let client = reqwest::Client::new();
+    let mut f = Factory::new(12);
+    for n in 0..10u64 {
+        let body = f.shopify_order(7000 + n, now());
+        let req = shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), &format!("idx-{n}"), now());
+        assert_eq!(post(&client, &proc.base, &req).await.unwrap().0, 200);
+    }
+    proc.kill9();
+
+    let proc = Proc::start_env(dir.path(), None, &[("HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS", "10")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let found = loop {
+        let url = format!("{}/api/v1/deliveries?q=admin_graphql_api_id&limit=100", proc.base);
+        let page: serde_json::Value =
+            serde_json::from_str(&client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap())
+                .unwrap();
+        let n = page["items"].as_array().map_or(0, Vec::len);
+        if n == 10 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(found, 10, "the index caught up from redb");
     proc.kill9();
 }

@@ -26,6 +26,8 @@ pub fn env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         ("HOOKPLANE_SECRETS__DIGEST_MEMORY_KIB", "64"),
         ("HOOKPLANE_SECRETS__DIGEST_ITERATIONS", "1"),
         ("HOOKPLANE_SHUTDOWN_GRACE_SECONDS", "2"),
+        // New deliveries searchable within milliseconds, so tests wait little.
+        ("HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS", "10"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -207,4 +209,19 @@ pub async fn body_of(client: &reqwest::Client, base: &str, delivery_id: &str) ->
 
 pub fn now() -> Timestamp {
     SystemClock.now()
+}
+
+/// Searches until the result has `want` deliveries: indexing runs behind ingest by design. Fails after a
+/// generous deadline with the last answer, so a search that never finds them is a failure, not a hang.
+pub async fn searched(s: &TestServer, query: &str, want: usize) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, page) = s.get(&format!("/api/v1/deliveries?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        if page["items"].as_array().map(Vec::len) == Some(want) || std::time::Instant::now() > deadline {
+            assert_eq!(page["items"].as_array().unwrap().len(), want, "{query}: {page}");
+            return page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

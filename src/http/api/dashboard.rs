@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -40,6 +42,8 @@ impl DashboardApi {
         &self,
         _auth: ApiAuth,
         Data(state): Data<&AppState>,
+        /// Full-text search of payloads, as in `listDeliveries`.
+        q: Query<Option<String>>,
         /// Only deliveries from this provider.
         source: Query<Option<Source>>,
         /// Only deliveries of subscriptions with this topic.
@@ -59,6 +63,7 @@ impl DashboardApi {
         limit: Query<Option<u32>>,
     ) -> Result<DashboardResponse, ApiError> {
         let q = query(DeliveryParams {
+            q: q.0,
             source: source.0,
             topic: topic.0,
             status: status.0,
@@ -70,7 +75,8 @@ impl DashboardApi {
             limit: limit.0,
         })?;
         let now = state.clock.now();
-        let payload = state.store.read(move |db| loader::load(db, &q, now)).await?;
+        let search = Arc::clone(&state.search);
+        let payload = state.store.read(move |db| loader::load(db, &search, &q, now)).await?;
         let o = &payload.overview;
         Ok(DashboardResponse::Ok(Json(DashboardOut {
             generated_at: time(o.generated_at),

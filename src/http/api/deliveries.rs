@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json, Response as PayloadResponse};
@@ -32,6 +34,7 @@ enum GetDeliveryResponse {
 
 /// The delivery filters as they arrive in a query string, shared by every operation that lists deliveries.
 pub(super) struct DeliveryParams {
+    pub q: Option<String>,
     pub source: Option<Source>,
     pub topic: Option<String>,
     pub status: Option<DeliveryStatus>,
@@ -84,7 +87,8 @@ pub(super) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
         from,
         to,
     };
-    Ok(loader::Query { filter, before, limit: limit as usize })
+    let text = p.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    Ok(loader::Query { text, filter, before, limit: limit as usize })
 }
 
 fn parse_delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
@@ -100,6 +104,10 @@ impl DeliveriesApi {
         &self,
         _auth: ApiAuth,
         Data(state): Data<&AppState>,
+        /// Full-text search of payloads: words (all must match), `"a phrase"`, `field:value` for `topic`,
+        /// `source`, `account`, `provider_id`, `event_id`, and JSON paths such as
+        /// `customer.email:"jon@example.com"`; `OR`, `-word`, `(…)`. Results stay newest first.
+        q: Query<Option<String>>,
         /// Only deliveries from this provider.
         source: Query<Option<Source>>,
         /// Only deliveries of subscriptions with this topic.
@@ -119,6 +127,7 @@ impl DeliveriesApi {
         limit: Query<Option<u32>>,
     ) -> Result<ListDeliveriesResponse, ApiError> {
         let q = query(DeliveryParams {
+            q: q.0,
             source: source.0,
             topic: topic.0,
             status: status.0,
@@ -129,7 +138,8 @@ impl DeliveriesApi {
             cursor: cursor.0,
             limit: limit.0,
         })?;
-        let page = state.store.read(move |db| deliveries::list(db, &q.filter, q.before, q.limit)).await?;
+        let search = Arc::clone(&state.search);
+        let page = state.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
         Ok(ListDeliveriesResponse::Ok(Json(DeliveryPage::from(page))))
     }
 

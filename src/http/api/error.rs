@@ -3,6 +3,8 @@ use poem_openapi::payload::Json;
 
 use crate::control::ControlError;
 use crate::http::problem::{Kind, Problem};
+use crate::loader::LoadError;
+use crate::search::SearchError;
 use crate::storage::StoreError;
 
 /// The errors any operation can answer with, as problem documents.
@@ -45,6 +47,21 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) => ApiError::Unavailable(Json(p), 5),
             StoreError::Conflict(_) => ApiError::Conflict(Json(p)),
             _ => ApiError::Internal(Json(p)),
+        }
+    }
+}
+
+impl From<LoadError> for ApiError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Store(s) => s.into(),
+            LoadError::Search(SearchError::Invalid(msg)) => {
+                ApiError::BadRequest(Json(Problem::new(Kind::InvalidQuery, msg)))
+            }
+            LoadError::Search(e @ SearchError::Index(_)) => {
+                tracing::error!(error = %e, "search failed");
+                ApiError::Internal(Json(Problem::new(Kind::Internal, e.to_string())))
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use poem_openapi::{Enum, Object};
 
+use crate::domain::delivery::Match;
 use crate::domain::health::Health;
 use crate::domain::subscription::{Destination, Origin, ZohoAuth};
 use crate::domain::{self, RejectCause, Subscription, Timestamp};
@@ -98,6 +99,9 @@ pub struct DeliveryOut {
     pub initiated_by: String,
     /// Which secret verified it: `current`, `previous`, `app`, `app_previous`.
     pub verified_with: String,
+    /// With a search: where the query matched the body.
+    #[oai(rename = "match", skip_serializing_if_is_none)]
+    pub matched: Option<MatchOut>,
     /// The request headers as received, without credentials. Only in the single-delivery answer.
     #[oai(skip_serializing_if_is_none)]
     pub headers: Option<Vec<Header>>,
@@ -128,7 +132,25 @@ impl DeliveryOut {
             error_message: d.error_message,
             initiated_by: d.initiated_by,
             verified_with: d.verified_with,
+            matched: l.matched.map(MatchOut::from),
             headers: headers.map(|h| h.into_iter().map(|(name, value)| Header { name, value }).collect()),
+        }
+    }
+}
+
+/// Where a search matched a body: a fragment of it, and the matched terms as `[start, end)` byte offsets into
+/// the fragment (escape the fragment before highlighting).
+#[derive(Object, Debug, Clone)]
+pub struct MatchOut {
+    pub fragment: String,
+    pub highlights: Vec<Vec<u64>>,
+}
+
+impl From<Match> for MatchOut {
+    fn from(m: Match) -> Self {
+        Self {
+            fragment: m.fragment,
+            highlights: m.highlights.into_iter().map(|(a, b)| vec![a as u64, b as u64]).collect(),
         }
     }
 }

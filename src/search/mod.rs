@@ -1,0 +1,167 @@
+//! Full-text search over payloads with tantivy. The index is derived data (invariant 6): redb holds every
+//! delivery, the index only answers "which deliveries contain this text", and it can be deleted at any time
+//! and rebuilt from redb.
+//!
+//! One thread (the indexer, `indexer.rs`) owns the `IndexWriter`. The ingest writer tells it which deliveries
+//! each commit stored; it indexes them and commits every `commit_docs` documents or `commit_interval_ms`,
+//! recording the newest delivery id it indexed in the commit payload. At start it re-indexes from that
+//! position minus a margin (a delivery's id is taken a moment before its commit, so commits can finish out of
+//! id order), which also covers a crash between a redb commit and the next index commit.
+
+pub mod indexer;
+mod query;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tantivy::schema::{
+    BytesOptions, FAST, INDEXED, IndexRecordOption, JsonObjectOptions, OwnedValue, STRING, Schema, TextFieldIndexing,
+    TextOptions,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, doc};
+
+pub use query::{Hit, MAX_QUERY_CHARS, SearchError, SearchQuery, Snippets};
+
+use crate::domain::{Delivery, DeliveryId};
+
+/// Bumped when the schema or the way documents are built changes: an index of another version is rebuilt.
+pub const SCHEMA_VERSION: u32 = 1;
+const VERSION_FILE: &str = "hookplane-search-version";
+
+/// Most body text indexed per delivery. Webhook bodies are a few kilobytes; the rare 5 MiB one is still
+/// found by what its first quarter megabyte says.
+pub const MAX_INDEXED_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index directory {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Clone, Copy)]
+pub struct Fields {
+    /// The delivery id, 16 bytes big-endian: sorts newest first, and is the term deletes and cursors use.
+    pub id: tantivy::schema::Field,
+    /// The body as text.
+    pub body: tantivy::schema::Field,
+    /// The body as JSON, so `customer.email:"jon@example.com"` finds the value at that path.
+    pub payload: tantivy::schema::Field,
+    pub source: tantivy::schema::Field,
+    pub topic: tantivy::schema::Field,
+    pub account: tantivy::schema::Field,
+    pub subscription: tantivy::schema::Field,
+    /// Provider delivery id and event id, exact.
+    pub provider_id: tantivy::schema::Field,
+    pub event_id: tantivy::schema::Field,
+    /// Arrival time in Unix milliseconds.
+    pub received: tantivy::schema::Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextFieldIndexing::default()
+        .set_tokenizer("default")
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let fields = Fields {
+        id: b.add_bytes_field("id", BytesOptions::default().set_indexed().set_fast()),
+        body: b.add_text_field("body", TextOptions::default().set_indexing_options(text.clone())),
+        payload: b.add_json_field("payload", JsonObjectOptions::default().set_indexing_options(text)),
+        source: b.add_text_field("source", STRING),
+        topic: b.add_text_field("topic", STRING),
+        account: b.add_text_field("account", STRING),
+        subscription: b.add_text_field("subscription", STRING),
+        provider_id: b.add_text_field("provider_id", STRING),
+        event_id: b.add_text_field("event_id", STRING),
+        received: b.add_i64_field("received", INDEXED | FAST),
+    };
+    (b.build(), fields)
+}
+
+pub fn id_bytes(id: DeliveryId) -> [u8; 16] {
+    id.as_u128().to_be_bytes()
+}
+
+/// What an existing index says about itself when opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Re-index from this delivery id on (the newest one the last commit held).
+    Resume(Option<DeliveryId>),
+    /// Created empty (missing, corrupt or of another schema version): index everything.
+    Rebuild,
+}
+
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    dir: PathBuf,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, or creates it empty when it is missing, unreadable or of another schema
+    /// version, in which case the caller rebuilds it from redb.
+    pub fn open(dir: &Path) -> Result<(Self, Opened), IndexError> {
+        let io = |source| IndexError::Io { path: dir.to_path_buf(), source };
+        let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
+        if version.as_deref().map(str::trim) == Some(SCHEMA_VERSION.to_string().as_str()) {
+            match Index::open_in_dir(dir).and_then(|index| Ok((index.load_metas()?, index))) {
+                Ok((metas, index)) => {
+                    let position = metas.payload.as_deref().and_then(indexer::parse_position);
+                    return Ok((Self::with_index(index, dir)?, Opened::Resume(position)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %dir.display(), "the search index cannot be opened; rebuilding it")
+                }
+            }
+        } else if dir.exists() {
+            tracing::info!(dir = %dir.display(), found = ?version, want = SCHEMA_VERSION, "search index of another version; rebuilding it");
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let index = Index::create_in_dir(dir, schema().0)?;
+        std::fs::write(dir.join(VERSION_FILE), SCHEMA_VERSION.to_string()).map_err(io)?;
+        Ok((Self::with_index(index, dir)?, Opened::Rebuild))
+    }
+
+    fn with_index(index: Index, dir: &Path) -> Result<Self, IndexError> {
+        let (_, fields) = schema();
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(Self { index, reader, fields, dir: dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn document(&self, d: &Delivery, body: &[u8]) -> TantivyDocument {
+        let f = &self.fields;
+        let text = String::from_utf8_lossy(&body[..body.len().min(MAX_INDEXED_BYTES)]);
+        let mut doc = doc!(
+            f.id => id_bytes(d.id).to_vec(),
+            f.body => text.as_ref(),
+            f.source => d.source.as_str(),
+            f.topic => d.topic.as_str(),
+            f.account => d.account.as_str(),
+            f.subscription => d.subscription_id.to_string(),
+            f.received => d.received_at.millis(),
+        );
+        if let Some(p) = &d.provider_delivery_id {
+            doc.add_text(f.provider_id, p);
+        }
+        if let Some(e) = &d.event_id {
+            doc.add_text(f.event_id, e);
+        }
+        // Only objects go in the JSON field; a body that is not a JSON object is found by its text alone.
+        if body.len() <= MAX_INDEXED_BYTES
+            && body.first() == Some(&b'{')
+            && let Ok(object) = serde_json::from_slice::<BTreeMap<String, OwnedValue>>(body)
+        {
+            doc.add_object(f.payload, object);
+        }
+        doc
+    }
+}

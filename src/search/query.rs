@@ -1,0 +1,165 @@
+//! Searching: the operator's query text, combined with the delivery filters, newest first.
+
+use std::ops::Bound;
+
+use tantivy::collector::TopDocs;
+use tantivy::collector::sort_key::SortByBytes;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{Order, Term};
+
+use super::{SearchIndex, id_bytes};
+use crate::domain::DeliveryId;
+use crate::domain::delivery::Match;
+use crate::storage::deliveries::Filter;
+
+/// Longest query accepted: a query is typed by a person, and parsing cost grows with its length.
+pub const MAX_QUERY_CHARS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub text: String,
+    pub filter: Filter,
+    /// Only deliveries older than this (the cursor).
+    pub before: Option<DeliveryId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The operator's query cannot be understood; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("search failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// One match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub id: DeliveryId,
+}
+
+/// Makes the snippets of one page of results.
+pub struct Snippets(SnippetGenerator);
+
+impl Snippets {
+    pub fn of(&self, body: &[u8]) -> Match {
+        let body = String::from_utf8_lossy(&body[..body.len().min(super::MAX_INDEXED_BYTES)]);
+        let s = self.0.snippet(&body);
+        Match {
+            fragment: s.fragment().to_owned(),
+            highlights: s.highlighted().iter().map(|r| (r.start, r.end)).collect(),
+        }
+    }
+}
+
+impl SearchIndex {
+    fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
+        if text.chars().count() > MAX_QUERY_CHARS {
+            return Err(SearchError::Invalid(format!("the query is longer than {MAX_QUERY_CHARS} characters")));
+        }
+        let f = &self.fields;
+        // Unqualified words search the body; a dotted name that is not a field (`customer.email:…`) is a
+        // path into the JSON payload.
+        let mut parser = QueryParser::for_index(&self.index, vec![f.body, f.payload]);
+        parser.set_conjunction_by_default();
+        parser.parse_query(text).map_err(|e| SearchError::Invalid(describe(&e)))
+    }
+
+    /// Ids of deliveries matching `q`, newest first: at most `q.limit`, and whether there are more.
+    pub fn search(&self, q: &SearchQuery) -> Result<(Vec<Hit>, bool), SearchError> {
+        let user = self.parse(&q.text)?;
+        let f = &self.fields;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user)];
+        let term = |field, value: &str| -> (Occur, Box<dyn Query>) {
+            (Occur::Must, Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic)))
+        };
+        if let Some(s) = q.filter.source {
+            must.push(term(f.source, s.as_str()));
+        }
+        if let Some(t) = &q.filter.topic {
+            must.push(term(f.topic, t));
+        }
+        if let Some(a) = &q.filter.account {
+            must.push(term(f.account, a));
+        }
+        if let Some(s) = q.filter.subscription {
+            must.push(term(f.subscription, &s.to_string()));
+        }
+        if q.filter.from.is_some() || q.filter.to.is_some() {
+            let lower = q
+                .filter
+                .from
+                .map_or(Bound::Unbounded, |t| Bound::Included(Term::from_field_i64(f.received, t.millis())));
+            let upper =
+                q.filter.to.map_or(Bound::Unbounded, |t| Bound::Excluded(Term::from_field_i64(f.received, t.millis())));
+            must.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+        }
+        if let Some(before) = q.before {
+            let upper = Bound::Excluded(Term::from_field_bytes(f.id, &id_bytes(before)));
+            must.push((Occur::Must, Box::new(RangeQuery::new(Bound::Unbounded, upper))));
+        }
+        let query = BooleanQuery::new(must);
+        let searcher = self.reader.searcher();
+        let collector = TopDocs::with_limit(q.limit + 1).order_by((SortByBytes::for_field("id"), Order::Desc));
+        let found = searcher.search(&query, &collector)?;
+        let more = found.len() > q.limit;
+        let hits = found
+            .into_iter()
+            .take(q.limit)
+            .filter_map(|(key, _)| {
+                let bytes: [u8; 16] = key?.try_into().ok()?;
+                Some(Hit { id: DeliveryId::from_u128(u128::from_be_bytes(bytes)) })
+            })
+            .collect();
+        Ok((hits, more))
+    }
+
+    /// Shows where `text` matched in bodies, for results of `text`.
+    pub fn snippets(&self, text: &str) -> Result<Snippets, SearchError> {
+        let query = self.parse(text)?;
+        let searcher = self.reader.searcher();
+        let mut generator = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
+        generator.set_max_num_chars(240);
+        Ok(Snippets(generator))
+    }
+
+    /// Whether the index holds this delivery (for tests and the catch-up).
+    pub fn contains(&self, id: DeliveryId) -> Result<bool, SearchError> {
+        let searcher = self.reader.searcher();
+        let term = Term::from_field_bytes(self.fields.id, &id_bytes(id));
+        let n = searcher.search(&TermQuery::new(term, IndexRecordOption::Basic), &tantivy::collector::Count)?;
+        Ok(n > 0)
+    }
+
+    pub(crate) fn reload(&self) -> Result<(), tantivy::TantivyError> {
+        self.reader.reload()
+    }
+
+    /// The number of deliveries the searchable index holds.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+/// tantivy's parse errors name its internals; operators get what they typed wrong.
+fn describe(e: &tantivy::query::QueryParserError) -> String {
+    use tantivy::query::QueryParserError as E;
+    match e {
+        E::SyntaxError(s) => {
+            format!("the query is not valid syntax near `{s}`: quote phrases, and close brackets and quotes")
+        }
+        E::FieldDoesNotExist(name) => format!(
+            "`{name}` is not a field; search the body with plain words, or a payload path such as `customer.email:\"jon@example.com\"`"
+        ),
+        E::ExpectedInt(_) | E::ExpectedFloat(_) | E::ExpectedBool(_) | E::ExpectedBase64(_) | E::DateFormatError(_) => {
+            format!("a value does not fit its field: {e}")
+        }
+        E::RangeMustNotHavePhrase => "a range cannot contain a phrase".to_owned(),
+        E::AllButQueryForbidden => "a query cannot only exclude: add something to find".to_owned(),
+        E::NoDefaultFieldDeclared => "the query needs a field".to_owned(),
+        other => format!("the query cannot be used: {other}"),
+    }
+}

@@ -1,0 +1,117 @@
+//! Full-text payload search over HTTP: words, phrases, JSON paths, filters, pagination, malformed queries,
+//! and the index rebuilt from storage when it is deleted or damaged.
+
+use hookplane::demo::factories::shopify_request;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const SHOP: &str = "search-shop.myshopify.com";
+
+fn order(number: u64, email: &str, note: &str) -> Vec<u8> {
+    json!({"id": 5_000 + number, "order_number": number, "note": note,
+           "customer": {"email": email, "first_name": "Jon"}, "line_items": [{"sku": format!("SKU-{number}")}]})
+    .to_string()
+    .into_bytes()
+}
+
+async fn send(s: &TestServer, topic: &str, body: Vec<u8>, id: &str) -> String {
+    let req = shopify_request(topic, SHOP, body, SHOPIFY_SECRET.as_bytes(), id, now());
+    let (st, b) = s.send_json(&req).await;
+    assert_eq!(st, 200, "{b}");
+    b["delivery_id"].as_str().unwrap().to_owned()
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect()
+}
+
+async fn three_orders(s: &TestServer) -> Vec<String> {
+    vec![
+        send(s, "orders/create", order(1042, "jon@example.com", "gift wrap please"), "s-1").await,
+        send(s, "orders/create", order(1043, "ana@example.com", "leave at the door"), "s-2").await,
+        send(s, "orders/paid", order(1044, "jon@example.org", "gift card inside"), "s-3").await,
+    ]
+}
+
+#[tokio::test]
+async fn words_phrases_paths_and_filters_find_the_right_deliveries() {
+    let s = TestServer::start().await;
+    let sent = three_orders(&s).await;
+
+    let page = searched(&s, "q=gift", 2).await;
+    assert_eq!(ids(&page), [sent[2].as_str(), sent[0].as_str()], "newest first");
+    let m = &page["items"][1]["match"];
+    let fragment = m["fragment"].as_str().unwrap();
+    let [start, end] = [0, 1].map(|i| m["highlights"][0][i].as_u64().unwrap() as usize);
+    assert_eq!(&fragment[start..end], "gift", "{m}");
+
+    assert_eq!(ids(&searched(&s, "q=%22wrap%20please%22", 1).await), [sent[0].as_str()], "a phrase");
+    assert_eq!(ids(&searched(&s, "q=%22please%20wrap%22", 0).await), Vec::<&str>::new(), "word order counts");
+    let by_email = searched(&s, "q=customer.email:%22jon@example.com%22", 1).await;
+    assert_eq!(ids(&by_email), [sent[0].as_str()], "a JSON path matches that value only");
+    assert_eq!(ids(&searched(&s, "q=1043", 1).await), [sent[1].as_str()], "numbers in the body");
+    assert_eq!(ids(&searched(&s, "q=gift%20door", 0).await).len(), 0, "all words must match");
+    assert_eq!(ids(&searched(&s, "q=gift%20OR%20door", 3).await).len(), 3);
+    assert_eq!(ids(&searched(&s, "q=gift%20-card", 1).await), [sent[0].as_str()]);
+
+    // Filters combine with the text.
+    assert_eq!(ids(&searched(&s, "q=gift&topic=orders/paid", 1).await), [sent[2].as_str()]);
+    searched(&s, "q=gift&source=zoho", 0).await;
+    searched(&s, "q=gift&status=stored", 2).await;
+    searched(&s, "q=gift&status=failed", 0).await;
+    searched(&s, &format!("q=gift&account={SHOP}"), 2).await;
+    searched(&s, "q=gift&from=2999-01-01T00:00:00Z", 0).await;
+
+    // Pages of one, following the cursor.
+    let first = searched(&s, "q=example&limit=1", 1).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = searched(&s, &format!("q=example&limit=1&cursor={cursor}"), 1).await;
+    let third = searched(&s, &format!("q=example&limit=1&cursor={}", second["next_cursor"].as_str().unwrap()), 1).await;
+    assert_eq!(third["next_cursor"], Value::Null);
+    let walked: Vec<&str> = [&first, &second, &third].iter().flat_map(|p| ids(p)).collect();
+    assert_eq!(walked, sent.iter().rev().map(String::as_str).collect::<Vec<_>>());
+
+    // The dashboard payload searches the same way.
+    let (_, dash) = s.get("/api/v1/dashboard?q=gift&limit=1").await;
+    let (_, list) = s.get("/api/v1/deliveries?q=gift&limit=1").await;
+    assert_eq!(dash["deliveries"], list);
+}
+
+#[tokio::test]
+async fn malformed_queries_are_a_400_that_says_what_is_wrong() {
+    let s = TestServer::start().await;
+    three_orders(&s).await;
+    for bad in ["q=(gift", "q=%22unterminated", "q=note:[a%20TO"] {
+        let got = s.get(&format!("/api/v1/deliveries?{bad}")).await;
+        assert_problem(&got, 400, "invalid_query");
+        let dash = s.get(&format!("/api/v1/dashboard?{bad}")).await;
+        assert_problem(&dash, 400, "invalid_query");
+    }
+    let long = "a".repeat(1025);
+    let got = s.get(&format!("/api/v1/deliveries?q={long}")).await;
+    assert_problem(&got, 400, "invalid_query");
+    assert!(got.1["detail"].as_str().unwrap().contains("1024"));
+    // An empty query is no search at all.
+    let (st, page) = s.get("/api/v1/deliveries?q=%20").await;
+    assert_eq!((st.as_u16(), page["items"].as_array().unwrap().len()), (200, 3));
+}
+
+#[tokio::test]
+async fn a_deleted_or_damaged_index_is_rebuilt_from_storage() {
+    let s = TestServer::start().await;
+    let sent = three_orders(&s).await;
+    searched(&s, "q=example", 3).await;
+    let dir = s.stop().await;
+
+    std::fs::remove_dir_all(dir.path().join("data/search")).unwrap();
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    assert_eq!(ids(&searched(&s, "q=example", 3).await), sent.iter().rev().map(String::as_str).collect::<Vec<_>>());
+    let dir = s.stop().await;
+
+    // Damage: the index's own metadata is garbage.
+    std::fs::write(dir.path().join("data/search/meta.json"), b"{ not json").unwrap();
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    searched(&s, "q=example", 3).await;
+    searched(&s, "q=customer.email:%22ana@example.com%22", 1).await;
+}
