@@ -1,7 +1,6 @@
 //! The indexer thread: the only owner of the `IndexWriter`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,8 +38,6 @@ impl IndexerHandle {
 pub struct Indexer {
     pub handle: IndexerHandle,
     thread: Option<JoinHandle<()>>,
-    /// True once the index holds everything redb held at start.
-    pub caught_up: Arc<AtomicBool>,
 }
 
 impl Indexer {
@@ -65,8 +62,6 @@ pub fn spawn(
     settings: SearchSettings,
 ) -> Result<Indexer, super::IndexError> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let caught_up = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&caught_up);
     let thread = std::thread::Builder::new()
         .name("hookplane-indexer".into())
         .spawn(move || {
@@ -98,11 +93,10 @@ pub fn spawn(
             if let Err(e) = w.catch_up(from) {
                 tracing::error!(error = %e, "catching up the search index failed; searches may miss deliveries until the next start");
             }
-            flag.store(true, Ordering::SeqCst);
             w.run(&rx);
         })
         .map_err(|e| super::IndexError::Io { path: Default::default(), source: e })?;
-    Ok(Indexer { handle: IndexerHandle { tx }, thread: Some(thread), caught_up })
+    Ok(Indexer { handle: IndexerHandle { tx }, thread: Some(thread) })
 }
 
 struct Worker {
