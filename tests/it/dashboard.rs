@@ -120,10 +120,17 @@ async fn time_filters_narrow_deliveries_and_bad_ones_are_refused() {
 #[tokio::test]
 async fn the_dashboard_payload_shows_what_the_apis_show() {
     let s = history().await;
-    let (st, dash) = s.get("/api/v1/dashboard?limit=3&source=shopify").await;
+    // A filter that leaves out some deliveries: 6 of the 9 stored arrived in the last 3 hours.
+    let from = t0().plus_millis(-3 * HOUR).to_rfc3339();
+    let (st, dash) = s.get(&format!("/api/v1/dashboard?limit=3&from={from}")).await;
     assert_eq!(st, 200, "{dash}");
-    let (_, page) = s.get("/api/v1/deliveries?limit=3&source=shopify").await;
+    let (_, page) = s.get(&format!("/api/v1/deliveries?limit=3&from={from}")).await;
     assert_eq!(dash["deliveries"], page, "the same page for the same filters");
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = s.get(&format!("/api/v1/dashboard?limit=10&from={from}&cursor={cursor}")).await;
+    assert_eq!(rest["deliveries"]["items"].as_array().unwrap().len(), 3, "the filter holds across pages");
+    assert_eq!(rest["deliveries"]["next_cursor"], Value::Null);
     let (_, stats) = s.get("/api/v1/stats").await;
     for field in ["kpis", "subscriptions", "banners", "generated_at"] {
         assert_eq!(dash[field], stats[field], "{field}");
