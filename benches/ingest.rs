@@ -312,6 +312,8 @@ fn main() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    // Settings under study come from the bench's own environment, e.g. HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS.
+    .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKPLANE_")))
     .collect();
     let settings =
         Settings::load(&Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() }, &env).unwrap();

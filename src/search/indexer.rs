@@ -78,10 +78,19 @@ pub fn spawn(
                     return;
                 }
             };
-            let mut w = Worker { index, store, writer, settings, pending: 0, first_pending: None, position: None };
-            w.position = match opened {
+            let position = match opened {
                 Opened::Resume(p) => p,
                 Opened::Rebuild => None,
+            };
+            let mut w = Worker {
+                index,
+                store,
+                writer,
+                settings,
+                pending: 0,
+                first_pending: None,
+                position,
+                maybe_indexed: position,
             };
             let from = match opened {
                 Opened::Rebuild | Opened::Resume(None) => None,
@@ -107,6 +116,10 @@ struct Worker {
     pending: usize,
     first_pending: Option<Instant>,
     position: Option<DeliveryId>,
+    /// The newest id the index may already hold (from before the last stop, or from the catch-up scan).
+    /// Only those need replacing; a newer delivery is added without a delete, which tantivy would otherwise
+    /// look up in every segment at each commit.
+    maybe_indexed: Option<DeliveryId>,
 }
 
 impl Worker {
@@ -126,6 +139,8 @@ impl Worker {
             for (d, body) in &batch {
                 self.add(d, body);
             }
+            // The scan runs in id order, so only later messages from the writer can repeat what it added.
+            self.maybe_indexed = self.maybe_indexed.max(Some(last.id));
             if self.pending >= self.settings.commit_docs {
                 self.commit()?;
             }
@@ -137,8 +152,11 @@ impl Worker {
 
     fn add(&mut self, d: &Delivery, body: &[u8]) {
         // Replacing rather than adding makes indexing a delivery twice harmless: the catch-up overlaps
-        // what was indexed before the last stop.
-        self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(d.id)));
+        // what was indexed before the last stop, and deliveries committed during the catch-up arrive both
+        // from its scan and from the writer.
+        if Some(d.id) <= self.maybe_indexed {
+            self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(d.id)));
+        }
         if let Err(e) = self.writer.add_document(self.index.document(d, body)) {
             tracing::error!(error = %e, delivery = %d.id, "indexing a delivery failed");
             return;
