@@ -2,8 +2,8 @@
 //!
 //! The layers, inside out: `domain` (plain types and rules) and `connectors` (provider verification) do no
 //! I/O; `storage` (redb), `ingest` (the write path) and `control` (subscription changes) are built on them;
-//! `loader` is the read model the API and the dashboard share; `http` and `cli` are the edges; `app` wires
-//! everything together.
+//! `loader` is the read model the API and the dashboard share; `views` renders it as HTML; `http` and
+//! `cli` are the edges; `app` wires everything together.
 
 pub mod app;
 pub mod cli;
@@ -20,3 +20,4 @@ pub mod loader;
 pub mod search;
 pub mod secrets;
 pub mod storage;
+pub mod views;

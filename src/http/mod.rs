@@ -1,8 +1,9 @@
 //! HTTP: the ingest endpoints (authenticated by provider signatures), the operator API (poem-openapi,
-//! bearer tokens), and operations endpoints. Every URL is declared in `paths`.
+//! bearer tokens), the dashboard's pages (maud), and operations endpoints. Every URL is declared in `paths`.
 
 pub mod api;
 mod assets;
+mod dashboard;
 mod ingest;
 mod ops;
 pub mod paths;
@@ -53,7 +54,12 @@ impl AppState {
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     let api = api::service();
+    let page = dashboard::DashboardAccess::guard;
     Route::new()
+        .at(paths::ROOT, page(get(dashboard::view_root_get)))
+        .at(paths::DASHBOARD_WEBHOOKS, page(get(dashboard::view_webhooks_get)))
+        .at(paths::DASHBOARD_DELIVERY, page(get(dashboard::view_delivery_get)))
+        .at(paths::DASHBOARD_DELIVERY_BODY, page(get(dashboard::view_delivery_body_get)))
         .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))
         .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))
         .at(paths::ZOHO_INCOMING_SUBSCRIPTION, post(ingest::zoho_subscription))

@@ -1,5 +1,6 @@
 //! Every URL Hookplane serves, in poem's route syntax.
 
+pub const ROOT: &str = "/";
 pub const SHOPIFY_WEBHOOK: &str = "/shopify/webhook";
 pub const ZOHO_INCOMING: &str = "/zoho/incoming";
 pub const ZOHO_INCOMING_SUBSCRIPTION: &str = "/zoho/incoming/:subscription";
@@ -13,6 +14,25 @@ pub const ASSET: &str = "/assets/*path";
 pub const FAVICON: &str = "/favicon.ico";
 pub const OPENAPI_JSON: &str = "/api/openapi.json";
 pub const API_DOCS: &str = "/api/docs";
+pub const DASHBOARD_WEBHOOKS: &str = "/dashboard/webhooks";
+pub const DASHBOARD_DELIVERY: &str = "/dashboard/webhooks/deliveries/:id";
+pub const DASHBOARD_DELIVERY_BODY: &str = "/dashboard/webhooks/deliveries/:id/body";
+const ASSET_PREFIX: &str = "/assets/";
+
+/// The URL of an embedded asset, e.g. `dashboard.css`.
+pub fn asset(name: &str) -> String {
+    format!("{ASSET_PREFIX}{name}")
+}
+
+/// The payload view of a delivery.
+pub fn delivery_view(id: &str) -> String {
+    format!("{DASHBOARD_WEBHOOKS}/deliveries/{id}")
+}
+
+/// The exact body of a delivery, as a download.
+pub fn delivery_download(id: &str) -> String {
+    format!("{DASHBOARD_WEBHOOKS}/deliveries/{id}/body")
+}
 
 /// The ingest endpoint a path names, e.g. `/ingest/billing`.
 pub fn ingest_endpoint(path: &str) -> Option<crate::ingest::Endpoint<'_>> {

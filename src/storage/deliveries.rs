@@ -187,6 +187,14 @@ pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Payload)>
     Ok(Some((delivery, p)))
 }
 
+/// One delivery with its preview, its headers and its exact body checked against its digest: the payload
+/// view.
+pub fn get_full(db: &Database, id: DeliveryId) -> Result<Option<(Listed, Payload)>, StoreError> {
+    let Some((delivery, payload)) = body(db, id)? else { return Ok(None) };
+    let (preview, preview_truncated) = preview(&payload.body, delivery.size_bytes);
+    Ok(Some((Listed { delivery, preview, preview_truncated, matched: None }, payload)))
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::hex::encode(&Sha256::digest(bytes))
 }

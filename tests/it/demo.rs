@@ -1,24 +1,8 @@
 //! The demo scenarios seed what they promise, through the real ingest path, and the server starts on them.
 
-use hookplane::config::{Flags, Settings};
 use hookplane::demo::{self, Scenario};
-use hookplane::domain::SystemClock;
 
 use crate::support::*;
-
-async fn seeded(scenario: Scenario) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::load(&Flags::default(), &env(&[])).unwrap();
-    demo::prepare(&mut settings, dir.path(), scenario).unwrap();
-    let key = settings.env.master_key.clone().unwrap();
-    tokio::task::spawn_blocking(move || demo::seed(&settings, scenario, &SystemClock)).await.unwrap().unwrap();
-    TestServer::start_with(Options {
-        env: env(&[("HOOKPLANE_MASTER_KEY", &key)]),
-        dir: Some(dir),
-        ..Options::default()
-    })
-    .await
-}
 
 fn count(items: &[serde_json::Value], field: &str, value: &str) -> usize {
     items.iter().filter(|d| d[field] == value).count()

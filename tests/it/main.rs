@@ -8,6 +8,7 @@ mod api;
 mod dashboard;
 mod demo;
 mod openapi;
+mod pages;
 mod process;
 mod search;
 mod shopify;

@@ -207,6 +207,24 @@ pub async fn body_of(client: &reqwest::Client, base: &str, delivery_id: &str) ->
     resp.bytes().await.unwrap().to_vec()
 }
 
+/// A server on a data directory seeded with a demo scenario, as `hookplane serve --demo` starts one.
+pub async fn seeded(scenario: hookplane::demo::Scenario) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::load(&Flags::default(), &env(&[])).unwrap();
+    hookplane::demo::prepare(&mut settings, dir.path(), scenario).unwrap();
+    let key = settings.env.master_key.clone().unwrap();
+    tokio::task::spawn_blocking(move || hookplane::demo::seed(&settings, scenario, &SystemClock))
+        .await
+        .unwrap()
+        .unwrap();
+    TestServer::start_with(Options {
+        env: env(&[("HOOKPLANE_MASTER_KEY", &key)]),
+        dir: Some(dir),
+        ..Options::default()
+    })
+    .await
+}
+
 pub fn now() -> Timestamp {
     SystemClock.now()
 }

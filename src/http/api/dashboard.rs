@@ -16,6 +16,22 @@ use crate::loader::{self, Overview};
 
 pub struct DashboardApi;
 
+/// `WebhookDashboardPayload` for one query: what `getDashboard` answers and the dashboard page renders, so
+/// the page cannot show what the API does not (invariant 7).
+pub(crate) async fn dashboard_payload(state: &AppState, q: loader::Query) -> Result<DashboardOut, ApiError> {
+    let now = state.clock.now();
+    let search = Arc::clone(&state.search);
+    let payload = state.store.read(move |db| loader::load(db, &search, &q, now)).await?;
+    let o = &payload.overview;
+    Ok(DashboardOut {
+        generated_at: time(o.generated_at),
+        kpis: KpisOut::from(&o.kpis),
+        subscriptions: subscriptions(state, o),
+        banners: o.banners.iter().map(BannerOut::from).collect(),
+        deliveries: payload.deliveries.into(),
+    })
+}
+
 #[derive(ApiResponse)]
 enum DashboardResponse {
     #[oai(status = 200)]
@@ -74,17 +90,7 @@ impl DashboardApi {
             cursor: cursor.0,
             limit: limit.0,
         })?;
-        let now = state.clock.now();
-        let search = Arc::clone(&state.search);
-        let payload = state.store.read(move |db| loader::load(db, &search, &q, now)).await?;
-        let o = &payload.overview;
-        Ok(DashboardResponse::Ok(Json(DashboardOut {
-            generated_at: time(o.generated_at),
-            kpis: KpisOut::from(&o.kpis),
-            subscriptions: subscriptions(state, o),
-            banners: o.banners.iter().map(BannerOut::from).collect(),
-            deliveries: payload.deliveries.into(),
-        })))
+        Ok(DashboardResponse::Ok(Json(dashboard_payload(state, q).await?)))
     }
 
     /// Health of every subscription and the instance's figures, without deliveries.

@@ -33,7 +33,8 @@ enum GetDeliveryResponse {
 }
 
 /// The delivery filters as they arrive in a query string, shared by every operation that lists deliveries.
-pub(super) struct DeliveryParams {
+#[derive(Default)]
+pub(crate) struct DeliveryParams {
     pub q: Option<String>,
     pub source: Option<Source>,
     pub topic: Option<String>,
@@ -46,7 +47,7 @@ pub(super) struct DeliveryParams {
     pub limit: Option<u32>,
 }
 
-pub(super) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
+pub(crate) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));

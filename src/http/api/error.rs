@@ -38,6 +38,19 @@ impl ApiError {
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::NotFound(Json(Problem::new(Kind::NotFound, detail)))
     }
+
+    /// The status and problem document, for answers that are not JSON (the dashboard's pages).
+    pub fn problem(&self) -> (poem::http::StatusCode, &Problem) {
+        use poem::http::StatusCode;
+        match self {
+            ApiError::BadRequest(p) => (StatusCode::BAD_REQUEST, &p.0),
+            ApiError::Unauthorized(p) => (StatusCode::UNAUTHORIZED, &p.0),
+            ApiError::NotFound(p) => (StatusCode::NOT_FOUND, &p.0),
+            ApiError::Conflict(p) => (StatusCode::CONFLICT, &p.0),
+            ApiError::Internal(p) => (StatusCode::INTERNAL_SERVER_ERROR, &p.0),
+            ApiError::Unavailable(p, _) => (StatusCode::SERVICE_UNAVAILABLE, &p.0),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -7,10 +7,12 @@ mod deliveries;
 mod error;
 mod rejections;
 mod subscriptions;
-mod types;
+pub(crate) mod types;
 
 use poem_openapi::{OpenApiService, Tags};
 
+pub(crate) use dashboard::dashboard_payload;
+pub(crate) use deliveries::{DeliveryParams, query};
 pub use error::ApiError;
 
 #[derive(Tags)]

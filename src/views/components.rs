@@ -1,0 +1,117 @@
+//! Polaris-shaped pieces shared by pages: badges, banners, KPI cards, the sparkline, copy buttons.
+
+use maud::{Markup, Render, html};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Success,
+    Warning,
+    Critical,
+    Info,
+    Neutral,
+}
+
+impl Tone {
+    const fn class(self) -> &'static str {
+        match self {
+            Tone::Success => "success",
+            Tone::Warning => "warning",
+            Tone::Critical => "critical",
+            Tone::Info => "info",
+            Tone::Neutral => "neutral",
+        }
+    }
+}
+
+pub struct Badge<'a> {
+    pub tone: Tone,
+    pub label: &'a str,
+}
+
+impl Render for Badge<'_> {
+    fn render(&self) -> Markup {
+        html! { span class={ "badge badge-" (self.tone.class()) } { (self.label) } }
+    }
+}
+
+pub struct Banner<'a> {
+    pub tone: Tone,
+    pub title: &'a str,
+    pub body: Markup,
+}
+
+impl Render for Banner<'_> {
+    fn render(&self) -> Markup {
+        let role = if self.tone == Tone::Critical { "alert" } else { "status" };
+        html! {
+            div class={ "banner banner-" (self.tone.class()) } role=(role) {
+                p.banner-title { (self.title) }
+                div.banner-body { (self.body) }
+            }
+        }
+    }
+}
+
+pub struct Kpi<'a> {
+    pub label: &'a str,
+    pub value: String,
+    pub note: Option<String>,
+}
+
+impl Render for Kpi<'_> {
+    fn render(&self) -> Markup {
+        html! {
+            div.card.kpi {
+                p.kpi-label { (self.label) }
+                p.kpi-value { (self.value) }
+                @if let Some(note) = &self.note { p.kpi-note { (note) } }
+            }
+        }
+    }
+}
+
+/// Deliveries per hour as an inline SVG line, newest on the right. Drawn with attributes only, so it needs
+/// no inline style under a strict Content-Security-Policy.
+pub struct Sparkline<'a> {
+    pub values: &'a [u64],
+    pub label: String,
+}
+
+const SPARK_W: f64 = 120.0;
+const SPARK_H: f64 = 28.0;
+
+impl Render for Sparkline<'_> {
+    fn render(&self) -> Markup {
+        let max = self.values.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let step = if self.values.len() > 1 { SPARK_W / (self.values.len() - 1) as f64 } else { 0.0 };
+        let points: Vec<String> = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, SPARK_H - 1.0 - (*v as f64 / max) * (SPARK_H - 2.0)))
+            .collect();
+        html! {
+            svg.sparkline viewBox={ "0 0 " (SPARK_W) " " (SPARK_H) } width=(SPARK_W) height=(SPARK_H) role="img" aria-label=(self.label) {
+                title { (self.label) }
+                polyline points=(points.join(" ")) fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round" {}
+            }
+        }
+    }
+}
+
+/// A button the script reveals and wires to the clipboard; without the script the text stays selectable
+/// next to it.
+pub struct CopyButton<'a> {
+    pub label: &'a str,
+    /// The text to copy, or `None` with `target` naming an element whose text is copied.
+    pub text: Option<&'a str>,
+    pub target: Option<&'a str>,
+}
+
+impl Render for CopyButton<'_> {
+    fn render(&self) -> Markup {
+        html! {
+            button.button.button-plain type="button" hidden data-copy=[self.text] data-copy-target=[self.target] { (self.label) }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `GET /dashboard/webhooks/deliveries/{id}`: one delivery, its headers and its payload.
+
+use maud::{Markup, Render, html};
+
+use super::components::{Banner, CopyButton, Tone};
+use super::webhooks::{source_label, status_badge};
+use super::{format, json, layout};
+use crate::http::api::types::DeliveryOut;
+use crate::http::paths;
+
+/// Bodies up to this size are shown whole; larger ones show their 4 KB preview and a download link, so
+/// that one huge payload cannot make the page unusable.
+pub const FULL_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the payload card shows.
+pub enum Body {
+    /// The whole body, pretty-printed when it is JSON.
+    Full { text: String, pretty: bool },
+    /// Only the preview: the body is too large, or not text.
+    Preview,
+}
+
+impl Body {
+    pub fn of(bytes: &[u8]) -> Self {
+        if bytes.len() > FULL_BODY_LIMIT {
+            return Body::Preview;
+        }
+        if let Some(text) = json::pretty(bytes) {
+            return Body::Full { text, pretty: true };
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Body::Full { text: text.to_owned(), pretty: false },
+            Err(_) => Body::Preview,
+        }
+    }
+}
+
+pub struct DeliveryPage<'a> {
+    pub delivery: &'a DeliveryOut,
+    pub body: Body,
+}
+
+impl Render for DeliveryPage<'_> {
+    fn render(&self) -> Markup {
+        let d = self.delivery;
+        let download = paths::delivery_download(&d.id);
+        let main = html! {
+            p.breadcrumb { a href=(paths::DASHBOARD_WEBHOOKS) { "← Webhooks" } }
+            div.page-header {
+                h1 { code { (d.topic) } " " (status_badge(d)) }
+                p.subdued { (d.id) }
+            }
+            @if let Some(e) = &d.error_message {
+                (Banner { tone: Tone::Critical, title: "The last attempt failed", body: html! { p { (e) } } })
+            }
+            div.card {
+                dl.facts {
+                    dt { "Received" } dd { time datetime=(d.received_at) { (format::time(&d.received_at)) } }
+                    dt { "Source" } dd { (source_label(d.source.into())) " · " (d.account) }
+                    dt { "Status" } dd { (crate::domain::DeliveryStatus::from(d.status).as_str()) " after " (d.attempt_count) " attempt" @if d.attempt_count != 1 { "s" } }
+                    dt { "Response" } dd { @if let Some(c) = d.response_code { (c) } @else { "—" } " · " (format::millis(d.latency_ms)) }
+                    @if let Some(p) = &d.provider_delivery_id { dt { "Provider delivery ID" } dd { code { (p) } } }
+                    @if let Some(e) = &d.event_id {
+                        dt { "Event ID" } dd { code { (e) } " " (CopyButton { label: "Copy", text: Some(e), target: None }) }
+                    }
+                    dt { "Verified with" } dd { (d.verified_with) " secret" }
+                    dt { "Initiated by" } dd { (d.initiated_by) }
+                    dt { "Body" } dd { (format::bytes(d.size_bytes)) @if let Some(ct) = &d.content_type { " · " code { (ct) } } }
+                    dt { "SHA-256" } dd { code.digest { (d.body_sha256) } }
+                }
+            }
+            section.card.payload aria-labelledby="payload-title" {
+                div.card-header {
+                    h2 #payload-title { "Payload" }
+                    div.actions {
+                        (CopyButton { label: "Copy", text: None, target: Some("#payload") })
+                        a.button href=(download) download { "Download" }
+                    }
+                }
+                @match &self.body {
+                    Body::Full { text, pretty } => {
+                        @if !pretty { p.subdued { "Not JSON: shown as received." } }
+                        pre #payload { code { (text) } }
+                    }
+                    Body::Preview => {
+                        (Banner {
+                            tone: Tone::Info,
+                            title: "Only the 4 KB preview is shown",
+                            body: html! { p { "The body is " (format::bytes(d.size_bytes)) ". " a href=(download) download { "Download it" } " for every byte." } },
+                        })
+                        pre #payload { code { (d.preview) } }
+                    }
+                }
+            }
+            @if let Some(headers) = &d.headers {
+                section.card aria-labelledby="headers-title" {
+                    h2 #headers-title { "Headers" }
+                    table.index-table {
+                        thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } } }
+                        tbody { @for h in headers { tr { td { code { (h.name) } } td { code { (h.value) } } } } }
+                    }
+                }
+            }
+        };
+        layout::page(&format!("Delivery {}", d.id), main)
+    }
+}

@@ -1,0 +1,423 @@
+//! `GET /dashboard/webhooks`: figures, banners, subscriptions with their health, and the delivery history
+//! with filters and search. Renders `WebhookDashboardPayload` exactly as `GET /api/v1/dashboard` answers it.
+
+use maud::{Markup, Render, html};
+use serde::{Deserialize, Serialize};
+
+use super::components::{Badge, Banner, CopyButton, Kpi, Sparkline, Tone};
+use super::{format, layout};
+use crate::domain;
+use crate::http::api::types::{DashboardOut, DeliveryOut, MatchOut, SubscriptionOut};
+use crate::http::paths;
+
+/// The filter form as it arrives in the query string: the API's parameters, plus `range`, a time window
+/// ending now that the form offers instead of typing RFC 3339 times. Empty fields mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filters {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
+
+/// The time windows the form offers, as `(value, label, milliseconds)`.
+pub const RANGES: [(&str, &str, i64); 4] = [
+    ("1h", "Last hour", 3_600_000),
+    ("24h", "Last 24 hours", 86_400_000),
+    ("7d", "Last 7 days", 7 * 86_400_000),
+    ("30d", "Last 30 days", 30 * 86_400_000),
+];
+
+impl Filters {
+    /// Blank fields (an untouched form control) become absent.
+    pub fn normalized(mut self) -> Self {
+        for f in [
+            &mut self.q,
+            &mut self.source,
+            &mut self.topic,
+            &mut self.status,
+            &mut self.range,
+            &mut self.subscription,
+            &mut self.account,
+            &mut self.from,
+            &mut self.to,
+            &mut self.cursor,
+            &mut self.limit,
+        ] {
+            if f.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *f = None;
+            }
+        }
+        self
+    }
+
+    /// Whether anything narrows the list (the cursor and page size do not).
+    pub fn narrows(&self) -> bool {
+        let Self { q, source, topic, status, range, subscription, account, from, to, cursor: _, limit: _ } = self;
+        [q, source, topic, status, range, subscription, account, from, to].iter().any(|f| f.is_some())
+    }
+
+    /// This page's URL with another cursor (`None`: the newest page).
+    pub fn href(&self, cursor: Option<&str>) -> String {
+        let with = Self { cursor: cursor.map(str::to_owned), ..self.clone() };
+        match serde_urlencoded::to_string(&with) {
+            Ok(qs) if !qs.is_empty() => format!("{}?{qs}", paths::DASHBOARD_WEBHOOKS),
+            _ => paths::DASHBOARD_WEBHOOKS.to_owned(),
+        }
+    }
+}
+
+/// What could not be shown, for the banner at the top.
+pub struct PageError {
+    pub title: String,
+    pub detail: String,
+}
+
+pub struct WebhooksPage<'a> {
+    pub filters: &'a Filters,
+    /// Absent when the store could not be read.
+    pub data: Option<&'a DashboardOut>,
+    /// False when the filters could not be applied: the list is left out rather than shown unfiltered.
+    pub deliveries_shown: bool,
+    pub error: Option<PageError>,
+    /// Where providers reach this instance, for the `send-test` example.
+    pub public_url: &'a str,
+}
+
+impl Render for WebhooksPage<'_> {
+    fn render(&self) -> Markup {
+        let main = html! {
+            div.page-header {
+                h1 { "Webhooks" }
+                @if let Some(d) = self.data {
+                    p.subdued { "As of " time datetime=(d.generated_at) { (format::time(&d.generated_at)) } }
+                }
+            }
+            div #live data-live {
+                @if let Some(e) = &self.error {
+                    (Banner { tone: Tone::Critical, title: &e.title, body: html! { p { (e.detail) } } })
+                }
+                @if let Some(d) = self.data {
+                    (banners(d))
+                    (kpis(d))
+                }
+            }
+            @if let Some(d) = self.data {
+                (filter_bar(self.filters, d))
+                @if self.deliveries_shown {
+                    div #deliveries data-live { (deliveries(self.filters, d, self.public_url)) }
+                }
+                (subscriptions(d))
+            }
+        };
+        layout::page("Webhooks", main)
+    }
+}
+
+fn banners(d: &DashboardOut) -> Markup {
+    html! {
+        @for b in &d.banners {
+            (Banner {
+                tone: Tone::Critical,
+                title: &format!("{} is degraded", b.subscription_name),
+                body: html! {
+                    p { (b.message) }
+                    p { a href=(Filters { subscription: Some(b.subscription_id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
+                },
+            })
+        }
+    }
+}
+
+fn kpis(d: &DashboardOut) -> Markup {
+    let k = &d.kpis;
+    html! {
+        section.kpis aria-label="Figures" {
+            (Kpi { label: "Active subscriptions", value: format::count(k.active_subscriptions), note: None })
+            (Kpi { label: "Deliveries, 24 h", value: format::count(k.deliveries_24h), note: Some(format!("{} succeeded", format::percent(k.success_rate_24h))) })
+            (Kpi { label: "Failing topics", value: format::count(k.failing_topics), note: None })
+            (Kpi { label: "Average latency, 24 h", value: format::millis(k.avg_latency_ms_24h), note: None })
+        }
+    }
+}
+
+fn filter_bar(f: &Filters, d: &DashboardOut) -> Markup {
+    let mut topics: Vec<&str> = d.subscriptions.iter().map(|s| s.topic.as_str()).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    let selected = |current: &Option<String>, value: &str| current.as_deref() == Some(value);
+    html! {
+        form.card.filters method="get" action=(paths::DASHBOARD_WEBHOOKS) role="search" {
+            div.search-field {
+                label.visually-hidden for="q" { "Search payloads" }
+                input #q type="search" name="q" value=[f.q.as_deref()] placeholder="Search payloads: words, \"a phrase\", customer.email:jon@example.com" maxlength="1024";
+            }
+            div.filter-row {
+                label { span { "Source" }
+                    select name="source" {
+                        option value="" { "Any source" }
+                        @for s in domain::Source::ALL {
+                            option value=(s.as_str()) selected[selected(&f.source, s.as_str())] { (source_label(s)) }
+                        }
+                    }
+                }
+                label { span { "Topic" }
+                    input type="text" name="topic" list="topics" value=[f.topic.as_deref()] placeholder="Any topic";
+                    datalist #topics { @for t in &topics { option value=(t) {} } }
+                }
+                label { span { "Status" }
+                    select name="status" {
+                        option value="" { "Any status" }
+                        @for s in domain::DeliveryStatus::ALL {
+                            option value=(s.as_str()) selected[selected(&f.status, s.as_str())] { (s.as_str()) }
+                        }
+                    }
+                }
+                label { span { "Received" }
+                    select name="range" {
+                        option value="" { "Any time" }
+                        @for (value, label, _) in RANGES {
+                            option value=(value) selected[selected(&f.range, value)] { (label) }
+                        }
+                    }
+                }
+                @if let Some(s) = &f.subscription { input type="hidden" name="subscription" value=(s); }
+                @if let Some(a) = &f.account { input type="hidden" name="account" value=(a); }
+                @if let Some(v) = &f.from { input type="hidden" name="from" value=(v); }
+                @if let Some(v) = &f.to { input type="hidden" name="to" value=(v); }
+                @if let Some(v) = &f.limit { input type="hidden" name="limit" value=(v); }
+                button.button.button-primary type="submit" { "Apply" }
+                @if f.narrows() { a.button href=(paths::DASHBOARD_WEBHOOKS) { "Clear" } }
+            }
+        }
+    }
+}
+
+fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str) -> Markup {
+    let page = &d.deliveries;
+    if page.items.is_empty() {
+        return if f.narrows() || f.cursor.is_some() {
+            html! {
+                div.card.empty-state {
+                    h2 { "No deliveries match" }
+                    p { "Nothing stored matches these filters" @if f.q.is_some() { " and this search" } "." }
+                    a.button href=(paths::DASHBOARD_WEBHOOKS) { "Clear filters" }
+                }
+            }
+        } else {
+            empty_state(public_url)
+        };
+    }
+    html! {
+        div.card.table-card {
+            table.index-table {
+                thead { tr {
+                    th scope="col" { "Event time" }
+                    th scope="col" { "Topic" }
+                    th scope="col" { "Source" }
+                    th scope="col" { "Status" }
+                    th.numeric scope="col" { "Response" }
+                    th.numeric scope="col" { "Latency" }
+                    th scope="col" { span.visually-hidden { "Actions" } }
+                } }
+                tbody {
+                    @for item in &page.items { (delivery_row(item)) }
+                }
+            }
+            nav.pagination aria-label="Pages" {
+                @if f.cursor.is_some() {
+                    a.button href=(f.href(None)) rel="first" { "← Newest" }
+                }
+                @if let Some(next) = &page.next_cursor {
+                    a.button href=(f.href(Some(next))) rel="next" { "Older →" }
+                }
+            }
+        }
+    }
+}
+
+/// Success: succeeded at the first attempt, or kept; Warning: retrying, or succeeded only after retries;
+/// Error: failed for good; Pending: not attempted yet.
+pub fn status_badge(d: &DeliveryOut) -> Badge<'static> {
+    use domain::DeliveryStatus::{Failed, Processing, Queued, Retrying, Stored, Succeeded};
+    match domain::DeliveryStatus::from(d.status) {
+        Succeeded if d.attempt_count > 1 => Badge { tone: Tone::Warning, label: "Warning" },
+        Succeeded | Stored => Badge { tone: Tone::Success, label: "Success" },
+        Retrying => Badge { tone: Tone::Warning, label: "Warning" },
+        Failed => Badge { tone: Tone::Critical, label: "Error" },
+        Queued | Processing => Badge { tone: Tone::Neutral, label: "Pending" },
+    }
+}
+
+pub fn source_label(s: domain::Source) -> &'static str {
+    match s {
+        domain::Source::Shopify => "Shopify",
+        domain::Source::Zoho => "Zoho",
+        domain::Source::Standard => "Standard Webhooks",
+    }
+}
+
+fn delivery_row(d: &DeliveryOut) -> Markup {
+    let status = domain::DeliveryStatus::from(d.status);
+    let view = paths::delivery_view(&d.id);
+    html! {
+        tr data-delivery=(d.id) {
+            td { a href=(view) { time datetime=(d.received_at) { (format::time(&d.received_at)) } } }
+            td { code { (d.topic) } }
+            td { (source_label(d.source.into())) }
+            td { (status_badge(d)) " " span.subdued { (status.as_str()) } }
+            td.numeric { @if let Some(c) = d.response_code { (c) } @else { "—" } }
+            td.numeric { (format::millis(d.latency_ms)) }
+            td.actions {
+                details.menu {
+                    summary.button.button-plain aria-label={ "Actions for " (d.id) } { "•••" }
+                    div.menu-items {
+                        a href=(view) { "View payload" }
+                        @let event = d.event_id.as_deref().or(d.provider_delivery_id.as_deref()).unwrap_or(&d.id);
+                        (CopyButton { label: "Copy event ID", text: Some(event), target: None })
+                        span.menu-note { "Event ID " code { (event) } }
+                    }
+                }
+            }
+        }
+        @if let Some(m) = &d.matched {
+            tr.match-row { td colspan="7" { (highlighted(m)) } }
+        }
+    }
+}
+
+/// The search fragment with its matches marked; the fragment is escaped piece by piece.
+fn highlighted(m: &MatchOut) -> Markup {
+    let mut pieces = Vec::new();
+    let mut at = 0usize;
+    for h in &m.highlights {
+        let (Some(&a), Some(&b)) = (h.first(), h.get(1)) else { continue };
+        let (a, b) = (a as usize, b as usize);
+        let (Some(before), Some(hit)) = (m.fragment.get(at..a), m.fragment.get(a..b)) else { continue };
+        pieces.push((before, false));
+        pieces.push((hit, true));
+        at = b;
+    }
+    pieces.push((m.fragment.get(at..).unwrap_or(""), false));
+    html! {
+        p.match { "…" @for (text, hit) in pieces { @if hit { mark { (text) } } @else { (text) } } "…" }
+    }
+}
+
+fn empty_state(public_url: &str) -> Markup {
+    html! {
+        div.card.empty-state {
+            h2 { "No webhooks yet" }
+            p { "Point a provider at this instance, or send a signed test delivery from this machine:" }
+            pre.command { code { "hookplane send-test --url " (public_url) } }
+            p.subdued {
+                "It sends a Shopify " code { "orders/create" } " signed with " code { "SHOPIFY_WEBHOOK_SECRET" }
+                "; " code { "--source zoho" } " and " code { "--source standard" } " send the others. "
+                "Run " code { "hookplane send-test --help" } " for every option."
+            }
+        }
+    }
+}
+
+fn subscriptions(d: &DashboardOut) -> Markup {
+    html! {
+        section.subscriptions aria-labelledby="subscriptions-title" {
+            h2 #subscriptions-title { "Subscriptions" }
+            @if d.subscriptions.is_empty() {
+                div.card { p.subdued { "No subscriptions. Declare them in the configuration file or create them with " code { "POST /api/v1/subscriptions" } "." } }
+            }
+            @for s in &d.subscriptions { (subscription_panel(s, &d.generated_at)) }
+        }
+    }
+}
+
+fn subscription_badge(s: &SubscriptionOut) -> Badge<'static> {
+    use domain::SubscriptionStatus::{Active, Discovered, Expiring, Failing, HandshakeFailed, Paused};
+    let status = domain::SubscriptionStatus::from(s.status);
+    let degraded = s.health.as_ref().is_some_and(|h| !h.degraded.is_empty());
+    match status {
+        Active if degraded => Badge { tone: Tone::Critical, label: "Degraded" },
+        Active => Badge { tone: Tone::Success, label: "Active" },
+        Failing => Badge { tone: Tone::Critical, label: "Failing" },
+        HandshakeFailed => Badge { tone: Tone::Critical, label: "Handshake failed" },
+        Expiring => Badge { tone: Tone::Warning, label: "Expiring" },
+        Paused => Badge { tone: Tone::Warning, label: "Paused" },
+        Discovered => Badge { tone: Tone::Info, label: "Discovered" },
+    }
+}
+
+fn subscription_panel(s: &SubscriptionOut, now: &str) -> Markup {
+    let current = s.secrets.iter().find(|k| k.slot == "current" || k.slot == "app");
+    let secret_age = current.and_then(|k| k.created_at.as_deref()).and_then(|c| format::age(c, now));
+    let previous = s.secrets.iter().find(|k| k.slot == "previous" || k.slot == "app_previous");
+    html! {
+        details.card.subscription data-subscription=(s.id) {
+            summary {
+                span.subscription-name { (s.name) }
+                (subscription_badge(s))
+                span.subdued { (source_label(s.source.into())) " · " code { (s.topic) } }
+                @if let Some(h) = &s.health {
+                    (Sparkline { values: &h.hourly_24h, label: format!("{} deliveries in the last 24 hours, by hour", h.deliveries_24h) })
+                }
+            }
+            dl.facts {
+                dt { "Callback URL" }
+                dd { code #{ "cb-" (s.id) } { (s.callback_url) } " " (CopyButton { label: "Copy", text: Some(&s.callback_url), target: None }) }
+                dt { "Account" } dd { (s.account) }
+                dt { "Secret" }
+                dd {
+                    @match current {
+                        Some(k) => {
+                            code { (k.fingerprint) }
+                            @if let Some(age) = &secret_age { " · " (age) " old" }
+                            @if let Some(p) = previous {
+                                " · previous " code { (p.fingerprint) } " still accepted"
+                                @if let Some(until) = &p.expires_at { " until " (format::time(until)) }
+                            }
+                        }
+                        None => span.subdued { "none held" },
+                    }
+                }
+                dt { "Last handshake" }
+                dd { @match &s.last_verified_at { Some(t) => (format::time(t)), None => span.subdued { "never" } } }
+                @if let Some(h) = &s.health {
+                    dt { "Last delivery" }
+                    dd { @match &h.last_delivery_at { Some(t) => (format::time(t)), None => span.subdued { "none yet" } } }
+                    dt { "Deliveries" }
+                    dd { (format::count(h.deliveries_24h)) " in 24 h · " (format::count(h.deliveries_1h)) " in the last hour" }
+                    dt { "Success rate" }
+                    dd { (format::percent(h.success_rate_24h)) " over 24 h · " (format::percent(h.success_rate_1h)) " over 1 h" }
+                    dt { "Recent failures" }
+                    dd {
+                        @if h.consecutive_failures == 0 { "none in a row" } @else { (h.consecutive_failures) " in a row" }
+                        " · " a href=(Filters { subscription: Some(s.id.clone()), status: Some("failed".into()), ..Filters::default() }.href(None)) { "failed deliveries" }
+                    }
+                    dt { "Latency, 24 h" }
+                    dd { (format::millis(h.avg_latency_ms_24h)) " average · " (format::millis(h.p95_latency_ms_24h)) " p95" }
+                }
+                dt { "Destination" }
+                dd { @match &s.destination_url { Some(u) => code { (u) }, None => "kept here (store)" } }
+            }
+            p { a href=(Filters { subscription: Some(s.id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The dashboard's HTML pages over real HTTP: what they show for each demo scenario, filters and search,
+//! the payload view and download, escaping of hostile payloads, and who may open them.
+
+use hookplane::demo::Scenario;
+use hookplane::demo::factories::shopify_request;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::json;
+
+use crate::support::*;
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn count(&self, needle: &str) -> usize {
+        self.html.matches(needle).count()
+    }
+
+    #[track_caller]
+    fn has(&self, needle: &str) {
+        assert!(self.html.contains(needle), "`{needle}` is not on the page:\n{}", self.html);
+    }
+}
+
+async fn open(s: &TestServer, path: &str) -> Page {
+    let resp = s.client.get(s.url(path)).send().await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    Page { status, headers, html: resp.text().await.unwrap() }
+}
+
+const ROWS: &str = "<tr data-delivery=\"";
+
+#[tokio::test]
+async fn base_scenario_shows_figures_a_page_of_deliveries_and_every_subscription() {
+    let s = seeded(Scenario::Base).await;
+    let p = open(&s, "/dashboard/webhooks").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.headers["content-type"], "text/html; charset=utf-8");
+    let csp = p.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(p.headers["x-content-type-options"], "nosniff");
+
+    for label in ["Active subscriptions", "Deliveries, 24 h", "Failing topics", "Average latency, 24 h"] {
+        p.has(label);
+    }
+    // The figures are the API's figures.
+    let (_, api) = s.get("/api/v1/dashboard").await;
+    p.has(&format!("<p class=\"kpi-value\">{}</p>", api["kpis"]["active_subscriptions"]));
+    assert_eq!(p.count(ROWS), 50, "one default page");
+    let api_ids: Vec<&str> =
+        api["deliveries"]["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let first_row = p.html.split(ROWS).nth(1).unwrap();
+    assert!(first_row.starts_with(api_ids[0]), "newest first, as the API");
+    for col in ["Event time", "Topic", "Source", "Status", "Response", "Latency"] {
+        p.has(&format!(">{col}</th>"));
+    }
+    // A healthy day: successes, some only after a retry (warnings), no errors and no banners.
+    assert!(p.count("badge badge-success\">Success") > 0);
+    assert_eq!(p.count("badge badge-critical\">Error"), 0);
+    assert_eq!(p.count("class=\"banner banner-critical\""), 0);
+    // Every subscription has a panel with its callback URL, secret fingerprint and a sparkline.
+    assert_eq!(p.count("<details class=\"card subscription\""), 10);
+    assert_eq!(p.count("<svg class=\"sparkline\""), 10);
+    p.has("Callback URL");
+    p.has("/shopify/webhook</code>");
+    p.has("Last handshake");
+    // Pagination: an older page through the cursor, and it starts where the first ended.
+    let next = api["deliveries"]["next_cursor"].as_str().unwrap();
+    p.has(&format!("href=\"/dashboard/webhooks?cursor={next}\" rel=\"next\""));
+    let older = open(&s, &format!("/dashboard/webhooks?cursor={next}")).await;
+    assert_eq!(older.count(ROWS), 50);
+    older.has("rel=\"first\"");
+    assert!(!older.html.contains(&format!("{ROWS}{}", api_ids[0])));
+    // The page needs no script of its own beyond the embedded file, and works without it.
+    assert_eq!(p.count("<script"), 1);
+    p.has("<script src=\"/assets/dashboard.js\" defer>");
+    let js = s.client.get(s.url("/assets/dashboard.js")).send().await.unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    let css = s.client.get(s.url("/assets/dashboard.css")).send().await.unwrap();
+    assert!(css.text().await.unwrap().contains("--p-color-bg-fill-success-secondary: #affebf"));
+}
+
+#[tokio::test]
+async fn failing_scenario_raises_banners_and_error_badges_and_filters_narrow_the_list() {
+    let s = seeded(Scenario::Failing).await;
+    let p = open(&s, "/dashboard/webhooks").await;
+    assert_eq!(p.count("class=\"banner banner-critical\""), 2, "failure streak and low success rate");
+    p.has("shop-orders is degraded");
+    p.has("consecutive failed attempts");
+    p.has("badge badge-critical\">Failing");
+
+    let failed = open(&s, "/dashboard/webhooks?status=failed&source=shopify&topic=orders%2Fcreate&range=24h").await;
+    assert_eq!(failed.status, StatusCode::OK);
+    let rows = failed.count(ROWS);
+    let api = s.all_deliveries("status=failed&source=shopify&topic=orders/create").await;
+    assert!(rows > 0 && rows == api.len().min(50), "{rows} rows, {} from the API", api.len());
+    assert_eq!(failed.count("badge badge-critical\">Error"), rows, "every row is an error");
+    // The form keeps what was chosen, and offers to clear it.
+    failed.has("<option value=\"failed\" selected>");
+    failed.has("<option value=\"24h\" selected>");
+    failed.has("value=\"orders/create\"");
+    failed.has(">Clear</a>");
+}
+
+#[tokio::test]
+async fn empty_scenario_shows_how_to_send_a_test_webhook() {
+    let s = seeded(Scenario::Empty).await;
+    let p = open(&s, "/dashboard/webhooks").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.count(ROWS), 0);
+    p.has("No webhooks yet");
+    p.has("hookplane send-test --url http://");
+    // A filter that matches nothing is a different message.
+    let none = open(&s, "/dashboard/webhooks?topic=nothing%2Fhere").await;
+    none.has("No deliveries match");
+}
+
+#[tokio::test]
+async fn search_shows_highlighted_matches_and_hostile_payloads_stay_text() {
+    let s = TestServer::start().await;
+    let hostile = json!({"note": "<script>alert('owned')</script> marigold", "customer": {"email": "jon@example.com"}});
+    let req = shopify_request(
+        "orders/create",
+        "pages.myshopify.com",
+        hostile.to_string().into_bytes(),
+        SHOPIFY_SECRET.as_bytes(),
+        "p-1",
+        now(),
+    );
+    let (st, b) = s.send_json(&req).await;
+    assert_eq!(st, 200, "{b}");
+    let id = b["delivery_id"].as_str().unwrap().to_owned();
+    searched(&s, "q=marigold", 1).await;
+
+    let p = open(&s, "/dashboard/webhooks?q=marigold").await;
+    assert_eq!(p.count(ROWS), 1);
+    p.has("<mark>marigold</mark>");
+    assert!(!p.html.contains("<script>alert"), "the payload is escaped");
+    p.has("&lt;script&gt;alert");
+    p.has("value=\"marigold\"");
+
+    // The payload view pretty-prints the JSON, escaped, and the download is the exact bytes as an attachment.
+    let view = open(&s, &format!("/dashboard/webhooks/deliveries/{id}")).await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert!(!view.html.contains("<script>alert"));
+    view.has("&quot;note&quot;: &quot;&lt;script&gt;alert('owned')&lt;/script&gt; marigold&quot;");
+    view.has("{\n  &quot;customer&quot;: {\n    &quot;email&quot;");
+    view.has("x-shopify-topic");
+    view.has(&format!("href=\"/dashboard/webhooks/deliveries/{id}/body\" download"));
+    let dl = s.client.get(s.url(&format!("/dashboard/webhooks/deliveries/{id}/body"))).send().await.unwrap();
+    assert_eq!(dl.headers()["content-type"], "application/octet-stream");
+    assert_eq!(dl.headers()["content-disposition"], format!("attachment; filename=\"{id}.json\""));
+    assert_eq!(dl.bytes().await.unwrap().to_vec(), hostile.to_string().into_bytes());
+}
+
+#[tokio::test]
+async fn a_large_body_shows_its_preview_and_says_so() {
+    let s = TestServer::start().await;
+    let big = json!({"blob": "x".repeat(1_200_000)}).to_string().into_bytes();
+    let req = shopify_request("orders/create", "pages.myshopify.com", big, SHOPIFY_SECRET.as_bytes(), "p-big", now());
+    let (st, b) = s.send_json(&req).await;
+    assert_eq!(st, 200, "{b}");
+    let view = open(&s, &format!("/dashboard/webhooks/deliveries/{}", b["delivery_id"].as_str().unwrap())).await;
+    view.has("Only the 4 KB preview is shown");
+    assert!(view.html.len() < 64 * 1024, "the page holds the preview, not the body");
+}
+
+#[tokio::test]
+async fn bad_filters_and_queries_explain_themselves_and_show_no_list() {
+    let s = seeded(Scenario::Empty).await;
+    for (query, says) in [
+        ("q=%22unclosed", "search"),
+        ("status=lost", "unknown delivery status `lost`"),
+        ("range=2w", "`range` cannot be `2w`"),
+        ("from=yesterday", "`from` must be an RFC 3339 time"),
+        ("limit=9000", "`limit` must be between 1 and 500"),
+    ] {
+        let p = open(&s, &format!("/dashboard/webhooks?{query}")).await;
+        assert_eq!(p.status, StatusCode::BAD_REQUEST, "{query}");
+        p.has("These filters cannot be applied");
+        assert!(p.html.to_lowercase().contains(&says.to_lowercase()), "{query}: {}", p.html);
+        assert_eq!(p.count("id=\"deliveries\""), 0, "{query}: no unfiltered list in its place");
+        p.has("Active subscriptions");
+    }
+    let missing = open(&s, "/dashboard/webhooks/deliveries/dlv_01JZZZZZZZZZZZZZZZZZZZZZZZ").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let garbage = open(&s, "/dashboard/webhooks/deliveries/nope").await;
+    assert_eq!(garbage.status, StatusCode::NOT_FOUND);
+    garbage.has("is not a delivery id");
+}
+
+#[tokio::test]
+async fn only_this_machine_or_the_admin_token_opens_the_dashboard() {
+    let s = TestServer::start().await;
+    let root = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = root.get(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/dashboard/webhooks");
+
+    // Through a proxy on this machine a client is not local: it must give the token.
+    let proxied = |path: &str| s.client.get(s.url(path)).header("x-forwarded-for", "203.0.113.9");
+    let r = proxied("/dashboard/webhooks").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm="));
+    assert!(r.text().await.unwrap().contains("HOOKPLANE_ADMIN_TOKEN"));
+    let r = proxied("/dashboard/webhooks").basic_auth("anyone", Some("wrong")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = proxied("/dashboard/webhooks").basic_auth("anyone", Some(ADMIN_TOKEN)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = proxied("/dashboard/webhooks").bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The payload download is behind the same check.
+    let r = proxied("/dashboard/webhooks/deliveries/nope/body").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Other paths keep their own answers: an unknown path is still a 404 problem.
+    let r = proxied("/no/such/page").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Without an admin token configured, only this machine gets in.
+    let closed = TestServer::start_with(Options {
+        env: {
+            let mut e = env(&[]);
+            e.remove("HOOKPLANE_ADMIN_TOKEN");
+            e
+        },
+        ..Options::default()
+    })
+    .await;
+    let r = closed
+        .client
+        .get(closed.url("/dashboard/webhooks"))
+        .header("forwarded", "for=203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = closed.client.get(closed.url("/dashboard/webhooks")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
