@@ -70,6 +70,8 @@ pub struct SearchSettings {
     pub commit_docs: usize,
     pub memory_mib: u32,
     pub catch_up_margin_seconds: u32,
+    pub defer_batch: usize,
+    pub defer_calm_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

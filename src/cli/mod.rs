@@ -1,6 +1,7 @@
 //! The command line. `main` calls [`run`]; each subcommand lives in its own file.
 
 mod check;
+mod reindex;
 mod send_test;
 mod serve;
 mod subscriptions;
@@ -37,6 +38,8 @@ enum Command {
     Subscriptions(subscriptions::SubscriptionsCommand),
     /// Send one correctly signed sample delivery (Shopify by default) to a running instance.
     SendTest(send_test::SendTestArgs),
+    /// Rebuild the payload search index from storage, with a progress bar. Run it while Hookplane is stopped.
+    Reindex(reindex::ReindexArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -104,6 +107,7 @@ pub fn run() -> ExitCode {
         }
         Command::Subscriptions(cmd) => subscriptions::run(cmd),
         Command::SendTest(args) => send_test::run(args),
+        Command::Reindex(args) => reindex::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

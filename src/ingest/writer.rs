@@ -185,6 +185,7 @@ fn run(
                 Op::Stop => stopping = true,
             }
         }
+        let requests = pendings.len();
         match commit(store, &mut index, pendings, &samples) {
             Ok((results, created, stored)) => {
                 for sub in created {
@@ -193,7 +194,7 @@ fn run(
                 if let Some(indexer) = indexer
                     && !stored.is_empty()
                 {
-                    indexer.stored(stored);
+                    indexer.stored(stored, requests);
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);

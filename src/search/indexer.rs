@@ -1,10 +1,13 @@
 //! The indexer thread: the only owner of the `IndexWriter`.
 
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::{Opened, SearchIndex, id_bytes};
@@ -14,6 +17,9 @@ use crate::storage::{Store, deliveries, payload};
 
 /// Deliveries read from redb per transaction while catching up or rebuilding.
 const SCAN_BATCH: usize = 512;
+/// The same after a deferral: small, so that a new burst finds the indexer between batches within a few
+/// milliseconds of CPU.
+const YIELDING_SCAN_BATCH: usize = 64;
 
 enum Msg {
     /// New deliveries with their payloads as stored: the indexer decodes them itself rather than reading
@@ -26,12 +32,51 @@ enum Msg {
 #[derive(Clone)]
 pub struct IndexerHandle {
     tx: Sender<Msg>,
+    pressure: Arc<Pressure>,
 }
 
 impl IndexerHandle {
-    pub fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>) {
+    /// The new deliveries of one group commit that held `batch` requests.
+    pub fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, batch: usize) {
+        self.pressure.committed(batch);
         // A stopped indexer catches up from redb at the next start.
         let _ = self.tx.send(Msg::Stored(deliveries));
+    }
+}
+
+/// Whether ingest is saturated, read from the size of its group commits: batches form only when requests
+/// wait for the previous fsync, so a large one means every core is needed to acknowledge webhooks.
+struct Pressure {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last large batch, plus one (0: never).
+    last_large: AtomicU64,
+    large: usize,
+    calm: Duration,
+}
+
+impl Pressure {
+    fn new(settings: &SearchSettings) -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_large: AtomicU64::new(0),
+            large: settings.defer_batch,
+            calm: Duration::from_millis(settings.defer_calm_ms),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+
+    fn committed(&self, batch: usize) {
+        if self.large > 0 && batch >= self.large {
+            self.last_large.store(self.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    fn busy(&self) -> bool {
+        let last = self.last_large.load(Ordering::Relaxed);
+        last > 0 && self.now_ms() < last.saturating_add(u64::try_from(self.calm.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -62,6 +107,8 @@ pub fn spawn(
     settings: SearchSettings,
 ) -> Result<Indexer, super::IndexError> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let pressure = Arc::new(Pressure::new(&settings));
+    let handle = IndexerHandle { tx, pressure: Arc::clone(&pressure) };
     let thread = std::thread::Builder::new()
         .name("hookplane-indexer".into())
         .spawn(move || {
@@ -82,16 +129,7 @@ pub fn spawn(
                 Opened::Resume(p) => p,
                 Opened::Rebuild => None,
             };
-            let mut w = Worker {
-                index,
-                store,
-                writer,
-                settings,
-                pending: 0,
-                first_pending: None,
-                position,
-                maybe_indexed: position,
-            };
+            let mut w = Worker::new(index, store, writer, settings, position, pressure);
             let from = match opened {
                 Opened::Rebuild | Opened::Resume(None) => None,
                 Opened::Resume(Some(p)) => {
@@ -99,13 +137,39 @@ pub fn spawn(
                     Some(DeliveryId::first_at(p.timestamp().plus_millis(-margin)))
                 }
             };
-            if let Err(e) = w.catch_up(from) {
+            if let Err(e) = w.catch_up(from, &mut |_| {}, false) {
                 tracing::error!(error = %e, "catching up the search index failed; searches may miss deliveries until the next start");
             }
             w.run(&rx);
         })
         .map_err(|e| super::IndexError::Io { path: Default::default(), source: e })?;
-    Ok(Indexer { handle: IndexerHandle { tx }, thread: Some(thread) })
+    Ok(Indexer { handle, thread: Some(thread) })
+}
+
+/// Deletes the index in `dir` and indexes every stored delivery again, in the calling thread and with
+/// every core: `hookplane reindex`, run while the server is stopped. `progress` hears how many deliveries
+/// are indexed so far after each batch. Returns how many were indexed.
+pub fn rebuild(
+    dir: &Path,
+    store: Arc<Store>,
+    settings: SearchSettings,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<usize> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot delete the search index {}", dir.display()))?;
+    }
+    let (index, _) = SearchIndex::open(dir)?;
+    let index = Arc::new(index);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    // tantivy wants at least 15 MB per indexing thread.
+    let memory = (settings.memory_mib as usize).max(16 * threads) * 1024 * 1024;
+    let writer = index.index.writer_with_num_threads(threads, memory)?;
+    let pressure = Arc::new(Pressure::new(&settings));
+    let mut w = Worker::new(index, store, writer, settings, None, pressure);
+    let n = w.catch_up(None, progress, false)?;
+    let Worker { writer, .. } = w;
+    writer.wait_merging_threads()?;
+    Ok(n)
 }
 
 struct Worker {
@@ -120,20 +184,58 @@ struct Worker {
     /// Only those need replacing; a newer delivery is added without a delete, which tantivy would otherwise
     /// look up in every segment at each commit.
     maybe_indexed: Option<DeliveryId>,
+    pressure: Arc<Pressure>,
+    /// Set while indexing is deferred: the oldest delivery left to a catch-up from storage.
+    deferred: Option<DeliveryId>,
 }
 
 impl Worker {
+    fn new(
+        index: Arc<SearchIndex>,
+        store: Arc<Store>,
+        writer: IndexWriter<TantivyDocument>,
+        settings: SearchSettings,
+        position: Option<DeliveryId>,
+        pressure: Arc<Pressure>,
+    ) -> Self {
+        Self {
+            index,
+            store,
+            writer,
+            settings,
+            pending: 0,
+            first_pending: None,
+            position,
+            maybe_indexed: position,
+            pressure,
+            deferred: None,
+        }
+    }
+
     /// Re-indexes every delivery from `from` on (everything when `None`), replacing what the index holds.
-    fn catch_up(&mut self, from: Option<DeliveryId>) -> anyhow::Result<()> {
+    /// Returns how many deliveries it indexed. When `yielding`, it stops as soon as ingest is saturated and
+    /// leaves the rest deferred.
+    fn catch_up(
+        &mut self,
+        from: Option<DeliveryId>,
+        progress: &mut dyn FnMut(usize),
+        yielding: bool,
+    ) -> anyhow::Result<usize> {
         let started = Instant::now();
         // `scan` starts after its argument: step back one so `from` itself is included.
         let mut after = from.and_then(|f| f.as_u128().checked_sub(1)).map(DeliveryId::from_u128);
         let mut n = 0usize;
         loop {
             let db = self.store.db()?;
-            let batch = deliveries::scan(&db, after, SCAN_BATCH)?;
+            let batch = deliveries::scan(&db, after, if yielding { YIELDING_SCAN_BATCH } else { SCAN_BATCH })?;
             drop(db);
             let Some((last, _)) = batch.last() else { break };
+            if yielding && self.pressure.busy() {
+                self.deferred = batch.first().map(|(d, _)| d.id);
+                tracing::debug!(deferred = ?self.deferred, "search indexing yields to ingest again");
+                self.commit()?;
+                return Ok(n);
+            }
             after = Some(last.id);
             n += batch.len();
             for (d, body) in &batch {
@@ -144,10 +246,11 @@ impl Worker {
             if self.pending >= self.settings.commit_docs {
                 self.commit()?;
             }
+            progress(n);
         }
         self.commit()?;
         tracing::info!(deliveries = n, from = ?from, elapsed_ms = started.elapsed().as_millis() as u64, "search index caught up");
-        Ok(())
+        Ok(n)
     }
 
     fn add(&mut self, d: &Delivery, body: &[u8]) {
@@ -171,7 +274,12 @@ impl Worker {
             return Ok(());
         }
         let mut prepared = self.writer.prepare_commit()?;
-        if let Some(p) = self.position {
+        // Where the next start catches up from: deferred deliveries are not indexed yet.
+        let resume = match self.deferred {
+            Some(d) => Some(self.position.map_or(d, |p| p.min(d))),
+            None => self.position,
+        };
+        if let Some(p) = resume {
             prepared.set_payload(&p.to_string());
         }
         prepared.commit()?;
@@ -184,8 +292,13 @@ impl Worker {
     fn run(&mut self, rx: &Receiver<Msg>) {
         let interval = Duration::from_millis(self.settings.commit_interval_ms);
         loop {
-            let wait = self.first_pending.map_or(Duration::from_secs(3600), |t| interval.saturating_sub(t.elapsed()));
+            let mut wait =
+                self.first_pending.map_or(Duration::from_secs(3600), |t| interval.saturating_sub(t.elapsed()));
+            if self.deferred.is_some() {
+                wait = wait.min(self.pressure.calm);
+            }
             match rx.recv_timeout(wait) {
+                Ok(Msg::Stored(stored)) if self.deferred.is_some() || self.pressure.busy() => self.defer(&stored),
                 Ok(Msg::Stored(stored)) => self.index_stored(stored),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     if let Err(e) = self.commit() {
@@ -195,12 +308,31 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            if let Some(from) = self.deferred
+                && !self.pressure.busy()
+            {
+                self.deferred = None;
+                if let Err(e) = self.catch_up(Some(from), &mut |_| {}, true) {
+                    tracing::error!(error = %e, "catching up deferred deliveries failed; the next start does it");
+                }
+            }
             let due = self.first_pending.is_some_and(|t| t.elapsed() >= interval);
             if (self.pending >= self.settings.commit_docs || due)
                 && let Err(e) = self.commit()
             {
                 tracing::error!(error = %e, "committing the search index failed; will retry");
             }
+        }
+    }
+
+    /// Leaves these deliveries to a catch-up from storage once ingest calms down: their payloads are
+    /// dropped, so a long burst costs no memory here.
+    fn defer(&mut self, stored: &[(Delivery, Vec<u8>)]) {
+        if self.deferred.is_none() {
+            tracing::debug!("ingest is saturated: search indexing waits");
+        }
+        if let Some(oldest) = stored.iter().map(|(d, _)| d.id).min() {
+            self.deferred = Some(self.deferred.map_or(oldest, |d| d.min(oldest)));
         }
     }
 

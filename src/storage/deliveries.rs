@@ -195,6 +195,12 @@ pub fn get_full(db: &Database, id: DeliveryId) -> Result<Option<(Listed, Payload
     Ok(Some((Listed { delivery, preview, preview_truncated, matched: None }, payload)))
 }
 
+/// How many deliveries are stored (redb keeps the count: no scan).
+pub fn count(db: &Database) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata as _;
+    Ok(db.begin_read()?.open_table(tables::DELIVERIES)?.len()?)
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::hex::encode(&Sha256::digest(bytes))
 }

@@ -471,3 +471,48 @@ async fn deliveries_stored_but_not_yet_indexed_when_killed_are_found_after_resta
     assert_eq!(found, 10, "the index caught up from redb");
     proc.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_rebuilds_the_index_of_a_stopped_instance_and_refuses_a_running_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let proc = Proc::start(dir.path(), None);
+    let client = reqwest::Client::new();
+    let mut f = Factory::new(13);
+    for n in 0..10u64 {
+        let body = f.shopify_order(8000 + n, now());
+        let req = shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), &format!("rx-{n}"), now());
+        assert_eq!(post(&client, &proc.base, &req).await.unwrap().0, 200);
+    }
+    let busy = hookplane(&["reindex", "--data-dir", data], &[("HOOKPLANE_MASTER_KEY", MASTER_KEY)]);
+    assert!(!busy.status.success());
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(err.contains("in use by a running Hookplane: stop it first"), "{err}");
+    let (status, _) = proc.terminate();
+    assert!(status.success());
+
+    // Damage the index, then rebuild it offline.
+    std::fs::write(dir.path().join("search").join("meta.json"), b"{ not json").unwrap();
+    let out = hookplane(&["reindex", "--data-dir", data], &[("HOOKPLANE_MASTER_KEY", MASTER_KEY)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("reindexing 10 deliveries") && err.contains("indexed 10 deliveries"), "{err}");
+    assert!(err.contains("100 %"), "progress is reported: {err}");
+
+    // The rebuilt index is whole: with no catch-up margin, the next start re-indexes only what shares the
+    // newest delivery's millisecond, and every delivery is found.
+    let proc = Proc::start_env(dir.path(), None, &[("HOOKPLANE_SEARCH__CATCH_UP_MARGIN_SECONDS", "0")]);
+    let url = format!("{}/api/v1/deliveries?q=admin_graphql_api_id&limit=100", proc.base);
+    let page: serde_json::Value =
+        serde_json::from_str(&client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap())
+            .unwrap();
+    assert_eq!(page["items"].as_array().map_or(0, Vec::len), 10, "{page}");
+    let (_, log) = proc.terminate();
+    let caught_up = log.iter().find(|l| l.contains("search index caught up")).unwrap();
+    let n: usize = caught_up.split("deliveries=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(n < 10, "the start found a whole index and did not rebuild it: {caught_up}");
+
+    let none = hookplane(&["reindex", "--data-dir", dir.path().join("nothing").to_str().unwrap()], &[]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("there is no Hookplane store"));
+}

@@ -115,3 +115,26 @@ async fn a_deleted_or_damaged_index_is_rebuilt_from_storage() {
     searched(&s, "q=example", 3).await;
     searched(&s, "q=customer.email:%22ana@example.com%22", 1).await;
 }
+
+#[tokio::test]
+async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
+    // Every commit counts as saturated, and ingest "calms down" only after a minute: nothing is indexed.
+    let saturated = env(&[("HOOKPLANE_SEARCH__DEFER_BATCH", "1"), ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "60000")]);
+    let s = TestServer::start_with(Options { env: saturated, ..Options::default() }).await;
+    three_orders(&s).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, page) = s.get("/api/v1/deliveries?q=example").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 0, "indexing is deferred: {page}");
+    // Stopped while deferred: nothing is lost, the next start catches up from storage.
+    let dir = s.stop().await;
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    searched(&s, "q=example", 3).await;
+    drop(s);
+
+    // A short calm: the deferred deliveries are indexed from storage once commits are small again.
+    let calm = env(&[("HOOKPLANE_SEARCH__DEFER_BATCH", "1"), ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "100")]);
+    let s = TestServer::start_with(Options { env: calm, ..Options::default() }).await;
+    three_orders(&s).await;
+    searched(&s, "q=example", 3).await;
+    searched(&s, "q=customer.email:%22ana@example.com%22", 1).await;
+}
