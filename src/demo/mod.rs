@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use redb::ReadableTable as _;
 
 use self::factories::{Factory, SignedRequest};
 use crate::app::Core;
@@ -241,7 +240,8 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
     Ok(Subs { orders, failing_destination: false })
 }
 
-async fn send(core: &Core, req: &SignedRequest) -> anyhow::Result<Stored> {
+/// Hands a signed request to ingest in-process, as the HTTP handler would: for seeding and benchmarks.
+pub async fn send(core: &Core, req: &SignedRequest) -> anyhow::Result<Stored> {
     let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
     let endpoint = paths::ingest_endpoint(path).with_context(|| format!("{path} is not an ingest path"))?;
     let meta = RequestMeta { path: path.to_owned(), query: query.to_owned(), ..RequestMeta::default() };
@@ -263,43 +263,47 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
         // What the processing worker would have counted: outcomes and attempt latencies, by minute.
         let mut outcomes = stats::Deltas::new();
         {
-            let mut t = tx.open_table(tables::DELIVERIES)?;
             for (n, (s, at)) in items.iter().enumerate() {
-                let Some(raw) = t.get(s.delivery_id.as_u128())?.map(|v| v.value().to_vec()) else { continue };
-                let mut d = deliveries::decode_record(&raw)?;
-                if d.status != DeliveryStatus::Queued {
-                    continue;
-                }
                 let latency = 40 + (n as u32 * 37 % 260);
                 let fails = failing && s.subscription_id == orders && *at >= fail_from;
-                if fails {
-                    consecutive += 1;
-                    d.status =
-                        if consecutive.is_multiple_of(4) { DeliveryStatus::Retrying } else { DeliveryStatus::Failed };
-                    d.attempt_count = if d.status == DeliveryStatus::Failed { 8 } else { 3 };
-                    let code = [500u16, 502, 503][n % 3];
-                    d.response_code = Some(code);
-                    d.error_message = Some(format!("destination answered {code}"));
-                    d.latency_ms = Some(latency * 4);
-                } else {
-                    d.status = DeliveryStatus::Succeeded;
-                    d.attempt_count = if n % 17 == 5 { 2 } else { 1 };
-                    d.response_code = Some(200);
-                    d.latency_ms = Some(latency);
-                }
+                let mut outcome = None;
+                deliveries::update(&tx, s.delivery_id, |d| {
+                    if d.status != DeliveryStatus::Queued {
+                        return;
+                    }
+                    if fails {
+                        consecutive += 1;
+                        d.status = if consecutive.is_multiple_of(4) {
+                            DeliveryStatus::Retrying
+                        } else {
+                            DeliveryStatus::Failed
+                        };
+                        d.attempt_count = if d.status == DeliveryStatus::Failed { 8 } else { 3 };
+                        let code = [500u16, 502, 503][n % 3];
+                        d.response_code = Some(code);
+                        d.error_message = Some(format!("destination answered {code}"));
+                        d.latency_ms = Some(latency * 4);
+                    } else {
+                        d.status = DeliveryStatus::Succeeded;
+                        d.attempt_count = if n % 17 == 5 { 2 } else { 1 };
+                        d.response_code = Some(200);
+                        d.latency_ms = Some(latency);
+                    }
+                    d.last_attempted_at = Some(at.plus_millis(i64::from(latency)));
+                    outcome = Some((d.status, d.attempt_count, d.latency_ms.unwrap_or(latency)));
+                })?;
+                let Some((status, attempts, latency)) = outcome else { continue };
                 let c = outcomes.entry((s.subscription_id.as_u128(), at.minute())).or_default();
-                c.attempts += u64::from(d.attempt_count);
-                c.attempt_failures += u64::from(if fails { d.attempt_count } else { d.attempt_count - 1 });
-                for _ in 0..d.attempt_count {
-                    c.record_latency(d.latency_ms.unwrap_or(latency));
+                c.attempts += u64::from(attempts);
+                c.attempt_failures += u64::from(if fails { attempts } else { attempts - 1 });
+                for _ in 0..attempts {
+                    c.record_latency(latency);
                 }
-                match d.status {
+                match status {
                     DeliveryStatus::Succeeded => c.succeeded += 1,
                     DeliveryStatus::Failed => c.failed += 1,
                     _ => {}
                 }
-                d.last_attempted_at = Some(at.plus_millis(i64::from(latency)));
-                t.insert(s.delivery_id.as_u128(), deliveries::replace_record(&raw, &d)?.as_slice())?;
             }
             // The queue would have drained these jobs: the demo has no processing service to hand them to.
             tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;

@@ -29,6 +29,12 @@ impl NewDelivery {
         Ok(Self { delivery, payload, row })
     }
 
+    /// The row as stored.
+    #[cfg(test)]
+    pub(crate) fn row(&self) -> &[u8] {
+        &self.row
+    }
+
     /// The delivery and its stored payload (see `payload::decode`).
     pub fn into_parts(self) -> (Delivery, Vec<u8>) {
         (self.delivery, self.payload)
@@ -67,7 +73,7 @@ pub fn decode_record(row: &[u8]) -> Result<Delivery, StoreError> {
 }
 
 /// A stored row with its record replaced, the payload untouched.
-pub fn replace_record(row: &[u8], delivery: &Delivery) -> Result<Vec<u8>, StoreError> {
+fn replace_record(row: &[u8], delivery: &Delivery) -> Result<Vec<u8>, StoreError> {
     join(&tables::DELIVERY_RECORD.encode(delivery)?, split(row)?.1)
 }
 
@@ -187,6 +193,32 @@ pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Payload)>
     Ok(Some((delivery, p)))
 }
 
+/// Rewrites a delivery's record with `change` applied, keeping `DELIVERIES_BY_STATUS` in step: how anything
+/// that moves a delivery on (the processing worker, the demo's history) changes it. Returns the record as it
+/// was and as it is now, or `None` when no such delivery is stored.
+pub fn update(
+    tx: &WriteTransaction,
+    id: DeliveryId,
+    change: impl FnOnce(&mut Delivery),
+) -> Result<Option<(Delivery, Delivery)>, StoreError> {
+    let mut table = tx.open_table(tables::DELIVERIES)?;
+    let Some(row) = table.get(id.as_u128())?.map(|v| v.value().to_vec()) else { return Ok(None) };
+    let before = decode_record(&row)?;
+    let mut after = before.clone();
+    change(&mut after);
+    table.insert(id.as_u128(), replace_record(&row, &after)?.as_slice())?;
+    if (before.status, before.source) != (after.status, after.source) {
+        let mut by_status = tx.open_table(tables::DELIVERIES_BY_STATUS)?;
+        if let Some(code) = tables::indexed_status(before.status) {
+            by_status.remove((code, tables::source_code(before.source), id.as_u128()))?;
+        }
+        if let Some(code) = tables::indexed_status(after.status) {
+            by_status.insert((code, tables::source_code(after.source), id.as_u128()), ())?;
+        }
+    }
+    Ok(Some((before, after)))
+}
+
 /// One delivery with its preview, its headers and its exact body checked against its digest: the payload
 /// view.
 pub fn get_full(db: &Database, id: DeliveryId) -> Result<Option<(Listed, Payload)>, StoreError> {
@@ -224,6 +256,9 @@ impl Filter {
         self.source.is_some() || self.topic.is_some() || self.subscription.is_some() || self.account.is_some()
     }
 }
+
+/// Delivery ids from one index, newest first.
+type IdStream<'a> = Box<dyn Iterator<Item = Result<u128, StoreError>> + 'a>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -269,7 +304,24 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
         Ok(items.len() < limit && examined < MAX_SCAN)
     };
 
-    if filter.by_subscription() {
+    // Rare statuses come from their own index; otherwise a subscription filter picks the per-subscription
+    // streams; otherwise all deliveries, newest first. Every row is still checked against the filter.
+    let indexed_status = filter
+        .status
+        .and_then(tables::indexed_status)
+        .filter(|_| filter.subscription.is_none() && filter.topic.is_none() && filter.account.is_none());
+    let by_status;
+    let by_subscription;
+    let mut streams: Vec<IdStream<'_>> = Vec::new();
+    if let Some(code) = indexed_status {
+        by_status = tx.open_table(tables::DELIVERIES_BY_STATUS)?;
+        let sources = filter.source.map_or_else(|| Source::ALL.to_vec(), |s| vec![s]);
+        for src in sources {
+            let src = tables::source_code(src);
+            let rows = by_status.range((code, src, lower)..(code, src, upper))?.rev();
+            streams.push(Box::new(rows.map(|r| r.map(|(k, _)| k.value().2).map_err(StoreError::from))));
+        }
+    } else if filter.by_subscription() {
         let subs: Vec<u128> = subscriptions::list(db)?
             .into_iter()
             .filter(|s| {
@@ -280,35 +332,29 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
             })
             .map(|s| s.id.as_u128())
             .collect();
-        let index = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
-        let mut streams = Vec::with_capacity(subs.len());
+        by_subscription = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
         for sub in subs {
-            streams.push(index.range((sub, lower)..(sub, upper))?.rev());
-        }
-        // Merge the per-subscription streams, newest first.
-        let mut heads = BinaryHeap::new();
-        for (i, s) in streams.iter_mut().enumerate() {
-            if let Some(row) = s.next() {
-                heads.push((row?.0.value().1, i));
-            }
-        }
-        while let Some((id, i)) = heads.pop() {
-            if let Some(row) = streams[i].next() {
-                heads.push((row?.0.value().1, i));
-            }
-            if !consider(id, &mut items)? {
-                more = !heads.is_empty();
-                break;
-            }
+            let rows = by_subscription.range((sub, lower)..(sub, upper))?.rev();
+            streams.push(Box::new(rows.map(|r| r.map(|(k, _)| k.value().1).map_err(StoreError::from))));
         }
     } else {
-        let mut rows = deliveries.range(lower..upper)?.rev();
-        while let Some(row) = rows.next() {
-            let id = row?.0.value();
-            if !consider(id, &mut items)? {
-                more = rows.next().is_some();
-                break;
-            }
+        let rows = deliveries.range(lower..upper)?.rev();
+        streams.push(Box::new(rows.map(|r| r.map(|(k, _)| k.value()).map_err(StoreError::from))));
+    }
+    // Merge the streams, newest first.
+    let mut heads = BinaryHeap::new();
+    for (i, s) in streams.iter_mut().enumerate() {
+        if let Some(id) = s.next() {
+            heads.push((id?, i));
+        }
+    }
+    while let Some((id, i)) = heads.pop() {
+        if let Some(next) = streams[i].next() {
+            heads.push((next?, i));
+        }
+        if !consider(id, &mut items)? {
+            more = !heads.is_empty();
+            break;
         }
     }
     let next_cursor = if !more {

@@ -16,6 +16,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "create the ingest tables", run: v1_initial },
     Migration { version: 2, name: "stats by minute and by hour", run: v2_stats_by_hour },
+    Migration { version: 3, name: "deliveries by status", run: v3_deliveries_by_status },
 ];
 
 /// The version a database has once every migration ran.
@@ -94,6 +95,20 @@ fn v2_stats_by_hour(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Indexes every delivery whose status moved on from the one it was stored with.
+fn v3_deliveries_by_status(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let deliveries = tx.open_table(tables::DELIVERIES)?;
+    let mut by_status = tx.open_table(tables::DELIVERIES_BY_STATUS)?;
+    for row in deliveries.iter()? {
+        let (id, v) = row?;
+        let d = super::deliveries::decode_record(v.value())?;
+        if let Some(code) = tables::indexed_status(d.status) {
+            by_status.insert((code, tables::source_code(d.source), id.value()), ())?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +180,77 @@ mod tests {
         let fwd = row(&forwarded, tables::STATS_HOUR, hour);
         assert_eq!((fwd.received, fwd.succeeded), (5, 0), "forwarded deliveries had not ended");
         assert!(matches!(tx.open_table(tables::STATS_MINUTE_V1.def()), Err(redb::TableError::TableDoesNotExist(_))));
+    }
+
+    #[test]
+    fn schema_2_deliveries_that_moved_on_are_indexed_by_status() {
+        use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Source, SubscriptionId, Timestamp};
+        use crate::storage::deliveries::{self, Filter, NewDelivery};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let at = Timestamp::from_millis(1_800_000_000_000);
+        let delivery = |n: i64, source, status| Delivery {
+            id: DeliveryId::new(at.plus_millis(n)),
+            subscription_id: SubscriptionId::new(at),
+            source,
+            topic: "orders/create".into(),
+            provider_delivery_id: None,
+            dedupe_key: None,
+            event_id: None,
+            account: "a".into(),
+            status,
+            attempt_count: 1,
+            received_at: at.plus_millis(n),
+            last_attempted_at: None,
+            response_code: None,
+            latency_ms: None,
+            size_bytes: 0,
+            content_type: None,
+            body_sha256: String::new(),
+            error_message: None,
+            initiated_by: "provider".into(),
+            verified_with: "current".into(),
+        };
+        let rows = [
+            delivery(0, Source::Shopify, DeliveryStatus::Failed),
+            delivery(1, Source::Shopify, DeliveryStatus::Succeeded),
+            delivery(2, Source::Zoho, DeliveryStatus::Failed),
+            delivery(3, Source::Shopify, DeliveryStatus::Stored),
+            delivery(4, Source::Standard, DeliveryStatus::Failed),
+        ];
+        let tx = db.begin_write().unwrap();
+        v1_initial(&tx).unwrap();
+        v2_stats_by_hour(&tx).unwrap();
+        tx.open_table(tables::META).unwrap().insert(VERSION_KEY, 2).unwrap();
+        {
+            let mut t = tx.open_table(tables::DELIVERIES).unwrap();
+            for d in &rows {
+                let payload = crate::storage::payload::encode(&[], b"{}", 1);
+                let new = NewDelivery::new(d.clone(), payload).unwrap();
+                t.insert(d.id.as_u128(), new.row()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+
+        migrate(&db).unwrap();
+        let ids = |filter: Filter| -> Vec<DeliveryId> {
+            deliveries::list(&db, &filter, None, 10).unwrap().items.iter().map(|l| l.delivery.id).collect()
+        };
+        let failed = Filter { status: Some(DeliveryStatus::Failed), ..Filter::default() };
+        assert_eq!(ids(failed.clone()), [rows[4].id, rows[2].id, rows[0].id], "newest first, every source");
+        assert_eq!(ids(Filter { source: Some(Source::Zoho), ..failed.clone() }), [rows[2].id]);
+        assert_eq!(ids(Filter { status: Some(DeliveryStatus::Stored), ..Filter::default() }), [rows[3].id]);
+
+        // A status change moves the entry.
+        let tx = db.begin_write().unwrap();
+        deliveries::update(&tx, rows[0].id, |d| d.status = DeliveryStatus::Succeeded).unwrap().unwrap();
+        tx.commit().unwrap();
+        assert_eq!(ids(failed), [rows[4].id, rows[2].id]);
+        assert_eq!(
+            ids(Filter { status: Some(DeliveryStatus::Succeeded), ..Filter::default() }),
+            [rows[1].id, rows[0].id]
+        );
     }
 
     #[test]

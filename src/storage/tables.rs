@@ -6,7 +6,7 @@ use redb::TableDefinition;
 
 use super::codec::{Codec, RecordTable};
 use crate::domain::health::Counters;
-use crate::domain::{Delivery, Subscription};
+use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
 use crate::jobs::Job;
 use crate::secrets::StoredSecret;
 use crate::storage::records::RejectionSample;
@@ -40,6 +40,32 @@ pub const DELIVERY_RECORD: Codec<Delivery> = Codec::new("deliveries_v1");
 /// fingerprint rides here rather than in a table of its own for the same reason as `DELIVERIES`.
 pub const DELIVERIES_BY_SUBSCRIPTION: TableDefinition<(u128, u128), Option<u64>> =
     TableDefinition::new("deliveries_by_subscription_v1");
+
+/// (status, source, delivery id) for deliveries whose status moved on from the one they were stored with
+/// (`queued` or `stored`): succeeded, processing, retrying, failed. Written by whatever changes a status,
+/// never on the ingest path, so it costs acknowledgements nothing; it lets "failed" or "retrying" (the
+/// currently failing) be listed newest first without scanning the deliveries that are fine.
+pub const DELIVERIES_BY_STATUS: TableDefinition<(u8, u8, u128), ()> = TableDefinition::new("deliveries_by_status_v1");
+
+/// The stored code of a status in `DELIVERIES_BY_STATUS`, or `None` for the statuses deliveries are stored
+/// with, which the table leaves out.
+pub const fn indexed_status(s: DeliveryStatus) -> Option<u8> {
+    match s {
+        DeliveryStatus::Queued | DeliveryStatus::Stored => None,
+        DeliveryStatus::Processing => Some(1),
+        DeliveryStatus::Succeeded => Some(2),
+        DeliveryStatus::Retrying => Some(3),
+        DeliveryStatus::Failed => Some(4),
+    }
+}
+
+pub const fn source_code(s: Source) -> u8 {
+    match s {
+        Source::Shopify => 0,
+        Source::Zoho => 1,
+        Source::Standard => 2,
+    }
+}
 
 /// Rejection cause → number of requests rejected for it since the data directory was created.
 pub const REJECTION_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("rejection_counts_v1");

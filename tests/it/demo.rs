@@ -49,6 +49,11 @@ async fn failing_has_a_failing_destination() {
     let failed = s.all_deliveries("status=failed").await;
     assert!(failed.len() >= 5, "{} failed", failed.len());
     assert!(failed.iter().all(|d| d["topic"] == "orders/create" && d["error_message"].is_string()));
+    // Served by the status index: exactly the failed deliveries a full listing shows, and by source.
+    let all = s.all_deliveries("").await;
+    assert_eq!(failed.len(), count(&all, "status", "failed"));
+    assert_eq!(s.all_deliveries("status=retrying&source=shopify").await.len(), count(&all, "status", "retrying"));
+    assert!(s.all_deliveries("status=failed&source=zoho").await.is_empty());
     let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
     assert_eq!(orders["status"], "failing");
     assert!(orders["consecutive_failures"].as_u64().unwrap() >= 5);
