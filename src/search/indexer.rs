@@ -45,20 +45,27 @@ impl IndexerHandle {
 }
 
 /// Whether ingest is saturated, read from the size of its group commits: batches form only when requests
-/// wait for the previous fsync, so a large one means every core is needed to acknowledge webhooks.
+/// wait for the previous fsync, so a run of large ones means requests queue for the disk and every core is
+/// needed to acknowledge webhooks. One large batch alone is a slow fsync under a moderate load, not a burst.
 struct Pressure {
     epoch: Instant,
-    /// Milliseconds after `epoch` of the last large batch, plus one (0: never).
+    /// Milliseconds after `epoch` of the last saturated commit, plus one (0: never).
     last_large: AtomicU64,
+    /// Large commits in a row.
+    streak: AtomicU64,
     large: usize,
     calm: Duration,
 }
+
+/// Large commits in a row that mean saturation.
+const SATURATED_STREAK: u64 = 4;
 
 impl Pressure {
     fn new(settings: &SearchSettings) -> Self {
         Self {
             epoch: Instant::now(),
             last_large: AtomicU64::new(0),
+            streak: AtomicU64::new(0),
             large: settings.defer_batch,
             calm: Duration::from_millis(settings.defer_calm_ms),
         }
@@ -68,8 +75,15 @@ impl Pressure {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
     }
 
+    /// Called by the writer only, so the streak needs no compare-and-swap.
     fn committed(&self, batch: usize) {
-        if self.large > 0 && batch >= self.large {
+        if self.large == 0 || batch < self.large {
+            self.streak.store(0, Ordering::Relaxed);
+            return;
+        }
+        let streak = self.streak.load(Ordering::Relaxed) + 1;
+        self.streak.store(streak, Ordering::Relaxed);
+        if streak >= SATURATED_STREAK {
             self.last_large.store(self.now_ms(), Ordering::Relaxed);
         }
     }
@@ -344,5 +358,44 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, delivery = %d.id, "decoding a payload to index failed"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pressure(large: usize) -> Pressure {
+        let settings = SearchSettings {
+            commit_interval_ms: 500,
+            commit_docs: 5000,
+            memory_mib: 50,
+            catch_up_margin_seconds: 600,
+            defer_batch: large,
+            defer_calm_ms: 60_000,
+        };
+        Pressure::new(&settings)
+    }
+
+    #[test]
+    fn only_a_run_of_large_commits_means_saturation() {
+        let p = pressure(16);
+        // A slow fsync under a moderate load: one large batch between small ones.
+        for batch in [3, 40, 2, 17, 16, 16, 5] {
+            p.committed(batch);
+        }
+        assert!(!p.busy());
+        for _ in 0..SATURATED_STREAK {
+            p.committed(64);
+        }
+        assert!(p.busy(), "four large commits in a row");
+        p.committed(1);
+        assert!(p.busy(), "busy until a calm period has passed");
+
+        let never = pressure(0);
+        for _ in 0..10 {
+            never.committed(1000);
+        }
+        assert!(!never.busy(), "0 never defers");
     }
 }

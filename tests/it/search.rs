@@ -118,9 +118,13 @@ async fn a_deleted_or_damaged_index_is_rebuilt_from_storage() {
 
 #[tokio::test]
 async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
-    // Every commit counts as saturated, and ingest "calms down" only after a minute: nothing is indexed.
+    // Every commit counts as large; after four in a row ingest is saturated, and it "calms down" only after
+    // a minute: nothing more is indexed.
     let saturated = env(&[("HOOKPLANE_SEARCH__DEFER_BATCH", "1"), ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "60000")]);
     let s = TestServer::start_with(Options { env: saturated, ..Options::default() }).await;
+    for n in 0..4 {
+        send(&s, "orders/create", order(n, "warm@up.test", "warming up"), &format!("w-{n}")).await;
+    }
     three_orders(&s).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (_, page) = s.get("/api/v1/deliveries?q=example").await;
@@ -134,6 +138,9 @@ async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
     // A short calm: the deferred deliveries are indexed from storage once commits are small again.
     let calm = env(&[("HOOKPLANE_SEARCH__DEFER_BATCH", "1"), ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "100")]);
     let s = TestServer::start_with(Options { env: calm, ..Options::default() }).await;
+    for n in 0..4 {
+        send(&s, "orders/create", order(n, "warm@up.test", "warming up"), &format!("w-{n}")).await;
+    }
     three_orders(&s).await;
     searched(&s, "q=example", 3).await;
     searched(&s, "q=customer.email:%22ana@example.com%22", 1).await;
