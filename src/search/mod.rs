@@ -18,6 +18,7 @@ use tantivy::schema::{
     BytesOptions, FAST, INDEXED, IndexRecordOption, JsonObjectOptions, OwnedValue, STRING, Schema, TextFieldIndexing,
     TextOptions,
 };
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, doc};
 
 pub use query::{Hit, MAX_QUERY_CHARS, SearchError, SearchQuery, Snippets};
@@ -25,7 +26,15 @@ pub use query::{Hit, MAX_QUERY_CHARS, SearchError, SearchQuery, Snippets};
 use crate::domain::{Delivery, DeliveryId};
 
 /// Bumped when the schema or the way documents are built changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// How JSON payload values are indexed: each string value whole, lower-cased, so that a path query
+/// (`customer.email:jon@example.com`, `line_items.sku:SKU-1042`) matches a value exactly, whatever its case.
+/// Words inside values are found through the body field. One term per value instead of one per word with
+/// positions halves what indexing a delivery costs.
+const VALUE_TOKENIZER: &str = "hookplane_value";
+/// Longer values are not path-searchable (their words still are, in the body).
+const MAX_VALUE_BYTES: usize = 256;
 const VERSION_FILE: &str = "hookplane-search-version";
 
 /// Most body text indexed per delivery. Webhook bodies are a few kilobytes; the rare 5 MiB one is still
@@ -46,7 +55,7 @@ pub struct Fields {
     pub id: tantivy::schema::Field,
     /// The body as text.
     pub body: tantivy::schema::Field,
-    /// The body as JSON, so `customer.email:"jon@example.com"` finds the value at that path.
+    /// The body as JSON, each string value whole and lower-cased: `customer.email:jon@example.com` finds it.
     pub payload: tantivy::schema::Field,
     pub source: tantivy::schema::Field,
     pub topic: tantivy::schema::Field,
@@ -64,10 +73,11 @@ fn schema() -> (Schema, Fields) {
     let text = TextFieldIndexing::default()
         .set_tokenizer("default")
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let value = TextFieldIndexing::default().set_tokenizer(VALUE_TOKENIZER).set_index_option(IndexRecordOption::Basic);
     let fields = Fields {
         id: b.add_bytes_field("id", BytesOptions::default().set_indexed().set_fast()),
-        body: b.add_text_field("body", TextOptions::default().set_indexing_options(text.clone())),
-        payload: b.add_json_field("payload", JsonObjectOptions::default().set_indexing_options(text)),
+        body: b.add_text_field("body", TextOptions::default().set_indexing_options(text)),
+        payload: b.add_json_field("payload", JsonObjectOptions::default().set_indexing_options(value)),
         source: b.add_text_field("source", STRING),
         topic: b.add_text_field("topic", STRING),
         account: b.add_text_field("account", STRING),
@@ -129,6 +139,11 @@ impl SearchIndex {
 
     fn with_index(index: Index, dir: &Path) -> Result<Self, IndexError> {
         let (_, fields) = schema();
+        let value = TextAnalyzer::builder(RawTokenizer::default())
+            .filter(RemoveLongFilter::limit(MAX_VALUE_BYTES))
+            .filter(LowerCaser)
+            .build();
+        index.tokenizers().register(VALUE_TOKENIZER, value);
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(Self { index, reader, fields, dir: dir.to_path_buf() })
     }

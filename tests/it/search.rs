@@ -50,6 +50,11 @@ async fn words_phrases_paths_and_filters_find_the_right_deliveries() {
     assert_eq!(ids(&searched(&s, "q=%22please%20wrap%22", 0).await), Vec::<&str>::new(), "word order counts");
     let by_email = searched(&s, "q=customer.email:%22jon@example.com%22", 1).await;
     assert_eq!(ids(&by_email), [sent[0].as_str()], "a JSON path matches that value only");
+    // A path matches a whole value, whatever its case; words inside values are found without a path.
+    assert_eq!(ids(&searched(&s, "q=customer.email:JON@example.COM", 1).await), [sent[0].as_str()]);
+    assert_eq!(ids(&searched(&s, "q=line_items.sku:sku-1043", 1).await), [sent[1].as_str()]);
+    searched(&s, "q=customer.email:jon", 0).await;
+    assert_eq!(ids(&searched(&s, "q=note:%22gift%20wrap%20please%22", 1).await), [sent[0].as_str()]);
     assert_eq!(ids(&searched(&s, "q=1043", 1).await), [sent[1].as_str()], "numbers in the body");
     assert_eq!(ids(&searched(&s, "q=gift%20door", 0).await).len(), 0, "all words must match");
     assert_eq!(ids(&searched(&s, "q=gift%20OR%20door", 3).await).len(), 3);
