@@ -39,6 +39,12 @@
     return open || focused || selecting;
   }
 
+  // Each region's markup as the server sent it: the page's own copy changes once buttons are wired.
+  const served = new Map();
+  function remember(root) {
+    for (const region of root.querySelectorAll('[data-live][id]')) served.set(region.id, region.innerHTML);
+  }
+
   async function refresh() {
     if (document.hidden || busy()) return;
     try {
@@ -47,7 +53,8 @@
       const next = new DOMParser().parseFromString(await resp.text(), 'text/html');
       for (const region of document.querySelectorAll('[data-live][id]')) {
         const fresh = next.getElementById(region.id);
-        if (fresh && fresh.innerHTML !== region.innerHTML) {
+        if (fresh && fresh.innerHTML !== served.get(region.id)) {
+          served.set(region.id, fresh.innerHTML);
           region.replaceWith(fresh);
           wireCopy(fresh);
         }
@@ -57,6 +64,7 @@
     }
   }
 
+  remember(document);
   wireCopy(document);
   // Only the newest page changes as deliveries arrive; older pages stay put.
   if (document.querySelector('[data-live]') && !new URLSearchParams(location.search).has('cursor')) {

@@ -44,6 +44,7 @@ pub struct Settings {
     pub shutdown_grace_seconds: u64,
     pub ingest: IngestSettings,
     pub search: SearchSettings,
+    pub dashboard: DashboardSettings,
     pub shopify: ShopifySettings,
     pub standard: StandardSettings,
     pub zoho: ZohoSettings,
@@ -72,6 +73,12 @@ pub struct SearchSettings {
     pub catch_up_margin_seconds: u32,
     pub defer_batch: usize,
     pub defer_calm_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSettings {
+    pub open_on_loopback: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

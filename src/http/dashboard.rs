@@ -79,16 +79,16 @@ fn delivery_query(f: &Filters, now: Timestamp) -> Result<crate::loader::Query, A
     let source = f.source.as_deref().map(|s| s.parse::<domain::Source>().map_err(ApiError::bad_request)).transpose()?;
     let status =
         f.status.as_deref().map(|s| s.parse::<domain::DeliveryStatus>().map_err(ApiError::bad_request)).transpose()?;
+    // The form's time range wins over a `from` carried along from a link, so that changing it works.
     let from = match (&f.from, &f.range) {
-        (Some(from), _) => Some(from.clone()),
-        (None, Some(range)) => {
+        (from, None) => from.clone(),
+        (_, Some(range)) => {
             let Some((_, _, ms)) = RANGES.iter().find(|(v, _, _)| v == range) else {
                 let known: Vec<&str> = RANGES.iter().map(|(v, _, _)| *v).collect();
                 return Err(bad("range", range, format!("one of {}", known.join(", "))));
             };
             Some(now.plus_millis(-ms).to_rfc3339())
         }
-        (None, None) => None,
     };
     let limit = f
         .limit
@@ -138,6 +138,7 @@ pub async fn view_delivery_body_get(Data(state): Data<&AppState>, Path(raw): Pat
             let name = format!("{id}.{}", if json { "json" } else { "bin" });
             Response::builder()
                 .content_type("application/octet-stream")
+                .header(header::CACHE_CONTROL, "no-store")
                 .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
                 .header("x-content-sha256", d.body_sha256)
                 .body(payload.body)
@@ -242,10 +243,7 @@ enum Access {
 }
 
 fn access(req: &Request, state: &AppState) -> Access {
-    // A proxy on this machine makes every client look local: a forwarded request must show the token.
-    let proxied = req.headers().contains_key("forwarded") || req.headers().contains_key("x-forwarded-for");
-    let local = req.remote_addr().as_socket_addr().is_some_and(|a| a.ip().to_canonical().is_loopback());
-    if local && !proxied {
+    if state.settings.dashboard.open_on_loopback && local(req) {
         return Access::Allowed;
     }
     let Some(token) = &state.admin_token else { return Access::Closed };
@@ -254,6 +252,27 @@ fn access(req: &Request, state: &AppState) -> Access {
         Some(p) if bool::from(token.expose().ct_eq(&p)) => Access::Allowed,
         _ => Access::AskForToken,
     }
+}
+
+/// Headers a proxy adds: a proxy on this machine makes every client look local.
+const PROXY_HEADERS: [&str; 5] = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "via"];
+
+/// A client on this machine that asked for this machine by name. The `Host` check keeps a web page the
+/// operator visits from reaching the dashboard through a DNS name rebound to 127.0.0.1.
+fn local(req: &Request) -> bool {
+    let from_loopback = req.remote_addr().as_socket_addr().is_some_and(|a| a.ip().to_canonical().is_loopback());
+    let proxied = PROXY_HEADERS.iter().any(|h| req.headers().contains_key(*h));
+    from_loopback && !proxied && req.header(header::HOST).is_some_and(names_this_machine)
+}
+
+/// `localhost`, `127.0.0.1`, any 127.x address or `[::1]`, with or without a port.
+fn names_this_machine(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The token from `Bearer <token>`, or the password of `Basic base64(user:password)` (the user is ignored).
@@ -291,6 +310,16 @@ fn with_page_headers(mut resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::presented_token;
+
+    #[test]
+    fn only_names_of_this_machine_count_as_local() {
+        for host in ["localhost", "localhost:8080", "LOCALHOST", "127.0.0.1:8080", "127.1.2.3", "[::1]:8080", "[::1]"] {
+            assert!(super::names_this_machine(host), "{host}");
+        }
+        for host in ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "[::2]:80", ""] {
+            assert!(!super::names_this_machine(host), "{host}");
+        }
+    }
 
     #[test]
     fn tokens_come_from_bearer_or_the_basic_password() {

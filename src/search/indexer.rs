@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -97,11 +97,14 @@ impl Pressure {
 pub struct Indexer {
     pub handle: IndexerHandle,
     thread: Option<JoinHandle<()>>,
+    /// Read between catch-up batches, so that a long catch-up does not hold up a shutdown.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Indexer {
-    /// Indexes what is pending, commits, and ends the thread.
+    /// Commits what is indexed and ends the thread; what is left is caught up at the next start.
     pub fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.handle.tx.send(Msg::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -109,9 +112,24 @@ impl Indexer {
     }
 }
 
-/// The payload of an index commit: the newest delivery id indexed so far.
-pub fn parse_position(payload: &str) -> Option<DeliveryId> {
-    payload.trim().parse().ok()
+/// What an index commit records (its payload, `"{resume} {newest}"`): where the next start catches up from,
+/// and the newest delivery the index may hold. They differ while indexing is deferred: the index then holds
+/// deliveries newer than the oldest it skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub resume: DeliveryId,
+    pub newest: DeliveryId,
+}
+
+/// Reads a commit payload; a single id (the format before deferral) is both.
+pub fn parse_position(payload: &str) -> Option<Position> {
+    let mut ids = payload.split_whitespace().map(str::parse::<DeliveryId>);
+    let resume = ids.next()?.ok()?;
+    let newest = match ids.next() {
+        Some(n) => n.ok()?,
+        None => resume,
+    };
+    Some(Position { resume, newest: newest.max(resume) })
 }
 
 pub fn spawn(
@@ -123,6 +141,8 @@ pub fn spawn(
     let (tx, rx) = std::sync::mpsc::channel();
     let pressure = Arc::new(Pressure::new(&settings));
     let handle = IndexerHandle { tx, pressure: Arc::clone(&pressure) };
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop_flag = Arc::clone(&stopping);
     let thread = std::thread::Builder::new()
         .name("hookplane-indexer".into())
         .spawn(move || {
@@ -143,21 +163,18 @@ pub fn spawn(
                 Opened::Resume(p) => p,
                 Opened::Rebuild => None,
             };
-            let mut w = Worker::new(index, store, writer, settings, position, pressure);
-            let from = match opened {
-                Opened::Rebuild | Opened::Resume(None) => None,
-                Opened::Resume(Some(p)) => {
-                    let margin = i64::from(w.settings.catch_up_margin_seconds) * 1000;
-                    Some(DeliveryId::first_at(p.timestamp().plus_millis(-margin)))
-                }
-            };
+            let mut w = Worker::new(index, store, writer, settings, position.map(|p| p.newest), pressure, stop_flag);
+            let from = position.map(|p| {
+                let margin = i64::from(w.settings.catch_up_margin_seconds) * 1000;
+                DeliveryId::first_at(p.resume.timestamp().plus_millis(-margin))
+            });
             if let Err(e) = w.catch_up(from, &mut |_| {}, false) {
                 tracing::error!(error = %e, "catching up the search index failed; searches may miss deliveries until the next start");
             }
             w.run(&rx);
         })
         .map_err(|e| super::IndexError::Io { path: Default::default(), source: e })?;
-    Ok(Indexer { handle, thread: Some(thread) })
+    Ok(Indexer { handle, thread: Some(thread), stopping })
 }
 
 /// Deletes the index in `dir` and indexes every stored delivery again, in the calling thread and with
@@ -179,7 +196,7 @@ pub fn rebuild(
     let memory = (settings.memory_mib as usize).max(16 * threads) * 1024 * 1024;
     let writer = index.index.writer_with_num_threads(threads, memory)?;
     let pressure = Arc::new(Pressure::new(&settings));
-    let mut w = Worker::new(index, store, writer, settings, None, pressure);
+    let mut w = Worker::new(index, store, writer, settings, None, pressure, Arc::new(AtomicBool::new(false)));
     let n = w.catch_up(None, progress, false)?;
     let Worker { writer, .. } = w;
     writer.wait_merging_threads()?;
@@ -193,12 +210,11 @@ struct Worker {
     settings: SearchSettings,
     pending: usize,
     first_pending: Option<Instant>,
+    /// The newest delivery the index may hold. Only deliveries up to it need replacing; a newer one is added
+    /// without a delete, which tantivy would otherwise look up in every segment at each commit.
     position: Option<DeliveryId>,
-    /// The newest id the index may already hold (from before the last stop, or from the catch-up scan).
-    /// Only those need replacing; a newer delivery is added without a delete, which tantivy would otherwise
-    /// look up in every segment at each commit.
-    maybe_indexed: Option<DeliveryId>,
     pressure: Arc<Pressure>,
+    stopping: Arc<AtomicBool>,
     /// Set while indexing is deferred: the oldest delivery left to a catch-up from storage.
     deferred: Option<DeliveryId>,
 }
@@ -211,6 +227,7 @@ impl Worker {
         settings: SearchSettings,
         position: Option<DeliveryId>,
         pressure: Arc<Pressure>,
+        stopping: Arc<AtomicBool>,
     ) -> Self {
         Self {
             index,
@@ -220,8 +237,8 @@ impl Worker {
             pending: 0,
             first_pending: None,
             position,
-            maybe_indexed: position,
             pressure,
+            stopping,
             deferred: None,
         }
     }
@@ -244,9 +261,11 @@ impl Worker {
             let batch = deliveries::scan(&db, after, if yielding { YIELDING_SCAN_BATCH } else { SCAN_BATCH })?;
             drop(db);
             let Some((last, _)) = batch.last() else { break };
-            if yielding && self.pressure.busy() {
+            let stop = self.stopping.load(Ordering::Relaxed);
+            if stop || (yielding && self.pressure.busy()) {
+                // Left for later, and recorded in the commit so that a stop loses nothing.
                 self.deferred = batch.first().map(|(d, _)| d.id);
-                tracing::debug!(deferred = ?self.deferred, "search indexing yields to ingest again");
+                tracing::debug!(deferred = ?self.deferred, stop, "search catch-up paused");
                 self.commit()?;
                 return Ok(n);
             }
@@ -255,8 +274,6 @@ impl Worker {
             for (d, body) in &batch {
                 self.add(d, body);
             }
-            // The scan runs in id order, so only later messages from the writer can repeat what it added.
-            self.maybe_indexed = self.maybe_indexed.max(Some(last.id));
             if self.pending >= self.settings.commit_docs {
                 self.commit()?;
             }
@@ -269,9 +286,9 @@ impl Worker {
 
     fn add(&mut self, d: &Delivery, body: &[u8]) {
         // Replacing rather than adding makes indexing a delivery twice harmless: the catch-up overlaps
-        // what was indexed before the last stop, and deliveries committed during the catch-up arrive both
-        // from its scan and from the writer.
-        if Some(d.id) <= self.maybe_indexed {
+        // what was indexed before, deliveries committed during a catch-up arrive both from its scan and
+        // from the writer, and ids are taken before their commit, so they arrive slightly out of order.
+        if Some(d.id) <= self.position {
             self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(d.id)));
         }
         if let Err(e) = self.writer.add_document(self.index.document(d, body)) {
@@ -284,17 +301,15 @@ impl Worker {
     }
 
     fn commit(&mut self) -> anyhow::Result<()> {
-        if self.pending == 0 {
+        // With deliveries deferred, even an empty commit records where the next start must resume.
+        if self.pending == 0 && self.deferred.is_none() {
             return Ok(());
         }
         let mut prepared = self.writer.prepare_commit()?;
         // Where the next start catches up from: deferred deliveries are not indexed yet.
-        let resume = match self.deferred {
-            Some(d) => Some(self.position.map_or(d, |p| p.min(d))),
-            None => self.position,
-        };
-        if let Some(p) = resume {
-            prepared.set_payload(&p.to_string());
+        if let Some(newest) = self.position.or(self.deferred) {
+            let resume = self.deferred.map_or(newest, |d| d.min(newest));
+            prepared.set_payload(&format!("{resume} {newest}"));
         }
         prepared.commit()?;
         self.index.reload()?;
@@ -327,7 +342,9 @@ impl Worker {
             {
                 self.deferred = None;
                 if let Err(e) = self.catch_up(Some(from), &mut |_| {}, true) {
-                    tracing::error!(error = %e, "catching up deferred deliveries failed; the next start does it");
+                    // Kept deferred: retried after the next calm period, and recorded for the next start.
+                    self.deferred = Some(self.deferred.map_or(from, |d| d.min(from)));
+                    tracing::error!(error = %e, "catching up deferred deliveries failed; will retry");
                 }
             }
             let due = self.first_pending.is_some_and(|t| t.elapsed() >= interval);
@@ -375,6 +392,16 @@ mod tests {
             defer_calm_ms: 60_000,
         };
         Pressure::new(&settings)
+    }
+
+    #[test]
+    fn positions_read_both_formats_and_refuse_garbage() {
+        let a: DeliveryId = "dlv_01M8HQ9D018ZNZBC51X6AEG16D".parse().unwrap();
+        let b: DeliveryId = "dlv_01M8HQCNS7F25TPT5F2N6T8PVB".parse().unwrap();
+        assert_eq!(parse_position(&format!("{a}")), Some(Position { resume: a, newest: a }));
+        assert_eq!(parse_position(&format!("{a} {b}")), Some(Position { resume: a, newest: b }));
+        assert_eq!(parse_position(""), None);
+        assert_eq!(parse_position(&format!("{a} nonsense")), None);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn id_bytes(id: DeliveryId) -> [u8; 16] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
     /// Re-index from this delivery id on (the newest one the last commit held).
-    Resume(Option<DeliveryId>),
+    Resume(Option<indexer::Position>),
     /// Created empty (missing, corrupt or of another schema version): index everything.
     Rebuild,
 }

@@ -1,7 +1,11 @@
 //! Pretty-printing a JSON body for the payload view without parsing it into a map, so that key order,
 //! number spelling and string escapes stay exactly as the provider sent them.
 
-/// The body indented by two spaces per level, or `None` when it is not JSON.
+/// Deeper bodies are shown as they came: indenting them would multiply their size.
+const MAX_DEPTH: usize = 64;
+
+/// The body indented by two spaces per level, or `None` when it is not JSON or nests deeper than
+/// [`MAX_DEPTH`].
 pub fn pretty(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
     let text = std::str::from_utf8(body).ok()?;
@@ -42,6 +46,9 @@ pub fn pretty(body: &[u8]) -> Option<String> {
                     }
                 } else {
                     depth += 1;
+                    if depth > MAX_DEPTH {
+                        return None;
+                    }
                     newline(&mut out, depth);
                 }
             }
@@ -74,8 +81,12 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_is_not_json() {
+    fn refuses_what_is_not_json_or_nests_too_deep() {
         assert_eq!(pretty(b"<xml/>"), None);
         assert_eq!(pretty(br#"{"cut": "in the mid"#), None);
+        let deep = format!("{}{}", "[".repeat(500_000), "]".repeat(500_000));
+        assert_eq!(pretty(deep.as_bytes()), None);
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(pretty(ok.as_bytes()).is_some());
     }
 }

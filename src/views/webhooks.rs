@@ -109,7 +109,7 @@ impl Render for WebhooksPage<'_> {
             div.page-header {
                 h1 { "Webhooks" }
                 @if let Some(d) = self.data {
-                    p.subdued { "As of " time datetime=(d.generated_at) { (format::time(&d.generated_at)) } }
+                    p.subdued #as-of data-live { "As of " time datetime=(d.generated_at) { (format::time(&d.generated_at)) } }
                 }
             }
             div #live data-live {

@@ -153,6 +153,7 @@ async fn search_shows_highlighted_matches_and_hostile_payloads_stay_text() {
     view.has(&format!("href=\"/dashboard/webhooks/deliveries/{id}/body\" download"));
     let dl = s.client.get(s.url(&format!("/dashboard/webhooks/deliveries/{id}/body"))).send().await.unwrap();
     assert_eq!(dl.headers()["content-type"], "application/octet-stream");
+    assert_eq!(dl.headers()["cache-control"], "no-store");
     assert_eq!(dl.headers()["content-disposition"], format!("attachment; filename=\"{id}.json\""));
     assert_eq!(dl.bytes().await.unwrap().to_vec(), hostile.to_string().into_bytes());
 }
@@ -216,6 +217,13 @@ async fn only_this_machine_or_the_admin_token_opens_the_dashboard() {
     // The payload download is behind the same check.
     let r = proxied("/dashboard/webhooks/deliveries/nope/body").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A page elsewhere that rebinds its own name to 127.0.0.1 does not count as this machine.
+    let r = s.client.get(s.url("/dashboard/webhooks")).header("host", "rebound.example:80").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    for h in ["x-real-ip", "via", "x-forwarded-host"] {
+        let r = s.client.get(s.url("/dashboard/webhooks")).header(h, "x").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{h}");
+    }
     // Other paths keep their own answers: an unknown path is still a 404 problem.
     let r = proxied("/no/such/page").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -239,5 +247,16 @@ async fn only_this_machine_or_the_admin_token_opens_the_dashboard() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = closed.client.get(closed.url("/dashboard/webhooks")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Behind a proxy that adds no headers, the operator turns loopback access off: the token is needed.
+    let strict = TestServer::start_with(Options {
+        env: env(&[("HOOKPLANE_DASHBOARD__OPEN_ON_LOOPBACK", "false")]),
+        ..Options::default()
+    })
+    .await;
+    let r = strict.client.get(strict.url("/dashboard/webhooks")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = strict.client.get(strict.url("/dashboard/webhooks")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
