@@ -52,7 +52,8 @@ impl DemoInfo {
         let base = format!("http://{}", settings.listen);
         format!(
             "\nHookplane demo ({:?}) on {base}, data in {} (deleted on exit)\n\
-             \n  API token:   {token}\n  Deliveries:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/deliveries\n  \
+             \n  Dashboard:   {base}/dashboard/webhooks (from this machine, or with the API token as password)\n  \
+             API token:   {token}\n  Deliveries:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/deliveries\n  \
              API docs:    {base}/api/docs\n\
              \n  Shopify client secret:      {SHOPIFY_SECRET}\n  Zoho Leads channel token:   {ZOHO_LEADS_TOKEN} (channel {LEADS_CHANNEL})\n  \
              Standard Webhooks secret:   {STANDARD_SECRET} (POST {base}/ingest/billing-events)\n",
