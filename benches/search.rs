@@ -203,7 +203,7 @@ fn main() {
     };
     let middle = deliveries::list(&db, &filled, None, 1).unwrap().items.remove(0);
     let probe: serde_json::Value =
-        serde_json::from_slice(&deliveries::get_with_body(&db, middle.delivery.id).unwrap().unwrap().1).unwrap();
+        serde_json::from_slice(&deliveries::get_full(&db, middle.delivery.id).unwrap().unwrap().1.body).unwrap();
     let email = probe["customer"]["email"].as_str().unwrap().to_owned();
     let token = probe["checkout_token"].as_str().unwrap().to_owned();
     let last_name = probe["customer"]["last_name"].as_str().unwrap().to_owned();

@@ -96,11 +96,11 @@ pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Re
     let mut items = Vec::with_capacity(hits.len());
     for hit in &hits {
         // A hit whose delivery is gone (deleted by retention before the index caught up) is skipped.
-        let Some((mut listed, body)) = deliveries::get_with_body(db, hit.id)? else { continue };
+        let Some((mut listed, payload)) = deliveries::get_full(db, hit.id)? else { continue };
         if query.filter.status.is_some_and(|s| s != listed.delivery.status) {
             continue;
         }
-        listed.matched = Some(snippets.of(&body));
+        listed.matched = Some(snippets.of(&payload.body));
         items.push(listed);
     }
     let next_cursor = if more { hits.last().map(|h| h.id) } else { None };

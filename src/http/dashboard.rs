@@ -109,10 +109,16 @@ fn delivery_query(f: &Filters, now: Timestamp) -> Result<crate::loader::Query, A
     })
 }
 
+/// The delivery id in a page's path, or what the not-found page says.
+fn delivery_id(raw: &str) -> Result<DeliveryId, String> {
+    raw.parse().map_err(|_| format!("`{raw}` is not a delivery id"))
+}
+
 #[handler]
 pub async fn view_delivery_get(Data(state): Data<&AppState>, Path(raw): Path<String>) -> Response {
-    let Ok(id) = raw.parse::<DeliveryId>() else {
-        return not_found(&format!("`{raw}` is not a delivery id"));
+    let id = match delivery_id(&raw) {
+        Ok(id) => id,
+        Err(detail) => return not_found(&detail),
     };
     match state.store.read(move |db| deliveries::get_full(db, id)).await {
         Ok(Some((listed, payload))) => {
@@ -129,8 +135,9 @@ pub async fn view_delivery_get(Data(state): Data<&AppState>, Path(raw): Path<Str
 /// not run as a page of this origin.
 #[handler]
 pub async fn view_delivery_body_get(Data(state): Data<&AppState>, Path(raw): Path<String>) -> Response {
-    let Ok(id) = raw.parse::<DeliveryId>() else {
-        return not_found(&format!("`{raw}` is not a delivery id"));
+    let id = match delivery_id(&raw) {
+        Ok(id) => id,
+        Err(detail) => return not_found(&detail),
     };
     match state.store.read(move |db| deliveries::body(db, id)).await {
         Ok(Some((d, payload))) => {

@@ -166,17 +166,6 @@ pub fn get(db: &Database, id: DeliveryId) -> Result<Option<(Listed, HeaderList)>
     found.map(|row| listed(row.value())).transpose()
 }
 
-/// One delivery with its preview and its whole body, from one read of its row.
-pub fn get_with_body(db: &Database, id: DeliveryId) -> Result<Option<(Listed, Vec<u8>)>, StoreError> {
-    let tx = db.begin_read()?;
-    let Some(row) = tx.open_table(tables::DELIVERIES)?.get(id.as_u128())? else { return Ok(None) };
-    let (record, stored) = split(row.value())?;
-    let delivery = tables::DELIVERY_RECORD.decode(record)?;
-    let body = payload::decode(stored)?.body;
-    let (preview, preview_truncated) = preview(&body, delivery.size_bytes);
-    Ok(Some((Listed { delivery, preview, preview_truncated, matched: None }, body)))
-}
-
 /// The exact body of a delivery, checked against the digest taken at ingest.
 pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Payload)>, StoreError> {
     let tx = db.begin_read()?;

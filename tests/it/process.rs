@@ -439,6 +439,14 @@ async fn send_test_delivers_a_signed_sample_from_every_source() {
     proc.kill9();
 }
 
+/// How many orders (up to 100) a search for a word in every order finds.
+async fn orders_found(client: &reqwest::Client, base: &str) -> usize {
+    let url = format!("{base}/api/v1/deliveries?q=admin_graphql_api_id&limit=100");
+    let text = client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
+    let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+    page["items"].as_array().map_or(0, Vec::len)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_stored_but_not_yet_indexed_when_killed_are_found_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -458,11 +466,7 @@ async fn deliveries_stored_but_not_yet_indexed_when_killed_are_found_after_resta
     let proc = Proc::start_env(dir.path(), None, &[("HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS", "10")]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let found = loop {
-        let url = format!("{}/api/v1/deliveries?q=admin_graphql_api_id&limit=100", proc.base);
-        let page: serde_json::Value =
-            serde_json::from_str(&client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap())
-                .unwrap();
-        let n = page["items"].as_array().map_or(0, Vec::len);
+        let n = orders_found(&client, &proc.base).await;
         if n == 10 || std::time::Instant::now() > deadline {
             break n;
         }
@@ -502,11 +506,7 @@ async fn reindex_rebuilds_the_index_of_a_stopped_instance_and_refuses_a_running_
     // The rebuilt index is whole: with no catch-up margin, the next start re-indexes only what shares the
     // newest delivery's millisecond, and every delivery is found.
     let proc = Proc::start_env(dir.path(), None, &[("HOOKPLANE_SEARCH__CATCH_UP_MARGIN_SECONDS", "0")]);
-    let url = format!("{}/api/v1/deliveries?q=admin_graphql_api_id&limit=100", proc.base);
-    let page: serde_json::Value =
-        serde_json::from_str(&client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap())
-            .unwrap();
-    assert_eq!(page["items"].as_array().map_or(0, Vec::len), 10, "{page}");
+    assert_eq!(orders_found(&client, &proc.base).await, 10);
     let (_, log) = proc.terminate();
     let caught_up = log.iter().find(|l| l.contains("search index caught up")).unwrap();
     let n: usize = caught_up.split("deliveries=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
