@@ -286,6 +286,10 @@ async fn bare_endpoint(body: poem::Body) -> &'static str {
 }
 
 fn main() {
+    // `RUST_LOG=hookplane=debug` shows what the server does during the run.
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let a = args();
     let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("server").build().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("loadgen").build().unwrap();

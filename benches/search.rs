@@ -4,7 +4,7 @@
 //! become searchable while ingest runs at a steady rate.
 //!
 //! `cargo bench --bench search -- [--deliveries 1000000] [--dir PATH] [--queries 200] [--lag-seconds 20]
-//! [--lag-rate 1000]`
+//! [--lag-rate 1000] [--settle-seconds 0]`
 //!
 //! With `--dir`, the store is kept and reused: a second run skips filling it when it already holds enough
 //! deliveries.
@@ -40,10 +40,13 @@ struct Args {
     queries: usize,
     lag_seconds: u64,
     lag_rate: u64,
+    /// Idle time before the lag run, for merges after a fill or a catch-up to finish.
+    settle_seconds: u64,
 }
 
 fn args() -> Args {
-    let mut a = Args { deliveries: 1_000_000, dir: None, queries: 200, lag_seconds: 20, lag_rate: 1000 };
+    let mut a =
+        Args { deliveries: 1_000_000, dir: None, queries: 200, lag_seconds: 20, lag_rate: 1000, settle_seconds: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().expect("a value after the flag");
@@ -53,6 +56,7 @@ fn args() -> Args {
             "--queries" => a.queries = value().parse().unwrap(),
             "--lag-seconds" => a.lag_seconds = value().parse().unwrap(),
             "--lag-rate" => a.lag_rate = value().parse().unwrap(),
+            "--settle-seconds" => a.settle_seconds = value().parse().unwrap(),
             "--bench" => {}
             other => panic!("unknown flag {other}"),
         }
@@ -162,6 +166,10 @@ fn percentiles(mut v: Vec<Duration>) -> String {
 }
 
 fn main() {
+    // `RUST_LOG=hookplane=debug` shows what the indexer does during the run.
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let a = args();
     let keep = a.dir.clone();
     let tmp = tempfile::tempdir().unwrap();
@@ -302,14 +310,20 @@ fn main() {
 
     // Lag: a steady stream of orders, and every 100 ms a probe with a word of its own, searched for until
     // found. The time from acknowledgement to first found is the lag an operator sees.
+    rt.block_on(tokio::time::sleep(Duration::from_secs(a.settle_seconds)));
     println!("\nlag at a steady {} deliveries/s for {} s:", a.lag_rate, a.lag_seconds);
     clock.set(SystemClock.now());
+    // Seeds and probe words of their own: on a reused store, the webhook ids of an earlier run would be
+    // answered as duplicates and its probe words would already be found.
+    let run = u64::try_from(SystemClock.now().millis()).unwrap();
+    let before = deliveries::count(&db).unwrap();
+    let lag_started = Instant::now();
     let lags = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let load = {
             let (core, stop) = (Arc::clone(&core), Arc::clone(&stop));
             tokio::spawn(async move {
-                let mut f = Factory::new(99);
+                let mut f = Factory::new(run);
                 let every = Duration::from_secs_f64(1.0 / a.lag_rate as f64);
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -333,10 +347,10 @@ fn main() {
         };
         let mut lags = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(a.lag_seconds);
-        let mut f = Factory::new(5);
+        let mut f = Factory::new(run + 1);
         let mut i = 0u64;
         while Instant::now() < deadline {
-            let word = format!("lagprobe{i}x");
+            let word = format!("lagprobe{run}x{i}");
             let at = SystemClock.now();
             let body = serde_json::json!({"note": word, "id": i}).to_string().into_bytes();
             let req = shopify_request("orders/paid", &shop(1), body, SECRET.as_bytes(), &f.uuid(), at);
@@ -357,7 +371,13 @@ fn main() {
         load.await.unwrap();
         lags
     });
-    println!("  acknowledged → searchable over {} probes: {}", lags.len(), percentiles(lags));
+    let stored = deliveries::count(&db).unwrap() - before;
+    println!(
+        "  stored {stored} deliveries ({:.0}/s); acknowledged → searchable over {} probes: {}",
+        stored as f64 / lag_started.elapsed().as_secs_f64(),
+        lags.len(),
+        percentiles(lags)
+    );
     println!("memory at the end: {}", memory());
     drop(db);
     match Arc::try_unwrap(core) {

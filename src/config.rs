@@ -72,7 +72,9 @@ pub struct SearchSettings {
     pub memory_mib: u32,
     pub catch_up_margin_seconds: u32,
     pub defer_batch: usize,
+    pub defer_busy_percent: u8,
     pub defer_calm_ms: u64,
+    pub max_queued_kib: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +231,8 @@ impl Settings {
         check((1..=60_000).contains(&s.commit_interval_ms), "search.commit_interval_ms must be between 1 and 60000")?;
         check(s.commit_docs >= 1, "search.commit_docs must be at least 1")?;
         check((15..=4096).contains(&s.memory_mib), "search.memory_mib must be between 15 and 4096")?;
+        check(s.defer_busy_percent <= 100, "search.defer_busy_percent must be between 0 and 100")?;
+        check(s.max_queued_kib >= 1, "search.max_queued_kib must be at least 1")?;
         check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
         check(
             !self.zoho.token_header.trim().is_empty() && !self.zoho.signature.header.trim().is_empty(),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +25,9 @@ enum Msg {
     /// New deliveries with their payloads as stored: the indexer decodes them itself rather than reading
     /// redb, whose read transactions would hold back the writer's page reuse.
     Stored(Vec<(Delivery, Vec<u8>)>),
+    /// New deliveries from this id on, left in redb because the indexer is too far behind to hold their
+    /// payloads in memory: it catches up from storage instead.
+    Behind(DeliveryId),
     Stop,
 }
 
@@ -39,14 +42,26 @@ impl IndexerHandle {
     /// The new deliveries of one group commit that held `batch` requests.
     pub fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, batch: usize) {
         self.pressure.committed(batch);
+        let bytes = deliveries.iter().map(|(_, p)| p.len()).sum::<usize>();
+        let queued = self.pressure.queued_bytes.load(Ordering::Relaxed);
+        let msg = if queued.saturating_add(bytes) > self.pressure.max_queued_bytes {
+            match deliveries.iter().map(|(d, _)| d.id).min() {
+                Some(oldest) => Msg::Behind(oldest),
+                None => return,
+            }
+        } else {
+            self.pressure.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+            Msg::Stored(deliveries)
+        };
         // A stopped indexer catches up from redb at the next start.
-        let _ = self.tx.send(Msg::Stored(deliveries));
+        let _ = self.tx.send(msg);
     }
 }
 
-/// Whether ingest is saturated, read from the size of its group commits: batches form only when requests
-/// wait for the previous fsync, so a run of large ones means requests queue for the disk and every core is
-/// needed to acknowledge webhooks. One large batch alone is a slow fsync under a moderate load, not a burst.
+/// Whether ingest is saturated. Two signs together: group commits are large (batches form only when
+/// requests wait for the previous fsync, so a run of large ones means they queue for the disk), and the
+/// async workers that answer providers are busy. Large batches alone are a slow disk under a moderate load,
+/// when indexing takes no CPU that acknowledging needs; only with both is every core needed to acknowledge.
 struct Pressure {
     epoch: Instant,
     /// Milliseconds after `epoch` of the last saturated commit, plus one (0: never).
@@ -55,19 +70,71 @@ struct Pressure {
     streak: AtomicU64,
     large: usize,
     calm: Duration,
+    workers: Option<WorkerLoad>,
+    /// Payload bytes handed to the indexer and not yet taken, and the most it may hold: when indexing
+    /// falls behind a load that is not a burst, memory stays bounded and the rest comes from storage.
+    queued_bytes: AtomicUsize,
+    max_queued_bytes: usize,
 }
 
 /// Large commits in a row that mean saturation.
 const SATURATED_STREAK: u64 = 4;
+/// How often the workers' busy share is sampled: often enough to see a burst begin within a few commits.
+const LOAD_WINDOW: Duration = Duration::from_millis(100);
+
+/// The share of time the runtime's workers spent running tasks, over the last sampling window.
+struct WorkerLoad {
+    runtime: tokio::runtime::Handle,
+    /// From this share on (0.0 to 1.0), the workers count as busy.
+    busy_share: f64,
+    /// Start of the current window and the workers' total busy time then, and whether the last complete
+    /// window was busy. Only the ingest writer samples, so the lock is never contended.
+    window: std::sync::Mutex<(Instant, Duration, bool)>,
+}
+
+impl WorkerLoad {
+    fn new(runtime: tokio::runtime::Handle, busy_percent: u8) -> Self {
+        let window = std::sync::Mutex::new((Instant::now(), busy_time(&runtime), false));
+        Self { runtime, busy_share: f64::from(busy_percent) / 100.0, window }
+    }
+
+    fn busy(&self) -> bool {
+        let Ok(mut window) = self.window.lock() else { return true };
+        let (started, at_start, busy) = *window;
+        let elapsed = started.elapsed();
+        if elapsed < LOAD_WINDOW {
+            return busy;
+        }
+        let now = busy_time(&self.runtime);
+        let workers = self.runtime.metrics().num_workers().max(1) as f64;
+        let share = now.saturating_sub(at_start).as_secs_f64() / (elapsed.as_secs_f64() * workers);
+        *window = (Instant::now(), now, share >= self.busy_share);
+        window.2
+    }
+}
+
+fn busy_time(runtime: &tokio::runtime::Handle) -> Duration {
+    let m = runtime.metrics();
+    (0..m.num_workers()).map(|w| m.worker_total_busy_duration(w)).sum()
+}
 
 impl Pressure {
     fn new(settings: &SearchSettings) -> Self {
+        // Without a runtime to sample (a rebuild from the command line) or with no threshold, large commits
+        // alone decide.
+        let workers = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|_| settings.defer_busy_percent > 0)
+            .map(|runtime| WorkerLoad::new(runtime, settings.defer_busy_percent));
         Self {
             epoch: Instant::now(),
             last_large: AtomicU64::new(0),
             streak: AtomicU64::new(0),
             large: settings.defer_batch,
             calm: Duration::from_millis(settings.defer_calm_ms),
+            workers,
+            queued_bytes: AtomicUsize::new(0),
+            max_queued_bytes: settings.max_queued_kib.saturating_mul(1024),
         }
     }
 
@@ -77,7 +144,13 @@ impl Pressure {
 
     /// Called by the writer only, so the streak needs no compare-and-swap.
     fn committed(&self, batch: usize) {
-        if self.large == 0 || batch < self.large {
+        let large = self.large > 0 && batch >= self.large;
+        // Sampled only for large commits: a moderate load never pays for it.
+        self.record(large && self.workers.as_ref().is_none_or(WorkerLoad::busy));
+    }
+
+    fn record(&self, saturated_commit: bool) {
+        if !saturated_commit {
             self.streak.store(0, Ordering::Relaxed);
             return;
         }
@@ -305,6 +378,7 @@ impl Worker {
         if self.pending == 0 && self.deferred.is_none() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut prepared = self.writer.prepare_commit()?;
         // Where the next start catches up from: deferred deliveries are not indexed yet.
         if let Some(newest) = self.position.or(self.deferred) {
@@ -313,6 +387,11 @@ impl Worker {
         }
         prepared.commit()?;
         self.index.reload()?;
+        tracing::debug!(
+            docs = self.pending,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "search index committed"
+        );
         self.pending = 0;
         self.first_pending = None;
         Ok(())
@@ -327,8 +406,17 @@ impl Worker {
                 wait = wait.min(self.pressure.calm);
             }
             match rx.recv_timeout(wait) {
-                Ok(Msg::Stored(stored)) if self.deferred.is_some() || self.pressure.busy() => self.defer(&stored),
-                Ok(Msg::Stored(stored)) => self.index_stored(stored),
+                Ok(Msg::Stored(stored)) => {
+                    let bytes = stored.iter().map(|(_, p)| p.len()).sum::<usize>();
+                    self.pressure.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    match stored.iter().map(|(d, _)| d.id).min() {
+                        Some(oldest) if self.deferred.is_some() || self.pressure.busy() => {
+                            self.defer(oldest, "ingest is saturated: search indexing waits")
+                        }
+                        _ => self.index_stored(stored),
+                    }
+                }
+                Ok(Msg::Behind(oldest)) => self.defer(oldest, "search indexing is behind: it catches up from storage"),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     if let Err(e) = self.commit() {
                         tracing::error!(error = %e, "the last search index commit failed; the next start catches up");
@@ -356,15 +444,13 @@ impl Worker {
         }
     }
 
-    /// Leaves these deliveries to a catch-up from storage once ingest calms down: their payloads are
-    /// dropped, so a long burst costs no memory here.
-    fn defer(&mut self, stored: &[(Delivery, Vec<u8>)]) {
+    /// Leaves deliveries from `oldest` on to a catch-up from storage (once ingest is calm): their payloads
+    /// are not kept, so a long burst or a load indexing cannot follow costs no memory here.
+    fn defer(&mut self, oldest: DeliveryId, why: &str) {
         if self.deferred.is_none() {
-            tracing::debug!("ingest is saturated: search indexing waits");
+            tracing::debug!("{why}");
         }
-        if let Some(oldest) = stored.iter().map(|(d, _)| d.id).min() {
-            self.deferred = Some(self.deferred.map_or(oldest, |d| d.min(oldest)));
-        }
+        self.deferred = Some(self.deferred.map_or(oldest, |d| d.min(oldest)));
     }
 
     fn index_stored(&mut self, stored: Vec<(Delivery, Vec<u8>)>) {
@@ -382,16 +468,56 @@ impl Worker {
 mod tests {
     use super::*;
 
-    fn pressure(large: usize) -> Pressure {
-        let settings = SearchSettings {
+    fn settings(large: usize, busy_percent: u8) -> SearchSettings {
+        SearchSettings {
             commit_interval_ms: 500,
             commit_docs: 5000,
             memory_mib: 50,
             catch_up_margin_seconds: 600,
             defer_batch: large,
+            defer_busy_percent: busy_percent,
             defer_calm_ms: 60_000,
-        };
-        Pressure::new(&settings)
+            max_queued_kib: 1024,
+        }
+    }
+
+    fn pressure(large: usize) -> Pressure {
+        Pressure::new(&settings(large, 0))
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods, reason = "the test thread is not a runtime worker; it lets a window pass")]
+    fn large_commits_mean_saturation_only_while_the_workers_are_busy() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let _entered = rt.enter();
+        // A slow disk under a moderate load: large commits, idle workers.
+        let p = Pressure::new(&settings(16, 50));
+        std::thread::sleep(LOAD_WINDOW * 2);
+        for _ in 0..SATURATED_STREAK * 2 {
+            p.committed(64);
+        }
+        assert!(!p.busy(), "large commits while the workers idle");
+
+        // A burst: the workers spend a whole window running tasks.
+        let p = Pressure::new(&settings(16, 50));
+        rt.block_on(async {
+            tokio::spawn(async {
+                let until = Instant::now() + LOAD_WINDOW * 3;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            })
+            .await
+            .unwrap();
+        });
+        // A worker publishes its busy time when it parks, which may come a moment after the task's end.
+        while busy_time(rt.handle()) < LOAD_WINDOW * 2 {
+            std::thread::yield_now();
+        }
+        for _ in 0..SATURATED_STREAK {
+            p.committed(64);
+        }
+        assert!(p.busy(), "large commits while the workers are busy");
     }
 
     #[test]

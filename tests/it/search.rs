@@ -125,7 +125,11 @@ async fn a_deleted_or_damaged_index_is_rebuilt_from_storage() {
 async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
     // Every commit counts as large; after four in a row ingest is saturated, and it "calms down" only after
     // a minute: nothing more is indexed.
-    let saturated = env(&[("HOOKPLANE_SEARCH__DEFER_BATCH", "1"), ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "60000")]);
+    let saturated = env(&[
+        ("HOOKPLANE_SEARCH__DEFER_BATCH", "1"),
+        ("HOOKPLANE_SEARCH__DEFER_BUSY_PERCENT", "0"),
+        ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "60000"),
+    ]);
     let s = TestServer::start_with(Options { env: saturated, ..Options::default() }).await;
     for n in 0..4 {
         send(&s, "orders/create", order(n, "warm@up.test", "warming up"), &format!("w-{n}")).await;
@@ -141,7 +145,11 @@ async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
     drop(s);
 
     // A short calm: the deferred deliveries are indexed from storage once commits are small again.
-    let calm = env(&[("HOOKPLANE_SEARCH__DEFER_BATCH", "1"), ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "100")]);
+    let calm = env(&[
+        ("HOOKPLANE_SEARCH__DEFER_BATCH", "1"),
+        ("HOOKPLANE_SEARCH__DEFER_BUSY_PERCENT", "0"),
+        ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "100"),
+    ]);
     let s = TestServer::start_with(Options { env: calm, ..Options::default() }).await;
     for n in 0..4 {
         send(&s, "orders/create", order(n, "warm@up.test", "warming up"), &format!("w-{n}")).await;
@@ -149,4 +157,31 @@ async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
     three_orders(&s).await;
     searched(&s, "q=example", 3).await;
     searched(&s, "q=customer.email:%22ana@example.com%22", 1).await;
+}
+
+#[tokio::test]
+async fn deliveries_beyond_what_the_indexer_may_hold_in_memory_are_indexed_from_storage() {
+    // Each payload is larger than the indexer may hold queued, so every one is left in storage and indexed
+    // from there.
+    let s = TestServer::start_with(Options {
+        env: env(&[("HOOKPLANE_SEARCH__MAX_QUEUED_KIB", "1")]),
+        ..Options::default()
+    })
+    .await;
+    // Digits that do not compress, so the stored payload stays over 1 KiB.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: String = (0..400)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{:x}", x % 0xffff)
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    for n in 0..3 {
+        send(&s, "orders/create", order(n, "big@example.com", &format!("overflow {noise}")), &format!("b-{n}")).await;
+    }
+    searched(&s, "q=overflow", 3).await;
+    searched(&s, "q=customer.email:%22big@example.com%22", 3).await;
 }
