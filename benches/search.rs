@@ -310,7 +310,7 @@ fn main() {
 
     // Lag: a steady stream of orders, and every 100 ms a probe with a word of its own, searched for until
     // found. The time from acknowledgement to first found is the lag an operator sees.
-    rt.block_on(tokio::time::sleep(Duration::from_secs(a.settle_seconds)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(a.settle_seconds)).await });
     println!("\nlag at a steady {} deliveries/s for {} s:", a.lag_rate, a.lag_seconds);
     clock.set(SystemClock.now());
     // Seeds and probe words of their own: on a reused store, the webhook ids of an earlier run would be

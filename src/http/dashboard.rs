@@ -239,7 +239,7 @@ impl<E: Endpoint> Endpoint for DashboardAccessEndpoint<E> {
                  Hookplane with HOOKPLANE_ADMIN_TOKEN set and give that token when the browser asks.",
             ),
         };
-        Ok(with_page_headers(resp))
+        Ok(resp)
     }
 }
 
@@ -294,24 +294,6 @@ fn presented_token(authorization: &str) -> Option<Vec<u8>> {
         return Some(decoded[colon + 1..].to_vec());
     }
     None
-}
-
-/// Every dashboard answer: no inline script or style may run, no framing, no sniffing, no referrer leaks.
-fn with_page_headers(mut resp: Response) -> Response {
-    let h = resp.headers_mut();
-    for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        h.insert(name, header::HeaderValue::from_static(value));
-    }
-    resp
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod ingest;
 mod ops;
 pub mod paths;
 pub mod problem;
+mod security;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,11 +71,17 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::ASSET, get(assets::asset))
         .at(paths::FAVICON, get(assets::favicon))
         .at(paths::OPENAPI_JSON, get(api.spec_endpoint()))
-        .nest(paths::API_DOCS, api.swagger_ui())
+        .at(paths::API_DOCS, get(docs_page(security::InlinePage::new(api.swagger_ui_html()))))
         .nest(paths::API, api.into_endpoint())
         .catch_all_error(problem::from_poem_error)
+        .with(security::SecurityHeaders)
         .with(RequestLog)
         .data(state)
+}
+
+/// The browsable API docs (Swagger UI, all of it inline in one page).
+fn docs_page(page: security::InlinePage) -> impl Endpoint<Output = Response> {
+    poem::endpoint::make_sync(move |_| page.response())
 }
 
 /// Gives every response an `X-Request-Id` (the caller's, or a new one) and logs each request at debug

@@ -11,6 +11,7 @@ mod openapi;
 mod pages;
 mod process;
 mod search;
+mod security;
 mod shopify;
 mod standard;
 mod storage;
