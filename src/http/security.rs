@@ -57,7 +57,7 @@ impl InlinePage {
         let scripts = inline_digests(&html, "script");
         let styles = inline_digests(&html, "style");
         let policy = format!(
-            "default-src 'none'; script-src {scripts}; style-src {styles} 'unsafe-hashes'; img-src 'self' data:; \
+            "default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' data:; \
              font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         );
         // Digests are base64 and the rest is ASCII, so the value is always valid; a refusal would mean an
