@@ -6,6 +6,7 @@
 //! `cli` are the edges; `app` wires everything together.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connectors;

@@ -1,5 +1,6 @@
 //! The command line. `main` calls [`run`]; each subcommand lives in its own file.
 
+mod admin;
 mod check;
 mod reindex;
 mod send_test;
@@ -40,6 +41,9 @@ enum Command {
     SendTest(send_test::SendTestArgs),
     /// Rebuild the payload search index from storage, with a progress bar. Run it while Hookplane is stopped.
     Reindex(reindex::ReindexArgs),
+    /// Make, list and revoke API tokens. Run it while Hookplane is stopped.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -108,6 +112,7 @@ pub fn run() -> ExitCode {
         Command::Subscriptions(cmd) => subscriptions::run(cmd),
         Command::SendTest(args) => send_test::run(args),
         Command::Reindex(args) => reindex::run(args),
+        Command::Admin(cmd) => admin::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +125,20 @@ pub fn run() -> ExitCode {
 
 fn load_settings(flags: &Flags) -> anyhow::Result<Settings> {
     Ok(Settings::load(flags, &process_env())?)
+}
+
+/// The store of an instance that is not running; `in_use` says what to do when one is.
+fn open_stopped_store(data_dir: &std::path::Path, in_use: &str) -> anyhow::Result<crate::storage::Store> {
+    use crate::storage::{Store, StoreError};
+    use anyhow::Context as _;
+    if !data_dir.join(crate::storage::DB_FILE).exists() {
+        anyhow::bail!("there is no Hookplane store in {} (set --data-dir or HOOKPLANE_DATA_DIR)", data_dir.display());
+    }
+    match Store::open(data_dir) {
+        Ok(s) => Ok(s),
+        Err(StoreError::Locked(path)) => anyhow::bail!("{} is in use by a running Hookplane: {in_use}", path.display()),
+        Err(e) => Err(e).with_context(|| format!("cannot open the store in {}", data_dir.display())),
+    }
 }
 
 fn init_tracing(filter: &str) {

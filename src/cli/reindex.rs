@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
-
 use super::load_settings;
 use crate::config::Flags;
 use crate::search::indexer;
-use crate::storage::{Store, StoreError, deliveries};
+use crate::storage::deliveries;
 
 #[derive(clap::Args, Debug)]
 pub struct ReindexArgs {
@@ -25,19 +23,11 @@ pub struct ReindexArgs {
 pub fn run(args: ReindexArgs) -> anyhow::Result<()> {
     let settings = load_settings(&Flags { config: args.config, data_dir: args.data_dir, ..Flags::default() })?;
     let data_dir = settings.data_dir.clone();
-    if !data_dir.join(crate::storage::DB_FILE).exists() {
-        anyhow::bail!("there is no Hookplane store in {} (set --data-dir or HOOKPLANE_DATA_DIR)", data_dir.display());
-    }
-    let store = match Store::open(&data_dir) {
-        Ok(s) => Arc::new(s),
-        Err(StoreError::Locked(path)) => anyhow::bail!(
-            "{} is in use by a running Hookplane: stop it first (or delete {} and restart it: a missing index is \
-             rebuilt at start while the server runs)",
-            path.display(),
-            data_dir.join("search").display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot open the store in {}", data_dir.display())),
-    };
+    let in_use = format!(
+        "stop it first (or delete {} and restart it: a missing index is rebuilt at start while the server runs)",
+        data_dir.join("search").display()
+    );
+    let store = Arc::new(super::open_stopped_store(&data_dir, &in_use)?);
     let total = deliveries::count(&*store.db()?)?;
     let mut bar = Progress::new(total);
     let dir = data_dir.join("search");

@@ -135,6 +135,13 @@ typed_id!(
     "job"
 );
 typed_id!(
+    /// One API token (its id, never the token).
+    TokenId,
+    "tok_",
+    "API token"
+);
+
+typed_id!(
     /// One kept sample of a rejected request.
     RejectionId,
     "rej_",

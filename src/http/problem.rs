@@ -14,6 +14,8 @@ use crate::storage::StoreError;
 pub enum Kind {
     Rejected(RejectCause),
     Unauthorized,
+    /// A valid credential whose role is below what the operation needs.
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     InvalidRequest,
@@ -29,6 +31,7 @@ impl Kind {
         match self {
             Kind::Rejected(c) => c.as_str(),
             Kind::Unauthorized => "unauthorized",
+            Kind::Forbidden => "forbidden",
             Kind::NotFound => "not_found",
             Kind::MethodNotAllowed => "method_not_allowed",
             Kind::InvalidRequest => "invalid_request",
@@ -54,6 +57,7 @@ impl Kind {
                 RejectCause::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::InvalidRequest | Kind::InvalidQuery => StatusCode::BAD_REQUEST,
@@ -78,6 +82,7 @@ impl Kind {
                 RejectCause::StorageUnavailable => "Storage unavailable",
             },
             Kind::Unauthorized => "Unauthorized",
+            Kind::Forbidden => "Forbidden",
             Kind::NotFound => "Not found",
             Kind::MethodNotAllowed => "Method not allowed",
             Kind::InvalidRequest => "Invalid request",
@@ -171,6 +176,7 @@ pub async fn from_poem_error(err: poem::Error) -> Response {
         StatusCode::NOT_FOUND => Kind::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => Kind::MethodNotAllowed,
         StatusCode::UNAUTHORIZED => Kind::Unauthorized,
+        StatusCode::FORBIDDEN => Kind::Forbidden,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Kind::UnsupportedMediaType,
         StatusCode::PAYLOAD_TOO_LARGE => Kind::Rejected(RejectCause::PayloadTooLarge),
         s if s.is_client_error() => Kind::InvalidRequest,

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "create the ingest tables", run: v1_initial },
     Migration { version: 2, name: "stats by minute and by hour", run: v2_stats_by_hour },
     Migration { version: 3, name: "deliveries by status", run: v3_deliveries_by_status },
+    Migration { version: 4, name: "api tokens", run: v4_api_tokens },
 ];
 
 /// The version a database has once every migration ran.
@@ -96,6 +97,11 @@ fn v2_stats_by_hour(tx: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// Indexes every delivery whose status moved on from the one it was stored with.
+fn v4_api_tokens(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::API_TOKENS.def())?;
+    Ok(())
+}
+
 fn v3_deliveries_by_status(tx: &WriteTransaction) -> Result<(), StoreError> {
     let deliveries = tx.open_table(tables::DELIVERIES)?;
     let mut by_status = tx.open_table(tables::DELIVERIES_BY_STATUS)?;

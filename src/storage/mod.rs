@@ -14,6 +14,7 @@ pub mod rejections;
 pub mod stats;
 pub mod subscriptions;
 pub mod tables;
+pub mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -5,6 +5,7 @@
 use redb::TableDefinition;
 
 use super::codec::{Codec, RecordTable};
+use crate::auth::tokens::ApiToken;
 use crate::domain::health::Counters;
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
 use crate::jobs::Job;
@@ -66,6 +67,9 @@ pub const fn source_code(s: Source) -> u8 {
         Source::Standard => 2,
     }
 }
+
+/// SHA-256 of an API token → the token's record (never the token). Revoked tokens stay, marked.
+pub const API_TOKENS: RecordTable<&[u8], ApiToken> = RecordTable::new("api_tokens_v1");
 
 /// Rejection cause → number of requests rejected for it since the data directory was created.
 pub const REJECTION_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("rejection_counts_v1");

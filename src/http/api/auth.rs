@@ -1,32 +1,69 @@
-//! Authorization as a type: an operation that takes [`ApiAuth`] cannot run without a valid token, because
-//! the only way to obtain one is the checker below.
+//! Authorization as a type: an operation takes [`ViewerAuth`] or [`AdminAuth`] (an operator scheme comes
+//! with replay), the least role it needs, and cannot run without it, because the only way to obtain one
+//! is its checker.
+//! Credentials are resolved in one place, [`authorize`].
 
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
+use crate::auth::{Principal, Role};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
 
-/// Who is calling. Until operators and roles exist, the only principal is the admin token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// `HOOKPLANE_ADMIN_TOKEN`.
-    AdminToken,
+/// Any valid credential: viewers read.
+#[derive(SecurityScheme)]
+#[oai(rename = "bearer", ty = "bearer", checker = "check_viewer")]
+pub struct ViewerAuth(pub Principal);
+
+/// Admins only: secrets, subscriptions, operators, tokens, retention, bulk actions.
+#[derive(SecurityScheme)]
+#[oai(rename = "bearer", ty = "bearer", checker = "check_admin")]
+pub struct AdminAuth(pub Principal);
+
+async fn check_viewer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    authorize(req, &bearer, Role::Viewer).await
 }
 
-/// Bearer token authentication.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "check_bearer")]
-pub struct ApiAuth(pub Principal);
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    authorize(req, &bearer, Role::Admin).await
+}
 
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+fn refuse(kind: Kind, detail: impl Into<String>) -> poem::Error {
+    poem::Error::from_response(Problem::new(kind, detail).response())
+}
+
+/// The principal a bearer value names, if its role is at least `least`.
+async fn authorize(req: &Request, bearer: &Bearer, least: Role) -> poem::Result<Principal> {
     use subtle::ConstantTimeEq;
-    let deny = |detail: &str| poem::Error::from_response(Problem::new(Kind::Unauthorized, detail).response());
-    let state = req.data::<AppState>().ok_or_else(|| deny("the server is not ready"))?;
-    match &state.admin_token {
-        None => Err(deny("the API is closed: start Hookplane with HOOKPLANE_ADMIN_TOKEN set to use it")),
-        Some(token) if bool::from(token.expose().ct_eq(bearer.token.as_bytes())) => Ok(Principal::AdminToken),
-        Some(_) => Err(deny("the bearer token is not valid")),
+    let state = req.data::<AppState>().ok_or_else(|| refuse(Kind::Unauthorized, "the server is not ready"))?;
+    let presented = bearer.token.as_bytes();
+    let principal = match &state.admin_token {
+        Some(admin) if bool::from(admin.expose().ct_eq(presented)) => Some(Principal::AdminToken),
+        _ => {
+            let presented = presented.to_vec();
+            let found = state
+                .store
+                .read(move |db| crate::storage::tokens::find(db, &presented))
+                .await
+                .map_err(|e: crate::storage::StoreError| Problem::from(&e).response())
+                .map_err(poem::Error::from_response)?;
+            found.map(|t| Principal::Token { id: t.id, name: t.name, role: t.role })
+        }
+    };
+    let principal = principal.ok_or_else(|| match state.admin_token {
+        Some(_) => refuse(Kind::Unauthorized, "the bearer token is not valid"),
+        None => refuse(
+            Kind::Unauthorized,
+            "the bearer token is not valid: make an API token with `hookplane admin create-token`, or start \
+             Hookplane with HOOKPLANE_ADMIN_TOKEN set",
+        ),
+    })?;
+    if principal.role() < least {
+        return Err(refuse(
+            Kind::Forbidden,
+            format!("this needs the {least} role; the token `{}` has the {} role", principal.label(), principal.role()),
+        ));
     }
+    Ok(principal)
 }

@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::auth::ApiAuth;
+use super::auth::ViewerAuth;
 use super::deliveries::{DeliveryParams, query};
 use super::error::ApiError;
 use super::subscriptions::subscription_out;
@@ -56,7 +56,7 @@ impl DashboardApi {
     #[allow(clippy::too_many_arguments)] // one argument per documented query parameter
     async fn dashboard(
         &self,
-        _auth: ApiAuth,
+        _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         /// Full-text search of payloads, as in `listDeliveries`.
         q: Query<Option<String>>,
@@ -95,7 +95,7 @@ impl DashboardApi {
 
     /// Health of every subscription and the instance's figures, without deliveries.
     #[oai(path = "/v1/stats", method = "get", operation_id = "getStats")]
-    async fn stats(&self, _auth: ApiAuth, Data(state): Data<&AppState>) -> Result<StatsResponse, ApiError> {
+    async fn stats(&self, _auth: ViewerAuth, Data(state): Data<&AppState>) -> Result<StatsResponse, ApiError> {
         let now = state.clock.now();
         let o = state.store.read(move |db| loader::overview(db, now)).await?;
         Ok(StatsResponse::Ok(Json(StatsOut {

@@ -6,7 +6,7 @@ use poem_openapi::payload::{Binary, Json, Response as PayloadResponse};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::auth::ApiAuth;
+use super::auth::ViewerAuth;
 use super::error::ApiError;
 use super::types::{DeliveryOut, DeliveryPage, DeliveryStatus, Source};
 use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
@@ -103,7 +103,7 @@ impl DeliveriesApi {
     #[allow(clippy::too_many_arguments)] // one argument per documented query parameter
     async fn list(
         &self,
-        _auth: ApiAuth,
+        _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         /// Full-text search of payloads: words (all must match), `"a phrase"`, `field:value` for `topic`,
         /// `source`, `account`, `provider_id`, `event_id`, and JSON paths such as
@@ -149,7 +149,7 @@ impl DeliveriesApi {
     #[oai(path = "/v1/deliveries/:id", method = "get", operation_id = "getDelivery")]
     async fn get(
         &self,
-        _auth: ApiAuth,
+        _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         id: Path<String>,
     ) -> Result<GetDeliveryResponse, ApiError> {
@@ -163,7 +163,7 @@ impl DeliveriesApi {
     #[oai(path = "/v1/deliveries/:id/body", method = "get", operation_id = "getDeliveryBody")]
     async fn body(
         &self,
-        _auth: ApiAuth,
+        _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         id: Path<String>,
     ) -> Result<PayloadResponse<Binary<Vec<u8>>>, ApiError> {

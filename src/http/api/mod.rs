@@ -1,5 +1,6 @@
 //! The operator API, described by poem-openapi. One module per resource; each operation has its own
-//! response enum and an explicit `operation_id`; every operation requires [`auth::ApiAuth`].
+//! response enum and an explicit `operation_id`; every operation takes the least role it
+//! needs as a type ([`auth::ViewerAuth`], [`auth::AdminAuth`]).
 
 pub mod auth;
 mod dashboard;

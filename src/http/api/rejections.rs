@@ -4,7 +4,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::auth::ApiAuth;
+use super::auth::ViewerAuth;
 use super::error::ApiError;
 use super::types::{RejectionCount, RejectionOut, RejectionsOut};
 use crate::http::AppState;
@@ -24,7 +24,7 @@ impl RejectionsApi {
     #[oai(path = "/v1/rejections", method = "get", operation_id = "getRejections")]
     async fn get(
         &self,
-        _auth: ApiAuth,
+        _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         /// How many recent rejections to return, 0 to 500 (default 50).
         limit: Query<Option<u32>>,

@@ -4,7 +4,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::auth::ApiAuth;
+use super::auth::{AdminAuth, ViewerAuth};
 use super::error::ApiError;
 use super::types::{HealthOut, SubscriptionCreated, SubscriptionIn, SubscriptionOut};
 use crate::control::SubscriptionSpec;
@@ -57,7 +57,11 @@ pub(super) fn subscription_out(state: &AppState, sub: Subscription, health: Opti
 impl SubscriptionsApi {
     /// Every subscription, oldest first, with its health.
     #[oai(path = "/v1/subscriptions", method = "get", operation_id = "listSubscriptions")]
-    async fn list(&self, _auth: ApiAuth, Data(state): Data<&AppState>) -> Result<ListSubscriptionsResponse, ApiError> {
+    async fn list(
+        &self,
+        _auth: ViewerAuth,
+        Data(state): Data<&AppState>,
+    ) -> Result<ListSubscriptionsResponse, ApiError> {
         let now = state.clock.now();
         let o = state.store.read(move |db| loader::overview(db, now)).await?;
         let subs = o.subscriptions.into_iter().map(|s| subscription_out(state, s.subscription, Some(&s.health)));
@@ -68,7 +72,7 @@ impl SubscriptionsApi {
     #[oai(path = "/v1/subscriptions/:id", method = "get", operation_id = "getSubscription")]
     async fn get(
         &self,
-        _auth: ApiAuth,
+        _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         id: Path<String>,
     ) -> Result<GetSubscriptionResponse, ApiError> {
@@ -86,7 +90,7 @@ impl SubscriptionsApi {
     #[oai(path = "/v1/subscriptions", method = "post", operation_id = "createSubscription")]
     async fn create(
         &self,
-        _auth: ApiAuth,
+        _auth: AdminAuth,
         Data(state): Data<&AppState>,
         body: Json<SubscriptionIn>,
     ) -> Result<CreateSubscriptionResponse, ApiError> {

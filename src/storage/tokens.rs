@@ -1,0 +1,103 @@
+//! API tokens as stored: by the SHA-256 of the token, with name, role and revocation.
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::{StoreError, tables};
+use crate::auth::Role;
+use crate::auth::tokens::{self, ApiToken};
+use crate::domain::Timestamp;
+use crate::domain::ids::TokenId;
+use crate::secrets::SecretBytes;
+
+/// Makes a token named `name` (unique among live tokens) and returns it with the token itself, which is
+/// never stored and cannot be shown again.
+pub fn create(
+    db: &Database,
+    name: &str,
+    role: Role,
+    created_by: &str,
+    now: Timestamp,
+) -> Result<(ApiToken, SecretBytes), StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(StoreError::Conflict("a token name must be 1 to 64 printable characters".to_owned()));
+    }
+    let tx = db.begin_write()?;
+    let made = {
+        let mut t = tx.open_table(tables::API_TOKENS.def())?;
+        for row in t.iter()? {
+            let existing = tables::API_TOKENS.decode(row?.1.value())?;
+            if existing.revoked_at.is_none() && existing.name == name {
+                return Err(StoreError::Conflict(format!(
+                    "a token named `{name}` exists; revoke it or pick another name"
+                )));
+            }
+        }
+        let (secret, digest) = tokens::generate();
+        let token = ApiToken {
+            id: TokenId::new(now),
+            name: name.to_owned(),
+            role,
+            created_at: now,
+            created_by: created_by.to_owned(),
+            revoked_at: None,
+        };
+        t.insert(digest.as_slice(), tables::API_TOKENS.encode(&token)?.as_slice())?;
+        (token, secret)
+    };
+    tx.commit()?;
+    Ok(made)
+}
+
+/// The live token a presented bearer value names, if any.
+pub fn find(db: &Database, presented: &[u8]) -> Result<Option<ApiToken>, StoreError> {
+    if !tokens::looks_like_token(presented) {
+        return Ok(None);
+    }
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::API_TOKENS.def())?;
+    let found = t.get(tokens::digest(presented).as_slice())?;
+    match found {
+        Some(v) => Ok(Some(tables::API_TOKENS.decode(v.value())?).filter(|t: &ApiToken| t.revoked_at.is_none())),
+        None => Ok(None),
+    }
+}
+
+/// Revokes the live token named `name`; `None` when there is none.
+pub fn revoke(db: &Database, name: &str, now: Timestamp) -> Result<Option<ApiToken>, StoreError> {
+    let tx = db.begin_write()?;
+    let revoked = {
+        let mut t = tx.open_table(tables::API_TOKENS.def())?;
+        let mut hit = None;
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let token = tables::API_TOKENS.decode(v.value())?;
+            if token.revoked_at.is_none() && token.name == name.trim() {
+                hit = Some((k.value().to_vec(), token));
+                break;
+            }
+        }
+        match hit {
+            Some((digest, mut token)) => {
+                token.revoked_at = Some(now);
+                t.insert(digest.as_slice(), tables::API_TOKENS.encode(&token)?.as_slice())?;
+                Some(token)
+            }
+            None => None,
+        }
+    };
+    tx.commit()?;
+    Ok(revoked)
+}
+
+/// Every token, live and revoked, oldest first.
+pub fn list(db: &Database) -> Result<Vec<ApiToken>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::API_TOKENS.def())?;
+    let mut all = Vec::new();
+    for row in t.iter()? {
+        all.push(tables::API_TOKENS.decode(row?.1.value())?);
+    }
+    all.sort_by_key(|t| t.id);
+    Ok(all)
+}
