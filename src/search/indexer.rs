@@ -24,7 +24,8 @@ const YIELDING_SCAN_BATCH: usize = 64;
 enum Msg {
     /// New deliveries with their payloads as stored: the indexer decodes them itself rather than reading
     /// redb, whose read transactions would hold back the writer's page reuse.
-    Stored(Vec<(Delivery, Vec<u8>)>),
+    /// The payloads' total size rides along, so the queue's count is given back exactly.
+    Stored(Vec<(Delivery, Vec<u8>)>, usize),
     /// New deliveries from this id on, left in redb because the indexer is too far behind to hold their
     /// payloads in memory: it catches up from storage instead.
     Behind(DeliveryId),
@@ -51,7 +52,7 @@ impl IndexerHandle {
             }
         } else {
             self.pressure.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-            Msg::Stored(deliveries)
+            Msg::Stored(deliveries, bytes)
         };
         // A stopped indexer catches up from redb at the next start.
         let _ = self.tx.send(msg);
@@ -406,8 +407,7 @@ impl Worker {
                 wait = wait.min(self.pressure.calm);
             }
             match rx.recv_timeout(wait) {
-                Ok(Msg::Stored(stored)) => {
-                    let bytes = stored.iter().map(|(_, p)| p.len()).sum::<usize>();
+                Ok(Msg::Stored(stored, bytes)) => {
                     self.pressure.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                     match stored.iter().map(|(d, _)| d.id).min() {
                         Some(oldest) if self.deferred.is_some() || self.pressure.busy() => {
