@@ -95,7 +95,16 @@ async fn tampered_wrong_secret_and_missing_headers_are_refused_and_counted() {
 
     // Nothing refused was stored; every refusal was counted by cause, with metadata only.
     assert!(s.all_deliveries("").await.is_empty());
-    let (_, rejections) = s.get("/api/v1/rejections").await;
+    // Samples are recorded after the refusal is answered (the writer takes them in order, without holding
+    // up any answer), so wait until the last one is in before counting.
+    let mut rejections = serde_json::Value::Null;
+    for _ in 0..2000 {
+        rejections = s.get("/api/v1/rejections").await.1;
+        if rejections["recent"].as_array().is_some_and(|r| r.len() == 5) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     let count = |cause: &str| {
         rejections["counts"].as_array().unwrap().iter().find(|c| c["cause"] == cause).unwrap()["count"]
             .as_u64()
