@@ -103,7 +103,7 @@ async fn fill(core: &Arc<Core>, clock: &ManualClock, n: u64, end: Timestamp) {
                     name: Some(name),
                     ..SubscriptionSpec::default()
                 };
-                core.control.create(spec).await.unwrap();
+                core.control.create(spec, hookplane::domain::audit::Actor::cli()).await.unwrap();
             }
         }
     }

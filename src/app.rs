@@ -13,6 +13,7 @@ use poem::Server;
 use poem::listener::TcpAcceptor;
 use tokio::net::TcpListener;
 
+use crate::auth::Gate;
 use crate::config::Settings;
 use crate::control::Control;
 use crate::domain::{Clock, SystemClock};
@@ -48,6 +49,7 @@ pub struct Core {
     pub ingest: Arc<Ingest>,
     pub clock: Arc<dyn Clock>,
     pub search: Arc<SearchIndex>,
+    pub gate: Arc<Gate>,
     indexer: Indexer,
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
@@ -64,6 +66,11 @@ impl Core {
                 .await?
                 .with_context(|| format!("cannot open the data directory {}", settings.data_dir.display()))?,
         );
+        let operators_exist = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || crate::storage::operators::any(&*store.db()?)).await??
+        };
+        let gate = Arc::new(Gate::new(&settings.auth, master_key.derive("csrf"), operators_exist));
         let registry = Arc::new(SharedRegistry::default());
         let control = Arc::new(Control::new(
             Arc::clone(&store),
@@ -80,7 +87,7 @@ impl Core {
             })
             .await??
         };
-        hints(&loaded, &settings);
+        hints(&loaded, &settings, operators_exist);
         registry.replace(loaded);
 
         let search_dir = settings.data_dir.join("search");
@@ -108,6 +115,7 @@ impl Core {
             ingest,
             clock,
             search,
+            gate,
             indexer,
             writer: writer.handle,
             writer_thread: writer.thread,
@@ -140,6 +148,7 @@ impl Core {
             writer_alive: Arc::clone(&self.writer_alive),
             clock: Arc::clone(&self.clock),
             search: Arc::clone(&self.search),
+            gate: Arc::clone(&self.gate),
         }
     }
 }
@@ -173,14 +182,22 @@ pub async fn serve_with_clock(
     served.context("the HTTP server failed")
 }
 
-fn hints(registry: &Registry, settings: &Settings) {
+fn hints(registry: &Registry, settings: &Settings, operators_exist: bool) {
     if registry.shopify_app.is_empty() {
         tracing::info!(
             "SHOPIFY_WEBHOOK_SECRET is not set: /shopify/webhook accepts only subscriptions with their own secret"
         );
     }
-    if settings.env.admin_token.is_none() {
-        tracing::info!("HOOKPLANE_ADMIN_TOKEN is not set: the API is closed");
+    if !operators_exist {
+        let local = if settings.dashboard.open_on_loopback {
+            "until one exists, the dashboard answers browsers on this machine only"
+        } else {
+            "until one exists, only API tokens can reach the dashboard"
+        };
+        tracing::info!(
+            "no operator can sign in yet: stop Hookplane and run `hookplane admin create-user --username NAME --role \
+             admin`; {local}"
+        );
     }
     tracing::info!(subscriptions = registry.len(), "subscriptions loaded");
 }

@@ -45,6 +45,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub search: SearchSettings,
     pub dashboard: DashboardSettings,
+    pub auth: AuthSettings,
     pub shopify: ShopifySettings,
     pub standard: StandardSettings,
     pub zoho: ZohoSettings,
@@ -81,6 +82,40 @@ pub struct SearchSettings {
 #[serde(deny_unknown_fields)]
 pub struct DashboardSettings {
     pub open_on_loopback: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub password_memory_kib: u32,
+    pub password_iterations: u32,
+    pub session_idle_minutes: u32,
+    pub session_absolute_hours: u32,
+    pub secure_cookies: bool,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_address: u32,
+    pub login_window_minutes: u32,
+}
+
+impl AuthSettings {
+    pub fn password_params(&self) -> DigestParams {
+        DigestParams { memory_kib: self.password_memory_kib, iterations: self.password_iterations }
+    }
+
+    pub fn session_policy(&self) -> crate::auth::sessions::SessionPolicy {
+        crate::auth::sessions::SessionPolicy {
+            idle_ms: i64::from(self.session_idle_minutes) * 60_000,
+            absolute_ms: i64::from(self.session_absolute_hours) * 3_600_000,
+        }
+    }
+
+    pub fn throttle_limits(&self) -> crate::auth::throttle::Limits {
+        crate::auth::throttle::Limits {
+            per_account: self.login_failures_per_account,
+            per_address: self.login_failures_per_address,
+            window_ms: i64::from(self.login_window_minutes) * 60_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,6 +275,16 @@ impl Settings {
         )?;
         check(self.secrets.digest_memory_kib >= 8, "secrets.digest_memory_kib must be at least 8")?;
         check(self.secrets.digest_iterations >= 1, "secrets.digest_iterations must be at least 1")?;
+        let a = &self.auth;
+        check(a.password_memory_kib >= 8, "auth.password_memory_kib must be at least 8")?;
+        check(a.password_iterations >= 1, "auth.password_iterations must be at least 1")?;
+        check(a.session_idle_minutes >= 1, "auth.session_idle_minutes must be at least 1")?;
+        check(a.session_absolute_hours >= 1, "auth.session_absolute_hours must be at least 1")?;
+        check(
+            a.login_failures_per_account >= 1 && a.login_failures_per_address >= 1,
+            "auth.login_failures_per_account and auth.login_failures_per_address must be at least 1",
+        )?;
+        check(a.login_window_minutes >= 1, "auth.login_window_minutes must be at least 1")?;
         check(
             self.public_url.is_empty()
                 || self.public_url.starts_with("http://")

@@ -1,15 +1,21 @@
-//! Who may do what. Roles and principals, and the one place credentials are made and checked: API tokens
-//! here, operator passwords and sessions as they come. Handlers never see a credential, only the
-//! [`Principal`] the HTTP layer's security schemes derive from one.
+//! Who may do what. Roles and principals, and the one place credentials are made and checked: API tokens,
+//! operator passwords, sessions, CSRF tokens and sign-in throttling. Handlers never see a credential, only
+//! the [`Principal`] the HTTP layer derives from one.
 
+pub mod csrf;
+pub mod operators;
+pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::TokenId;
+use crate::domain::ids::{OperatorId, TokenId};
+use crate::secrets::{DigestParams, SecretBytes};
 
 /// What a principal may do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,13 +66,17 @@ pub enum Principal {
     AdminToken,
     /// An API token made by an admin.
     Token { id: TokenId, name: String, role: Role },
+    /// An operator signed in to the dashboard.
+    Operator { id: OperatorId, username: String, role: Role },
+    /// A browser on this machine, before any operator exists (`dashboard.open_on_loopback`).
+    Local,
 }
 
 impl Principal {
     pub fn role(&self) -> Role {
         match self {
-            Principal::AdminToken => Role::Admin,
-            Principal::Token { role, .. } => *role,
+            Principal::AdminToken | Principal::Local => Role::Admin,
+            Principal::Token { role, .. } | Principal::Operator { role, .. } => *role,
         }
     }
 
@@ -75,8 +85,49 @@ impl Principal {
         match self {
             Principal::AdminToken => "admin-token".to_owned(),
             Principal::Token { name, .. } => format!("token:{name}"),
+            Principal::Operator { username, .. } => operators::label(username),
+            Principal::Local => "local".to_owned(),
         }
     }
+}
+
+/// What the HTTP layer needs to check credentials, shared by every request.
+#[derive(Debug)]
+pub struct Gate {
+    pub csrf: csrf::CsrfKey,
+    pub throttle: throttle::LoginThrottle,
+    pub sessions: sessions::SessionPolicy,
+    pub passwords: DigestParams,
+    /// Cookies marked `Secure` and `__Host-` named (`auth.secure_cookies`).
+    pub secure_cookies: bool,
+    /// Until the first operator exists, browsers on this machine may use the dashboard without signing in.
+    pub operators_exist: AtomicBool,
+}
+
+impl Gate {
+    pub fn new(settings: &crate::config::AuthSettings, csrf_key: [u8; 32], operators_exist: bool) -> Self {
+        Self {
+            csrf: csrf::CsrfKey::new(csrf_key),
+            throttle: throttle::LoginThrottle::new(settings.throttle_limits()),
+            sessions: settings.session_policy(),
+            passwords: settings.password_params(),
+            secure_cookies: settings.secure_cookies,
+            operators_exist: AtomicBool::new(operators_exist),
+        }
+    }
+
+    pub fn operators_exist(&self) -> bool {
+        self.operators_exist.load(Ordering::SeqCst)
+    }
+}
+
+/// `prefix` and 32 random bytes in base64url, and the SHA-256 under which it is stored.
+pub fn random_credential(prefix: &str) -> (SecretBytes, [u8; 32]) {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    let value = format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let digest = tokens::digest(value.as_bytes());
+    (SecretBytes::new(value.into_bytes()), digest)
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! token is looked up by it: a token has 256 bits of entropy, so a fast digest is enough, and lookups need
 //! no per-token salt.
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,10 +28,7 @@ pub struct ApiToken {
 
 /// A new random token and its digest.
 pub fn generate() -> (SecretBytes, [u8; 32]) {
-    let bytes: [u8; 32] = rand::random();
-    let token = format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-    let digest = digest(token.as_bytes());
-    (SecretBytes::new(token.into_bytes()), digest)
+    super::random_credential(PREFIX)
 }
 
 pub fn digest(token: &[u8]) -> [u8; 32] {

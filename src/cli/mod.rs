@@ -41,7 +41,7 @@ enum Command {
     SendTest(send_test::SendTestArgs),
     /// Rebuild the payload search index from storage, with a progress bar. Run it while Hookplane is stopped.
     Reindex(reindex::ReindexArgs),
-    /// Make, list and revoke API tokens. Run it while Hookplane is stopped.
+    /// Make and change operators, and make, list and revoke API tokens. Run it while Hookplane is stopped.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{DeclaredSubscription, Settings};
 use crate::connectors::standard;
+use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::subscription::{Destination, Origin, Subscription, ZohoAuth, default_name, validate_name};
 use crate::domain::{Clock, Source, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::ingest::registry::{Entry, HeldSecret, Registry, SharedRegistry};
@@ -81,14 +82,15 @@ impl Control {
     }
 
     /// Creates a subscription, or adopts the `discovered` Shopify subscription for the same shop and topic.
-    pub async fn create(self: &Arc<Self>, spec: SubscriptionSpec) -> Result<Created, ControlError> {
+    pub async fn create(self: &Arc<Self>, spec: SubscriptionSpec, by: Actor) -> Result<Created, ControlError> {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.create_blocking(spec))
+        tokio::task::spawn_blocking(move || this.create_blocking(spec, &by))
             .await
             .map_err(|e| ControlError::Store(StoreError::Other(format!("task failed: {e}"))))?
     }
 
-    pub fn create_blocking(&self, spec: SubscriptionSpec) -> Result<Created, ControlError> {
+    /// Makes (or adopts) a subscription; the audit entry, made by `by`, commits with it.
+    pub fn create_blocking(&self, spec: SubscriptionSpec, by: &Actor) -> Result<Created, ControlError> {
         let now = self.clock.now();
         let (mut sub, secret, generated_secret) = self.build(spec, now, Origin::Api)?;
         // argon2 is slow on purpose: digest before the write transaction, which ingest waits on.
@@ -115,6 +117,7 @@ impl Control {
             }
         };
         let mut held = Vec::new();
+        let mut secret_digest = None;
         if let (Some(secret), Some(digest)) = (&secret, digest) {
             // Sealing binds the ciphertext to the final id, which adoption may have changed.
             let stored = StoredSecret {
@@ -125,7 +128,22 @@ impl Control {
             };
             repo::set_secret(&tx, sub.id, SLOT_CURRENT, &stored)?;
             held.push(held_from(&sub, "current", secret, &stored.digest, Some(now), None)?);
+            secret_digest = Some(stored.digest.to_phc());
         }
+        let mut entry = by
+            .entry(now, AuditAction::SubscriptionCreated)
+            .target(sub.id)
+            .change(Change::set("name", sub.name.clone()))
+            .change(Change::set("source", sub.source.as_str()))
+            .change(Change::set("topic", sub.topic.clone()))
+            .change(Change::set("account", sub.account.clone()));
+        if adopted {
+            entry = entry.change(Change::changed("origin", "discovered", "api"));
+        }
+        if let Some(digest) = secret_digest {
+            entry = entry.change(Change::set("secret_digest", digest));
+        }
+        crate::storage::audit::append(&tx, &entry)?;
         tx.commit().map_err(StoreError::from)?;
         self.registry.upsert(Entry { sub: sub.clone(), secrets: held });
         Ok(Created { subscription: sub, adopted, generated_secret })

@@ -196,10 +196,13 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
     let sync = "http://127.0.0.1:9000/webhooks";
     let orders = core
         .control
-        .create(SubscriptionSpec {
-            destination_url: Some(format!("{sync}/shopify")),
-            ..spec(Source::Shopify, "orders/create", SHOP, "shop-orders")
-        })
+        .create(
+            SubscriptionSpec {
+                destination_url: Some(format!("{sync}/shopify")),
+                ..spec(Source::Shopify, "orders/create", SHOP, "shop-orders")
+            },
+            demo(),
+        )
         .await?
         .subscription;
     for (topic, name) in [
@@ -209,34 +212,43 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
         ("customers/redact", "shop-gdpr-customers-redact"),
         ("shop/redact", "shop-gdpr-shop-redact"),
     ] {
-        core.control.create(spec(Source::Shopify, topic, SHOP, name)).await?;
+        core.control.create(spec(Source::Shopify, topic, SHOP, name), demo()).await?;
     }
     for (topic, channel, token, name) in [
         ("Leads.all", LEADS_CHANNEL, ZOHO_LEADS_TOKEN, "zoho-leads"),
         ("Deals.all", DEALS_CHANNEL, ZOHO_DEALS_TOKEN, "zoho-deals"),
     ] {
         core.control
-            .create(SubscriptionSpec {
-                channel_id: Some(channel.into()),
-                secret: Some(SecretBytes::new(token.as_bytes().to_vec())),
-                destination_url: Some(format!("{sync}/zoho")),
-                ..spec(Source::Zoho, topic, "org-60012345", name)
-            })
+            .create(
+                SubscriptionSpec {
+                    channel_id: Some(channel.into()),
+                    secret: Some(SecretBytes::new(token.as_bytes().to_vec())),
+                    destination_url: Some(format!("{sync}/zoho")),
+                    ..spec(Source::Zoho, topic, "org-60012345", name)
+                },
+                demo(),
+            )
             .await?;
     }
     core.control
-        .create(SubscriptionSpec {
-            token_header: Some("X-Api-Key".into()),
-            secret: Some(SecretBytes::new(ZOHO_BOOKS_TOKEN.as_bytes().to_vec())),
-            ..spec(Source::Zoho, "invoices", "org-60012345", "zoho-books-invoices")
-        })
+        .create(
+            SubscriptionSpec {
+                token_header: Some("X-Api-Key".into()),
+                secret: Some(SecretBytes::new(ZOHO_BOOKS_TOKEN.as_bytes().to_vec())),
+                ..spec(Source::Zoho, "invoices", "org-60012345", "zoho-books-invoices")
+            },
+            demo(),
+        )
         .await?;
     core.control
-        .create(SubscriptionSpec {
-            secret: Some(SecretBytes::new(STANDARD_SECRET.as_bytes().to_vec())),
-            destination_url: Some(format!("{sync}/billing")),
-            ..spec(Source::Standard, "invoice.paid", "billing-service", "billing-events")
-        })
+        .create(
+            SubscriptionSpec {
+                secret: Some(SecretBytes::new(STANDARD_SECRET.as_bytes().to_vec())),
+                destination_url: Some(format!("{sync}/billing")),
+                ..spec(Source::Standard, "invoice.paid", "billing-service", "billing-events")
+            },
+            demo(),
+        )
         .await?;
     Ok(Subs { orders, failing_destination: false })
 }
@@ -325,4 +337,9 @@ async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)],
         tx.commit().map_err(StoreError::from)?;
     }
     Ok(())
+}
+
+/// How the audit log names what the demo seeding does.
+fn demo() -> crate::domain::audit::Actor {
+    crate::domain::audit::Actor { label: "demo".to_owned(), client: None }
 }

@@ -142,6 +142,18 @@ typed_id!(
 );
 
 typed_id!(
+    /// One person who signs in to the dashboard.
+    OperatorId,
+    "op_",
+    "operator"
+);
+typed_id!(
+    /// One entry of the audit log.
+    AuditId,
+    "aud_",
+    "audit entry"
+);
+typed_id!(
     /// One kept sample of a rejected request.
     RejectionId,
     "rej_",

@@ -1,6 +1,7 @@
 //! Plain types and pure rules. Nothing in here performs I/O or knows about HTTP, redb or the runtime;
 //! `tests::domain_has_no_adapters` keeps it that way.
 
+pub mod audit;
 pub mod clock;
 pub mod delivery;
 pub mod health;

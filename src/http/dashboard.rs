@@ -1,23 +1,24 @@
-//! The dashboard's HTML routes (handlers are `view_<page>_<verb>`). Until operators can sign in, they answer
-//! clients on this machine and anyone presenting the admin token: as a bearer token, or as the password of
-//! HTTP Basic authentication so that a browser can ask for it.
+//! The dashboard's HTML routes (handlers are `view_<page>_<verb>`). Each is behind `access::PageGuard`,
+//! which hands it the [`Caller`].
 
-use base64::Engine as _;
 use maud::{Markup, Render, html};
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path, Query};
-use poem::{Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, handler};
-use subtle::ConstantTimeEq;
+use poem::{Response, handler};
 
 use super::AppState;
+use super::access::{Caller, Refusal, refusal_status};
 use super::api::types::{DeliveryOut, DeliveryPage};
-use super::api::{ApiError, DeliveryParams, dashboard_payload, query};
+use super::api::{
+    ApiError, AuditParams, DeliveryParams, audit_export, audit_page, dashboard_payload, export_disposition, query,
+};
 use super::paths;
 use crate::domain::{self, DeliveryId, Timestamp};
 use crate::storage::deliveries;
+use crate::views::audit::AuditView;
 use crate::views::components::{Banner, Tone};
 use crate::views::delivery::{Body, DeliveryPage as DeliveryView};
-use crate::views::layout;
+use crate::views::layout::{self, Chrome};
 use crate::views::webhooks::{Filters, PageError, RANGES, WebhooksPage};
 
 #[handler]
@@ -26,7 +27,11 @@ pub async fn view_root_get() -> Response {
 }
 
 #[handler]
-pub async fn view_webhooks_get(Data(state): Data<&AppState>, Query(filters): Query<Filters>) -> Response {
+pub async fn view_webhooks_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Query(filters): Query<Filters>,
+) -> Response {
     let filters = filters.normalized();
     let mut status = StatusCode::OK;
     let mut error = None;
@@ -66,8 +71,15 @@ pub async fn view_webhooks_get(Data(state): Data<&AppState>, Query(filters): Que
         d
     });
     let public_url = state.public_url();
-    let page =
-        WebhooksPage { filters: &filters, data: data.as_ref(), deliveries_shown, error, public_url: &public_url };
+    let chrome = Chrome::of(caller);
+    let page = WebhooksPage {
+        filters: &filters,
+        data: data.as_ref(),
+        deliveries_shown,
+        error,
+        public_url: &public_url,
+        chrome: &chrome,
+    };
     html_response(status, page.render())
 }
 
@@ -115,29 +127,41 @@ fn delivery_id(raw: &str) -> Result<DeliveryId, String> {
 }
 
 #[handler]
-pub async fn view_delivery_get(Data(state): Data<&AppState>, Path(raw): Path<String>) -> Response {
+pub async fn view_delivery_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Path(raw): Path<String>,
+) -> Response {
+    let chrome = Chrome::of(caller);
     let id = match delivery_id(&raw) {
         Ok(id) => id,
-        Err(detail) => return not_found(&detail),
+        Err(detail) => return not_found(&detail, &chrome),
     };
     match state.store.read(move |db| deliveries::get_full(db, id)).await {
         Ok(Some((listed, payload))) => {
             let body = Body::of(&payload.body);
             let delivery = DeliveryOut::new(listed, Some(payload.headers));
-            html_response(StatusCode::OK, DeliveryView { delivery: &delivery, body }.render())
+            html_response(StatusCode::OK, DeliveryView { delivery: &delivery, body, chrome: &chrome }.render())
         }
-        Ok(None) => not_found(&format!("No delivery {id} is stored: it may have passed its retention period.")),
-        Err(e) => error_page(ApiError::from(e)),
+        Ok(None) => {
+            not_found(&format!("No delivery {id} is stored: it may have passed its retention period."), &chrome)
+        }
+        Err(e) => error_page(ApiError::from(e), &chrome),
     }
 }
 
 /// The exact body as a download. Never with the content type it arrived with: a body sent as HTML must
 /// not run as a page of this origin.
 #[handler]
-pub async fn view_delivery_body_get(Data(state): Data<&AppState>, Path(raw): Path<String>) -> Response {
+pub async fn view_delivery_body_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Path(raw): Path<String>,
+) -> Response {
+    let chrome = Chrome::of(caller);
     let id = match delivery_id(&raw) {
         Ok(id) => id,
-        Err(detail) => return not_found(&detail),
+        Err(detail) => return not_found(&detail, &chrome),
     };
     match state.store.read(move |db| deliveries::body(db, id)).await {
         Ok(Some((d, payload))) => {
@@ -150,12 +174,12 @@ pub async fn view_delivery_body_get(Data(state): Data<&AppState>, Path(raw): Pat
                 .header("x-content-sha256", d.body_sha256)
                 .body(payload.body)
         }
-        Ok(None) => not_found(&format!("No delivery {id} is stored.")),
-        Err(e) => error_page(ApiError::from(e)),
+        Ok(None) => not_found(&format!("No delivery {id} is stored."), &chrome),
+        Err(e) => error_page(ApiError::from(e), &chrome),
     }
 }
 
-fn html_response(status: StatusCode, markup: Markup) -> Response {
+pub fn html_response(status: StatusCode, markup: Markup) -> Response {
     Response::builder()
         .status(status)
         .content_type("text/html; charset=utf-8")
@@ -164,159 +188,92 @@ fn html_response(status: StatusCode, markup: Markup) -> Response {
         .body(markup.into_string())
 }
 
-fn message_page(status: StatusCode, title: &str, tone: Tone, detail: &str) -> Response {
+/// A page with one banner; `sign_in` adds a link to the sign-in page.
+fn message_page(
+    status: StatusCode,
+    title: &str,
+    tone: Tone,
+    detail: &str,
+    chrome: &Chrome,
+    sign_in: Option<&str>,
+) -> Response {
     let main = html! {
         p.breadcrumb { a href=(paths::DASHBOARD_WEBHOOKS) { "← Webhooks" } }
-        (Banner { tone, title, body: html! { p { (detail) } } })
+        (Banner { tone, title, body: html! {
+            p { (detail) }
+            @if let Some(href) = sign_in { p { a href=(href) { "Sign in" } } }
+        } })
     };
-    html_response(status, layout::page(title, main))
+    html_response(status, layout::page(title, chrome, main))
 }
 
-fn not_found(detail: &str) -> Response {
-    message_page(StatusCode::NOT_FOUND, "Not found", Tone::Warning, detail)
+fn not_found(detail: &str, chrome: &Chrome) -> Response {
+    message_page(StatusCode::NOT_FOUND, "Not found", Tone::Warning, detail, chrome, None)
 }
 
-fn error_page(e: ApiError) -> Response {
+fn error_page(e: ApiError, chrome: &Chrome) -> Response {
     let (status, p) = e.problem();
-    message_page(status, &p.title, Tone::Critical, &p.detail)
+    message_page(status, &p.title, Tone::Critical, &p.detail, chrome, None)
 }
 
-/// Lets a request through when it comes from this machine (and not through a proxy on it), or carries the
-/// admin token.
-pub struct DashboardAccess;
-
-impl DashboardAccess {
-    /// One dashboard route behind the check.
-    pub fn guard(ep: impl Endpoint + 'static) -> poem::endpoint::BoxEndpoint<'static, Response> {
-        ep.with(DashboardAccess).boxed()
-    }
-}
-
-impl<E: Endpoint> Middleware<E> for DashboardAccess {
-    type Output = DashboardAccessEndpoint<E>;
-
-    fn transform(&self, ep: E) -> Self::Output {
-        DashboardAccessEndpoint(ep)
-    }
-}
-
-pub struct DashboardAccessEndpoint<E>(E);
-
-impl<E: Endpoint> Endpoint for DashboardAccessEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let Some(state) = req.data::<AppState>() else {
-            return Ok(message_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not ready",
-                Tone::Critical,
-                "Hookplane is starting.",
-            ));
-        };
-        let resp = match access(&req, state) {
-            Access::Allowed => self.0.call(req).await.map(IntoResponse::into_response)?,
-            Access::AskForToken => {
-                let mut resp = message_page(
-                    StatusCode::UNAUTHORIZED,
-                    "The admin token is needed",
-                    Tone::Warning,
-                    "Until operator sign-in is available, the dashboard answers this machine only, or anyone giving \
-                     the admin token (HOOKPLANE_ADMIN_TOKEN) as the password when the browser asks, or as a bearer \
-                     token.",
-                );
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Basic realm=\"Hookplane dashboard\", charset=\"UTF-8\""),
-                );
-                resp
-            }
-            Access::Closed => message_page(
-                StatusCode::FORBIDDEN,
-                "The dashboard answers this machine only",
-                Tone::Warning,
-                "Until operator sign-in is available, open the dashboard from the machine Hookplane runs on, or start \
-                 Hookplane with HOOKPLANE_ADMIN_TOKEN set and give that token when the browser asks.",
-            ),
-        };
-        Ok(resp)
-    }
-}
-
-enum Access {
-    Allowed,
-    AskForToken,
-    Closed,
-}
-
-fn access(req: &Request, state: &AppState) -> Access {
-    if state.settings.dashboard.open_on_loopback && local(req) {
-        return Access::Allowed;
-    }
-    let Some(token) = &state.admin_token else { return Access::Closed };
-    let presented = req.header(header::AUTHORIZATION).and_then(presented_token);
-    match presented {
-        Some(p) if bool::from(token.expose().ct_eq(&p)) => Access::Allowed,
-        _ => Access::AskForToken,
-    }
-}
-
-/// Headers a proxy adds: a proxy on this machine makes every client look local.
-const PROXY_HEADERS: [&str; 5] = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "via"];
-
-/// A client on this machine that asked for this machine by name. The `Host` check keeps a web page the
-/// operator visits from reaching the dashboard through a DNS name rebound to 127.0.0.1.
-fn local(req: &Request) -> bool {
-    let from_loopback = req.remote_addr().as_socket_addr().is_some_and(|a| a.ip().to_canonical().is_loopback());
-    let proxied = PROXY_HEADERS.iter().any(|h| req.headers().contains_key(*h));
-    from_loopback && !proxied && req.header(header::HOST).is_some_and(names_this_machine)
-}
-
-/// `localhost`, `127.0.0.1`, any 127.x address or `[::1]`, with or without a port.
-fn names_this_machine(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+#[handler]
+pub async fn view_audit_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Query(filters): Query<AuditParams>,
+) -> Response {
+    let chrome = Chrome::of(caller);
+    let (status, page, error) = match audit_page(state, filters.clone()).await {
+        Ok(p) => (StatusCode::OK, Some(p), None),
+        Err(e) => {
+            let (status, p) = e.problem();
+            (status, None, Some(p.detail.clone()))
+        }
     };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+    html_response(status, AuditView { filters: &filters, page: page.as_ref(), error, chrome: &chrome }.render())
 }
 
-/// The token from `Bearer <token>`, or the password of `Basic base64(user:password)` (the user is ignored).
-fn presented_token(authorization: &str) -> Option<Vec<u8>> {
-    let (scheme, rest) = authorization.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(rest.trim().as_bytes().to_vec());
+#[handler]
+pub async fn view_audit_export_get(Data(state): Data<&AppState>, Query(filters): Query<AuditParams>) -> Response {
+    match audit_export(state, filters).await {
+        Ok(lines) => Response::builder()
+            .content_type("application/x-ndjson")
+            .header(header::CACHE_CONTROL, "no-store")
+            .header(header::CONTENT_DISPOSITION, export_disposition(state))
+            .body(lines),
+        Err(e) => error_page(e, &Chrome::default()),
     }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
-        let colon = decoded.iter().position(|b| *b == b':')?;
-        return Some(decoded[colon + 1..].to_vec());
-    }
-    None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::presented_token;
-
-    #[test]
-    fn only_names_of_this_machine_count_as_local() {
-        for host in ["localhost", "localhost:8080", "LOCALHOST", "127.0.0.1:8080", "127.1.2.3", "[::1]:8080", "[::1]"] {
-            assert!(super::names_this_machine(host), "{host}");
+/// The page for a request the guard turned away.
+pub fn refused(r: Refusal) -> Response {
+    let status = refusal_status(&r);
+    let none = Chrome::default();
+    match r {
+        Refusal::SignIn { next } => {
+            let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+            Response::builder().status(status).header(header::LOCATION, format!("{}?{query}", paths::LOGIN)).finish()
         }
-        for host in ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "[::2]:80", ""] {
-            assert!(!super::names_this_machine(host), "{host}");
+        Refusal::Unauthorized(detail) => {
+            message_page(status, "Sign in to continue", Tone::Warning, detail, &none, Some(paths::LOGIN))
         }
-    }
-
-    #[test]
-    fn tokens_come_from_bearer_or_the_basic_password() {
-        assert_eq!(presented_token("Bearer s3cret").as_deref(), Some(&b"s3cret"[..]));
-        // "admin:s3:cret" — the password may itself hold a colon.
-        assert_eq!(presented_token("Basic YWRtaW46czM6Y3JldA==").as_deref(), Some(&b"s3:cret"[..]));
-        assert_eq!(presented_token("Basic not base64!"), None);
-        assert_eq!(presented_token("Digest x"), None);
-        assert_eq!(presented_token("Bearer"), None);
+        Refusal::Forbidden(detail) => message_page(status, "Not allowed", Tone::Warning, &detail, &none, None),
+        Refusal::Csrf => message_page(
+            status,
+            "This form has expired",
+            Tone::Warning,
+            "Nothing was changed: the form did not carry a valid token, which happens when it was open across a \
+             sign-in or came from another site. Reload the page and try again.",
+            &none,
+            None,
+        ),
+        Refusal::Unavailable => message_page(
+            status,
+            "Not ready",
+            Tone::Critical,
+            "Hookplane cannot check who you are right now: its store is starting or unavailable. Try again shortly.",
+            &none,
+            None,
+        ),
     }
 }

@@ -1,10 +1,12 @@
 //! HTTP: the ingest endpoints (authenticated by provider signatures), the operator API (poem-openapi,
 //! bearer tokens), the dashboard's pages (maud), and operations endpoints. Every URL is declared in `paths`.
 
+pub mod access;
 pub mod api;
 mod assets;
 mod dashboard;
 mod ingest;
+mod login;
 mod ops;
 pub mod paths;
 pub mod problem;
@@ -36,6 +38,7 @@ pub struct AppState {
     /// "Now" for health windows: a manual clock in tests and demos.
     pub clock: Arc<dyn crate::domain::Clock>,
     pub search: Arc<crate::search::SearchIndex>,
+    pub gate: Arc<crate::auth::Gate>,
 }
 
 impl AppState {
@@ -55,12 +58,16 @@ impl AppState {
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
     let api = api::service();
-    let page = dashboard::DashboardAccess::guard;
+    let page = access::PageGuard::viewer;
     Route::new()
         .at(paths::ROOT, page(get(dashboard::view_root_get)))
+        .at(paths::LOGIN, get(login::view_login_get).post(login::view_login_post))
+        .at(paths::LOGOUT, page(post(login::view_logout_post)))
         .at(paths::DASHBOARD_WEBHOOKS, page(get(dashboard::view_webhooks_get)))
         .at(paths::DASHBOARD_DELIVERY, page(get(dashboard::view_delivery_get)))
         .at(paths::DASHBOARD_DELIVERY_BODY, page(get(dashboard::view_delivery_body_get)))
+        .at(paths::DASHBOARD_AUDIT, access::PageGuard::admin(get(dashboard::view_audit_get)))
+        .at(paths::DASHBOARD_AUDIT_EXPORT, access::PageGuard::admin(get(dashboard::view_audit_export_get)))
         .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))
         .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))
         .at(paths::ZOHO_INCOMING_SUBSCRIPTION, post(ingest::zoho_subscription))

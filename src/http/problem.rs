@@ -157,6 +157,7 @@ impl From<&StoreError> for Problem {
                 Problem::new(Kind::Rejected(RejectCause::StorageUnavailable), "storage is unavailable; retry shortly")
             }
             StoreError::Conflict(msg) => Problem::new(Kind::Conflict, msg.clone()),
+            StoreError::Invalid(msg) => Problem::new(Kind::InvalidRequest, msg.clone()),
             other => {
                 tracing::error!(error = %other, "storage error while serving a request");
                 Problem::new(Kind::Internal, "an internal error occurred; the server log has the details")

@@ -76,6 +76,12 @@ impl MasterKey {
         Self(Zeroizing::new(rand::random()))
     }
 
+    /// A key for one other purpose (e.g. CSRF tokens), derived so that it is stable across restarts and
+    /// reveals nothing of the master key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        crate::connectors::hmac_sha256(&self.0[..], &[b"hookplane key derivation v1/", purpose.as_bytes()])
+    }
+
     pub fn to_hex(&self) -> String {
         crate::hex::encode(&self.0[..])
     }

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "stats by minute and by hour", run: v2_stats_by_hour },
     Migration { version: 3, name: "deliveries by status", run: v3_deliveries_by_status },
     Migration { version: 4, name: "api tokens", run: v4_api_tokens },
+    Migration { version: 5, name: "operators, sessions and the audit log", run: v5_operators },
 ];
 
 /// The version a database has once every migration ran.
@@ -99,6 +100,13 @@ fn v2_stats_by_hour(tx: &WriteTransaction) -> Result<(), StoreError> {
 /// Indexes every delivery whose status moved on from the one it was stored with.
 fn v4_api_tokens(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::API_TOKENS.def())?;
+    Ok(())
+}
+
+fn v5_operators(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::OPERATORS.def())?;
+    tx.open_table(tables::SESSIONS.def())?;
+    tx.open_table(tables::AUDIT_LOG.def())?;
     Ok(())
 }
 

@@ -3,14 +3,17 @@
 //! Every function here is synchronous; async callers go through [`Store::read`] (a blocking-pool hop) or
 //! the ingest writer thread, so the runtime never waits on disk.
 
+pub mod audit;
 mod backend;
 mod codec;
 pub mod dedupe;
 pub mod deliveries;
 pub mod migrations;
+pub mod operators;
 pub mod payload;
 pub mod records;
 pub mod rejections;
+pub mod sessions;
 pub mod stats;
 pub mod subscriptions;
 pub mod tables;
@@ -47,6 +50,9 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("{0}")]
     Conflict(String),
+    /// A value the caller gave cannot be stored as it is; the message says why.
+    #[error("{0}")]
+    Invalid(String),
     #[error("storage error: {0}")]
     Other(String),
 }

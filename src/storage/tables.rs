@@ -5,7 +5,10 @@
 use redb::TableDefinition;
 
 use super::codec::{Codec, RecordTable};
+use crate::auth::operators::Operator;
+use crate::auth::sessions::Session;
 use crate::auth::tokens::ApiToken;
+use crate::domain::audit::AuditEntry;
 use crate::domain::health::Counters;
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
 use crate::jobs::Job;
@@ -70,6 +73,17 @@ pub const fn source_code(s: Source) -> u8 {
 
 /// SHA-256 of an API token → the token's record (never the token). Revoked tokens stay, marked.
 pub const API_TOKENS: RecordTable<&[u8], ApiToken> = RecordTable::new("api_tokens_v1");
+
+/// Username (lowercase) → operator, with the argon2id digest of their password.
+pub const OPERATORS: RecordTable<&str, Operator> = RecordTable::new("operators_v1");
+
+/// SHA-256 of a session id → session. The id itself is only ever in the operator's cookie. Sessions past
+/// their idle or absolute expiry are swept at each sign-in.
+pub const SESSIONS: RecordTable<&[u8], Session> = RecordTable::new("sessions_v1");
+
+/// Audit entry id → entry. Append-only: nothing in Hookplane updates or deletes a row. Ids are ULIDs, so
+/// key order is time order and a time range is a key range.
+pub const AUDIT_LOG: RecordTable<u128, AuditEntry> = RecordTable::new("audit_log_v1");
 
 /// Rejection cause → number of requests rejected for it since the data directory was created.
 pub const REJECTION_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("rejection_counts_v1");

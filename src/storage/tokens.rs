@@ -2,10 +2,11 @@
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::{StoreError, tables};
+use super::{StoreError, audit, tables};
 use crate::auth::Role;
 use crate::auth::tokens::{self, ApiToken};
 use crate::domain::Timestamp;
+use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::ids::TokenId;
 use crate::secrets::SecretBytes;
 
@@ -15,12 +16,12 @@ pub fn create(
     db: &Database,
     name: &str,
     role: Role,
-    created_by: &str,
+    by: &Actor,
     now: Timestamp,
 ) -> Result<(ApiToken, SecretBytes), StoreError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        return Err(StoreError::Conflict("a token name must be 1 to 64 printable characters".to_owned()));
+        return Err(StoreError::Invalid("a token name must be 1 to 64 printable characters".to_owned()));
     }
     let tx = db.begin_write()?;
     let made = {
@@ -39,12 +40,18 @@ pub fn create(
             name: name.to_owned(),
             role,
             created_at: now,
-            created_by: created_by.to_owned(),
+            created_by: by.label.clone(),
             revoked_at: None,
         };
         t.insert(digest.as_slice(), tables::API_TOKENS.encode(&token)?.as_slice())?;
         (token, secret)
     };
+    let entry = by
+        .entry(now, AuditAction::TokenCreated)
+        .target(made.0.id)
+        .change(Change::set("name", made.0.name.clone()))
+        .change(Change::set("role", made.0.role.as_str()));
+    audit::append(&tx, &entry)?;
     tx.commit()?;
     Ok(made)
 }
@@ -64,7 +71,7 @@ pub fn find(db: &Database, presented: &[u8]) -> Result<Option<ApiToken>, StoreEr
 }
 
 /// Revokes the live token named `name`; `None` when there is none.
-pub fn revoke(db: &Database, name: &str, now: Timestamp) -> Result<Option<ApiToken>, StoreError> {
+pub fn revoke(db: &Database, name: &str, by: &Actor, now: Timestamp) -> Result<Option<ApiToken>, StoreError> {
     let tx = db.begin_write()?;
     let revoked = {
         let mut t = tx.open_table(tables::API_TOKENS.def())?;
@@ -81,6 +88,11 @@ pub fn revoke(db: &Database, name: &str, now: Timestamp) -> Result<Option<ApiTok
             Some((digest, mut token)) => {
                 token.revoked_at = Some(now);
                 t.insert(digest.as_slice(), tables::API_TOKENS.encode(&token)?.as_slice())?;
+                let entry = by
+                    .entry(now, AuditAction::TokenRevoked)
+                    .target(token.id)
+                    .change(Change::changed("state", "live", "revoked"));
+                audit::append(&tx, &entry)?;
                 Some(token)
             }
             None => None,

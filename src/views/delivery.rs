@@ -38,6 +38,7 @@ impl Body {
 pub struct DeliveryPage<'a> {
     pub delivery: &'a DeliveryOut,
     pub body: Body,
+    pub chrome: &'a super::layout::Chrome,
 }
 
 impl Render for DeliveryPage<'_> {
@@ -102,6 +103,6 @@ impl Render for DeliveryPage<'_> {
                 }
             }
         };
-        layout::page(&format!("Delivery {}", d.id), main)
+        layout::page(&format!("Delivery {}", d.id), self.chrome, main)
     }
 }

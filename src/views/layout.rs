@@ -2,10 +2,39 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use crate::auth::Principal;
+use crate::http::access::Caller;
 use crate::http::paths;
 
+/// What the top bar shows of the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    /// Who is signed in, as the top bar names them.
+    pub user: Option<String>,
+    /// The CSRF token of the sign-out form: only callers with a session can sign out.
+    pub sign_out: Option<String>,
+    /// Whether the caller may see the admin pages (tokens, audit log).
+    pub admin: bool,
+}
+
+impl Chrome {
+    pub fn of(caller: &Caller) -> Self {
+        let user = match &caller.principal {
+            Principal::Operator { username, .. } => username.clone(),
+            Principal::Token { name, .. } => format!("API token {name}"),
+            Principal::AdminToken => "admin token".to_owned(),
+            Principal::Local => "this machine".to_owned(),
+        };
+        Self {
+            user: Some(user),
+            sign_out: caller.session.and(caller.csrf.clone()),
+            admin: caller.principal.role() == crate::auth::Role::Admin,
+        }
+    }
+}
+
 /// A whole page. Scripts only enhance: every page works without them.
-pub fn page(title: &str, main: Markup) -> Markup {
+pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -20,7 +49,22 @@ pub fn page(title: &str, main: Markup) -> Markup {
             body {
                 header.topbar {
                     a.brand href=(paths::DASHBOARD_WEBHOOKS) { "Hookplane" }
-                    nav { a href=(paths::DASHBOARD_WEBHOOKS) { "Webhooks" } a href=(paths::API_DOCS) { "API" } }
+                    nav {
+                        a href=(paths::DASHBOARD_WEBHOOKS) { "Webhooks" }
+                        @if chrome.admin { a href=(paths::DASHBOARD_AUDIT) { "Audit log" } }
+                        a href=(paths::API_DOCS) { "API" }
+                    }
+                    @if let Some(user) = &chrome.user {
+                        div.session {
+                            span.session-user { (user) }
+                            @if let Some(token) = &chrome.sign_out {
+                                form method="post" action=(paths::LOGOUT) {
+                                    input type="hidden" name=(crate::auth::csrf::FIELD) value=(token);
+                                    button.button.button-plain type="submit" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
                 }
                 main.page { (main) }
             }

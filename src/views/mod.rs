@@ -1,9 +1,11 @@
 //! Server-rendered HTML with maud. `layout` is the only place with `<html>`; components implement `Render`;
 //! pages take the same answer types the API serves (invariant 7: the HTML never shows what the API cannot).
 
+pub mod audit;
 pub mod components;
 pub mod delivery;
 mod format;
 pub mod json;
 pub mod layout;
+pub mod login;
 pub mod webhooks;

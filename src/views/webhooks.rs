@@ -101,6 +101,7 @@ pub struct WebhooksPage<'a> {
     pub error: Option<PageError>,
     /// Where providers reach this instance, for the `send-test` example.
     pub public_url: &'a str,
+    pub chrome: &'a super::layout::Chrome,
 }
 
 impl Render for WebhooksPage<'_> {
@@ -129,7 +130,7 @@ impl Render for WebhooksPage<'_> {
                 (subscriptions(d))
             }
         };
-        layout::page("Webhooks", main)
+        layout::page("Webhooks", self.chrome, main)
     }
 }
 

@@ -14,6 +14,7 @@ mod process;
 mod search;
 mod security;
 mod shopify;
+mod signin;
 mod standard;
 mod storage;
 mod support;

@@ -195,68 +195,50 @@ async fn bad_filters_and_queries_explain_themselves_and_show_no_list() {
 }
 
 #[tokio::test]
-async fn only_this_machine_or_the_admin_token_opens_the_dashboard() {
+async fn before_any_operator_only_this_machine_or_a_token_opens_the_dashboard() {
     let s = TestServer::start().await;
     let root = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = root.get(s.url("/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/dashboard/webhooks");
 
-    // Through a proxy on this machine a client is not local: it must give the token.
-    let proxied = |path: &str| s.client.get(s.url(path)).header("x-forwarded-for", "203.0.113.9");
+    // Through a proxy on this machine a client is not local: it is sent to sign in, or gives a token.
+    let proxied = |path: &str| root.get(s.url(path)).header("x-forwarded-for", "203.0.113.9");
     let r = proxied("/dashboard/webhooks").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login?next=%2Fdashboard%2Fwebhooks");
+    let r = proxied("/dashboard/webhooks").bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm="));
-    assert!(r.text().await.unwrap().contains("HOOKPLANE_ADMIN_TOKEN"));
-    let r = proxied("/dashboard/webhooks").basic_auth("anyone", Some("wrong")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // HTTP Basic is not a credential: sign-in replaced it.
     let r = proxied("/dashboard/webhooks").basic_auth("anyone", Some(ADMIN_TOKEN)).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("Bearer"));
     let r = proxied("/dashboard/webhooks").bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // The payload download is behind the same check.
     let r = proxied("/dashboard/webhooks/deliveries/nope/body").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // A page elsewhere that rebinds its own name to 127.0.0.1 does not count as this machine.
-    let r = s.client.get(s.url("/dashboard/webhooks")).header("host", "rebound.example:80").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    for h in ["x-real-ip", "via", "x-forwarded-host"] {
-        let r = s.client.get(s.url("/dashboard/webhooks")).header(h, "x").send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{h}");
+    let r = root.get(s.url("/dashboard/webhooks")).header("host", "rebound.example:80").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    for h in ["x-real-ip", "via", "x-forwarded-host", "forwarded"] {
+        let r = root.get(s.url("/dashboard/webhooks")).header(h, "x").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{h}");
     }
     // Other paths keep their own answers: an unknown path is still a 404 problem.
     let r = proxied("/no/such/page").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-
-    // Without an admin token configured, only this machine gets in.
-    let closed = TestServer::start_with(Options {
-        env: {
-            let mut e = env(&[]);
-            e.remove("HOOKPLANE_ADMIN_TOKEN");
-            e
-        },
-        ..Options::default()
-    })
-    .await;
-    let r = closed
-        .client
-        .get(closed.url("/dashboard/webhooks"))
-        .header("forwarded", "for=203.0.113.9")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = closed.client.get(closed.url("/dashboard/webhooks")).send().await.unwrap();
+    let r = root.get(s.url("/dashboard/webhooks")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    // Behind a proxy that adds no headers, the operator turns loopback access off: the token is needed.
+    // Behind a proxy that adds no headers, the operator turns loopback access off: a credential is needed.
     let strict = TestServer::start_with(Options {
         env: env(&[("HOOKPLANE_DASHBOARD__OPEN_ON_LOOPBACK", "false")]),
         ..Options::default()
     })
     .await;
-    let r = strict.client.get(strict.url("/dashboard/webhooks")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = strict.client.get(strict.url("/dashboard/webhooks")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let r = root.get(strict.url("/dashboard/webhooks")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = root.get(strict.url("/dashboard/webhooks")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }

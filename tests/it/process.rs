@@ -569,3 +569,71 @@ async fn admin_commands_make_list_and_revoke_api_tokens() {
     let resp = client.get(format!("{}/api/v1/deliveries", proc.base)).bearer_auth(&token).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401, "a revoked token is refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_make_operators_who_sign_in() {
+    use crate::support::Browser;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let key = [("HOOKPLANE_MASTER_KEY", MASTER_KEY), ("SHORT", "too short"), ("GOOD", "a long enough password")];
+    let proc = Proc::start(dir.path(), None);
+    let busy = hookplane(&["admin", "create-user", "--username", "alice", "--role", "admin", "--data-dir", data], &key);
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by a running Hookplane: stop it first"));
+    let (status, log) = proc.terminate();
+    assert!(status.success());
+    assert!(
+        log.iter().any(|l| l.contains("no operator can sign in yet") && l.contains("hookplane admin create-user")),
+        "the first start says how to make an operator: {log:?}"
+    );
+
+    let made = hookplane(&["admin", "create-user", "--username", "Alice", "--role", "admin", "--data-dir", data], &key);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let out = String::from_utf8(made.stdout).unwrap();
+    assert!(out.contains("made operator `alice`"), "{out}");
+    let password = out.lines().find_map(|l| l.strip_prefix("password (shown once): ")).unwrap().to_owned();
+    assert_eq!(password.len(), 24);
+    let again =
+        hookplane(&["admin", "create-user", "--username", "alice", "--role", "viewer", "--data-dir", data], &key);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("an operator named `alice` exists"));
+    let args = ["admin", "create-user", "--username", "bob", "--role", "viewer", "--password-env", "SHORT"];
+    let short = hookplane(&[&args[..], &["--data-dir", data]].concat(), &key);
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let args = ["admin", "create-user", "--username", "b o b", "--role", "viewer", "--password-env", "GOOD"];
+    let bad_name = hookplane(&[&args[..], &["--data-dir", data]].concat(), &key);
+    assert!(String::from_utf8_lossy(&bad_name.stderr).contains("a username must be"));
+    let listed = hookplane(&["admin", "list-users", "--data-dir", data], &key);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("\talice\tadmin\t") && !listed.contains("bob") && !listed.contains(&password), "{listed}");
+
+    let proc = Proc::start(dir.path(), None);
+    let mut browser = Browser::at(&proc.base);
+    assert_eq!(browser.sign_in("alice", &password).await.status.as_u16(), 303);
+    assert_eq!(browser.get("/dashboard/webhooks").await.status.as_u16(), 200);
+    let (_, log) = proc.terminate();
+    assert!(!log.iter().any(|l| l.contains("no operator can sign in yet")));
+
+    // A reset ends the operator's sessions and replaces the password.
+    let args = ["admin", "reset-password", "--username", "alice", "--password-env", "GOOD", "--data-dir", data];
+    let reset = hookplane(&args, &key);
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    let missing = hookplane(&["admin", "reset-password", "--username", "carol", "--data-dir", data], &key);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("there is no operator `carol`"));
+    let proc = Proc::start(dir.path(), None);
+    let mut browser_after = Browser::at(&proc.base);
+    browser_after.cookies = browser.cookies.clone();
+    assert_eq!(browser_after.get("/dashboard/webhooks").await.status.as_u16(), 303, "the session ended");
+    assert_eq!(browser_after.sign_in("alice", &password).await.status.as_u16(), 401);
+    assert_eq!(browser_after.sign_in("alice", "a long enough password").await.status.as_u16(), 303);
+    let audit = reqwest::Client::new()
+        .get(format!("{}/api/v1/audit", proc.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for action in ["operator_created", "password_reset", "sign_in", "sign_in_failed"] {
+        assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{action} in {audit}");
+    }
+}

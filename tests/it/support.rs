@@ -25,6 +25,8 @@ pub fn env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
         // Cheap digests: argon2's default cost would dominate test time.
         ("HOOKPLANE_SECRETS__DIGEST_MEMORY_KIB", "64"),
         ("HOOKPLANE_SECRETS__DIGEST_ITERATIONS", "1"),
+        ("HOOKPLANE_AUTH__PASSWORD_MEMORY_KIB", "64"),
+        ("HOOKPLANE_AUTH__PASSWORD_ITERATIONS", "1"),
         ("HOOKPLANE_SHUTDOWN_GRACE_SECONDS", "2"),
         // New deliveries searchable within milliseconds, so tests wait little.
         ("HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS", "10"),
@@ -241,5 +243,128 @@ pub async fn searched(s: &TestServer, query: &str, want: usize) -> Value {
             return page;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The password every test operator gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Adds an operator to a stopped instance's store, as `hookplane admin create-user` does.
+pub fn add_operator(db: &redb::Database, username: &str, role: hookplane::auth::Role) {
+    use hookplane::auth::operators::{Operator, hash_password};
+    use hookplane::domain::audit::{Actor, AuditAction};
+    let now = SystemClock.now();
+    let params = hookplane::secrets::DigestParams { memory_kib: 64, iterations: 1 };
+    let op = Operator {
+        id: hookplane::domain::ids::OperatorId::new(now),
+        username: username.to_owned(),
+        role,
+        password: hash_password(PASSWORD, params).unwrap(),
+        created_at: now,
+        created_by: "test".to_owned(),
+        password_changed_at: now,
+    };
+    let entry = Actor::cli().entry(now, AuditAction::OperatorCreated).target(op.id);
+    hookplane::storage::operators::create(db, &op, &entry).unwrap();
+}
+
+/// A server whose store was given operators (and whatever else `prepare` adds) while it was stopped.
+pub async fn with_store(opts: Options, prepare: impl FnOnce(&redb::Database)) -> TestServer {
+    let dir = TestServer::start().await.stop().await;
+    let store = hookplane::storage::Store::open(&dir.path().join("data")).unwrap();
+    prepare(&store.db().unwrap());
+    store.close();
+    TestServer::start_with(Options { dir: Some(dir), ..opts }).await
+}
+
+/// A browser: keeps cookies, does not follow redirects, so each answer can be checked.
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+    pub cookies: BTreeMap<String, String>,
+    /// The token of the last sign-in form seen: a signed-in browser is sent away from the form, yet may
+    /// still post it (a second tab).
+    login_csrf: Option<String>,
+}
+
+/// One answer, read whole.
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get("location").map_or("", |v| v.to_str().unwrap())
+    }
+
+    /// The CSRF token of the page's first form.
+    pub fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no csrf field in {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    /// The `Set-Cookie` headers, whole.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    }
+}
+
+impl Browser {
+    pub fn new(s: &TestServer) -> Self {
+        Self::at(&s.base)
+    }
+
+    /// A browser for the server at `base`, e.g. `http://127.0.0.1:8080`.
+    pub fn at(base: &str) -> Self {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { client, base: base.to_owned(), cookies: BTreeMap::new(), login_csrf: None }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(req).await
+    }
+
+    /// Opens the sign-in page (or, when signed in already, uses the form seen last) and submits it.
+    pub async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        let csrf = match form.status {
+            StatusCode::OK => form.csrf(),
+            _ => self.login_csrf.clone().expect("a sign-in form seen before"),
+        };
+        self.login_csrf = Some(csrf.clone());
+        self.post("/login", &[("username", username), ("password", password), ("csrf", &csrf)]).await
+    }
+
+    pub async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Page {
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header("cookie", jar.join("; "));
+        }
+        let resp = req.send().await.unwrap();
+        let page = Page { status: resp.status(), headers: resp.headers().clone(), body: resp.text().await.unwrap() };
+        for c in page.set_cookies() {
+            let first = c.split(';').next().unwrap();
+            let (name, value) = first.split_once('=').unwrap();
+            if c.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        page
     }
 }

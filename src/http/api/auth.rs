@@ -35,22 +35,10 @@ fn refuse(kind: Kind, detail: impl Into<String>) -> poem::Error {
 
 /// The principal a bearer value names, if its role is at least `least`.
 async fn authorize(req: &Request, bearer: &Bearer, least: Role) -> poem::Result<Principal> {
-    use subtle::ConstantTimeEq;
     let state = req.data::<AppState>().ok_or_else(|| refuse(Kind::Unauthorized, "the server is not ready"))?;
-    let presented = bearer.token.as_bytes();
-    let principal = match &state.admin_token {
-        Some(admin) if bool::from(admin.expose().ct_eq(presented)) => Some(Principal::AdminToken),
-        _ => {
-            let presented = presented.to_vec();
-            let found = state
-                .store
-                .read(move |db| crate::storage::tokens::find(db, &presented))
-                .await
-                .map_err(|e: crate::storage::StoreError| Problem::from(&e).response())
-                .map_err(poem::Error::from_response)?;
-            found.map(|t| Principal::Token { id: t.id, name: t.name, role: t.role })
-        }
-    };
+    let principal = crate::http::access::bearer(state, bearer.token.as_bytes())
+        .await
+        .map_err(|e| poem::Error::from_response(Problem::from(&e).response()))?;
     let principal = principal.ok_or_else(|| match state.admin_token {
         Some(_) => refuse(Kind::Unauthorized, "the bearer token is not valid"),
         None => refuse(

@@ -65,20 +65,7 @@ pub(crate) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
         .as_deref()
         .map(|s| s.parse::<SubscriptionId>().map_err(|e| ApiError::bad_request(e.to_string())))
         .transpose()?;
-    let instant = |name: &str, raw: Option<String>| {
-        raw.map(|r| {
-            Timestamp::parse_rfc3339(&r).ok_or_else(|| {
-                ApiError::bad_request(format!("`{name}` must be an RFC 3339 time like 2026-11-28T09:00:00Z, not `{r}`"))
-            })
-        })
-        .transpose()
-    };
-    let (from, to) = (instant("from", p.from)?, instant("to", p.to)?);
-    if let (Some(f), Some(t)) = (from, to)
-        && f >= t
-    {
-        return Err(ApiError::bad_request("`from` must be before `to`"));
-    }
+    let (from, to) = time_range(p.from, p.to)?;
     let filter = Filter {
         source: p.source.map(Into::into),
         topic: p.topic,
@@ -90,6 +77,28 @@ pub(crate) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
     };
     let text = p.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     Ok(loader::Query { text, filter, before, limit: limit as usize })
+}
+
+/// The `from` and `to` query parameters: RFC 3339 times, `from` before `to`.
+pub(crate) fn time_range(
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError> {
+    let instant = |name: &str, raw: Option<String>| {
+        raw.map(|r| {
+            Timestamp::parse_rfc3339(&r).ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` must be an RFC 3339 time like 2026-11-28T09:00:00Z, not `{r}`"))
+            })
+        })
+        .transpose()
+    };
+    let (from, to) = (instant("from", from)?, instant("to", to)?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    Ok((from, to))
 }
 
 fn parse_delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {

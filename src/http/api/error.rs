@@ -59,6 +59,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable(Json(p), 5),
             StoreError::Conflict(_) => ApiError::Conflict(Json(p)),
+            StoreError::Invalid(_) => ApiError::BadRequest(Json(p)),
             _ => ApiError::Internal(Json(p)),
         }
     }

@@ -2,6 +2,7 @@
 //! response enum and an explicit `operation_id`; every operation takes the least role it
 //! needs as a type ([`auth::ViewerAuth`], [`auth::AdminAuth`]).
 
+mod audit;
 pub mod auth;
 mod dashboard;
 mod deliveries;
@@ -12,6 +13,8 @@ pub(crate) mod types;
 
 use poem_openapi::{OpenApiService, Tags};
 
+pub use audit::AuditParams;
+pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, query};
 pub use error::ApiError;
@@ -26,10 +29,17 @@ enum ApiTags {
     Subscriptions,
     /// Requests that were refused, by cause.
     Rejections,
+    /// Who did what, when: every operator action (admins only).
+    Audit,
 }
 
-pub type Apis =
-    (dashboard::DashboardApi, deliveries::DeliveriesApi, subscriptions::SubscriptionsApi, rejections::RejectionsApi);
+pub type Apis = (
+    dashboard::DashboardApi,
+    deliveries::DeliveriesApi,
+    subscriptions::SubscriptionsApi,
+    rejections::RejectionsApi,
+    audit::AuditApi,
+);
 
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
@@ -38,6 +48,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             deliveries::DeliveriesApi,
             subscriptions::SubscriptionsApi,
             rejections::RejectionsApi,
+            audit::AuditApi,
         ),
         "Hookplane",
         env!("CARGO_PKG_VERSION"),

@@ -90,7 +90,8 @@ impl SubscriptionsApi {
     #[oai(path = "/v1/subscriptions", method = "post", operation_id = "createSubscription")]
     async fn create(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
+        req: &poem::Request,
         Data(state): Data<&AppState>,
         body: Json<SubscriptionIn>,
     ) -> Result<CreateSubscriptionResponse, ApiError> {
@@ -107,7 +108,7 @@ impl SubscriptionsApi {
             token_header: b.token_header,
             dedupe_header: b.dedupe_header,
         };
-        let created = state.control.create(spec).await?;
+        let created = state.control.create(spec, crate::http::access::actor(&auth.0, req)).await?;
         let body = SubscriptionCreated {
             subscription: out(state, created.subscription),
             adopted: created.adopted,

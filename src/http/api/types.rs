@@ -452,3 +452,56 @@ impl From<Page> for DeliveryPage {
         }
     }
 }
+
+/// One field an audited action changed; secrets appear only as digests.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct AuditChangeOut {
+    pub field: String,
+    /// Absent before a creation.
+    pub before: Option<String>,
+    /// Absent after a removal.
+    pub after: Option<String>,
+}
+
+/// One entry of the audit log.
+#[derive(Object, Debug, Clone, serde::Serialize)]
+pub struct AuditEntryOut {
+    pub id: String,
+    pub at: String,
+    /// `operator:<username>`, `token:<name>`, `admin-token`, `local` (a browser on this machine before any
+    /// operator existed) or `cli`; for a failed sign-in, the username that was tried.
+    pub performed_by: String,
+    /// `sign_in`, `sign_in_failed`, `sign_out`, `operator_created`, `password_reset`, `token_created`,
+    /// `token_revoked`, `subscription_created`.
+    pub action: String,
+    pub target_id: Option<String>,
+    /// The client's address, for actions over HTTP.
+    pub client: Option<String>,
+    pub changes: Vec<AuditChangeOut>,
+}
+
+impl From<crate::domain::audit::AuditEntry> for AuditEntryOut {
+    fn from(e: crate::domain::audit::AuditEntry) -> Self {
+        Self {
+            id: e.id.to_string(),
+            at: time(e.at),
+            performed_by: e.performed_by,
+            action: e.action.as_str().to_owned(),
+            target_id: e.target_id,
+            client: e.client,
+            changes: e
+                .changes
+                .into_iter()
+                .map(|c| AuditChangeOut { field: c.field, before: c.before, after: c.after })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditEntryOut>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}

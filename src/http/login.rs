@@ -1,0 +1,210 @@
+//! Sign-in and sign-out. The sign-in form is bound to a pre-session cookie by its CSRF token; a correct
+//! password makes a new session (any session the browser held ends), and every attempt that reaches the
+//! password check is in the audit log.
+
+use maud::Render;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Form, Query};
+use poem::{Request, Response, handler};
+use serde::Deserialize;
+
+use super::AppState;
+use super::access::{self, Caller};
+use super::dashboard::html_response;
+use super::paths;
+use crate::auth::operators::{self, Operator};
+use crate::auth::sessions::{self, Session};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry};
+use crate::views::components::Tone;
+use crate::views::login::LoginPage;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    next: Option<String>,
+}
+
+#[handler]
+pub async fn view_login_get(req: &Request, Data(state): Data<&AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let next = access::safe_next(q.next.as_deref());
+    if let Ok(Some(_)) = access::session(state, req).await {
+        return redirect(next, None);
+    }
+    let notice = q.signed_out.map(|_| (Tone::Success, "Signed out", "You have signed out.".to_owned()));
+    login_page(req, state, StatusCode::OK, next, "", notice)
+}
+
+#[handler]
+pub async fn view_login_post(req: &Request, Data(state): Data<&AppState>, Form(form): Form<LoginForm>) -> Response {
+    let gate = &state.gate;
+    let next = access::safe_next(form.next.as_deref());
+    let (binding, _) = access::pre_session(req, gate);
+    if !gate.csrf.verify(&binding, &form.csrf) {
+        let detail = "The sign-in form had expired or came from another site. Nothing was checked; try again.";
+        return login_page(req, state, StatusCode::FORBIDDEN, next, "", Some(warning("Try again", detail)));
+    }
+    let tried = form.username.trim().to_lowercase();
+    let now = state.clock.now();
+    let client = access::client_ip(req);
+    if let Err(throttled) = gate.throttle.check(&tried, client, now) {
+        let mut resp = login_page(
+            req,
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            &form.username,
+            Some((Tone::Critical, "Sign-in is paused", format!("{}.", capitalized(&throttled.to_string())))),
+        );
+        if let Ok(v) = HeaderValue::from_str(&throttled.retry_after_seconds().to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+
+    let actor = Actor { label: operators::label(&tried), client: client.map(|ip| ip.to_string()) };
+    let found = match operators::username(&tried) {
+        Ok(name) => match state.store.read(move |db| crate::storage::operators::find(db, &name)).await {
+            Ok(found) => found,
+            Err(e) => return unavailable(req, state, next, &e),
+        },
+        Err(_) => None,
+    };
+    let (password, params) = (form.password, gate.passwords);
+    let found_id = found.as_ref().map(|o| o.id);
+    let checked = tokio::task::spawn_blocking(move || {
+        let ok = operators::verify_password(found.as_ref(), &password, params);
+        (ok, found)
+    })
+    .await;
+    let (ok, found) = checked.unwrap_or((false, None));
+    let Some(op) = found.filter(|_| ok) else {
+        gate.throttle.failed(&tried, client, now);
+        let op_id = found_id;
+        let mut entry = actor.entry(now, AuditAction::SignInFailed);
+        if let Some(id) = op_id {
+            entry = entry.target(id);
+        }
+        if let Err(e) = state.store.read(move |db| crate::storage::audit::record(db, &entry)).await {
+            return unavailable(req, state, next, &e);
+        }
+        let detail = "The username or password is not right.".to_owned();
+        return login_page(
+            req,
+            state,
+            StatusCode::UNAUTHORIZED,
+            next,
+            &form.username,
+            Some((Tone::Critical, "Not signed in", detail)),
+        );
+    };
+    gate.throttle.succeeded(&tried);
+    match start_session(state, req, &op, &actor).await {
+        Ok(cookie) => redirect(next, Some(cookie)),
+        Err(e) => unavailable(req, state, next, &e),
+    }
+}
+
+/// Ends the caller's session. Only a session can sign out: a bearer token has nothing to end.
+#[handler]
+pub async fn view_logout_post(req: &Request, Data(state): Data<&AppState>, Data(caller): Data<&Caller>) -> Response {
+    if let Some(digest) = caller.session {
+        let actor = access::actor(&caller.principal, req);
+        let now = state.clock.now();
+        let ended = state
+            .store
+            .read(move |db| {
+                crate::storage::sessions::end(db, &digest, |s: &Session| {
+                    actor.entry(now, AuditAction::SignOut).target(s.operator)
+                })
+            })
+            .await;
+        if let Err(e) = ended {
+            return unavailable(req, state, paths::DASHBOARD_WEBHOOKS, &e);
+        }
+    }
+    let clear = access::set_cookie(&state.gate, access::session_cookie(&state.gate), "", Some(0));
+    let mut resp = redirect(&format!("{}?signed_out=1", paths::LOGIN), Some(clear));
+    // Nothing of the signed-in pages may stay in the browser's cache.
+    resp.headers_mut().insert("clear-site-data", HeaderValue::from_static("\"cache\""));
+    resp
+}
+
+async fn start_session(
+    state: &AppState,
+    req: &Request,
+    op: &Operator,
+    actor: &Actor,
+) -> Result<HeaderValue, crate::storage::StoreError> {
+    let now = state.clock.now();
+    let (id, digest) = sessions::new_id();
+    let session = Session {
+        operator: op.id,
+        username: op.username.clone(),
+        created_at: now,
+        last_seen_at: now,
+        client: actor.client.clone(),
+    };
+    let replaces = access::session_digest(req, &state.gate);
+    let entry: AuditEntry = actor.entry(now, AuditAction::SignIn).target(op.id);
+    let policy = state.gate.sessions;
+    state
+        .store
+        .read(move |db| crate::storage::sessions::start(db, &digest, &session, replaces, policy, &entry))
+        .await?;
+    let max_age = policy.absolute_ms / 1000;
+    let value = String::from_utf8_lossy(id.expose()).into_owned();
+    Ok(access::set_cookie(&state.gate, access::session_cookie(&state.gate), &value, Some(max_age)))
+}
+
+fn login_page(
+    req: &Request,
+    state: &AppState,
+    status: StatusCode,
+    next: &str,
+    username: &str,
+    notice: Option<(Tone, &str, String)>,
+) -> Response {
+    let (binding, set) = access::pre_session(req, &state.gate);
+    let csrf = state.gate.csrf.token(&binding);
+    let no_operators = !state.gate.operators_exist();
+    let page = LoginPage { csrf: &csrf, next, username, notice, no_operators };
+    let mut resp = html_response(status, page.render());
+    if let Some(c) = set {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn unavailable(req: &Request, state: &AppState, next: &str, e: &crate::storage::StoreError) -> Response {
+    tracing::warn!(error = %e, "sign-in could not reach the store");
+    let detail = "Hookplane cannot reach its store right now; nothing was changed. Try again shortly.".to_owned();
+    login_page(req, state, StatusCode::SERVICE_UNAVAILABLE, next, "", Some((Tone::Critical, "Not available", detail)))
+}
+
+fn warning<'a>(title: &'a str, detail: &str) -> (Tone, &'a str, String) {
+    (Tone::Warning, title, detail.to_owned())
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+fn redirect(to: &str, cookie: Option<HeaderValue>) -> Response {
+    let mut resp = Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish();
+    if let Some(c) = cookie {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
