@@ -50,6 +50,7 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub search: Arc<SearchIndex>,
     pub gate: Arc<Gate>,
+    sweeper: tokio::task::JoinHandle<()>,
     indexer: Indexer,
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
@@ -89,6 +90,7 @@ impl Core {
         };
         hints(&loaded, &settings, operators_exist);
         registry.replace(loaded);
+        let sweeper = spawn_secret_sweep(Arc::clone(&control));
 
         let search_dir = settings.data_dir.join("search");
         let (search, opened) = tokio::task::spawn_blocking(move || SearchIndex::open(&search_dir)).await??;
@@ -116,6 +118,7 @@ impl Core {
             clock,
             search,
             gate,
+            sweeper,
             indexer,
             writer: writer.handle,
             writer_thread: writer.thread,
@@ -126,6 +129,7 @@ impl Core {
     /// Commits what the writer has queued, stops it, and closes the database so the next start needs no
     /// repair.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.sweeper.abort();
         self.writer.stop().await;
         let thread = self.writer_thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -180,6 +184,28 @@ pub async fn serve_with_clock(
     core.stop().await?;
     tracing::info!("stopped cleanly");
     served.context("the HTTP server failed")
+}
+
+/// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
+/// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.
+const SECRET_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Drops previous secrets whose overlap has ended: once at start, then every minute.
+fn spawn_secret_sweep(control: Arc<Control>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SECRET_SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            let c = Arc::clone(&control);
+            match tokio::task::spawn_blocking(move || c.sweep_expired_secrets()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the sweep of expired secrets failed; it runs again in a minute")
+                }
+                Err(e) => tracing::warn!(error = %e, "the sweep of expired secrets stopped"),
+            }
+        }
+    })
 }
 
 fn hints(registry: &Registry, settings: &Settings, operators_exist: bool) {

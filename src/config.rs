@@ -149,6 +149,7 @@ pub struct ZohoSignatureSettings {
 pub struct SecretSettings {
     pub digest_memory_kib: u32,
     pub digest_iterations: u32,
+    pub rotation_overlap_hours: u32,
 }
 
 impl SecretSettings {
@@ -275,6 +276,10 @@ impl Settings {
         )?;
         check(self.secrets.digest_memory_kib >= 8, "secrets.digest_memory_kib must be at least 8")?;
         check(self.secrets.digest_iterations >= 1, "secrets.digest_iterations must be at least 1")?;
+        check(
+            (1..=720).contains(&self.secrets.rotation_overlap_hours),
+            "secrets.rotation_overlap_hours must be between 1 and 720",
+        )?;
         let a = &self.auth;
         check(a.password_memory_kib >= 8, "auth.password_memory_kib must be at least 8")?;
         check(a.password_iterations >= 1, "auth.password_iterations must be at least 1")?;

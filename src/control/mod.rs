@@ -3,4 +3,4 @@
 
 pub mod subscriptions;
 
-pub use subscriptions::{Control, ControlError, Created, SubscriptionSpec};
+pub use subscriptions::{Control, ControlError, Created, Rotated, SubscriptionSpec};

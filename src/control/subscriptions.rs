@@ -16,6 +16,8 @@ use crate::storage::{Store, StoreError};
 pub enum ControlError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -43,6 +45,12 @@ pub struct SubscriptionSpec {
 }
 
 #[derive(Debug, Clone)]
+pub struct Rotated {
+    pub subscription: Subscription,
+    /// When the replaced secret stops being accepted.
+    pub previous_expires_at: Timestamp,
+}
+
 pub struct Created {
     pub subscription: Subscription,
     /// A discovered subscription was adopted instead of a new one created.
@@ -149,6 +157,116 @@ impl Control {
         Ok(Created { subscription: sub, adopted, generated_secret })
     }
 
+    /// Replaces a subscription's secret with `new`. The secret it replaces stays accepted for `overlap_ms`
+    /// as the previous one (a previous one already held is dropped), so that deliveries the provider signs
+    /// before it switches still verify. The audit entry shows both secrets as digests.
+    pub fn rotate_secret_blocking(
+        &self,
+        id: SubscriptionId,
+        new: SecretBytes,
+        overlap_ms: i64,
+        by: &Actor,
+    ) -> Result<Rotated, ControlError> {
+        let now = self.clock.now();
+        let db = self.store.db()?;
+        let sub = repo::get(&db, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription `{id}`")))?;
+        if sub.origin == Origin::Config {
+            return Err(invalid(format!(
+                "`{}` is declared in the configuration file and its secret comes from the environment variable \
+                 named by `secret_env`: change that variable and restart",
+                sub.name
+            )));
+        }
+        let new = check_secret(sub.source, Some(new))?
+            .ok_or_else(|| invalid("`secret` is required: the new secret, typed twice"))?;
+        let current = repo::all_secrets(&db)?
+            .into_iter()
+            .find(|(sid, slot, _)| *sid == id && *slot == SLOT_CURRENT)
+            .map(|(_, _, stored)| stored);
+        let Some(current) = current else {
+            return Err(invalid(format!(
+                "`{}` verifies with the Shopify app's client secret (SHOPIFY_WEBHOOK_SECRET): rotate that by moving \
+                 the old value to SHOPIFY_WEBHOOK_SECRET_PREVIOUS and setting the new one",
+                sub.name
+            )));
+        };
+        // argon2 is slow on purpose: compare and digest before the write transaction, which ingest waits on.
+        if current.digest.matches(new.expose()) {
+            return Err(invalid("the new secret is the one already in use: rotation needs a different secret"));
+        }
+        let digest = self.digest_of(&new)?;
+        let context = id.to_string();
+        let old_plain = self.master_key.open(&current.sealed, &context).map_err(|e| invalid(e.to_string()))?;
+        let expires = now.plus_millis(overlap_ms);
+        let previous = StoredSecret { expires_at: Some(expires), ..current.clone() };
+        let stored = StoredSecret {
+            sealed: self.master_key.seal(new.expose(), &context),
+            digest,
+            created_at: now,
+            expires_at: None,
+        };
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let dropped = repo::secret_in(&tx, id, SLOT_PREVIOUS)?;
+        repo::set_secret(&tx, id, SLOT_PREVIOUS, &previous)?;
+        repo::set_secret(&tx, id, SLOT_CURRENT, &stored)?;
+        let mut entry = by
+            .entry(now, AuditAction::SecretRotated)
+            .target(id)
+            .change(Change::changed("secret_digest", current.digest.to_phc(), stored.digest.to_phc()))
+            .change(Change::set("previous_expires_at", expires.to_rfc3339()));
+        if let Some(d) = dropped {
+            entry = entry.change(Change {
+                field: "dropped_previous_digest".to_owned(),
+                before: Some(d.digest.to_phc()),
+                after: None,
+            });
+        }
+        crate::storage::audit::append(&tx, &entry)?;
+        tx.commit().map_err(StoreError::from)?;
+        let held = vec![
+            held_from(&sub, "current", &new, &stored.digest, Some(now), None)?,
+            held_from(&sub, "previous", &old_plain, &previous.digest, Some(previous.created_at), Some(expires))?,
+        ];
+        self.registry.upsert(Entry { sub: sub.clone(), secrets: held });
+        Ok(Rotated { subscription: sub, previous_expires_at: expires })
+    }
+
+    /// Drops every previous secret whose overlap has ended, from the store and from the registry (which
+    /// stopped accepting it already at its expiry). Returns how many were dropped.
+    pub fn sweep_expired_secrets(&self) -> Result<usize, ControlError> {
+        let now = self.clock.now();
+        let db = self.store.db()?;
+        let expired: Vec<SubscriptionId> = repo::all_secrets(&db)?
+            .into_iter()
+            .filter(|(_, slot, s)| *slot == SLOT_PREVIOUS && s.expires_at.is_some_and(|t| t <= now))
+            .map(|(id, _, _)| id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        for id in &expired {
+            let Some(prev) = repo::secret_in(&tx, *id, SLOT_PREVIOUS)? else { continue };
+            repo::remove_secret(&tx, *id, SLOT_PREVIOUS)?;
+            let entry = Actor::system().entry(now, AuditAction::SecretPreviousDropped).target(id).change(Change {
+                field: "previous_secret_digest".to_owned(),
+                before: Some(prev.digest.to_phc()),
+                after: None,
+            });
+            crate::storage::audit::append(&tx, &entry)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        let snapshot = self.registry.snapshot();
+        for id in &expired {
+            if let Some(e) = snapshot.get(*id) {
+                let secrets = e.secrets.iter().filter(|h| h.label != "previous").cloned().collect();
+                self.registry.upsert(Entry { sub: e.sub.clone(), secrets });
+            }
+        }
+        tracing::info!(dropped = expired.len(), "dropped previous secrets whose overlap ended");
+        Ok(expired.len())
+    }
+
     fn digest_of(&self, secret: &SecretBytes) -> Result<SecretDigest, ControlError> {
         SecretDigest::compute(secret.expose(), self.digest).map_err(|e| invalid(e.to_string()))
     }
@@ -191,29 +309,13 @@ impl Control {
             Source::Zoho => Some(self.zoho_auth(&spec.channel_id, spec.auth.as_deref(), spec.token_header)?),
             _ => None,
         };
-        let secret = match source {
-            Source::Shopify => secret,
-            Source::Zoho => {
-                let s = secret.ok_or_else(|| {
-                    invalid("zoho subscriptions need a `secret`: the channel token, shared token or signing key")
-                })?;
-                if s.expose().len() > MAX_FIELD {
-                    return Err(invalid(format!("`secret` must be at most {MAX_FIELD} bytes")));
-                }
-                Some(s)
+        let secret = match (source, secret) {
+            (Source::Standard, None) => {
+                let fresh = standard::generate_secret();
+                generated = Some(fresh.clone());
+                Some(SecretBytes::new(fresh.into_bytes()))
             }
-            Source::Standard => match secret {
-                Some(s) => {
-                    let text = std::str::from_utf8(s.expose()).map_err(|_| invalid("`secret` must be text"))?;
-                    standard::decode_secret(text).map_err(invalid)?;
-                    Some(s)
-                }
-                None => {
-                    let fresh = standard::generate_secret();
-                    generated = Some(fresh.clone());
-                    Some(SecretBytes::new(fresh.into_bytes()))
-                }
-            },
+            (source, secret) => check_secret(source, secret)?,
         };
         let dedupe_header = spec.dedupe_header.filter(|h| !h.is_empty());
         if let Some(h) = &dedupe_header {
@@ -378,6 +480,27 @@ impl Control {
             }
         }
         Ok(Registry::new(entries, app))
+    }
+}
+
+/// A subscription's own secret as given, checked for its source: Zoho needs one, Standard Webhooks needs a
+/// `whsec_` secret, Shopify may have none (the app's secret then verifies).
+fn check_secret(source: Source, secret: Option<SecretBytes>) -> Result<Option<SecretBytes>, ControlError> {
+    let secret = secret.filter(|s| !s.expose().is_empty());
+    match (source, secret) {
+        (Source::Zoho, None) => {
+            Err(invalid("zoho subscriptions need a `secret`: the channel token, shared token or signing key"))
+        }
+        (Source::Standard, None) => Err(invalid("standard subscriptions need a `secret` (`whsec_` and base64)")),
+        (_, Some(s)) if s.expose().len() > MAX_FIELD => {
+            Err(invalid(format!("`secret` must be at most {MAX_FIELD} bytes")))
+        }
+        (Source::Standard, Some(s)) => {
+            let text = std::str::from_utf8(s.expose()).map_err(|_| invalid("`secret` must be text"))?;
+            standard::decode_secret(text).map_err(invalid)?;
+            Ok(Some(s))
+        }
+        (_, s) => Ok(s),
     }
 }
 

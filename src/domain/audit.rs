@@ -21,10 +21,13 @@ pub enum AuditAction {
     TokenCreated,
     TokenRevoked,
     SubscriptionCreated,
+    SecretRotated,
+    /// A previous secret's overlap ended and the sweep dropped it.
+    SecretPreviousDropped,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 8] = [
+    pub const ALL: [AuditAction; 10] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -33,6 +36,8 @@ impl AuditAction {
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
         AuditAction::SubscriptionCreated,
+        AuditAction::SecretRotated,
+        AuditAction::SecretPreviousDropped,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -45,6 +50,8 @@ impl AuditAction {
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::SubscriptionCreated => "subscription_created",
+            AuditAction::SecretRotated => "secret_rotated",
+            AuditAction::SecretPreviousDropped => "secret_previous_dropped",
         }
     }
 }
@@ -92,6 +99,11 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// Hookplane itself, for what it does on a schedule (dropping a previous secret after its overlap).
+    pub fn system() -> Self {
+        Self { label: "system".to_owned(), client: None }
+    }
+
     /// The command line, run on the machine itself.
     pub fn cli() -> Self {
         Self { label: "cli".to_owned(), client: None }

@@ -104,6 +104,24 @@ pub fn default_name(source: Source, topic: &str, id: SubscriptionId) -> String {
     format!("{}-{}-{}", source.as_str(), slug, tail.to_lowercase())
 }
 
+/// What the operator must do after rotating a subscription's secret: Hookplane accepts the new secret at
+/// once, but the provider signs with the old one until it is told.
+pub fn rotation_reminder(source: Source, previous_until: &str) -> String {
+    let side = match source {
+        Source::Shopify => {
+            "in Shopify (the webhook subscription or the app's settings); Shopify can take up to an hour \
+                            to switch"
+                .to_owned()
+        }
+        Source::Zoho => "in Zoho (the notification channel's token or the workflow webhook's key)".to_owned(),
+        Source::Standard => "with the sender that signs these webhooks".to_owned(),
+    };
+    format!(
+        "Now update the secret {side}. Until {previous_until} Hookplane accepts both secrets; after that, only the \
+         new one."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -173,6 +173,11 @@ impl PageGuard {
         ep.with(PageGuard(Role::Viewer)).boxed()
     }
 
+    /// Operators and admins: the webhooks page's actions (each checks its own role above that).
+    pub fn operator(ep: impl Endpoint + 'static) -> poem::endpoint::BoxEndpoint<'static, Response> {
+        ep.with(PageGuard(Role::Operator)).boxed()
+    }
+
     pub fn admin(ep: impl Endpoint + 'static) -> poem::endpoint::BoxEndpoint<'static, Response> {
         ep.with(PageGuard(Role::Admin)).boxed()
     }

@@ -7,12 +7,15 @@ use poem::web::{Data, Path, Query};
 use poem::{Response, handler};
 
 use super::AppState;
-use super::access::{Caller, Refusal, refusal_status};
+use super::access::{self, Caller, Refusal, refusal_status};
+use super::api::types::RotateSecretIn;
 use super::api::types::{DeliveryOut, DeliveryPage};
 use super::api::{
     ApiError, AuditParams, DeliveryParams, audit_export, audit_page, dashboard_payload, export_disposition, query,
+    rotate_secret,
 };
 use super::paths;
+use crate::auth::Role;
 use crate::domain::{self, DeliveryId, Timestamp};
 use crate::storage::deliveries;
 use crate::views::audit::AuditView;
@@ -81,6 +84,65 @@ pub async fn view_webhooks_get(
         chrome: &chrome,
     };
     html_response(status, page.render())
+}
+
+/// What a form on the webhooks page asks for (`intent`) and its fields.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct WebhooksAction {
+    #[serde(default)]
+    intent: String,
+    subscription: Option<String>,
+    secret: Option<String>,
+    secret_confirmation: Option<String>,
+    overlap_hours: Option<String>,
+}
+
+/// The page's actions (post/redirect/get): each answers with a redirect to the page, which shows the outcome.
+#[handler]
+pub async fn view_webhooks_post(
+    req: &poem::Request,
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    poem::web::Form(action): poem::web::Form<WebhooksAction>,
+) -> Response {
+    let chrome = Chrome::of(caller);
+    let result = match action.intent.as_str() {
+        "rotate" => rotate(req, state, caller, action).await,
+        other => Err(ApiError::bad_request(format!("`{other}` is not an action of this page (expected rotate)"))),
+    };
+    match result {
+        Ok(to) => Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish(),
+        Err(e) => {
+            let (status, p) = e.problem();
+            let title = if status == StatusCode::FORBIDDEN { "Not allowed" } else { "Nothing was changed" };
+            message_page(status, title, Tone::Critical, &p.detail, &chrome, None)
+        }
+    }
+}
+
+async fn rotate(req: &poem::Request, state: &AppState, caller: &Caller, a: WebhooksAction) -> Result<String, ApiError> {
+    if caller.principal.role() < Role::Admin {
+        return Err(ApiError::forbidden(format!(
+            "Rotating a secret needs the admin role; {} has the {} role.",
+            caller.principal.label(),
+            caller.principal.role()
+        )));
+    }
+    let sub = a.subscription.unwrap_or_default();
+    let overlap_hours = match a.overlap_hours.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        Some(h) => Some(h.parse::<u32>().map_err(|_| {
+            ApiError::bad_request(format!("`overlap_hours` must be a whole number of hours, not `{h}`"))
+        })?),
+        None => None,
+    };
+    let input = RotateSecretIn {
+        secret: a.secret.unwrap_or_default(),
+        secret_confirmation: a.secret_confirmation.unwrap_or_default(),
+        overlap_hours,
+    };
+    let rotated = rotate_secret(state, access::actor(&caller.principal, req), &sub, input).await?;
+    let query = serde_urlencoded::to_string([("rotated", rotated.subscription.id.as_str())]).unwrap_or_default();
+    Ok(format!("{}?{query}", paths::DASHBOARD_WEBHOOKS))
 }
 
 /// The form's fields as the API's query: blank means any, `range` is a window ending now.

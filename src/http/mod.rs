@@ -63,7 +63,11 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::ROOT, page(get(dashboard::view_root_get)))
         .at(paths::LOGIN, get(login::view_login_get).post(login::view_login_post))
         .at(paths::LOGOUT, page(post(login::view_logout_post)))
-        .at(paths::DASHBOARD_WEBHOOKS, page(get(dashboard::view_webhooks_get)))
+        .at(
+            paths::DASHBOARD_WEBHOOKS,
+            get(access::PageGuard::viewer(dashboard::view_webhooks_get))
+                .post(access::PageGuard::operator(dashboard::view_webhooks_post)),
+        )
         .at(paths::DASHBOARD_DELIVERY, page(get(dashboard::view_delivery_get)))
         .at(paths::DASHBOARD_DELIVERY_BODY, page(get(dashboard::view_delivery_body_get)))
         .at(paths::DASHBOARD_AUDIT, access::PageGuard::admin(get(dashboard::view_audit_get)))

@@ -140,3 +140,14 @@ pub fn set_secret(
     tx.open_table(tables::SECRETS.def())?.insert((id.as_u128(), slot), bytes.as_slice())?;
     Ok(())
 }
+
+/// The secret in `slot` of a subscription, inside a write transaction.
+pub fn secret_in(tx: &WriteTransaction, id: SubscriptionId, slot: u8) -> Result<Option<StoredSecret>, StoreError> {
+    let t = tx.open_table(tables::SECRETS.def())?;
+    t.get((id.as_u128(), slot))?.map(|v| tables::SECRETS.decode(v.value())).transpose()
+}
+
+pub fn remove_secret(tx: &WriteTransaction, id: SubscriptionId, slot: u8) -> Result<(), StoreError> {
+    tx.open_table(tables::SECRETS.def())?.remove((id.as_u128(), slot))?;
+    Ok(())
+}

@@ -11,8 +11,10 @@ use crate::http::paths;
 pub struct Chrome {
     /// Who is signed in, as the top bar names them.
     pub user: Option<String>,
-    /// The CSRF token of the sign-out form: only callers with a session can sign out.
-    pub sign_out: Option<String>,
+    /// The CSRF token of this page's forms; absent for bearer callers, whose requests need none.
+    pub csrf: Option<String>,
+    /// Whether the caller has a session to end (and so a sign-out button).
+    pub can_sign_out: bool,
     /// Whether the caller may see the admin pages (tokens, audit log).
     pub admin: bool,
 }
@@ -27,7 +29,8 @@ impl Chrome {
         };
         Self {
             user: Some(user),
-            sign_out: caller.session.and(caller.csrf.clone()),
+            csrf: caller.csrf.clone(),
+            can_sign_out: caller.session.is_some(),
             admin: caller.principal.role() == crate::auth::Role::Admin,
         }
     }
@@ -57,7 +60,7 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                     @if let Some(user) = &chrome.user {
                         div.session {
                             span.session-user { (user) }
-                            @if let Some(token) = &chrome.sign_out {
+                            @if let (true, Some(token)) = (chrome.can_sign_out, &chrome.csrf) {
                                 form method="post" action=(paths::LOGOUT) {
                                     input type="hidden" name=(crate::auth::csrf::FIELD) value=(token);
                                     button.button.button-plain type="submit" { "Sign out" }

@@ -5,9 +5,10 @@ use maud::{Markup, Render, html};
 use serde::{Deserialize, Serialize};
 
 use super::components::{Badge, Banner, CopyButton, Kpi, Sparkline, Tone};
+use super::layout::Chrome;
 use super::{format, layout};
 use crate::domain;
-use crate::http::api::types::{DashboardOut, DeliveryOut, MatchOut, SubscriptionOut};
+use crate::http::api::types::{DashboardOut, DeliveryOut, MatchOut, SubscriptionOrigin, SubscriptionOut};
 use crate::http::paths;
 
 /// The filter form as it arrives in the query string: the API's parameters, plus `range`, a time window
@@ -37,6 +38,9 @@ pub struct Filters {
     pub cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// Set by the redirect after a rotation: the subscription whose secret changed, for the reminder.
+    #[serde(default, skip_serializing)]
+    pub rotated: Option<String>,
 }
 
 /// The time windows the form offers, as `(value, label, milliseconds)`.
@@ -72,7 +76,8 @@ impl Filters {
 
     /// Whether anything narrows the list (the cursor and page size do not).
     pub fn narrows(&self) -> bool {
-        let Self { q, source, topic, status, range, subscription, account, from, to, cursor: _, limit: _ } = self;
+        let Self { q, source, topic, status, range, subscription, account, from, to, cursor: _, limit: _, rotated: _ } =
+            self;
         [q, source, topic, status, range, subscription, account, from, to].iter().any(|f| f.is_some())
     }
 
@@ -101,7 +106,7 @@ pub struct WebhooksPage<'a> {
     pub error: Option<PageError>,
     /// Where providers reach this instance, for the `send-test` example.
     pub public_url: &'a str,
-    pub chrome: &'a super::layout::Chrome,
+    pub chrome: &'a Chrome,
 }
 
 impl Render for WebhooksPage<'_> {
@@ -117,6 +122,11 @@ impl Render for WebhooksPage<'_> {
                 @if let Some(e) = &self.error {
                     (Banner { tone: Tone::Critical, title: &e.title, body: html! { p { (e.detail) } } })
                 }
+                @if let (Some(id), Some(d)) = (&self.filters.rotated, self.data) {
+                    @if let Some(s) = d.subscriptions.iter().find(|s| &s.id == id) {
+                        (rotated_banner(s))
+                    }
+                }
                 @if let Some(d) = self.data {
                     (banners(d))
                     (kpis(d))
@@ -127,7 +137,7 @@ impl Render for WebhooksPage<'_> {
                 @if self.deliveries_shown {
                     div #deliveries data-live { (deliveries(self.filters, d, self.public_url)) }
                 }
-                (subscriptions(d))
+                (subscriptions(d, self.chrome))
             }
         };
         layout::page("Webhooks", self.chrome, main)
@@ -339,14 +349,25 @@ fn empty_state(public_url: &str) -> Markup {
     }
 }
 
-fn subscriptions(d: &DashboardOut) -> Markup {
+/// The success message after a rotation, with what to do on the provider's side.
+fn rotated_banner(s: &SubscriptionOut) -> Markup {
+    let until = s.secrets.iter().find(|k| k.slot == "previous").and_then(|k| k.expires_at.as_deref());
+    let reminder = until.map(|u| domain::subscription::rotation_reminder(s.source.into(), &format::time(u)));
+    html! {
+        (Banner { tone: Tone::Success, title: &format!("Secret rotated for {}", s.name), body: html! {
+            @if let Some(r) = &reminder { p { (r) } }
+        } })
+    }
+}
+
+fn subscriptions(d: &DashboardOut, chrome: &Chrome) -> Markup {
     html! {
         section.subscriptions aria-labelledby="subscriptions-title" {
             h2 #subscriptions-title { "Subscriptions" }
             @if d.subscriptions.is_empty() {
                 div.card { p.subdued { "No subscriptions. Declare them in the configuration file or create them with " code { "POST /api/v1/subscriptions" } "." } }
             }
-            @for s in &d.subscriptions { (subscription_panel(s, &d.generated_at)) }
+            @for s in &d.subscriptions { (subscription_panel(s, &d.generated_at, chrome)) }
         }
     }
 }
@@ -366,7 +387,7 @@ fn subscription_badge(s: &SubscriptionOut) -> Badge<'static> {
     }
 }
 
-fn subscription_panel(s: &SubscriptionOut, now: &str) -> Markup {
+fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup {
     let current = s.secrets.iter().find(|k| k.slot == "current" || k.slot == "app");
     let secret_age = current.and_then(|k| k.created_at.as_deref()).and_then(|c| format::age(c, now));
     let previous = s.secrets.iter().find(|k| k.slot == "previous" || k.slot == "app_previous");
@@ -419,6 +440,34 @@ fn subscription_panel(s: &SubscriptionOut, now: &str) -> Markup {
                 dd { @match &s.destination_url { Some(u) => code { (u) }, None => "kept here (store)" } }
             }
             p { a href=(Filters { subscription: Some(s.id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
+            @if chrome.admin && current.is_some_and(|k| k.slot == "current") && s.origin != SubscriptionOrigin::Config {
+                (rotate_form(s, chrome))
+            }
         }
     }
+}
+
+/// Rotation, for admins: the new secret typed twice, and how long the old one stays accepted.
+fn rotate_form(s: &SubscriptionOut, chrome: &Chrome) -> Markup {
+    html! {
+    details.rotate {
+        summary { "Rotate secret" }
+        form.rotate-form method="post" action=(paths::DASHBOARD_WEBHOOKS) autocomplete="off" {
+            input type="hidden" name="intent" value="rotate";
+            input type="hidden" name="subscription" value=(s.id);
+            @if let Some(t) = &chrome.csrf { input type="hidden" name=(crate::auth::csrf::FIELD) value=(t); }
+            label { span { "New secret" } input type="password" name="secret" autocomplete="new-password" required; }
+            label { span { "Type it again" } input type="password" name="secret_confirmation" autocomplete="new-password" required; }
+            label { span { "Accept the old secret for" }
+                select name="overlap_hours" {
+                    option value="" selected { "the configured overlap" }
+                    option value="1" { "1 hour" }
+                    option value="24" { "24 hours" }
+                    option value="72" { "3 days" }
+                    option value="168" { "7 days" }
+                }
+            }
+            button.button.button-primary type="submit" { "Rotate" }
+        }
+    }    }
 }

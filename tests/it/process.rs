@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use hookplane::demo::factories::{Factory, SignedRequest, shopify_request};
 use tokio::sync::Notify;
 
-use crate::support::{ADMIN_TOKEN, MASTER_KEY, SHOPIFY_SECRET, body_of, now};
+use crate::support::{ADMIN_TOKEN, JsonBody as _, MASTER_KEY, SHOPIFY_SECRET, body_of, now};
 
 const SHOP: &str = "crash-shop.myshopify.com";
 
@@ -635,5 +635,69 @@ async fn admin_commands_make_operators_who_sign_in() {
         .unwrap();
     for action in ["operator_created", "password_reset", "sign_in", "sign_in_failed"] {
         assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{action} in {audit}");
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_plaintext_secret_reaches_the_data_directory_or_the_logs() {
+    use hookplane::connectors::standard::decode_secret;
+    use hookplane::demo::factories::standard_request;
+    const OLD: &str = "whsec_b2xkLXNlY3JldC1uZXZlci1vbi1kaXNrLTAwMQ==";
+    const NEW: &str = "whsec_bmV3LXNlY3JldC1uZXZlci1vbi1kaXNrLTAwMg==";
+    const ZOHO_TOKEN: &str = "zoho-token-never-on-disk-003";
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start_env(dir.path(), None, &[("RUST_LOG", "debug")]);
+    let client = reqwest::Client::new();
+    let api = |path: &str, body: serde_json::Value| {
+        client.post(format!("{}{path}", proc.base)).bearer_auth(ADMIN_TOKEN).json_body(&body).send()
+    };
+    let sub =
+        serde_json::json!({ "source": "standard", "topic": "t", "account": "a", "name": "billing", "secret": OLD });
+    assert_eq!(api("/api/v1/subscriptions", sub).await.unwrap().status().as_u16(), 201);
+    let zoho = serde_json::json!({ "source": "zoho", "topic": "Leads.all", "account": "org", "name": "leads", "secret": ZOHO_TOKEN });
+    assert_eq!(api("/api/v1/subscriptions", zoho).await.unwrap().status().as_u16(), 201);
+    let signed = |secret: &str, n: u32| standard_request("billing", secret, &format!("msg_{n}"), now(), b"{}".to_vec());
+    assert_eq!(post(&client, &proc.base, &signed(OLD, 1)).await.unwrap().0, 200);
+    let rotate = serde_json::json!({ "secret": NEW, "secret_confirmation": NEW });
+    let r = api("/api/v1/subscriptions/billing/secret/rotate", rotate).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(post(&client, &proc.base, &signed(NEW, 2)).await.unwrap().0, 200);
+    assert_eq!(post(&client, &proc.base, &signed(OLD, 3)).await.unwrap().0, 200, "during the overlap");
+    let (status, log) = proc.terminate();
+    assert!(status.success());
+    assert!(log.iter().any(|l| l.contains("DEBUG")), "the log was at debug level");
+
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for secret in [OLD, NEW] {
+        needles.push((secret.to_owned(), secret.as_bytes().to_vec()));
+        needles.push((format!("{secret} (base64 part)"), secret.as_bytes()["whsec_".len()..].to_vec()));
+        needles.push((format!("{secret} (key bytes)"), decode_secret(secret).unwrap()));
+    }
+    needles.push((ZOHO_TOKEN.to_owned(), ZOHO_TOKEN.as_bytes().to_vec()));
+    let files = files_under(dir.path());
+    assert!(files.iter().any(|f| f.ends_with("hookplane.redb")), "{files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for (name, needle) in &needles {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_slice()), "{name} is in {}", file.display());
+        }
+    }
+    let log = log.join("\n");
+    for (name, needle) in &needles {
+        assert!(!log.as_bytes().windows(needle.len()).any(|w| w == needle.as_slice()), "{name} is in the log");
     }
 }

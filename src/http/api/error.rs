@@ -16,6 +16,9 @@ pub enum ApiError {
     /// Missing or invalid bearer token.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
+    /// The credential's role is below what the operation needs.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// No such resource.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -35,6 +38,10 @@ impl ApiError {
         ApiError::BadRequest(Json(Problem::new(Kind::InvalidRequest, detail)))
     }
 
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::Forbidden(Json(Problem::new(Kind::Forbidden, detail)))
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         ApiError::NotFound(Json(Problem::new(Kind::NotFound, detail)))
     }
@@ -45,6 +52,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(p) => (StatusCode::BAD_REQUEST, &p.0),
             ApiError::Unauthorized(p) => (StatusCode::UNAUTHORIZED, &p.0),
+            ApiError::Forbidden(p) => (StatusCode::FORBIDDEN, &p.0),
             ApiError::NotFound(p) => (StatusCode::NOT_FOUND, &p.0),
             ApiError::Conflict(p) => (StatusCode::CONFLICT, &p.0),
             ApiError::Internal(p) => (StatusCode::INTERNAL_SERVER_ERROR, &p.0),
@@ -84,6 +92,7 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         match e {
             ControlError::Invalid(msg) => ApiError::bad_request(msg),
+            ControlError::NotFound(msg) => ApiError::not_found(msg),
             ControlError::Store(s) => s.into(),
         }
     }

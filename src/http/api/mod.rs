@@ -18,6 +18,7 @@ pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, query};
 pub use error::ApiError;
+pub(crate) use subscriptions::rotate_secret;
 
 #[derive(Tags)]
 enum ApiTags {

@@ -6,7 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
 use super::error::ApiError;
-use super::types::{HealthOut, SubscriptionCreated, SubscriptionIn, SubscriptionOut};
+use super::types::{HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated, SubscriptionIn, SubscriptionOut};
 use crate::control::SubscriptionSpec;
 use crate::domain::Subscription;
 use crate::domain::health::Health;
@@ -37,6 +37,57 @@ enum CreateSubscriptionResponse {
     /// A discovered subscription for the same shop and topic was adopted.
     #[oai(status = 200)]
     Adopted(Json<SubscriptionCreated>),
+}
+
+#[derive(ApiResponse)]
+enum RotateSecretResponse {
+    /// Rotated: the new secret verifies now, the replaced one until `previous_expires_at`.
+    #[oai(status = 200)]
+    Ok(Json<SecretRotated>),
+}
+
+/// Rotates the secret of the subscription named by `id` (id or name), for the API and the dashboard.
+pub(crate) async fn rotate_secret(
+    state: &AppState,
+    by: crate::domain::audit::Actor,
+    id: &str,
+    input: RotateSecretIn,
+) -> Result<SecretRotated, ApiError> {
+    use subtle::ConstantTimeEq;
+    if input.secret.is_empty() {
+        return Err(ApiError::bad_request("`secret` is required: the new secret, typed twice"));
+    }
+    if !bool::from(input.secret.as_bytes().ct_eq(input.secret_confirmation.as_bytes())) {
+        return Err(ApiError::bad_request(
+            "`secret` and `secret_confirmation` differ: type the new secret twice, exactly; nothing was changed",
+        ));
+    }
+    let hours = input.overlap_hours.unwrap_or(state.settings.secrets.rotation_overlap_hours);
+    if !(1..=720).contains(&hours) {
+        return Err(ApiError::bad_request(format!(
+            "`overlap_hours` must be between 1 and 720 (Shopify can take an hour to switch), not {hours}"
+        )));
+    }
+    let sub_id = state
+        .ingest
+        .registry()
+        .snapshot()
+        .by_name_or_id(id)
+        .map(|e| e.sub.id)
+        .ok_or_else(|| ApiError::not_found(format!("no subscription `{id}`")))?;
+    let control = std::sync::Arc::clone(&state.control);
+    let secret = SecretBytes::new(input.secret.into_bytes());
+    let rotated = tokio::task::spawn_blocking(move || {
+        control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
+    let until = super::types::time(rotated.previous_expires_at);
+    Ok(SecretRotated {
+        reminder: crate::domain::subscription::rotation_reminder(rotated.subscription.source, &until),
+        subscription: out(state, rotated.subscription),
+        previous_expires_at: until,
+    })
 }
 
 fn out(state: &AppState, sub: Subscription) -> SubscriptionOut {
@@ -84,6 +135,21 @@ impl SubscriptionsApi {
         };
         let sub = sub.ok_or_else(|| ApiError::not_found(format!("no subscription `{}`", id.0)))?;
         Ok(GetSubscriptionResponse::Ok(Json(out(state, sub))))
+    }
+
+    /// Replace a subscription's secret. The replaced secret stays accepted for the overlap, then is dropped;
+    /// update the provider's side before then (the answer's `reminder` says where).
+    #[oai(path = "/v1/subscriptions/:id/secret/rotate", method = "post", operation_id = "rotateSubscriptionSecret")]
+    async fn rotate(
+        &self,
+        auth: AdminAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+        body: Json<RotateSecretIn>,
+    ) -> Result<RotateSecretResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        Ok(RotateSecretResponse::Ok(Json(rotate_secret(state, by, &id.0, body.0).await?)))
     }
 
     /// Create a subscription (or adopt a discovered Shopify one). The secret is write-only.

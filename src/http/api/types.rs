@@ -282,6 +282,30 @@ pub struct SubscriptionIn {
     pub dedupe_header: Option<String>,
 }
 
+/// A new secret for a subscription, typed twice so that a typo cannot lock the provider out.
+#[derive(Object, Debug, Clone)]
+pub struct RotateSecretIn {
+    /// The new secret: the Shopify webhook secret, the Zoho token or key, or a `whsec_` secret.
+    #[oai(write_only)]
+    pub secret: String,
+    /// The same secret again.
+    #[oai(write_only)]
+    pub secret_confirmation: String,
+    /// How long the replaced secret stays accepted, 1 to 720 hours (default `secrets.rotation_overlap_hours`,
+    /// 24).
+    pub overlap_hours: Option<u32>,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct SecretRotated {
+    /// The subscription, with the new secret as `current` and the replaced one as `previous`.
+    pub subscription: SubscriptionOut,
+    /// When the replaced secret stops being accepted.
+    pub previous_expires_at: String,
+    /// What to do on the provider's side now.
+    pub reminder: String,
+}
+
 #[derive(Object, Debug, Clone)]
 pub struct SubscriptionCreated {
     pub subscription: SubscriptionOut,
