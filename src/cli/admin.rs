@@ -154,7 +154,7 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::RevokeToken { name, store } => {
             let (_, store) = open(&store)?;
-            match tokens::revoke(&*store.db()?, &name, &cli, now)? {
+            match tokens::revoke(&*store.db()?, tokens::TokenRef::Name(&name), &cli, now)? {
                 Some(t) => println!("revoked token `{}` ({})", t.name, t.id),
                 None => {
                     anyhow::bail!("there is no live token named `{name}` (`hookplane admin list-tokens` lists them)")

@@ -8,11 +8,11 @@ use poem::{Response, handler};
 
 use super::AppState;
 use super::access::{self, Caller, Refusal, refusal_status};
-use super::api::types::RotateSecretIn;
 use super::api::types::{DeliveryOut, DeliveryPage};
+use super::api::types::{RotateSecretIn, TokenCreated, TokenIn, TokenOut};
 use super::api::{
-    ApiError, AuditParams, DeliveryParams, audit_export, audit_page, dashboard_payload, export_disposition, query,
-    rotate_secret,
+    ApiError, AuditParams, DeliveryParams, audit_export, audit_page, create_token, dashboard_payload,
+    export_disposition, query, revoke_token, rotate_secret,
 };
 use super::paths;
 use crate::auth::Role;
@@ -22,6 +22,7 @@ use crate::views::audit::AuditView;
 use crate::views::components::{Banner, Tone};
 use crate::views::delivery::{Body, DeliveryPage as DeliveryView};
 use crate::views::layout::{self, Chrome};
+use crate::views::tokens::TokensView;
 use crate::views::webhooks::{Filters, PageError, RANGES, WebhooksPage};
 
 #[handler]
@@ -304,6 +305,92 @@ pub async fn view_audit_export_get(Data(state): Data<&AppState>, Query(filters):
             .header(header::CONTENT_DISPOSITION, export_disposition(state))
             .body(lines),
         Err(e) => error_page(e, &Chrome::default()),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TokensQuery {
+    revoked: Option<String>,
+}
+
+#[handler]
+pub async fn view_tokens_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Query(q): Query<TokensQuery>,
+) -> Response {
+    let notice = q.revoked.map(|name| (Tone::Success, format!("Revoked token {name}: it is refused from now on.")));
+    tokens_page(state, caller, StatusCode::OK, None, notice).await
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TokensAction {
+    #[serde(default)]
+    intent: String,
+    name: Option<String>,
+    role: Option<String>,
+    token: Option<String>,
+}
+
+#[handler]
+pub async fn view_tokens_post(
+    req: &poem::Request,
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    poem::web::Form(action): poem::web::Form<TokensAction>,
+) -> Response {
+    let by = access::actor(&caller.principal, req);
+    match action.intent.as_str() {
+        "create" => {
+            let role = action.role.as_deref().unwrap_or("").parse::<Role>();
+            let made = match role {
+                Ok(role) => {
+                    let input = TokenIn { name: action.name.unwrap_or_default(), role: role.into() };
+                    create_token(state, by, input).await
+                }
+                Err(e) => Err(ApiError::bad_request(e.to_string())),
+            };
+            match made {
+                Ok(m) => tokens_page(state, caller, StatusCode::CREATED, Some(&m), None).await,
+                Err(e) => tokens_error(state, caller, e).await,
+            }
+        }
+        "revoke" => match revoke_token(state, by, action.token.as_deref().unwrap_or("")).await {
+            Ok(t) => {
+                let query = serde_urlencoded::to_string([("revoked", t.name.as_str())]).unwrap_or_default();
+                let to = format!("{}?{query}", paths::DASHBOARD_TOKENS);
+                Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish()
+            }
+            Err(e) => tokens_error(state, caller, e).await,
+        },
+        other => {
+            let e =
+                ApiError::bad_request(format!("`{other}` is not an action of this page (expected create or revoke)"));
+            tokens_error(state, caller, e).await
+        }
+    }
+}
+
+async fn tokens_error(state: &AppState, caller: &Caller, e: ApiError) -> Response {
+    let (status, p) = e.problem();
+    let notice = Some((Tone::Critical, format!("Nothing was changed: {}", p.detail)));
+    tokens_page(state, caller, status, None, notice).await
+}
+
+async fn tokens_page(
+    state: &AppState,
+    caller: &Caller,
+    status: StatusCode,
+    made: Option<&TokenCreated>,
+    notice: Option<(Tone, String)>,
+) -> Response {
+    let chrome = Chrome::of(caller);
+    match state.store.read(crate::storage::tokens::list).await {
+        Ok(all) => {
+            let tokens: Vec<TokenOut> = all.into_iter().map(TokenOut::from).collect();
+            html_response(status, TokensView { tokens: &tokens, made, notice, chrome: &chrome }.render())
+        }
+        Err(e) => error_page(ApiError::from(e), &chrome),
     }
 }
 

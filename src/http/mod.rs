@@ -71,6 +71,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::DASHBOARD_DELIVERY, page(get(dashboard::view_delivery_get)))
         .at(paths::DASHBOARD_DELIVERY_BODY, page(get(dashboard::view_delivery_body_get)))
         .at(paths::DASHBOARD_AUDIT, access::PageGuard::admin(get(dashboard::view_audit_get)))
+        .at(
+            paths::DASHBOARD_TOKENS,
+            access::PageGuard::admin(get(dashboard::view_tokens_get).post(dashboard::view_tokens_post)),
+        )
         .at(paths::DASHBOARD_AUDIT_EXPORT, access::PageGuard::admin(get(dashboard::view_audit_export_get)))
         .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))
         .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))

@@ -70,8 +70,25 @@ pub fn find(db: &Database, presented: &[u8]) -> Result<Option<ApiToken>, StoreEr
     }
 }
 
-/// Revokes the live token named `name`; `None` when there is none.
-pub fn revoke(db: &Database, name: &str, by: &Actor, now: Timestamp) -> Result<Option<ApiToken>, StoreError> {
+/// Which token to revoke: by name (the command line) or by id (the API and the dashboard, where a name
+/// may have been reused since the page was shown).
+#[derive(Debug, Clone, Copy)]
+pub enum TokenRef<'a> {
+    Name(&'a str),
+    Id(TokenId),
+}
+
+impl TokenRef<'_> {
+    fn names(&self, t: &ApiToken) -> bool {
+        match self {
+            TokenRef::Name(n) => t.name == n.trim(),
+            TokenRef::Id(id) => t.id == *id,
+        }
+    }
+}
+
+/// Revokes the live token `which` names; `None` when there is none.
+pub fn revoke(db: &Database, which: TokenRef<'_>, by: &Actor, now: Timestamp) -> Result<Option<ApiToken>, StoreError> {
     let tx = db.begin_write()?;
     let revoked = {
         let mut t = tx.open_table(tables::API_TOKENS.def())?;
@@ -79,7 +96,7 @@ pub fn revoke(db: &Database, name: &str, by: &Actor, now: Timestamp) -> Result<O
         for row in t.iter()? {
             let (k, v) = row?;
             let token = tables::API_TOKENS.decode(v.value())?;
-            if token.revoked_at.is_none() && token.name == name.trim() {
+            if token.revoked_at.is_none() && which.names(&token) {
                 hit = Some((k.value().to_vec(), token));
                 break;
             }

@@ -71,7 +71,7 @@ impl Render for AuditView<'_> {
                     @if page.items.is_empty() {
                         p.empty { "No entries match." }
                     } @else {
-                        table.index-table {
+                        table.index-table.audit-table {
                             thead { tr {
                                 th scope="col" { "Time" }
                                 th scope="col" { "Action" }

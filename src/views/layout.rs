@@ -54,7 +54,10 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                     a.brand href=(paths::DASHBOARD_WEBHOOKS) { "Hookplane" }
                     nav {
                         a href=(paths::DASHBOARD_WEBHOOKS) { "Webhooks" }
-                        @if chrome.admin { a href=(paths::DASHBOARD_AUDIT) { "Audit log" } }
+                        @if chrome.admin {
+                            a href=(paths::DASHBOARD_TOKENS) { "API tokens" }
+                            a href=(paths::DASHBOARD_AUDIT) { "Audit log" }
+                        }
                         a href=(paths::API_DOCS) { "API" }
                     }
                     @if let Some(user) = &chrome.user {

@@ -8,4 +8,5 @@ mod format;
 pub mod json;
 pub mod layout;
 pub mod login;
+pub mod tokens;
 pub mod webhooks;

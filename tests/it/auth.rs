@@ -9,7 +9,7 @@ use hookplane::storage::tokens;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{ADMIN_TOKEN, Browser, Options, PASSWORD, add_operator, with_store};
+use crate::support::{ADMIN_TOKEN, Browser, Options, PASSWORD, add_operator, assert_problem, with_store};
 
 /// Each API operation with the least role it needs. A body that fails validation is fine: authorization
 /// is decided before it is read, and only 401 and 403 are authorization answers.
@@ -26,6 +26,10 @@ fn api_operations() -> Vec<(Method, &'static str, Role)> {
         (Method::POST, "/api/v1/subscriptions", Role::Admin),
         (Method::GET, "/api/v1/audit", Role::Admin),
         (Method::GET, "/api/v1/audit/export", Role::Admin),
+        (Method::POST, "/api/v1/subscriptions/nothing/secret/rotate", Role::Admin),
+        (Method::GET, "/api/v1/tokens", Role::Admin),
+        (Method::POST, "/api/v1/tokens", Role::Admin),
+        (Method::POST, "/api/v1/tokens/tok_01J0000000000000000000000A/revoke", Role::Admin),
     ]
 }
 
@@ -38,6 +42,9 @@ fn page_routes() -> Vec<(Method, &'static str, Role)> {
         (Method::GET, "/dashboard/webhooks/deliveries/dlv_01J0000000000000000000000A/body", Role::Viewer),
         (Method::GET, "/dashboard/audit", Role::Admin),
         (Method::GET, "/dashboard/audit/export", Role::Admin),
+        (Method::GET, "/dashboard/tokens", Role::Admin),
+        (Method::POST, "/dashboard/tokens", Role::Admin),
+        (Method::POST, "/dashboard/webhooks", Role::Operator),
         (Method::POST, "/logout", Role::Viewer),
     ]
 }
@@ -70,7 +77,7 @@ async fn every_route_answers_each_caller_as_it_should() {
         }
         let (_, gone) = tokens::create(db, "gone", Role::Admin, &cli, now).unwrap();
         revoked = String::from_utf8(gone.expose().to_vec()).unwrap();
-        assert!(tokens::revoke(db, "gone", &cli, now).unwrap().is_some());
+        assert!(tokens::revoke(db, tokens::TokenRef::Name("gone"), &cli, now).unwrap().is_some());
         assert!(tokens::create(db, "viewer", Role::Admin, &cli, now).is_err(), "names are unique among live tokens");
         add_operator(db, "leaver", Role::Admin);
     })
@@ -193,5 +200,76 @@ async fn every_route_answers_each_caller_as_it_should() {
     }
     let callers_n = callers.len();
     assert_eq!(checked, (api_operations().len() + page_routes().len()) * callers_n);
-    assert_eq!((api_operations().len(), page_routes().len(), callers_n), (11, 7, 11), "the matrix's size");
+    assert_eq!((api_operations().len(), page_routes().len(), callers_n), (15, 10, 11), "the matrix's size");
+}
+
+#[tokio::test]
+async fn admins_make_and_revoke_tokens_in_the_dashboard_and_the_api() {
+    let s = with_store(Options::default(), |db| add_operator(db, "alice", Role::Admin)).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("alice", PASSWORD).await;
+    let page = b.get("/dashboard/tokens").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+
+    let made = b
+        .post("/dashboard/tokens", &[("intent", "create"), ("name", "monitor"), ("role", "viewer"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let at = made.body.find("hp_").unwrap();
+    let token = made.body[at..at + 46].to_owned();
+    assert!(made.body.contains("shown this once"));
+    let use_it = |t: String| s.client.get(s.url("/api/v1/deliveries")).bearer_auth(t).send();
+    assert_eq!(use_it(token.clone()).await.unwrap().status(), StatusCode::OK);
+    let listed = b.get("/dashboard/tokens").await;
+    assert!(listed.body.contains("monitor") && !listed.body.contains(&token), "listed, never shown again");
+
+    let dup = b
+        .post("/dashboard/tokens", &[("intent", "create"), ("name", "monitor"), ("role", "admin"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    assert!(dup.body.contains("Nothing was changed") && dup.body.contains("a token named `monitor` exists"));
+    let bad =
+        b.post("/dashboard/tokens", &[("intent", "create"), ("name", "x"), ("role", "root"), ("csrf", &csrf)]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("`root` is not a role"));
+
+    let id = s.get("/api/v1/tokens").await.1[0]["id"].as_str().unwrap().to_owned();
+    let revoked = b.post("/dashboard/tokens", &[("intent", "revoke"), ("token", &id), ("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(revoked.location(), "/dashboard/tokens?revoked=monitor");
+    assert_eq!(use_it(token).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // The API: made once, names unique among live tokens, revoked once.
+    let (st, made) = s.post("/api/v1/tokens", json!({ "name": "deploy", "role": "operator" })).await;
+    assert_eq!(st, 201, "{made}");
+    assert!(made["secret"].as_str().unwrap().starts_with("hp_"));
+    assert_eq!(made["token"]["role"], "operator");
+    assert_eq!(made["token"]["created_by"], "admin-token");
+    assert_problem(&s.post("/api/v1/tokens", json!({ "name": "deploy", "role": "viewer" })).await, 409, "conflict");
+    assert_problem(&s.post("/api/v1/tokens", json!({ "name": "", "role": "viewer" })).await, 400, "invalid_request");
+    let (st, _) = s.post("/api/v1/tokens", json!({ "name": "x", "role": "root" })).await;
+    assert_eq!(st, 400);
+    let path = format!("/api/v1/tokens/{}/revoke", made["token"]["id"].as_str().unwrap());
+    let (st, gone) = s.post(&path, json!({})).await;
+    assert_eq!(st, 200);
+    assert!(gone["revoked_at"].is_string());
+    assert_problem(&s.post(&path, json!({})).await, 404, "not_found");
+    assert_problem(&s.post("/api/v1/tokens/nonsense/revoke", json!({})).await, 400, "invalid_request");
+
+    // Each change is audited with its diff.
+    let (_, log) = s.get("/api/v1/audit?target_id=".to_owned().as_str()).await;
+    let items = log["items"].as_array().unwrap();
+    let created: Vec<&serde_json::Value> = items.iter().filter(|e| e["action"] == "token_created").collect();
+    assert_eq!(created.len(), 2);
+    let by_alice = created.iter().find(|e| e["performed_by"] == "operator:alice").unwrap();
+    assert_eq!(by_alice["target_id"], id.as_str());
+    assert_eq!(by_alice["client"], "127.0.0.1");
+    assert_eq!(
+        by_alice["changes"],
+        json!([{ "field": "name", "before": null, "after": "monitor" }, { "field": "role", "before": null, "after": "viewer" }])
+    );
+    let revocations: Vec<&serde_json::Value> = items.iter().filter(|e| e["action"] == "token_revoked").collect();
+    assert_eq!(revocations.len(), 2);
+    assert_eq!(revocations[1]["changes"], json!([{ "field": "state", "before": "live", "after": "revoked" }]));
 }

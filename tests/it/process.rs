@@ -633,9 +633,27 @@ async fn admin_commands_make_operators_who_sign_in() {
         .text()
         .await
         .unwrap();
-    for action in ["operator_created", "password_reset", "sign_in", "sign_in_failed"] {
-        assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{action} in {audit}");
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let entry = |action: &str| {
+        audit["items"].as_array().unwrap().iter().find(|e| e["action"] == action).cloned().unwrap_or_default()
+    };
+    for action in ["sign_in", "sign_in_failed"] {
+        assert_eq!(entry(action)["performed_by"], "operator:alice", "{action}");
     }
+    let created = entry("operator_created");
+    assert_eq!(created["performed_by"], "cli");
+    assert_eq!(
+        created["changes"],
+        serde_json::json!([
+            { "field": "username", "before": null, "after": "alice" },
+            { "field": "role", "before": null, "after": "admin" }
+        ])
+    );
+    let reset = entry("password_reset");
+    assert_eq!(reset["target_id"], created["target_id"]);
+    assert_eq!(reset["changes"][0]["field"], "password_changed_at");
+    assert_ne!(reset["changes"][0]["before"], reset["changes"][0]["after"]);
+    assert!(!audit.to_string().contains(&password) && !audit.to_string().contains("a long enough password"));
 }
 
 /// Every file under `dir`, recursively.

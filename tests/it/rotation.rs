@@ -124,6 +124,11 @@ async fn the_old_secret_verifies_during_the_overlap_and_never_after() {
     assert!(digest["before"].as_str().unwrap().starts_with("$argon2id$"));
     assert!(digest["after"].as_str().unwrap().starts_with("$argon2id$"));
     assert_ne!(digest["before"], digest["after"]);
+    let created = audit(&s, "action=subscription_created").await;
+    let fields: Vec<&str> =
+        created[0]["changes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["name", "source", "topic", "account", "secret_digest"]);
+    assert_eq!(created[0]["changes"][4]["after"], digest["before"], "the digest made at creation");
     let export = s.client.get(s.url("/api/v1/audit/export")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(export.headers()["content-type"], "application/x-ndjson");
     let lines = export.text().await.unwrap();

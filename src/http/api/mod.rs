@@ -9,6 +9,7 @@ mod deliveries;
 mod error;
 mod rejections;
 mod subscriptions;
+mod tokens;
 pub(crate) mod types;
 
 use poem_openapi::{OpenApiService, Tags};
@@ -19,6 +20,7 @@ pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, query};
 pub use error::ApiError;
 pub(crate) use subscriptions::rotate_secret;
+pub(crate) use tokens::{create_token, revoke_token};
 
 #[derive(Tags)]
 enum ApiTags {
@@ -32,6 +34,8 @@ enum ApiTags {
     Rejections,
     /// Who did what, when: every operator action (admins only).
     Audit,
+    /// API tokens with their roles (admins only).
+    Tokens,
 }
 
 pub type Apis = (
@@ -40,6 +44,7 @@ pub type Apis = (
     subscriptions::SubscriptionsApi,
     rejections::RejectionsApi,
     audit::AuditApi,
+    tokens::TokensApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
@@ -50,6 +55,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             subscriptions::SubscriptionsApi,
             rejections::RejectionsApi,
             audit::AuditApi,
+            tokens::TokensApi,
         ),
         "Hookplane",
         env!("CARGO_PKG_VERSION"),

@@ -48,6 +48,10 @@ mirror_enum!(
     SubscriptionOrigin <=> Origin { Config, Api, Discovered }
 );
 mirror_enum!(
+    /// What a principal may do: viewers read, operators also replay, admins also manage.
+    ApiRole <=> crate::auth::Role { Viewer, Operator, Admin }
+);
+mirror_enum!(
     RejectionCause <=> RejectCause {
         SignatureMissing, SignatureInvalid, TimestampOutOfTolerance, UnknownSubscription, PayloadTooLarge,
         EmptyBody, HeaderMissing, HeaderMalformed, BodyMalformed, StorageUnavailable,
@@ -528,4 +532,45 @@ pub struct AuditPage {
     pub items: Vec<AuditEntryOut>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// An API token as listed: never the token itself, which is shown once when it is made.
+#[derive(Object, Debug, Clone)]
+pub struct TokenOut {
+    /// `tok_…`.
+    pub id: String,
+    pub name: String,
+    pub role: ApiRole,
+    pub created_at: String,
+    /// Who made it, as the audit log names them.
+    pub created_by: String,
+    /// Absent while the token is live.
+    pub revoked_at: Option<String>,
+}
+
+impl From<crate::auth::tokens::ApiToken> for TokenOut {
+    fn from(t: crate::auth::tokens::ApiToken) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name,
+            role: t.role.into(),
+            created_at: time(t.created_at),
+            created_by: t.created_by,
+            revoked_at: t.revoked_at.map(time),
+        }
+    }
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct TokenIn {
+    /// What the token is for, 1 to 64 printable characters; unique among live tokens.
+    pub name: String,
+    pub role: ApiRole,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct TokenCreated {
+    pub token: TokenOut,
+    /// The bearer token: `hp_` and 43 characters. Shown this once only; Hookplane keeps its SHA-256.
+    pub secret: String,
 }
