@@ -91,6 +91,9 @@ impl Principal {
     }
 }
 
+/// One password check per core of the 2-core machines Hookplane is sized for.
+const PASSWORD_CHECKS_AT_ONCE: usize = 2;
+
 /// What the HTTP layer needs to check credentials, shared by every request.
 #[derive(Debug)]
 pub struct Gate {
@@ -102,6 +105,9 @@ pub struct Gate {
     pub secure_cookies: bool,
     /// Until the first operator exists, browsers on this machine may use the dashboard without signing in.
     pub operators_exist: AtomicBool,
+    /// Password checks running at once. Each costs argon2's memory (19 MiB by default) and a core for tens
+    /// of milliseconds; sign-ins beyond these wait their turn, so a flood of them cannot exhaust memory.
+    pub verifying: tokio::sync::Semaphore,
 }
 
 impl Gate {
@@ -113,6 +119,7 @@ impl Gate {
             passwords: settings.password_params(),
             secure_cookies: settings.secure_cookies,
             operators_exist: AtomicBool::new(operators_exist),
+            verifying: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Sign-in throttling: after too many failed sign-ins for one account, or from one client address, within
-//! a window, further attempts are refused until the window has passed. Kept in memory: a restart forgets
+//! Sign-in throttling: after too many sign-in attempts that did not succeed for one account, or from one
+//! client address (an IPv6 /64), within a window, further attempts are refused until the window has
+//! passed. Kept in memory: a restart forgets
 //! the counts, which costs an attacker a restart they cannot cause.
 
 use std::collections::HashMap;
@@ -45,7 +46,7 @@ fn minutes(ms: &i64) -> String {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: i64,
-    failures: u32,
+    attempts: u32,
 }
 
 #[derive(Debug)]
@@ -60,58 +61,73 @@ impl LoginThrottle {
         Self { limits, accounts: Mutex::default(), addresses: Mutex::default() }
     }
 
-    /// Whether a sign-in for `account` from `address` may be tried now.
-    pub fn check(&self, account: &str, address: Option<IpAddr>, now: Timestamp) -> Result<(), Throttled> {
+    /// Counts a sign-in attempt for `account` from `address`, or refuses it when either has used up its
+    /// window. Checking and counting happen under the same locks, so parallel attempts cannot all slip in
+    /// before any of them is counted.
+    pub fn attempt(&self, account: &str, address: Option<IpAddr>, now: Timestamp) -> Result<(), Throttled> {
         let l = self.limits;
-        if let Some(ip) = address
-            && let Some(wait) = blocked(&self.addresses, &ip, l.per_address, l.window_ms, now)
+        let (Ok(mut addresses), Ok(mut accounts)) = (self.addresses.lock(), self.accounts.lock()) else {
+            return Ok(());
+        };
+        let address = address.map(bucket);
+        if let Some(ip) = &address
+            && let Some(wait) = blocked(&addresses, ip, l.per_address, l.window_ms, now)
         {
             return Err(Throttled::Address { retry_after_ms: wait });
         }
-        match blocked(&self.accounts, account, l.per_account, l.window_ms, now) {
-            Some(wait) => Err(Throttled::Account { retry_after_ms: wait }),
-            None => Ok(()),
+        if let Some(wait) = blocked(&accounts, account, l.per_account, l.window_ms, now) {
+            return Err(Throttled::Account { retry_after_ms: wait });
         }
-    }
-
-    pub fn failed(&self, account: &str, address: Option<IpAddr>, now: Timestamp) {
-        count(&self.accounts, account.to_owned(), self.limits.window_ms, now);
+        count(&mut accounts, account.to_owned(), l.window_ms, now);
         if let Some(ip) = address {
-            count(&self.addresses, ip, self.limits.window_ms, now);
+            count(&mut addresses, ip, l.window_ms, now);
         }
+        Ok(())
     }
 
-    /// A successful sign-in clears its account's failures (not its address's: one good password must not
-    /// reset a guesser's budget for every other account).
-    pub fn succeeded(&self, account: &str) {
+    /// A successful sign-in clears its account's count and takes itself back from its address's count
+    /// (the address keeps its other attempts: one good password must not reset a guesser's budget for every
+    /// other account).
+    pub fn succeeded(&self, account: &str, address: Option<IpAddr>) {
         if let Ok(mut m) = self.accounts.lock() {
             m.remove(account);
+        }
+        if let (Some(ip), Ok(mut m)) = (address, self.addresses.lock())
+            && let Some(w) = m.get_mut(&bucket(ip))
+        {
+            w.attempts = w.attempts.saturating_sub(1);
         }
     }
 }
 
-fn blocked<K, Q>(map: &Mutex<HashMap<K, Window>>, key: &Q, limit: u32, window_ms: i64, now: Timestamp) -> Option<i64>
+/// The key an address is counted under: IPv6 clients by their /64, which one client usually holds whole.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+fn blocked<K, Q>(m: &HashMap<K, Window>, key: &Q, limit: u32, window_ms: i64, now: Timestamp) -> Option<i64>
 where
     K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
     Q: std::hash::Hash + Eq + ?Sized,
 {
-    let m = map.lock().ok()?;
     let w = m.get(key)?;
     let ends = w.started + window_ms;
-    (w.failures >= limit && now.millis() < ends).then(|| ends - now.millis())
+    (w.attempts >= limit && now.millis() < ends).then(|| ends - now.millis())
 }
 
-fn count<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Window>>, key: K, window_ms: i64, now: Timestamp) {
-    let Ok(mut m) = map.lock() else { return };
+fn count<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Window>, key: K, window_ms: i64, now: Timestamp) {
     let now = now.millis();
     if m.len() > PRUNE_ABOVE {
         m.retain(|_, w| now < w.started + window_ms);
     }
-    let w = m.entry(key).or_insert(Window { started: now, failures: 0 });
+    let w = m.entry(key).or_insert(Window { started: now, attempts: 0 });
     if now >= w.started + window_ms {
-        *w = Window { started: now, failures: 0 };
+        *w = Window { started: now, attempts: 0 };
     }
-    w.failures += 1;
+    w.attempts += 1;
 }
 
 #[cfg(test)]
@@ -125,14 +141,14 @@ mod tests {
         let t = LoginThrottle::new(LIMITS);
         let ip: Option<IpAddr> = "192.0.2.1".parse().ok();
         for _ in 0..3 {
-            assert_eq!(t.check("alice", ip, Timestamp(0)), Ok(()));
-            t.failed("alice", ip, Timestamp(0));
+            assert_eq!(t.attempt("alice", ip, Timestamp(0)), Ok(()));
         }
-        assert_eq!(t.check("alice", ip, Timestamp(1_000)), Err(Throttled::Account { retry_after_ms: 59_000 }));
-        assert_eq!(t.check("bob", ip, Timestamp(1_000)), Ok(()), "other accounts are not locked");
-        assert_eq!(t.check("alice", ip, Timestamp(60_000)), Ok(()), "the window passed");
-        t.succeeded("alice");
-        assert_eq!(t.check("alice", ip, Timestamp(1_000)), Ok(()));
+        assert_eq!(t.attempt("alice", ip, Timestamp(1_000)), Err(Throttled::Account { retry_after_ms: 59_000 }));
+        assert_eq!(t.attempt("bob", ip, Timestamp(1_000)), Ok(()), "other accounts are not locked");
+        t.succeeded("bob", ip);
+        assert_eq!(t.attempt("alice", ip, Timestamp(60_000)), Ok(()), "the window passed");
+        t.succeeded("alice", ip);
+        assert_eq!(t.attempt("alice", ip, Timestamp(60_001)), Ok(()), "a success clears the account");
     }
 
     #[test]
@@ -140,12 +156,25 @@ mod tests {
         let t = LoginThrottle::new(LIMITS);
         let ip: Option<IpAddr> = "192.0.2.1".parse().ok();
         for i in 0..5 {
-            t.failed(&format!("user{i}"), ip, Timestamp(0));
+            assert_eq!(t.attempt(&format!("user{i}"), ip, Timestamp(0)), Ok(()));
         }
-        let err = t.check("someone-else", ip, Timestamp(0)).unwrap_err();
+        let err = t.attempt("someone-else", ip, Timestamp(0)).unwrap_err();
         assert!(matches!(err, Throttled::Address { .. }));
         assert_eq!(err.retry_after_seconds(), 60);
         assert!(err.to_string().contains("from your address; try again in 1 minute"), "{err}");
-        assert_eq!(t.check("someone-else", "192.0.2.2".parse().ok(), Timestamp(0)), Ok(()));
+        assert_eq!(t.attempt("someone-else", "192.0.2.2".parse().ok(), Timestamp(0)), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let t = LoginThrottle::new(LIMITS);
+        for i in 0..5 {
+            let ip: Option<IpAddr> = format!("2001:db8:1:2::{i:x}").parse().ok();
+            assert_eq!(t.attempt(&format!("user{i}"), ip, Timestamp(0)), Ok(()));
+        }
+        let same_64: Option<IpAddr> = "2001:db8:1:2:ffff::1".parse().ok();
+        assert!(matches!(t.attempt("x", same_64, Timestamp(0)), Err(Throttled::Address { .. })));
+        let other_64: Option<IpAddr> = "2001:db8:1:3::1".parse().ok();
+        assert_eq!(t.attempt("x", other_64, Timestamp(0)), Ok(()));
     }
 }

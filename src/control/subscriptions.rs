@@ -69,6 +69,9 @@ pub struct Control {
     clock: Arc<dyn Clock>,
     digest: DigestParams,
     zoho_token_header: String,
+    /// Held by a rotation or a sweep from its first read of a subscription's secrets to its registry
+    /// update, so that two of them never interleave (a lost secret, or a registry older than the store).
+    secrets_lock: std::sync::Mutex<()>,
 }
 
 impl Control {
@@ -86,6 +89,7 @@ impl Control {
             clock,
             digest: settings.secrets.digest_params(),
             zoho_token_header: settings.zoho.token_header.clone(),
+            secrets_lock: std::sync::Mutex::new(()),
         }
     }
 
@@ -167,6 +171,7 @@ impl Control {
         overlap_ms: i64,
         by: &Actor,
     ) -> Result<Rotated, ControlError> {
+        let _serial = self.secrets_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.clock.now();
         let db = self.store.db()?;
         let sub = repo::get(&db, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription `{id}`")))?;
@@ -206,6 +211,12 @@ impl Control {
             expires_at: None,
         };
         let tx = db.begin_write().map_err(StoreError::from)?;
+        // Nothing else rotates while the lock is held; this guards against any other writer of secrets.
+        if repo::secret_in(&tx, id, SLOT_CURRENT)?.is_none_or(|now_current| now_current.digest != current.digest) {
+            return Err(ControlError::Store(StoreError::Conflict(
+                "the secret changed while this rotation was prepared; nothing was changed, try again".to_owned(),
+            )));
+        }
         let dropped = repo::secret_in(&tx, id, SLOT_PREVIOUS)?;
         repo::set_secret(&tx, id, SLOT_PREVIOUS, &previous)?;
         repo::set_secret(&tx, id, SLOT_CURRENT, &stored)?;
@@ -234,6 +245,7 @@ impl Control {
     /// Drops every previous secret whose overlap has ended, from the store and from the registry (which
     /// stopped accepting it already at its expiry). Returns how many were dropped.
     pub fn sweep_expired_secrets(&self) -> Result<usize, ControlError> {
+        let _serial = self.secrets_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = self.clock.now();
         let db = self.store.db()?;
         let expired: Vec<SubscriptionId> = repo::all_secrets(&db)?
@@ -245,26 +257,31 @@ impl Control {
             return Ok(0);
         }
         let tx = db.begin_write().map_err(StoreError::from)?;
-        for id in &expired {
-            let Some(prev) = repo::secret_in(&tx, *id, SLOT_PREVIOUS)? else { continue };
-            repo::remove_secret(&tx, *id, SLOT_PREVIOUS)?;
+        let mut dropped = Vec::new();
+        for id in expired {
+            let Some(prev) = repo::secret_in(&tx, id, SLOT_PREVIOUS)? else { continue };
+            if prev.expires_at.is_none_or(|t| t > now) {
+                continue;
+            }
+            repo::remove_secret(&tx, id, SLOT_PREVIOUS)?;
             let entry = Actor::system().entry(now, AuditAction::SecretPreviousDropped).target(id).change(Change {
                 field: "previous_secret_digest".to_owned(),
                 before: Some(prev.digest.to_phc()),
                 after: None,
             });
             crate::storage::audit::append(&tx, &entry)?;
+            dropped.push(id);
         }
         tx.commit().map_err(StoreError::from)?;
         let snapshot = self.registry.snapshot();
-        for id in &expired {
+        for id in &dropped {
             if let Some(e) = snapshot.get(*id) {
                 let secrets = e.secrets.iter().filter(|h| h.label != "previous").cloned().collect();
                 self.registry.upsert(Entry { sub: e.sub.clone(), secrets });
             }
         }
-        tracing::info!(dropped = expired.len(), "dropped previous secrets whose overlap ended");
-        Ok(expired.len())
+        tracing::info!(dropped = dropped.len(), "dropped previous secrets whose overlap ended");
+        Ok(dropped.len())
     }
 
     fn digest_of(&self, secret: &SecretBytes) -> Result<SecretDigest, ControlError> {

@@ -266,10 +266,19 @@ async fn identify(state: &AppState, req: &Request) -> Result<(Caller, Option<Hea
     Err(Refusal::Unauthorized("Sign in first: your session has ended, or you have not signed in."))
 }
 
-/// Where to go after sign-in: only a path on this site, never another origin.
+/// Where to go after sign-in: only a path on this site, never another origin. Browsers drop tabs and
+/// newlines from URLs and read `\\` as `/`, so a path holding any of them (`/\t/evil.example`) could become
+/// `//evil.example`; only visible ASCII without a backslash is let through.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && n.len() <= 2048 => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => paths::DASHBOARD_WEBHOOKS,
     }
 }
@@ -303,7 +312,18 @@ mod tests {
         assert_eq!(super::bearer_value("Basic YWRtaW46czM6Y3JldA=="), None);
         assert_eq!(super::bearer_value("Bearer"), None);
         assert_eq!(super::safe_next(Some("/dashboard/webhooks?q=x")), "/dashboard/webhooks?q=x");
-        for bad in ["//evil.example", "https://evil.example", "/\\evil.example", "evil"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\x0b/evil.example",
+            "/ /evil.example",
+            "/dashboard/\\evil",
+            "/é",
+        ] {
             assert_eq!(super::safe_next(Some(bad)), super::super::paths::DASHBOARD_WEBHOOKS, "{bad}");
         }
     }

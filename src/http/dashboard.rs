@@ -88,7 +88,7 @@ pub async fn view_webhooks_get(
 }
 
 /// What a form on the webhooks page asks for (`intent`) and its fields.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 pub struct WebhooksAction {
     #[serde(default)]
     intent: String,
@@ -96,6 +96,15 @@ pub struct WebhooksAction {
     secret: Option<String>,
     secret_confirmation: Option<String>,
     overlap_hours: Option<String>,
+}
+
+impl std::fmt::Debug for WebhooksAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhooksAction")
+            .field("intent", &self.intent)
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The page's actions (post/redirect/get): each answers with a redirect to the page, which shows the outcome.

@@ -4,7 +4,7 @@
 
 use maud::Render;
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::web::{Data, Form, Query};
+use poem::web::{Data, Query};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
 
@@ -24,7 +24,7 @@ pub struct LoginQuery {
     signed_out: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
     username: String,
@@ -33,6 +33,12 @@ pub struct LoginForm {
     #[serde(default)]
     csrf: String,
     next: Option<String>,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm").field("username", &self.username).field("password", &"***").finish_non_exhaustive()
+    }
 }
 
 #[handler]
@@ -45,75 +51,82 @@ pub async fn view_login_get(req: &Request, Data(state): Data<&AppState>, Query(q
     login_page(req, state, StatusCode::OK, next, "", notice)
 }
 
+/// Largest sign-in form read: two short fields, a token and a path. A bigger body is refused unread.
+const MAX_LOGIN_FORM_BYTES: usize = 8 * 1024;
+
 #[handler]
-pub async fn view_login_post(req: &Request, Data(state): Data<&AppState>, Form(form): Form<LoginForm>) -> Response {
+pub async fn view_login_post(req: &Request, Data(state): Data<&AppState>, body: poem::Body) -> Response {
     let gate = &state.gate;
+    let form: LoginForm = match body.into_bytes_limit(MAX_LOGIN_FORM_BYTES).await {
+        Ok(bytes) => serde_urlencoded::from_bytes(&bytes).unwrap_or_default(),
+        Err(_) => {
+            let detail = "The sign-in form was too large to be one. Nothing was checked.";
+            let notice = Some(warning("Try again", detail));
+            return login_page(req, state, StatusCode::PAYLOAD_TOO_LARGE, paths::DASHBOARD_WEBHOOKS, "", notice);
+        }
+    };
     let next = access::safe_next(form.next.as_deref());
     let (binding, _) = access::pre_session(req, gate);
     if !gate.csrf.verify(&binding, &form.csrf) {
         let detail = "The sign-in form had expired or came from another site. Nothing was checked; try again.";
         return login_page(req, state, StatusCode::FORBIDDEN, next, "", Some(warning("Try again", detail)));
     }
-    let tried = form.username.trim().to_lowercase();
+    // Only a well-formed username is counted, logged or looked up under its own name: anything else (a
+    // password typed into the wrong box, say) is counted and logged as `(invalid username)`.
+    let username = operators::username(&form.username).ok();
+    let account = username.as_deref().unwrap_or(INVALID_USERNAME);
+    let shown = username.as_deref().unwrap_or("");
     let now = state.clock.now();
     let client = access::client_ip(req);
-    if let Err(throttled) = gate.throttle.check(&tried, client, now) {
-        let mut resp = login_page(
-            req,
-            state,
-            StatusCode::TOO_MANY_REQUESTS,
-            next,
-            &form.username,
-            Some((Tone::Critical, "Sign-in is paused", format!("{}.", capitalized(&throttled.to_string())))),
-        );
+    if let Err(throttled) = gate.throttle.attempt(account, client, now) {
+        let detail = format!("{}.", capitalized(&throttled.to_string()));
+        let notice = Some((Tone::Critical, "Sign-in is paused", detail));
+        let mut resp = login_page(req, state, StatusCode::TOO_MANY_REQUESTS, next, shown, notice);
         if let Ok(v) = HeaderValue::from_str(&throttled.retry_after_seconds().to_string()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         return resp;
     }
 
-    let actor = Actor { label: operators::label(&tried), client: client.map(|ip| ip.to_string()) };
-    let found = match operators::username(&tried) {
-        Ok(name) => match state.store.read(move |db| crate::storage::operators::find(db, &name)).await {
+    let actor = Actor { label: operators::label(account), client: client.map(|ip| ip.to_string()) };
+    let found = match username.clone() {
+        Some(name) => match state.store.read(move |db| crate::storage::operators::find(db, &name)).await {
             Ok(found) => found,
             Err(e) => return unavailable(req, state, next, &e),
         },
-        Err(_) => None,
+        None => None,
     };
-    let (password, params) = (form.password, gate.passwords);
     let found_id = found.as_ref().map(|o| o.id);
-    let checked = tokio::task::spawn_blocking(move || {
-        let ok = operators::verify_password(found.as_ref(), &password, params);
-        (ok, found)
-    })
-    .await;
+    let (password, params) = (form.password, gate.passwords);
+    let checked = match gate.verifying.acquire().await {
+        Ok(_permit) => {
+            tokio::task::spawn_blocking(move || (operators::verify_password(found.as_ref(), &password, params), found))
+                .await
+        }
+        Err(_) => Ok((false, None)),
+    };
     let (ok, found) = checked.unwrap_or((false, None));
     let Some(op) = found.filter(|_| ok) else {
-        gate.throttle.failed(&tried, client, now);
-        let op_id = found_id;
         let mut entry = actor.entry(now, AuditAction::SignInFailed);
-        if let Some(id) = op_id {
+        if let Some(id) = found_id {
             entry = entry.target(id);
         }
         if let Err(e) = state.store.read(move |db| crate::storage::audit::record(db, &entry)).await {
             return unavailable(req, state, next, &e);
         }
         let detail = "The username or password is not right.".to_owned();
-        return login_page(
-            req,
-            state,
-            StatusCode::UNAUTHORIZED,
-            next,
-            &form.username,
-            Some((Tone::Critical, "Not signed in", detail)),
-        );
+        let notice = Some((Tone::Critical, "Not signed in", detail));
+        return login_page(req, state, StatusCode::UNAUTHORIZED, next, shown, notice);
     };
-    gate.throttle.succeeded(&tried);
+    gate.throttle.succeeded(account, client);
     match start_session(state, req, &op, &actor).await {
         Ok(cookie) => redirect(next, Some(cookie)),
         Err(e) => unavailable(req, state, next, &e),
     }
 }
+
+/// What a sign-in with a malformed username is counted and audited as.
+const INVALID_USERNAME: &str = "(invalid username)";
 
 /// Ends the caller's session. Only a session can sign out: a bearer token has nothing to end.
 #[handler]

@@ -65,7 +65,8 @@ pub fn resolve(
     if !policy.live(&session, now) {
         return Ok(None);
     }
-    if now.millis() - session.last_seen_at.millis() >= TOUCH_EVERY_MS {
+    // Half the idle limit at most, so that a short limit cannot end a session that is in use.
+    if now.millis() - session.last_seen_at.millis() >= TOUCH_EVERY_MS.min(policy.idle_ms / 2) {
         let tx = db.begin_write()?;
         {
             let mut t = tx.open_table(tables::SESSIONS.def())?;

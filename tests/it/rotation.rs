@@ -196,3 +196,28 @@ async fn admins_rotate_from_the_dashboard_with_a_reminder() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("needs the admin role"));
 }
+
+#[tokio::test]
+async fn parallel_rotations_leave_the_store_and_the_registry_agreeing() {
+    let s = with_subscription(Options::default()).await;
+    const THIRD: &str = "whsec_dGhpcmQtc2VjcmV0LWZvci1ob29rcGxhbmUtMDM=";
+    let (a, b) = tokio::join!(
+        rotate(&s, json!({ "secret": NEW, "secret_confirmation": NEW })),
+        rotate(&s, json!({ "secret": THIRD, "secret_confirmation": THIRD }))
+    );
+    assert_eq!((a.0.as_u16(), b.0.as_u16()), (200, 200), "{} {}", a.1, b.1);
+    let (_, live) = s.get("/api/v1/subscriptions/billing").await;
+    let held = slots(&live);
+    assert_eq!(held.len(), 2, "{held:?}");
+    // One rotation followed the other: the later one's previous secret is the earlier one's new secret.
+    let (first, second) = if slots(&a.1["subscription"])[0].1 == held[0].1 { (&b, &a) } else { (&a, &b) };
+    assert_eq!(slots(&second.1["subscription"]), held);
+    assert_eq!(slots(&first.1["subscription"])[0].1, held[1].1);
+    let last = if held[0].1 == slots(&a.1["subscription"])[0].1 { NEW } else { THIRD };
+    let dir = s.stop().await;
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    let (_, reloaded) = s.get("/api/v1/subscriptions/billing").await;
+    assert_eq!(slots(&reloaded), held, "the store holds what the registry held");
+    assert_eq!(send(&s, last, 1).await, 200);
+    assert_eq!(send(&s, OLD, 2).await, 401, "the first secret went with the second rotation");
+}

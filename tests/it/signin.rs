@@ -134,6 +134,30 @@ async fn a_sign_in_form_without_its_token_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_oversized_or_malformed_sign_in_is_refused_unread() {
+    let s = server(Options::default()).await;
+    let mut b = Browser::new(&s);
+    let csrf = b.get("/login").await.csrf();
+    let huge = "x".repeat(9 * 1024);
+    let r = b.post("/login", &[("username", "alice"), ("password", &huge), ("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A password typed into the username box is not a username: it is neither shown again nor audited.
+    let r = b.post("/login", &[("username", "my secret pass phrase"), ("password", PASSWORD), ("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(!r.body.contains("my secret pass phrase"));
+    let failed = audit(&s, "action=sign_in_failed").await;
+    assert_eq!(failed.len(), 1, "the oversized form was not checked");
+    assert_eq!(failed[0]["performed_by"], "operator:(invalid username)");
+    assert!(!failed[0].to_string().contains("pass phrase"));
+    // After sign-in, `next` leads only to a path of this site.
+    let r = b
+        .post("/login", &[("username", "alice"), ("password", PASSWORD), ("csrf", &csrf), ("next", "/\t/evil.example")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/dashboard/webhooks");
+}
+
+#[tokio::test]
 async fn sessions_end_when_idle_and_at_their_absolute_age() {
     let start = Timestamp::parse_rfc3339("2026-11-28T09:00:00Z").unwrap();
     let s = server(Options { clock_at: Some(start), ..Options::default() }).await;
@@ -237,4 +261,34 @@ async fn with_store_dir(dir: tempfile::TempDir) -> TestServer {
     add_operator(&store.db().unwrap(), "alice", Role::Admin);
     store.close();
     TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await
+}
+
+#[tokio::test]
+async fn parallel_guesses_get_no_more_tries_than_the_limit() {
+    let opts = Options { env: env(&[("HOOKPLANE_AUTH__LOGIN_FAILURES_PER_ACCOUNT", "3")]), ..Options::default() };
+    let s = server(opts).await;
+    let mut b = Browser::new(&s);
+    let csrf = b.get("/login").await.csrf();
+    let jar: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let jar = jar.join("; ");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let guesses = (0..12).map(|i| {
+        let body = serde_urlencoded::to_string([
+            ("username", "alice"),
+            ("password", &format!("guess number {i}")),
+            ("csrf", &csrf),
+        ])
+        .unwrap();
+        client
+            .post(s.url("/login"))
+            .header("cookie", &jar)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    });
+    let mut statuses: Vec<u16> =
+        futures_util::future::join_all(guesses).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![401; 3], vec![429; 9]].concat(), "exactly the limit was checked");
+    assert_eq!(audit(&s, "action=sign_in_failed").await.len(), 3);
 }

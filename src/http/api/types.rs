@@ -260,7 +260,7 @@ impl SubscriptionOut {
 
 /// A subscription to create. For a Shopify shop and topic that is already `discovered`, the discovered
 /// subscription is adopted instead.
-#[derive(Object, Debug, Clone)]
+#[derive(Object, Clone)]
 #[oai(deny_unknown_fields)]
 pub struct SubscriptionIn {
     pub source: Source,
@@ -286,8 +286,20 @@ pub struct SubscriptionIn {
     pub dedupe_header: Option<String>,
 }
 
+/// Everything but the secret, which must never reach a log.
+impl std::fmt::Debug for SubscriptionIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionIn")
+            .field("source", &self.source)
+            .field("topic", &self.topic)
+            .field("account", &self.account)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A new secret for a subscription, typed twice so that a typo cannot lock the provider out.
-#[derive(Object, Debug, Clone)]
+#[derive(Object, Clone)]
 pub struct RotateSecretIn {
     /// The new secret: the Shopify webhook secret, the Zoho token or key, or a `whsec_` secret.
     #[oai(write_only)]
@@ -298,6 +310,12 @@ pub struct RotateSecretIn {
     /// How long the replaced secret stays accepted, 1 to 720 hours (default `secrets.rotation_overlap_hours`,
     /// 24).
     pub overlap_hours: Option<u32>,
+}
+
+impl std::fmt::Debug for RotateSecretIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateSecretIn").field("overlap_hours", &self.overlap_hours).finish_non_exhaustive()
+    }
 }
 
 #[derive(Object, Debug, Clone)]
