@@ -49,6 +49,16 @@ fn page_routes() -> Vec<(Method, &'static str, Role)> {
     ]
 }
 
+/// Routes open to everyone: a credential changes nothing about their answer.
+fn public_routes() -> Vec<&'static str> {
+    vec!["/healthz", "/readyz", "/version", "/api/openapi.json", "/api/docs", "/assets/dashboard.css", "/favicon.ico"]
+}
+
+/// Ingest routes: only a provider's signature gets in, never an operator's credential.
+fn ingest_routes() -> Vec<&'static str> {
+    vec!["/shopify/webhook", "/zoho/incoming", "/ingest/billing"]
+}
+
 enum Credential {
     None,
     Bearer(String),
@@ -198,9 +208,41 @@ async fn every_route_answers_each_caller_as_it_should() {
             checked += 1;
         }
     }
+    // Open routes answer everyone alike, and no credential signs a webhook: an unsigned delivery is refused
+    // the same way whoever sends it.
+    for path in public_routes()
+        .into_iter()
+        .map(|p| (Method::GET, p))
+        .chain(ingest_routes().into_iter().map(|p| (Method::POST, p)))
+    {
+        let (method, path) = path;
+        let mut answers = Vec::new();
+        for c in &mut callers {
+            let mut req =
+                client.request(method.clone(), s.url(path)).header("content-type", "application/json").body("{}");
+            match &c.credential {
+                Credential::None => {}
+                Credential::Bearer(t) => req = req.bearer_auth(t),
+                Credential::Session(b, _) => {
+                    let jar: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    req = req.header("cookie", jar.join("; "));
+                }
+            }
+            answers.push(req.send().await.unwrap().status().as_u16());
+            checked += 1;
+        }
+        let want = if method == Method::GET { 200 } else { answers[0] };
+        assert!(method == Method::GET || [400, 401, 404].contains(&want), "{path}: {want}");
+        assert!(answers.iter().all(|a| *a == want), "{method} {path}: {answers:?}");
+    }
     let callers_n = callers.len();
-    assert_eq!(checked, (api_operations().len() + page_routes().len()) * callers_n);
-    assert_eq!((api_operations().len(), page_routes().len(), callers_n), (15, 10, 11), "the matrix's size");
+    let routes = api_operations().len() + page_routes().len() + public_routes().len() + ingest_routes().len();
+    assert_eq!(checked, routes * callers_n);
+    assert_eq!(
+        (api_operations().len(), page_routes().len(), public_routes().len() + ingest_routes().len(), callers_n),
+        (15, 10, 10, 11),
+        "the matrix's size"
+    );
 }
 
 #[tokio::test]
