@@ -110,9 +110,37 @@ async fn sign_in_makes_a_new_session_and_sign_out_ends_it() {
     let created = audit(&s, "action=operator_created").await;
     assert_eq!(created.len(), 2);
     assert!(created.iter().all(|e| e["performed_by"] == "cli"));
-    let bad = s.client.get(s.url("/api/v1/audit?action=explode")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    assert!(bad.text().await.unwrap().contains("is not an audit action"));
+    for (query, says) in [
+        ("action=explode", "is not an audit action"),
+        ("cursor=nonsense", "is not a cursor from this API"),
+        ("limit=0", "between 1 and 500"),
+        ("from=yesterday", "RFC 3339"),
+    ] {
+        let bad = s.client.get(s.url(&format!("/api/v1/audit?{query}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(bad.text().await.unwrap().contains(says), "{query}");
+    }
+
+    // Pages of one follow their cursors through every entry, newest first, and end without a cursor.
+    let mut paged = Vec::new();
+    let mut query = "limit=1".to_owned();
+    loop {
+        let r = s.client.get(s.url(&format!("/api/v1/audit?{query}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        let page: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        paged.extend(page["items"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(c) => query = format!("limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    let all: Vec<Value> = audit(&s, "limit=500").await.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(paged, all);
+    assert_eq!(all.len(), entries.len());
+    // A time window is a key range: entries from the first sign-in on are the four newest.
+    let first_sign_in = entries[3]["at"].as_str().unwrap().to_owned();
+    let since = audit(&s, &format!("from={first_sign_in}")).await;
+    assert!(since.len() >= 4 && since.len() < all.len(), "{} of {}", since.len(), all.len());
+    assert!(audit(&s, &format!("to={first_sign_in}&action=sign_out")).await.is_empty());
 }
 
 #[tokio::test]
