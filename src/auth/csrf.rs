@@ -10,6 +10,8 @@ use zeroize::Zeroizing;
 pub const FIELD: &str = "csrf";
 /// The cookie that binds forms shown before sign-in (the sign-in form itself).
 pub const PRE_SESSION_COOKIE: &str = "hookplane_csrf";
+/// Its name when cookies are `Secure` (see `sessions::COOKIE_SECURE`).
+pub const PRE_SESSION_COOKIE_SECURE: &str = "__Host-hookplane_csrf";
 
 #[derive(Clone)]
 pub struct CsrfKey(Zeroizing<[u8; 32]>);

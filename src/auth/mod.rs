@@ -10,7 +10,6 @@ pub mod tokens;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +103,8 @@ pub struct Gate {
     /// Cookies marked `Secure` and `__Host-` named (`auth.secure_cookies`).
     pub secure_cookies: bool,
     /// Until the first operator exists, browsers on this machine may use the dashboard without signing in.
-    pub operators_exist: AtomicBool,
+    /// Operators are only made by the command line on a stopped instance, so this is read once at start.
+    pub operators_exist: bool,
     /// Password checks running at once. Each costs argon2's memory (19 MiB by default) and a core for tens
     /// of milliseconds; sign-ins beyond these wait their turn, so a flood of them cannot exhaust memory.
     pub verifying: tokio::sync::Semaphore,
@@ -118,13 +118,9 @@ impl Gate {
             sessions: settings.session_policy(),
             passwords: settings.password_params(),
             secure_cookies: settings.secure_cookies,
-            operators_exist: AtomicBool::new(operators_exist),
+            operators_exist,
             verifying: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
-    }
-
-    pub fn operators_exist(&self) -> bool {
-        self.operators_exist.load(Ordering::SeqCst)
     }
 }
 

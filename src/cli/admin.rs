@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::{load_settings, open_stopped_store};
@@ -32,7 +31,7 @@ pub struct PasswordArgs {
     /// Read the password from this environment variable.
     #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
     password_env: Option<String>,
-    /// Read the password from standard input (its first line).
+    /// Read the password from standard input.
     #[arg(long)]
     password_stdin: bool,
 }
@@ -175,15 +174,8 @@ pub fn run(cmd: AdminCommand) -> anyhow::Result<()> {
 impl PasswordArgs {
     /// The password, and whether it was made here (and so must be shown).
     fn read(&self) -> anyhow::Result<(String, bool)> {
-        use std::io::BufRead as _;
-        if let Some(var) = &self.password_env {
-            let p = std::env::var(var).with_context(|| format!("the environment variable `{var}` is not set"))?;
+        if let Some(p) = super::read_secret(self.password_env.as_deref(), self.password_stdin, "the password")? {
             return Ok((p, false));
-        }
-        if self.password_stdin {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
-            return Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false));
         }
         // 18 random bytes: 24 characters of base64url, far past any guessing.
         use base64::Engine as _;

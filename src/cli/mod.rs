@@ -74,19 +74,27 @@ pub struct SecretArgs {
 
 impl SecretArgs {
     pub fn read(&self) -> anyhow::Result<Option<String>> {
-        use anyhow::Context as _;
-        use std::io::Read as _;
-        match (&self.secret_env, self.secret_stdin) {
-            (Some(var), _) => {
-                Ok(Some(std::env::var(var).with_context(|| format!("the environment variable `{var}` is not set"))?))
-            }
-            (None, true) => {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("cannot read the secret from standard input")?;
-                Ok(Some(s.trim_end_matches(['\r', '\n']).to_owned()))
-            }
-            (None, false) => Ok(None),
+        read_secret(self.secret_env.as_deref(), self.secret_stdin, "the secret")
+    }
+}
+
+/// A secret from the environment variable `var`, or from standard input (without its final newline), or
+/// `None` when neither is asked for; `what` names it in errors.
+fn read_secret(var: Option<&str>, stdin: bool, what: &str) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    match (var, stdin) {
+        (Some(var), _) => {
+            Ok(Some(std::env::var(var).with_context(|| format!("the environment variable `{var}` is not set"))?))
         }
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .with_context(|| format!("cannot read {what} from standard input"))?;
+            Ok(Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+        }
+        (None, false) => Ok(None),
     }
 }
 

@@ -71,6 +71,7 @@ pub struct Control {
     zoho_token_header: String,
     /// Held by a rotation or a sweep from its first read of a subscription's secrets to its registry
     /// update, so that two of them never interleave (a lost secret, or a registry older than the store).
+    /// Creation writes secrets too, but only for a subscription that holds none, which rotation refuses.
     secrets_lock: std::sync::Mutex<()>,
 }
 
@@ -211,12 +212,6 @@ impl Control {
             expires_at: None,
         };
         let tx = db.begin_write().map_err(StoreError::from)?;
-        // Nothing else rotates while the lock is held; this guards against any other writer of secrets.
-        if repo::secret_in(&tx, id, SLOT_CURRENT)?.is_none_or(|now_current| now_current.digest != current.digest) {
-            return Err(ControlError::Store(StoreError::Conflict(
-                "the secret changed while this rotation was prepared; nothing was changed, try again".to_owned(),
-            )));
-        }
         let dropped = repo::secret_in(&tx, id, SLOT_PREVIOUS)?;
         repo::set_secret(&tx, id, SLOT_PREVIOUS, &previous)?;
         repo::set_secret(&tx, id, SLOT_CURRENT, &stored)?;

@@ -64,7 +64,7 @@ pub fn session_cookie(gate: &Gate) -> &'static str {
 }
 
 fn pre_session_cookie(gate: &Gate) -> &'static str {
-    if gate.secure_cookies { "__Host-hookplane_csrf" } else { csrf::PRE_SESSION_COOKIE }
+    if gate.secure_cookies { csrf::PRE_SESSION_COOKIE_SECURE } else { csrf::PRE_SESSION_COOKIE }
 }
 
 /// What the CSRF token of a signed-in operator's forms is bound to.
@@ -255,7 +255,7 @@ async fn identify(state: &AppState, req: &Request) -> Result<(Caller, Option<Hea
         let csrf = Some(gate.csrf.token(&session_binding(&digest)));
         return Ok((Caller { principal, csrf, session: Some(digest) }, None));
     }
-    if state.settings.dashboard.open_on_loopback && !gate.operators_exist() && local(req) {
+    if state.settings.dashboard.open_on_loopback && !gate.operators_exist && local(req) {
         let (binding, set) = pre_session(req, gate);
         return Ok((Caller { principal: Principal::Local, csrf: Some(gate.csrf.token(&binding)), session: None }, set));
     }

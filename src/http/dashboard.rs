@@ -27,7 +27,12 @@ use crate::views::webhooks::{Filters, PageError, RANGES, WebhooksPage};
 
 #[handler]
 pub async fn view_root_get() -> Response {
-    Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, paths::DASHBOARD_WEBHOOKS).finish()
+    see_other(paths::DASHBOARD_WEBHOOKS)
+}
+
+/// The answer of post/redirect/get, and of a page that lives elsewhere.
+pub fn see_other(to: &str) -> Response {
+    Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish()
 }
 
 #[handler]
@@ -121,7 +126,7 @@ pub async fn view_webhooks_post(
         other => Err(ApiError::bad_request(format!("`{other}` is not an action of this page (expected rotate)"))),
     };
     match result {
-        Ok(to) => Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish(),
+        Ok(to) => see_other(&to),
         Err(e) => {
             let (status, p) = e.problem();
             let title = if status == StatusCode::FORBIDDEN { "Not allowed" } else { "Nothing was changed" };
@@ -368,7 +373,7 @@ pub async fn view_tokens_post(
             Ok(t) => {
                 let query = serde_urlencoded::to_string([("revoked", t.name.as_str())]).unwrap_or_default();
                 let to = format!("{}?{query}", paths::DASHBOARD_TOKENS);
-                Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish()
+                see_other(&to)
             }
             Err(e) => tokens_error(state, caller, e).await,
         },
@@ -410,7 +415,7 @@ pub fn refused(r: Refusal) -> Response {
     match r {
         Refusal::SignIn { next } => {
             let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
-            Response::builder().status(status).header(header::LOCATION, format!("{}?{query}", paths::LOGIN)).finish()
+            see_other(&format!("{}?{query}", paths::LOGIN))
         }
         Refusal::Unauthorized(detail) => {
             message_page(status, "Sign in to continue", Tone::Warning, detail, &none, Some(paths::LOGIN))

@@ -190,7 +190,7 @@ fn login_page(
 ) -> Response {
     let (binding, set) = access::pre_session(req, &state.gate);
     let csrf = state.gate.csrf.token(&binding);
-    let no_operators = !state.gate.operators_exist();
+    let no_operators = !state.gate.operators_exist;
     let page = LoginPage { csrf: &csrf, next, username, notice, no_operators };
     let mut resp = html_response(status, page.render());
     if let Some(c) = set {
@@ -215,7 +215,7 @@ fn capitalized(s: &str) -> String {
 }
 
 fn redirect(to: &str, cookie: Option<HeaderValue>) -> Response {
-    let mut resp = Response::builder().status(StatusCode::SEE_OTHER).header(header::LOCATION, to).finish();
+    let mut resp = super::dashboard::see_other(to);
     if let Some(c) = cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }

@@ -103,6 +103,12 @@ impl Drop for Proc {
     }
 }
 
+/// An API answer read as JSON, asked for with the admin token.
+async fn api_get(base: &str, path: &str) -> serde_json::Value {
+    let resp = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+}
+
 async fn post(
     client: &reqwest::Client,
     base: &str,
@@ -422,18 +428,7 @@ async fn send_test_delivers_a_signed_sample_from_every_source() {
     let missing = send(&["--source", "standard", "--secret-env", "WHSEC"], &env);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--subscription"));
 
-    let page: serde_json::Value = serde_json::from_str(
-        &client
-            .get(format!("{}/api/v1/deliveries", proc.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let page = api_get(&proc.base, "/api/v1/deliveries").await;
     let sources: Vec<&str> = page["items"].as_array().unwrap().iter().map(|d| d["source"].as_str().unwrap()).collect();
     assert_eq!(sources, ["zoho", "standard", "shopify"], "newest first, one from each source");
     proc.kill9();
@@ -624,16 +619,7 @@ async fn admin_commands_make_operators_who_sign_in() {
     assert_eq!(browser_after.get("/dashboard/webhooks").await.status.as_u16(), 303, "the session ended");
     assert_eq!(browser_after.sign_in("alice", &password).await.status.as_u16(), 401);
     assert_eq!(browser_after.sign_in("alice", "a long enough password").await.status.as_u16(), 303);
-    let audit = reqwest::Client::new()
-        .get(format!("{}/api/v1/audit", proc.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let audit = api_get(&proc.base, "/api/v1/audit").await;
     let entry = |action: &str| {
         audit["items"].as_array().unwrap().iter().find(|e| e["action"] == action).cloned().unwrap_or_default()
     };

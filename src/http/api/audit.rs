@@ -18,6 +18,7 @@ const MAX_LIMIT: u32 = 500;
 /// Rows read per store call while exporting, so one export never holds a read transaction for long.
 const EXPORT_CHUNK: usize = 1_000;
 
+#[derive(Default)]
 pub struct AuditApi;
 
 #[derive(ApiResponse)]

@@ -14,6 +14,7 @@ use super::types::{BannerOut, DashboardOut, DeliveryStatus, KpisOut, Source, Sta
 use crate::http::AppState;
 use crate::loader::{self, Overview};
 
+#[derive(Default)]
 pub struct DashboardApi;
 
 /// `WebhookDashboardPayload` for one query: what `getDashboard` answers and the dashboard page renders, so

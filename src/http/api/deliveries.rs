@@ -18,6 +18,7 @@ use crate::storage::deliveries::{self, Filter};
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
+#[derive(Default)]
 pub struct DeliveriesApi;
 
 #[derive(ApiResponse)]

@@ -48,15 +48,9 @@ pub type Apis = (
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
+    // Every resource's API is a unit struct, so the tuple of them is its own default.
     OpenApiService::new(
-        (
-            dashboard::DashboardApi,
-            deliveries::DeliveriesApi,
-            subscriptions::SubscriptionsApi,
-            rejections::RejectionsApi,
-            audit::AuditApi,
-            tokens::TokensApi,
-        ),
+        Apis::default(),
         "Hookplane",
         env!("CARGO_PKG_VERSION"),
     )

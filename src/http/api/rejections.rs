@@ -10,6 +10,7 @@ use super::types::{RejectionCount, RejectionOut, RejectionsOut};
 use crate::http::AppState;
 use crate::storage::rejections;
 
+#[derive(Default)]
 pub struct RejectionsApi;
 
 #[derive(ApiResponse)]

@@ -15,6 +15,7 @@ use crate::loader;
 use crate::secrets::SecretBytes;
 use crate::storage::subscriptions;
 
+#[derive(Default)]
 pub struct SubscriptionsApi;
 
 #[derive(ApiResponse)]

@@ -12,6 +12,7 @@ use crate::domain::ids::TokenId;
 use crate::http::AppState;
 use crate::storage::tokens::{self, TokenRef};
 
+#[derive(Default)]
 pub struct TokensApi;
 
 #[derive(ApiResponse)]
