@@ -59,6 +59,8 @@ pub fn bind(d: &mut Delivery, sub: &Subscription) -> Option<Job> {
                 run_at: d.received_at,
                 attempts: 0,
                 created_at: d.received_at,
+                lease: None,
+                last_error: None,
             })
         }
     }

@@ -17,6 +17,19 @@ pub enum JobKind {
 pub enum JobState {
     /// Waiting in `jobs_ready` for its run-at time.
     Ready,
+    /// Handed to a worker, in `jobs_leased` until its lease ends.
+    Leased,
+    /// Out of attempts: in no index, kept for the operator to see and replay.
+    Dead,
+}
+
+/// Who holds a job, and until when. A lease that ends without an answer makes the job claimable again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// `{process instance}/{worker}`: the instance part tells a lease of this process from one a stopped
+    /// process left behind.
+    pub owner: String,
+    pub until: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,4 +43,8 @@ pub struct Job {
     /// Attempts made so far.
     pub attempts: u32,
     pub created_at: Timestamp,
+    #[serde(default)]
+    pub lease: Option<Lease>,
+    #[serde(default)]
+    pub last_error: Option<String>,
 }

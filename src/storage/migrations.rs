@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "deliveries by status", run: v3_deliveries_by_status },
     Migration { version: 4, name: "api tokens", run: v4_api_tokens },
     Migration { version: 5, name: "operators, sessions and the audit log", run: v5_operators },
+    Migration { version: 6, name: "leased jobs", run: v6_leased_jobs },
 ];
 
 /// The version a database has once every migration ran.
@@ -107,6 +108,11 @@ fn v5_operators(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::OPERATORS.def())?;
     tx.open_table(tables::SESSIONS.def())?;
     tx.open_table(tables::AUDIT_LOG.def())?;
+    Ok(())
+}
+
+fn v6_leased_jobs(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::JOBS_LEASED)?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod backend;
 mod codec;
 pub mod dedupe;
 pub mod deliveries;
+pub mod jobs;
 pub mod migrations;
 pub mod operators;
 pub mod payload;

@@ -109,6 +109,10 @@ pub const JOBS: RecordTable<u128, Job> = RecordTable::new("jobs_v1");
 /// (run at, in Unix ms; job id) → (): jobs that are ready to run, earliest first.
 pub const JOBS_READY: TableDefinition<(i64, u128), ()> = TableDefinition::new("jobs_ready_v1");
 
+/// (lease end, in Unix ms; job id) → (): jobs a worker holds, soonest to end first. Every job is in exactly
+/// one of `JOBS_READY` and `JOBS_LEASED`, or in neither when dead; a lease that has ended is claimable.
+pub const JOBS_LEASED: TableDefinition<(i64, u128), ()> = TableDefinition::new("jobs_leased_v1");
+
 /// How many rejection samples are kept: enough to see a misconfigured secret's pattern, bounded so a flood
 /// of junk cannot grow the file.
 pub const REJECTION_SAMPLES_KEPT: u64 = 500;

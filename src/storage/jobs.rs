@@ -1,0 +1,359 @@
+//! The processing queue's durable state: claiming due jobs under a lease, extending leases, answering
+//! for a finished attempt, handing back jobs never started, and recovering jobs a stopped process held.
+//! Every operation is one write transaction, so a job is never held by two workers at once: a claim only
+//! takes jobs that are ready and due, or whose lease has ended.
+
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+
+use super::{StoreError, tables};
+use crate::domain::{JobId, Timestamp};
+use crate::jobs::{Job, JobState, Lease};
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// Done: the job leaves the queue.
+    Done,
+    /// Try again at `at` (backoff, or the destination's `Retry-After`), unless attempts have run out.
+    Retry { at: Timestamp, error: String },
+    /// Never try again (the destination said 410, or the delivery is gone).
+    GiveUp { error: String },
+}
+
+/// What happened to a job when its attempt was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    Retrying,
+    Dead,
+    /// The answer came from a worker that no longer holds the job (its lease ended and another worker
+    /// claimed it): ignored, so a late answer cannot undo a newer attempt.
+    Stale,
+}
+
+struct Tables<'tx> {
+    jobs: Table<'tx, u128, &'static [u8]>,
+    ready: Table<'tx, (i64, u128), ()>,
+    leased: Table<'tx, (i64, u128), ()>,
+}
+
+impl<'tx> Tables<'tx> {
+    fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            jobs: tx.open_table(tables::JOBS.def())?,
+            ready: tx.open_table(tables::JOBS_READY)?,
+            leased: tx.open_table(tables::JOBS_LEASED)?,
+        })
+    }
+
+    fn get(&self, id: u128) -> Result<Option<Job>, StoreError> {
+        self.jobs.get(id)?.map(|v| tables::JOBS.decode(v.value())).transpose()
+    }
+
+    fn put(&mut self, job: &Job) -> Result<(), StoreError> {
+        self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Takes `job` out of whichever index holds it.
+    fn unindex(&mut self, job: &Job) -> Result<(), StoreError> {
+        match (&job.state, &job.lease) {
+            (JobState::Ready, _) => {
+                self.ready.remove((job.run_at.millis(), job.id.as_u128()))?;
+            }
+            (JobState::Leased, Some(lease)) => {
+                self.leased.remove((lease.until.millis(), job.id.as_u128()))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn make_ready(&mut self, job: &mut Job, at: Timestamp) -> Result<(), StoreError> {
+        self.unindex(job)?;
+        job.state = JobState::Ready;
+        job.lease = None;
+        job.run_at = at;
+        self.ready.insert((at.millis(), job.id.as_u128()), ())?;
+        self.put(job)
+    }
+
+    fn lease(&mut self, job: &mut Job, owner: &str, until: Timestamp) -> Result<(), StoreError> {
+        self.unindex(job)?;
+        job.state = JobState::Leased;
+        job.lease = Some(Lease { owner: owner.to_owned(), until });
+        self.leased.insert((until.millis(), job.id.as_u128()), ())?;
+        self.put(job)
+    }
+
+    fn kill(&mut self, job: &mut Job, error: String) -> Result<(), StoreError> {
+        self.unindex(job)?;
+        job.state = JobState::Dead;
+        job.lease = None;
+        job.last_error = Some(error);
+        self.put(job)
+    }
+}
+
+/// Ids of the first `limit` keys at or before `now` in an index, soonest first.
+fn due(index: &Table<'_, (i64, u128), ()>, now: Timestamp, limit: usize) -> Result<Vec<u128>, StoreError> {
+    let mut ids = Vec::new();
+    for row in index.range(..=(now.millis(), u128::MAX))?.take(limit) {
+        ids.push(row?.0.value().1);
+    }
+    Ok(ids)
+}
+
+/// Leases up to `batch` jobs to `owner` until `now + lease_ms`: first those whose lease ended (their
+/// holder stopped answering; the attempt counts), then ready jobs that are due. A job whose attempts ran
+/// out while leased is dead instead. Returns the jobs as leased.
+pub fn claim(
+    db: &Database,
+    owner: &str,
+    now: Timestamp,
+    lease_ms: i64,
+    batch: usize,
+    max_attempts: u32,
+) -> Result<Vec<Job>, StoreError> {
+    let tx = db.begin_write()?;
+    let mut claimed = Vec::new();
+    {
+        let mut t = Tables::open(&tx)?;
+        let until = now.plus_millis(lease_ms);
+        for id in due(&t.leased, now, batch)? {
+            let Some(mut job) = t.get(id)? else { continue };
+            job.attempts += 1;
+            job.last_error = Some("the worker holding it stopped answering before its lease ended".to_owned());
+            if job.attempts >= max_attempts {
+                let error = job.last_error.clone().unwrap_or_default();
+                t.kill(&mut job, error)?;
+                continue;
+            }
+            t.lease(&mut job, owner, until)?;
+            claimed.push(job);
+        }
+        for id in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
+            let Some(mut job) = t.get(id)? else { continue };
+            t.lease(&mut job, owner, until)?;
+            claimed.push(job);
+        }
+    }
+    tx.commit()?;
+    Ok(claimed)
+}
+
+/// Extends every lease `owner` holds to `now + lease_ms`. Returns how many.
+pub fn heartbeat(db: &Database, owner: &str, now: Timestamp, lease_ms: i64) -> Result<usize, StoreError> {
+    let tx = db.begin_write()?;
+    let mut extended = 0;
+    {
+        let mut t = Tables::open(&tx)?;
+        let mut mine = Vec::new();
+        for row in t.leased.iter()? {
+            let id = row?.0.value().1;
+            if let Some(job) = t.get(id)?
+                && job.lease.as_ref().is_some_and(|l| l.owner == owner)
+            {
+                mine.push(job);
+            }
+        }
+        for mut job in mine {
+            t.lease(&mut job, owner, now.plus_millis(lease_ms))?;
+            extended += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(extended)
+}
+
+/// Records how the attempt `owner` made of job `id` ended. `attempt` is the attempt's number (1 for the
+/// first); an answer from a worker that no longer holds the job is ignored.
+pub fn finish(
+    db: &Database,
+    owner: &str,
+    id: JobId,
+    attempt: u32,
+    outcome: Finished,
+    max_attempts: u32,
+) -> Result<Settled, StoreError> {
+    let tx = db.begin_write()?;
+    let settled = {
+        let mut t = Tables::open(&tx)?;
+        let Some(mut job) = t.get(id.as_u128())? else { return Ok(Settled::Stale) };
+        let holds = job.state == JobState::Leased && job.lease.as_ref().is_some_and(|l| l.owner == owner);
+        if !holds || attempt != job.attempts + 1 {
+            return Ok(Settled::Stale);
+        }
+        job.attempts = attempt;
+        match outcome {
+            Finished::Done => {
+                t.unindex(&job)?;
+                t.jobs.remove(id.as_u128())?;
+                Settled::Done
+            }
+            Finished::Retry { at, error } if job.attempts < max_attempts => {
+                job.last_error = Some(error);
+                t.make_ready(&mut job, at)?;
+                Settled::Retrying
+            }
+            Finished::Retry { error, .. } | Finished::GiveUp { error } => {
+                t.kill(&mut job, error)?;
+                Settled::Dead
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(settled)
+}
+
+/// Hands back jobs `owner` claimed but never started (at shutdown): ready again at their own run-at time,
+/// with no attempt counted. Returns how many.
+pub fn release(db: &Database, owner: &str, ids: &[JobId]) -> Result<usize, StoreError> {
+    let tx = db.begin_write()?;
+    let mut released = 0;
+    {
+        let mut t = Tables::open(&tx)?;
+        for id in ids {
+            let Some(mut job) = t.get(id.as_u128())? else { continue };
+            if job.state == JobState::Leased && job.lease.as_ref().is_some_and(|l| l.owner == owner) {
+                let at = job.run_at;
+                t.make_ready(&mut job, at)?;
+                released += 1;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(released)
+}
+
+/// At start: every lease not held by this process (`instance`, the prefix of its owners) was left by a
+/// process that stopped, since only one process can open the store. Those jobs are ready again now, and
+/// the interrupted attempt counts (it may have reached the destination). Returns how many.
+pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, StoreError> {
+    let tx = db.begin_write()?;
+    let mut recovered = 0;
+    {
+        let mut t = Tables::open(&tx)?;
+        let mut left = Vec::new();
+        for row in t.leased.iter()? {
+            let id = row?.0.value().1;
+            if let Some(job) = t.get(id)?
+                && !job.lease.as_ref().is_some_and(|l| l.owner.starts_with(instance))
+            {
+                left.push(job);
+            }
+        }
+        for mut job in left {
+            job.attempts += 1;
+            job.last_error = Some("Hookplane stopped during the attempt".to_owned());
+            t.make_ready(&mut job, now)?;
+            recovered += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DeliveryId, SubscriptionId};
+    use crate::jobs::JobKind;
+
+    const MAX: u32 = 3;
+    const LEASE: i64 = 60_000;
+
+    fn store() -> (tempfile::TempDir, redb::Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("q.redb")).unwrap();
+        super::super::migrations::migrate(&db).unwrap();
+        (dir, db)
+    }
+
+    fn enqueue(db: &redb::Database, at: i64) -> JobId {
+        let t = Timestamp(at);
+        let job = Job {
+            id: JobId::new(t),
+            kind: JobKind::Deliver,
+            state: JobState::Ready,
+            delivery_id: DeliveryId::new(t),
+            subscription_id: SubscriptionId::new(t),
+            run_at: t,
+            attempts: 0,
+            created_at: t,
+            lease: None,
+            last_error: None,
+        };
+        let tx = db.begin_write().unwrap();
+        {
+            let mut tb = Tables::open(&tx).unwrap();
+            tb.put(&job).unwrap();
+            tb.ready.insert((at, job.id.as_u128()), ()).unwrap();
+        }
+        tx.commit().unwrap();
+        job.id
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<JobId> {
+        jobs.iter().map(|j| j.id).collect()
+    }
+
+    #[test]
+    fn a_job_is_held_by_one_worker_until_its_lease_ends() {
+        let (_d, db) = store();
+        let a = enqueue(&db, 1_000);
+        let later = enqueue(&db, 200_000);
+        assert!(claim(&db, "p1/w1", Timestamp(999), LEASE, 10, MAX).unwrap().is_empty(), "not due yet");
+        assert_eq!(ids(&claim(&db, "p1/w1", Timestamp(1_000), LEASE, 10, MAX).unwrap()), vec![a]);
+        assert!(claim(&db, "p1/w2", Timestamp(2_000), LEASE, 10, MAX).unwrap().is_empty(), "held");
+        // A heartbeat keeps it; without one, the lease ends and another worker takes it, the attempt counted.
+        assert_eq!(heartbeat(&db, "p1/w1", Timestamp(30_000), LEASE).unwrap(), 1);
+        assert!(claim(&db, "p1/w2", Timestamp(61_000), LEASE, 1, MAX).unwrap().is_empty(), "extended to 90 s");
+        let taken = claim(&db, "p1/w2", Timestamp(90_000), LEASE, 1, MAX).unwrap();
+        assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
+        // The first worker's late answer is ignored; the holder's counts.
+        assert_eq!(finish(&db, "p1/w1", a, 1, Finished::Done, MAX).unwrap(), Settled::Stale);
+        assert_eq!(finish(&db, "p1/w2", a, 2, Finished::Done, MAX).unwrap(), Settled::Done);
+        assert!(claim(&db, "p1/w2", Timestamp(199_999), LEASE, 10, MAX).unwrap().is_empty());
+        assert_eq!(ids(&claim(&db, "p1/w2", Timestamp(200_000), LEASE, 10, MAX).unwrap()), vec![later]);
+    }
+
+    #[test]
+    fn retries_wait_for_their_time_and_attempts_run_out() {
+        let (_d, db) = store();
+        let a = enqueue(&db, 0);
+        let mut now = 0;
+        for attempt in 1..=MAX {
+            let got = claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
+            assert_eq!(ids(&got), vec![a], "attempt {attempt}");
+            let retry = Finished::Retry { at: Timestamp(now + 10_000), error: format!("503 #{attempt}") };
+            let settled = finish(&db, "p/w", a, attempt, retry, MAX).unwrap();
+            assert_eq!(settled, if attempt < MAX { Settled::Retrying } else { Settled::Dead });
+            assert!(claim(&db, "p/w", Timestamp(now + 9_999), LEASE, 1, MAX).unwrap().is_empty(), "backoff");
+            now += 10_000;
+        }
+        assert!(claim(&db, "p/w", Timestamp(now + 1_000_000), LEASE, 1, MAX).unwrap().is_empty(), "dead");
+        let b = enqueue(&db, 0);
+        claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
+        let gone = Finished::GiveUp { error: "410 Gone".into() };
+        assert_eq!(finish(&db, "p/w", b, 1, gone, MAX).unwrap(), Settled::Dead);
+    }
+
+    #[test]
+    fn unstarted_jobs_go_back_and_a_stopped_process_leaves_nothing_held() {
+        let (_d, db) = store();
+        let a = enqueue(&db, 0);
+        let b = enqueue(&db, 0);
+        let got = claim(&db, "old/w", Timestamp(0), LEASE, 2, MAX).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(release(&db, "old/w", &[b]).unwrap(), 1);
+        assert_eq!(release(&db, "someone/else", &[a]).unwrap(), 0, "only the holder hands back");
+        assert_eq!(ids(&claim(&db, "old/w", Timestamp(0), LEASE, 2, MAX).unwrap()), vec![b]);
+        // A new process finds both held by the old one and makes them ready at once, counting the attempt.
+        assert_eq!(recover(&db, "new", Timestamp(5)).unwrap(), 2);
+        let again = claim(&db, "new/w", Timestamp(5), LEASE, 2, MAX).unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|j| j.attempts == 1 && j.last_error.is_some()));
+        assert_eq!(recover(&db, "new", Timestamp(6)).unwrap(), 0, "its own leases stay");
+    }
+}
