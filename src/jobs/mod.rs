@@ -1,6 +1,8 @@
 //! The processing queue's unit of work. Ingest writes a job in the same transaction as its delivery, so a
 //! stored delivery with a destination always has its job; the workers that run jobs build on this record.
 
+pub mod backend;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{DeliveryId, JobId, SubscriptionId, Timestamp};

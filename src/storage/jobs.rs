@@ -95,6 +95,22 @@ impl<'tx> Tables<'tx> {
     }
 }
 
+/// Adds a ready job inside the caller's transaction (a replay writes its job with its own record).
+pub fn enqueue(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
+    let mut t = Tables::open(tx)?;
+    t.put(job)?;
+    t.ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
+    Ok(())
+}
+
+/// A job by id, whatever its state.
+pub fn get(db: &Database, id: JobId) -> Result<Option<Job>, StoreError> {
+    use redb::ReadableDatabase;
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::JOBS.def())?;
+    t.get(id.as_u128())?.map(|v| tables::JOBS.decode(v.value())).transpose()
+}
+
 /// Ids of the first `limit` keys at or before `now` in an index, soonest first.
 fn due(index: &Table<'_, (i64, u128), ()>, now: Timestamp, limit: usize) -> Result<Vec<u128>, StoreError> {
     let mut ids = Vec::new();
@@ -285,11 +301,7 @@ mod tests {
             last_error: None,
         };
         let tx = db.begin_write().unwrap();
-        {
-            let mut tb = Tables::open(&tx).unwrap();
-            tb.put(&job).unwrap();
-            tb.ready.insert((at, job.id.as_u128()), ()).unwrap();
-        }
+        super::enqueue(&tx, &job).unwrap();
         tx.commit().unwrap();
         job.id
     }

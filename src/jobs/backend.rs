@@ -1,0 +1,294 @@
+//! The processing queue as an apalis 1.0 backend whose jobs live in redb (`storage::jobs`). apalis drives
+//! registration, heartbeats, fetching and the drain at shutdown through [`Persisted`]; every store call
+//! runs on the blocking pool, since a redb write waits for the ingest writer's commit.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis_core::backend::codec::Codec;
+use apalis_core::backend::finalize::Durable;
+use apalis_core::backend::persistence::{Persisted, Persistence, TaskEvent, TaskPersistLayer};
+use apalis_core::backend::{Backend, BackendConfig, WireFormatBackend};
+use apalis_core::task::Task;
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::TaskId;
+use apalis_core::worker::context::WorkerContext;
+
+use super::Job;
+use crate::domain::{Clock, JobId, Timestamp};
+use crate::storage::jobs::{self, Finished};
+use crate::storage::{Store, StoreError};
+
+/// How the queue runs. The lease must outlive an attempt (the destination's timeout) plus a heartbeat, so
+/// that no job is handed to a second worker while the first may still be sending it.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    pub batch: usize,
+    pub max_attempts: u32,
+}
+
+/// How an attempt ended, as the handler answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Retry { after: Duration, error: String },
+    GiveUp { error: String },
+}
+
+impl apalis_core::task::into_response::IntoResponse for Outcome {
+    type Output = Outcome;
+
+    fn into_response(self) -> Result<Outcome, apalis_core::error::BoxDynError> {
+        Ok(self)
+    }
+}
+
+/// Jobs travel as themselves: the store already holds them encoded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Same;
+
+impl<T: Clone> Codec<T> for Same {
+    type Error = Infallible;
+    type Compact = T;
+
+    fn encode(&self, val: &T) -> Result<T, Infallible> {
+        Ok(val.clone())
+    }
+
+    fn decode(&self, val: &T) -> Result<T, Infallible> {
+        Ok(val.clone())
+    }
+}
+
+/// The store side of the queue, one per worker.
+#[derive(Clone)]
+pub struct RedbPersistence {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    config: QueueConfig,
+    /// This process's id, the first part of every lease owner it writes.
+    instance: Arc<str>,
+}
+
+impl RedbPersistence {
+    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, config: QueueConfig, instance: &str) -> Self {
+        Self { store, clock, config, instance: instance.into() }
+    }
+
+    fn owner(&self, worker: &WorkerContext) -> String {
+        format!("{}/{}", self.instance, worker.name())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+fn task_of(job: Job, owner: &str) -> Task<Job> {
+    let id = TaskId::from_string(job.id.to_string());
+    let attempts = job.attempts as usize;
+    TaskBuilder::new(job).task_id(id).attempt(attempts).lock_by(Some(owner.to_owned())).build()
+}
+
+impl Persistence for RedbPersistence {
+    type Compact = Job;
+    type Response = Outcome;
+    type Error = StoreError;
+
+    async fn register(&mut self, _worker: &WorkerContext) -> Result<(), StoreError> {
+        let (instance, now) = (self.instance.clone(), self.clock.now());
+        let recovered = self.store.read(move |db| jobs::recover(db, &instance, now)).await?;
+        if recovered > 0 {
+            tracing::warn!(recovered, "jobs a stopped process held are ready again");
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self, worker: &WorkerContext) -> Result<(), StoreError> {
+        let (owner, now, lease) = (self.owner(worker), self.clock.now(), self.lease_ms());
+        self.store.read(move |db| jobs::heartbeat(db, &owner, now, lease)).await?;
+        Ok(())
+    }
+
+    async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<Job>>, StoreError> {
+        let (owner, now, lease) = (self.owner(worker), self.clock.now(), self.lease_ms());
+        let (batch, max) = (self.config.batch, self.config.max_attempts);
+        let o = owner.clone();
+        let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, batch, max)).await?;
+        Ok(claimed.into_iter().map(|j| task_of(j, &owner)).collect())
+    }
+
+    async fn reenqueue_abandoned(&mut self, tasks: Vec<Task<Job>>, worker: &WorkerContext) -> Result<u64, StoreError> {
+        let owner = self.owner(worker);
+        let ids: Vec<JobId> = tasks.iter().map(|t| t.args.id).collect();
+        let released = self.store.read(move |db| jobs::release(db, &owner, &ids)).await?;
+        Ok(released as u64)
+    }
+
+    async fn handle_events(
+        &mut self,
+        events: Vec<TaskEvent<Outcome>>,
+        worker: &WorkerContext,
+    ) -> Result<(), StoreError> {
+        let owner = self.owner(worker);
+        let (now, max) = (self.clock.now(), self.config.max_attempts);
+        let mut answers = Vec::new();
+        for event in events {
+            if let TaskEvent::Complete(r) = event {
+                let Ok(id) = r.task_id.to_string().parse::<JobId>() else { continue };
+                let finished = match r.result {
+                    Ok(Outcome::Delivered) => Finished::Done,
+                    Ok(Outcome::Retry { after, error }) => Finished::Retry { at: later(now, after), error },
+                    Ok(Outcome::GiveUp { error }) => Finished::GiveUp { error },
+                    // A handler that failed outright (a panic caught by apalis) is tried again soon.
+                    Err(error) => Finished::Retry { at: later(now, Duration::from_secs(1)), error },
+                };
+                answers.push((id, u32::try_from(r.attempt).unwrap_or(u32::MAX), finished));
+            }
+        }
+        self.store
+            .read(move |db| {
+                for (id, attempt, finished) in answers {
+                    jobs::finish(db, &owner, id, attempt, finished, max)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+    }
+
+    async fn push_tasks(&mut self, _tasks: Vec<Task<Job>>) -> Result<(), StoreError> {
+        // Jobs are written by ingest in their delivery's own transaction, never through the sink.
+        Err(StoreError::Invalid("jobs are enqueued with their delivery, not pushed".to_owned()))
+    }
+}
+
+fn later(now: Timestamp, after: Duration) -> Timestamp {
+    now.plus_millis(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The backend a worker is built on.
+pub struct RedbQueue {
+    persisted: Persisted<RedbPersistence>,
+    config: QueueConfig,
+    codec: Same,
+}
+
+impl RedbQueue {
+    pub fn new(persistence: RedbPersistence) -> Self {
+        let config = persistence.config.clone();
+        Self { persisted: Persisted::new(persistence), config, codec: Same }
+    }
+}
+
+impl Backend for RedbQueue {
+    type Task = Task<Job>;
+    type Error = StoreError;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), StoreError>> {
+        self.persisted.poll_ready(cx, worker, self.config.heartbeat)
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        worker: &WorkerContext,
+    ) -> Poll<Option<Result<Task<Job>, StoreError>>> {
+        self.persisted.poll_next(cx, worker)
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Result<(), StoreError>> {
+        self.persisted.poll_close(cx, worker)
+    }
+}
+
+impl BackendConfig for RedbQueue {
+    type Args = Job;
+    type Id = JobId;
+    type Kind = Durable;
+    type Config = QueueConfig;
+    type Layer = TaskPersistLayer<Same, Outcome>;
+
+    fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
+        self.persisted.layer(Same, self.config.batch).persist_results(true).lock_tasks(false)
+    }
+}
+
+impl WireFormatBackend for RedbQueue {
+    type Codec = Same;
+    type Compact = Job;
+
+    fn codec(&self) -> &Same {
+        &self.codec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use apalis_core::task::data::Data;
+    use apalis_core::worker::builder::WorkerBuilder;
+
+    use super::*;
+    use crate::domain::{DeliveryId, SubscriptionId, SystemClock};
+    use crate::jobs::{JobKind, JobState};
+
+    async fn deliver(_job: Job, calls: Data<Arc<AtomicU32>>) -> Outcome {
+        match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Outcome::Retry { after: Duration::ZERO, error: "503 from the destination".into() },
+            _ => Outcome::Delivered,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_retries_then_finishes_a_job_and_the_store_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let now = SystemClock.now();
+        let job = Job {
+            id: JobId::new(now),
+            kind: JobKind::Deliver,
+            state: JobState::Ready,
+            delivery_id: DeliveryId::new(now),
+            subscription_id: SubscriptionId::new(now),
+            run_at: now,
+            attempts: 0,
+            created_at: now,
+            lease: None,
+            last_error: None,
+        };
+        let db = store.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        jobs::enqueue(&tx, &job).unwrap();
+        tx.commit().unwrap();
+
+        let config = QueueConfig {
+            lease: Duration::from_secs(60),
+            heartbeat: Duration::from_millis(20),
+            batch: 4,
+            max_attempts: 5,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let backend = RedbQueue::new(RedbPersistence::new(Arc::clone(&store), clock, config, "test"));
+        let calls = Arc::new(AtomicU32::new(0));
+        let worker = WorkerBuilder::new("deliver-0").backend(backend).data(Arc::clone(&calls)).build(deliver);
+        let watched = Arc::clone(&calls);
+        let done = async move {
+            while watched.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        tokio::time::timeout(Duration::from_secs(20), worker.run_until(done)).await.unwrap().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(jobs::get(&db, job.id).unwrap(), None, "delivered on the second attempt, then removed");
+    }
+}
