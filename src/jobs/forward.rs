@@ -1,0 +1,261 @@
+//! Handing one delivery to its destination over HTTP: the exact stored body with the provider's own
+//! headers (so the receiver's Shopify or Zoho verification still passes), Hookplane's delivery id and
+//! attempt number, and a Standard Webhooks signature made with the destination's secret. The answer is
+//! classified into what the queue does next.
+
+use std::time::{Duration, Instant};
+
+use crate::connectors::standard;
+
+/// Headers that describe one HTTP hop, not the delivery: never copied to the destination.
+const HOP_HEADERS: [&str; 8] =
+    ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "te", "upgrade", "expect"];
+
+/// How much of a destination's answer is kept with the attempt: enough to read an error message.
+pub const EXCERPT_BYTES: usize = 1024;
+
+/// Why an attempt got no HTTP answer, or a failing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Timeout,
+    Connect,
+    Http,
+}
+
+/// One attempt as it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempted {
+    pub status: Option<u16>,
+    pub latency_ms: u32,
+    pub error: Option<(ErrorClass, String)>,
+    /// The start of the answer's body, as text.
+    pub excerpt: String,
+    /// The destination's `Retry-After`, in seconds, on a 429 or 503.
+    pub retry_after: Option<Duration>,
+}
+
+/// What the queue does after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Try again: after the destination's `Retry-After` when it gave one, else on the backoff schedule.
+    Retry {
+        after: Option<Duration>,
+    },
+    /// 410 Gone: the destination does not want these any more; it is paused.
+    Gone,
+}
+
+impl Attempted {
+    pub fn verdict(&self) -> Verdict {
+        match self.status {
+            Some(s) if (200..300).contains(&s) => Verdict::Delivered,
+            Some(410) => Verdict::Gone,
+            _ => Verdict::Retry { after: self.retry_after },
+        }
+    }
+}
+
+/// What one attempt sends.
+pub struct Outgoing<'a> {
+    pub url: &'a str,
+    pub delivery_id: &'a str,
+    pub attempt: u32,
+    /// The provider's headers as they arrived.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+    /// The destination's `whsec_` key bytes, for the signature; `None` sends none.
+    pub signing_key: Option<&'a [u8]>,
+    /// Seconds since the epoch, for the signature.
+    pub timestamp: i64,
+}
+
+/// The headers sent: the provider's (minus hop headers), then Hookplane's. When the provider itself is a
+/// Standard Webhooks sender, its `webhook-*` headers are kept for the receiver and Hookplane's signature
+/// travels under `x-hookplane-webhook-*` instead.
+pub fn headers(out: &Outgoing<'_>) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> =
+        out.headers.iter().filter(|(k, _)| !HOP_HEADERS.contains(&k.to_ascii_lowercase().as_str())).cloned().collect();
+    h.push(("x-hookplane-delivery-id".into(), out.delivery_id.into()));
+    h.push(("x-hookplane-attempt".into(), out.attempt.to_string()));
+    if let Some(key) = out.signing_key {
+        let taken = out.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("webhook-signature"));
+        let prefix = if taken { "x-hookplane-" } else { "" };
+        let signature = standard::sign(out.delivery_id, out.timestamp, out.body, key);
+        h.push((format!("{prefix}webhook-id"), out.delivery_id.into()));
+        h.push((format!("{prefix}webhook-timestamp"), out.timestamp.to_string()));
+        h.push((format!("{prefix}webhook-signature"), signature));
+    }
+    h
+}
+
+/// Sends one attempt, waiting at most `timeout` for the whole answer.
+pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duration) -> Attempted {
+    let started = Instant::now();
+    let mut req = client.post(out.url).timeout(timeout).body(out.body.to_vec());
+    for (k, v) in headers(out) {
+        req = req.header(k, v);
+    }
+    let elapsed = |s: Instant| u32::try_from(s.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let class = if e.is_timeout() { ErrorClass::Timeout } else { ErrorClass::Connect };
+            return Attempted {
+                status: None,
+                latency_ms: elapsed(started),
+                error: Some((class, e.to_string())),
+                excerpt: String::new(),
+                retry_after: None,
+            };
+        }
+    };
+    let status = resp.status().as_u16();
+    let retry_after = [429, 503]
+        .contains(&status)
+        .then(|| resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()))
+        .flatten()
+        .map(|s: u64| Duration::from_secs(s.min(86_400)));
+    let (excerpt, read_error) = match resp.bytes().await {
+        Ok(b) => (String::from_utf8_lossy(&b[..b.len().min(EXCERPT_BYTES)]).into_owned(), None),
+        Err(e) => (String::new(), Some(e)),
+    };
+    let error = match read_error {
+        Some(e) if e.is_timeout() => Some((ErrorClass::Timeout, e.to_string())),
+        _ if !(200..300).contains(&status) => Some((ErrorClass::Http, format!("the destination answered {status}"))),
+        _ => None,
+    };
+    Attempted { status: Some(status), latency_ms: elapsed(started), error, excerpt, retry_after }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing<'a>(headers: &'a [(String, String)], key: Option<&'a [u8]>) -> Outgoing<'a> {
+        Outgoing {
+            url: "http://127.0.0.1:9/",
+            delivery_id: "dlv_1",
+            attempt: 2,
+            headers,
+            body: b"{}",
+            signing_key: key,
+            timestamp: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn provider_headers_travel_and_ours_never_clobber_theirs() {
+        let shopify = vec![
+            ("host".to_owned(), "hooks.example".to_owned()),
+            ("x-shopify-hmac-sha256".to_owned(), "abc=".to_owned()),
+            ("Content-Length".to_owned(), "2".to_owned()),
+        ];
+        let h = headers(&outgoing(&shopify, Some(b"key")));
+        let names: Vec<&str> = h.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-shopify-hmac-sha256",
+                "x-hookplane-delivery-id",
+                "x-hookplane-attempt",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature"
+            ]
+        );
+        assert_eq!(h[5].1, standard::sign("dlv_1", 1_700_000_000, b"{}", b"key"));
+        let standard_sender = vec![("webhook-signature".to_owned(), "v1,theirs".to_owned())];
+        let h = headers(&outgoing(&standard_sender, Some(b"key")));
+        assert!(h.contains(&("webhook-signature".to_owned(), "v1,theirs".to_owned())));
+        assert!(h.iter().any(|(k, _)| k == "x-hookplane-webhook-signature"));
+        assert!(!headers(&outgoing(&[], None)).iter().any(|(k, _)| k.contains("signature")));
+    }
+
+    #[test]
+    fn answers_become_verdicts() {
+        let a = |status: Option<u16>, retry_after: Option<u64>| Attempted {
+            status,
+            latency_ms: 1,
+            error: None,
+            excerpt: String::new(),
+            retry_after: retry_after.map(Duration::from_secs),
+        };
+        assert_eq!(a(Some(204), None).verdict(), Verdict::Delivered);
+        assert_eq!(a(Some(410), None).verdict(), Verdict::Gone);
+        assert_eq!(a(Some(503), Some(7)).verdict(), Verdict::Retry { after: Some(Duration::from_secs(7)) });
+        assert_eq!(a(Some(500), None).verdict(), Verdict::Retry { after: None });
+        assert_eq!(a(None, None).verdict(), Verdict::Retry { after: None });
+    }
+
+    /// A destination that answers one request with `answer` (or never, when `None`) and hands back the
+    /// request as it arrived.
+    async fn destination(answer: Option<&'static str>) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        let handle = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The request is small: read until its body (after the blank line) is in.
+            while !String::from_utf8_lossy(&seen).contains("\r\n\r\n{}") {
+                let n = sock.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            match answer {
+                Some(a) => sock.write_all(a.as_bytes()).await.unwrap(),
+                None => std::future::pending::<()>().await,
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        (url, handle)
+    }
+
+    #[tokio::test]
+    async fn attempts_are_recorded_as_the_destination_answers() {
+        let client = reqwest::Client::new();
+        let provider = vec![("x-shopify-hmac-sha256".to_owned(), "abc=".to_owned())];
+        let t = Duration::from_secs(10);
+
+        let (url, seen) = destination(Some("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")).await;
+        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, Some(b"key")) }, t).await;
+        assert_eq!((got.status, got.verdict(), got.error), (Some(204), Verdict::Delivered, None));
+        let request = seen.await.unwrap().to_ascii_lowercase();
+        for h in [
+            "x-shopify-hmac-sha256: abc=",
+            "x-hookplane-delivery-id: dlv_1",
+            "x-hookplane-attempt: 2",
+            "webhook-signature: v1,",
+        ] {
+            assert!(request.contains(h), "{h} in {request}");
+        }
+
+        let busy = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\ncontent-length: 4\r\n\r\nbusy";
+        let (url, _) = destination(Some(busy)).await;
+        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t).await;
+        assert_eq!(got.verdict(), Verdict::Retry { after: Some(Duration::from_secs(7)) });
+        assert_eq!((got.excerpt.as_str(), got.error.map(|e| e.0)), ("busy", Some(ErrorClass::Http)));
+
+        let (url, _) = destination(Some("HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n")).await;
+        assert_eq!(
+            send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t).await.verdict(),
+            Verdict::Gone
+        );
+
+        let refused = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            format!("http://{}/", l.local_addr().unwrap())
+        };
+        let got = send(&client, &Outgoing { url: &refused, ..outgoing(&provider, None) }, t).await;
+        assert_eq!(got.error.map(|e| e.0), Some(ErrorClass::Connect));
+
+        let (url, _) = destination(None).await;
+        let quick = Duration::from_millis(200);
+        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, quick).await;
+        assert_eq!((got.status, got.error.map(|e| e.0)), (None, Some(ErrorClass::Timeout)));
+    }
+}
