@@ -21,6 +21,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::ingest::registry::{Registry, SharedRegistry};
 use crate::ingest::writer::{self, WriterHandle};
+use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer};
 use crate::secrets::MasterKey;
@@ -51,6 +52,7 @@ pub struct Core {
     pub search: Arc<SearchIndex>,
     pub gate: Arc<Gate>,
     sweeper: tokio::task::JoinHandle<()>,
+    queue: Option<Queue>,
     indexer: Indexer,
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
@@ -59,6 +61,15 @@ pub struct Core {
 
 impl Core {
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::start_with(settings, clock, true).await
+    }
+
+    /// Starts everything but the delivery queue: for seeding demo data, whose deliveries must not be sent.
+    pub async fn start_without_queue(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::start_with(settings, clock, false).await
+    }
+
+    async fn start_with(settings: Settings, clock: Arc<dyn Clock>, run_queue: bool) -> anyhow::Result<Self> {
         let master_key = master_key(&settings)?;
         let settings = Arc::new(settings);
         let data_dir = settings.data_dir.clone();
@@ -73,12 +84,15 @@ impl Core {
         };
         let gate = Arc::new(Gate::new(&settings.auth, master_key.derive("csrf"), operators_exist));
         let registry = Arc::new(SharedRegistry::default());
+        let signing_root = crate::jobs::worker::signing_root(&master_key);
+        let wake = Wake::default();
         let control = Arc::new(Control::new(
             Arc::clone(&store),
             Arc::clone(&registry),
             master_key,
             Arc::clone(&clock),
             &settings,
+            wake.clone(),
         ));
         let loaded = {
             let (control, settings) = (Arc::clone(&control), Arc::clone(&settings));
@@ -98,6 +112,18 @@ impl Core {
         let indexer = indexer::spawn(Arc::clone(&search), Arc::clone(&store), opened, settings.search.clone())
             .context("cannot start the search indexer")?;
 
+        let queue = run_queue
+            .then(|| {
+                Queue::start(QueueParts {
+                    store: Arc::clone(&store),
+                    clock: Arc::clone(&clock),
+                    settings: settings.delivery.clone(),
+                    signing_root,
+                    wake: wake.clone(),
+                })
+            })
+            .transpose()
+            .context("cannot start the delivery queue")?;
         let writer_alive = Arc::new(AtomicBool::new(true));
         let writer = writer::spawn(
             Arc::clone(&store),
@@ -106,6 +132,7 @@ impl Core {
             settings.ingest.write_queue,
             settings.ingest.max_batch,
             Arc::clone(&writer_alive),
+            wake.clone(),
         )
         .context("cannot start the writer thread")?;
         let ingest = Arc::new(Ingest::new(&settings, writer.handle.clone(), Arc::clone(&registry), Arc::clone(&clock)));
@@ -119,6 +146,7 @@ impl Core {
             search,
             gate,
             sweeper,
+            queue,
             indexer,
             writer: writer.handle,
             writer_thread: writer.thread,
@@ -130,6 +158,9 @@ impl Core {
     /// repair.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.sweeper.abort();
+        if let Some(queue) = self.queue {
+            queue.stop(Duration::from_secs(self.settings.shutdown_grace_seconds)).await;
+        }
         self.writer.stop().await;
         let thread = self.writer_thread;
         tokio::task::spawn_blocking(move || thread.join())
@@ -150,6 +181,7 @@ impl Core {
             control: Arc::clone(&self.control),
             admin_token: self.settings.env.admin_token.clone(),
             writer_alive: Arc::clone(&self.writer_alive),
+            queue_alive: self.queue.as_ref().map_or_else(|| Arc::new(AtomicBool::new(true)), |q| Arc::clone(&q.alive)),
             clock: Arc::clone(&self.clock),
             search: Arc::clone(&self.search),
             gate: Arc::clone(&self.gate),

@@ -44,6 +44,7 @@ pub struct Settings {
     pub shutdown_grace_seconds: u64,
     pub ingest: IngestSettings,
     pub search: SearchSettings,
+    pub delivery: DeliverySettings,
     pub dashboard: DashboardSettings,
     pub auth: AuthSettings,
     pub shopify: ShopifySettings,
@@ -76,6 +77,19 @@ pub struct SearchSettings {
     pub defer_busy_percent: u8,
     pub defer_calm_ms: u64,
     pub max_queued_kib: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub timeout_seconds: u64,
+    pub retry_delays_seconds: Vec<u64>,
+    pub retry_jitter_percent: u8,
+    pub concurrency: usize,
+    pub per_destination_concurrency: usize,
+    pub lease_seconds: u64,
+    pub heartbeat_seconds: u64,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +283,23 @@ impl Settings {
         check((15..=4096).contains(&s.memory_mib), "search.memory_mib must be between 15 and 4096")?;
         check(s.defer_busy_percent <= 100, "search.defer_busy_percent must be between 0 and 100")?;
         check(s.max_queued_kib >= 1, "search.max_queued_kib must be at least 1")?;
+        let d = &self.delivery;
+        check((1..=600).contains(&d.timeout_seconds), "delivery.timeout_seconds must be between 1 and 600")?;
+        check(
+            d.retry_delays_seconds.len() <= 50 && d.retry_delays_seconds.iter().all(|s| *s <= 7 * 86_400),
+            "delivery.retry_delays_seconds may hold at most 50 waits of at most 604800 seconds (7 days) each",
+        )?;
+        check(d.retry_jitter_percent <= 100, "delivery.retry_jitter_percent must be between 0 and 100")?;
+        check(
+            d.concurrency >= 1 && d.per_destination_concurrency >= 1,
+            "delivery.concurrency and delivery.per_destination_concurrency must be at least 1",
+        )?;
+        check(d.heartbeat_seconds >= 1, "delivery.heartbeat_seconds must be at least 1")?;
+        check(
+            d.lease_seconds > d.timeout_seconds + 2 * d.heartbeat_seconds,
+            "delivery.lease_seconds must exceed delivery.timeout_seconds plus two delivery.heartbeat_seconds, so a delivery is never sent by two workers at once",
+        )?;
+        check((10..=60_000).contains(&d.poll_interval_ms), "delivery.poll_interval_ms must be between 10 and 60000")?;
         check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
         check(
             !self.zoho.token_header.trim().is_empty() && !self.zoho.signature.header.trim().is_empty(),
@@ -335,6 +366,13 @@ fn apply_env(
             toml::Value::Integer(_) => raw.trim().parse().map(toml::Value::Integer).ok(),
             toml::Value::Boolean(_) => raw.trim().parse().map(toml::Value::Boolean).ok(),
             toml::Value::String(_) => Some(toml::Value::String(raw.clone())),
+            // A list of numbers, written `1,2,3`.
+            toml::Value::Array(_) => raw
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.trim().parse().map(toml::Value::Integer).ok())
+                .collect::<Option<Vec<_>>>()
+                .map(toml::Value::Array),
             _ => None,
         }
         .ok_or_else(|| invalid(name.clone(), format!("`{raw}` is not a valid value for this key")))?;
@@ -396,6 +434,7 @@ mod tests {
             ("HOOKPLANE_LISTEN", "127.0.0.1:2000"),
             ("HOOKPLANE_INGEST__MAX_BATCH", "7"),
             ("HOOKPLANE_SHOPIFY__DISCOVER_UNKNOWN_TOPICS", "false"),
+            ("HOOKPLANE_DELIVERY__RETRY_DELAYS_SECONDS", "5, 10,20"),
             ("SHOPIFY_WEBHOOK_SECRET", "hush"),
             ("LEADS", "tok"),
             ("UNRELATED", "x"),
@@ -406,6 +445,7 @@ mod tests {
         assert_eq!(s.ingest.max_body_bytes, 100, "file beats defaults");
         assert_eq!(s.ingest.max_batch, 7);
         assert!(!s.shopify.discover_unknown_topics);
+        assert_eq!(s.delivery.retry_delays_seconds, vec![5, 10, 20], "a list from `a,b,c`");
         assert_eq!(s.subscriptions[0].channel_id.as_deref(), Some("7"));
         assert_eq!(s.env.shopify_secret.as_ref().map(|b| b.expose().to_vec()), Some(b"hush".to_vec()));
         assert_eq!(s.env.var("LEADS"), Some("tok"));
@@ -430,6 +470,12 @@ mod tests {
         let err =
             Settings::load(&Flags::default(), &env(&[("HOOKPLANE_INGEST__MAX_BATCH", "0")])).unwrap_err().to_string();
         assert!(err.contains("max_batch"), "{err}");
+        let short_lease = env(&[("HOOKPLANE_DELIVERY__TIMEOUT_SECONDS", "80")]);
+        let err = Settings::load(&Flags::default(), &short_lease).unwrap_err().to_string();
+        assert!(err.contains("lease_seconds must exceed"), "{err}");
+        let bad_list = env(&[("HOOKPLANE_DELIVERY__RETRY_DELAYS_SECONDS", "60,soon")]);
+        let err = Settings::load(&Flags::default(), &bad_list).unwrap_err().to_string();
+        assert!(err.contains("RETRY_DELAYS_SECONDS") && err.contains("not a valid value"), "{err}");
         std::fs::write(&file, "listen = \"not an address\"\n").unwrap();
         assert!(Settings::load(&flags, &BTreeMap::new()).is_err());
         let missing = Flags { config: Some(dir.path().join("absent.toml")), ..Flags::default() };

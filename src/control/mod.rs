@@ -1,6 +1,8 @@
 //! Control-plane operations that change subscriptions: validating what operators ask for, sealing secrets,
 //! writing storage, and keeping the ingest registry in step with what was committed.
 
+pub mod queue;
 pub mod subscriptions;
 
+pub use queue::{Paused, ReplayError};
 pub use subscriptions::{Control, ControlError, Created, Rotated, SubscriptionSpec};

@@ -8,6 +8,7 @@ use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::subscription::{Destination, Origin, Subscription, ZohoAuth, default_name, validate_name};
 use crate::domain::{Clock, Source, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::ingest::registry::{Entry, HeldSecret, Registry, SharedRegistry};
+use crate::jobs::worker::Wake;
 use crate::secrets::{DigestParams, MasterKey, SecretBytes, SecretDigest, StoredSecret};
 use crate::storage::subscriptions::{self as repo, SLOT_CURRENT, SLOT_PREVIOUS};
 use crate::storage::{Store, StoreError};
@@ -63,10 +64,12 @@ const MAX_FIELD: usize = 256;
 
 /// The subscription-changing operations, shared by the API and the command line.
 pub struct Control {
-    store: Arc<Store>,
-    registry: Arc<SharedRegistry>,
+    pub(super) store: Arc<Store>,
+    pub(super) registry: Arc<SharedRegistry>,
     master_key: MasterKey,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Wakes the delivery queue after a replay or a resume made jobs ready.
+    pub(super) wake: Wake,
     digest: DigestParams,
     zoho_token_header: String,
     /// Held by a rotation or a sweep from its first read of a subscription's secrets to its registry
@@ -82,16 +85,26 @@ impl Control {
         master_key: MasterKey,
         clock: Arc<dyn Clock>,
         settings: &Settings,
+        wake: Wake,
     ) -> Self {
         Self {
             store,
             registry,
             master_key,
             clock,
+            wake,
             digest: settings.secrets.digest_params(),
             zoho_token_header: settings.zoho.token_header.clone(),
             secrets_lock: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The `whsec_` secret Hookplane signs what it forwards for `id` with, for the receiving service to
+    /// verify. Derived from the master key, so it is the same after every restart and stored nowhere.
+    pub fn destination_secret(&self, id: SubscriptionId) -> String {
+        use base64::Engine as _;
+        let key = crate::jobs::worker::destination_key(&crate::jobs::worker::signing_root(&self.master_key), id);
+        format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key))
     }
 
     /// Creates a subscription, or adopts the `discovered` Shopify subscription for the same shop and topic.

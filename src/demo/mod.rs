@@ -92,7 +92,7 @@ pub fn seed(settings: &Settings, scenario: Scenario, now: &dyn Clock) -> anyhow:
     let clock = Arc::new(ManualClock::new(end.plus_millis(-24 * 3_600_000)));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        let core = Core::start(settings.clone(), clock.clone()).await?;
+        let core = Core::start_without_queue(settings.clone(), clock.clone()).await?;
         let result = seed_with(&core, &clock, scenario, end).await;
         core.stop().await?;
         result

@@ -24,10 +24,15 @@ pub enum AuditAction {
     SecretRotated,
     /// A previous secret's overlap ended and the sweep dropped it.
     SecretPreviousDropped,
+    /// An operator asked for a new attempt of a delivery.
+    DeliveryReplayed,
+    /// A subscription's destination was paused: by an operator, or by `system` when it answered 410.
+    DestinationPaused,
+    DestinationResumed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 13] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -38,6 +43,9 @@ impl AuditAction {
         AuditAction::SubscriptionCreated,
         AuditAction::SecretRotated,
         AuditAction::SecretPreviousDropped,
+        AuditAction::DeliveryReplayed,
+        AuditAction::DestinationPaused,
+        AuditAction::DestinationResumed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -52,6 +60,9 @@ impl AuditAction {
             AuditAction::SubscriptionCreated => "subscription_created",
             AuditAction::SecretRotated => "secret_rotated",
             AuditAction::SecretPreviousDropped => "secret_previous_dropped",
+            AuditAction::DeliveryReplayed => "delivery_replayed",
+            AuditAction::DestinationPaused => "destination_paused",
+            AuditAction::DestinationResumed => "destination_resumed",
         }
     }
 }

@@ -135,6 +135,12 @@ typed_id!(
     "job"
 );
 typed_id!(
+    /// One operator's request to replay a delivery.
+    ReplayId,
+    "rpl_",
+    "replay"
+);
+typed_id!(
     /// One API token (its id, never the token).
     TokenId,
     "tok_",

@@ -1,19 +1,21 @@
 //! Plain types and pure rules. Nothing in here performs I/O or knows about HTTP, redb or the runtime;
 //! `tests::domain_has_no_adapters` keeps it that way.
 
+pub mod attempt;
 pub mod audit;
 pub mod clock;
 pub mod delivery;
 pub mod health;
 pub mod ids;
 pub mod rejection;
+pub mod replay;
 pub mod source;
 pub mod status;
 pub mod subscription;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use delivery::{Delivery, Payload};
-pub use ids::{DeliveryId, JobId, SubscriptionId};
+pub use ids::{DeliveryId, JobId, ReplayId, SubscriptionId};
 pub use rejection::RejectCause;
 pub use source::Source;
 pub use status::{DeliveryStatus, SubscriptionStatus};

@@ -35,6 +35,7 @@ pub struct AppState {
     pub admin_token: Option<SecretBytes>,
     /// False once the writer thread has stopped; `/readyz` reports it.
     pub writer_alive: Arc<AtomicBool>,
+    pub queue_alive: Arc<AtomicBool>,
     /// "Now" for health windows: a manual clock in tests and demos.
     pub clock: Arc<dyn crate::domain::Clock>,
     pub search: Arc<crate::search::SearchIndex>,
@@ -43,7 +44,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn ready(&self) -> bool {
-        self.store.is_open() && self.writer_alive.load(Ordering::SeqCst)
+        self.store.is_open() && self.writer_alive.load(Ordering::SeqCst) && self.queue_alive.load(Ordering::SeqCst)
     }
 
     /// The base URL providers reach this instance at, for showing callback URLs.
@@ -80,6 +81,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))
         .at(paths::ZOHO_INCOMING_SUBSCRIPTION, post(ingest::zoho_subscription))
         .at(paths::INGEST_SUBSCRIPTION, post(ingest::standard))
+        .at(paths::WEBHOOKS_REPLAY, post(api::deliveries::webhooks_replay))
         .at(paths::HEALTHZ, get(ops::healthz))
         .at(paths::READYZ, get(ops::readyz))
         .at(paths::VERSION, get(ops::version))

@@ -5,6 +5,7 @@ pub const SHOPIFY_WEBHOOK: &str = "/shopify/webhook";
 pub const ZOHO_INCOMING: &str = "/zoho/incoming";
 pub const ZOHO_INCOMING_SUBSCRIPTION: &str = "/zoho/incoming/:subscription";
 pub const INGEST_SUBSCRIPTION: &str = "/ingest/:subscription";
+pub const WEBHOOKS_REPLAY: &str = "/webhooks/replay/:delivery_id";
 const INGEST_PREFIX: &str = "/ingest/";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";

@@ -24,6 +24,14 @@ pub enum Kind {
     Conflict,
     UnsupportedMediaType,
     Internal,
+    /// A replay of this delivery was made less than 5 minutes ago.
+    ReplayLimitedPerDelivery,
+    /// The operator made 10 replays in the last hour.
+    ReplayLimitedPerOperator,
+    /// The delivery cannot be replayed: its subscription keeps deliveries, or it no longer exists.
+    NotReplayable,
+    /// A stored body no longer matches the digest taken when it arrived.
+    IntegrityFailed,
 }
 
 impl Kind {
@@ -39,6 +47,10 @@ impl Kind {
             Kind::Conflict => "conflict",
             Kind::UnsupportedMediaType => "unsupported_media_type",
             Kind::Internal => "internal",
+            Kind::ReplayLimitedPerDelivery => "replay_limited_per_delivery",
+            Kind::ReplayLimitedPerOperator => "replay_limited_per_operator",
+            Kind::NotReplayable => "not_replayable",
+            Kind::IntegrityFailed => "integrity_failed",
         }
     }
 
@@ -63,7 +75,9 @@ impl Kind {
             Kind::InvalidRequest | Kind::InvalidQuery => StatusCode::BAD_REQUEST,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Internal | Kind::IntegrityFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::ReplayLimitedPerDelivery | Kind::ReplayLimitedPerOperator => StatusCode::TOO_MANY_REQUESTS,
+            Kind::NotReplayable => StatusCode::CONFLICT,
         }
     }
 
@@ -90,6 +104,10 @@ impl Kind {
             Kind::Conflict => "Conflict",
             Kind::UnsupportedMediaType => "Unsupported media type",
             Kind::Internal => "Internal error",
+            Kind::ReplayLimitedPerDelivery => "Replayed too recently",
+            Kind::ReplayLimitedPerOperator => "Too many replays",
+            Kind::NotReplayable => "Not replayable",
+            Kind::IntegrityFailed => "Stored body failed its integrity check",
         }
     }
 }

@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::registry::{Entry, SharedRegistry};
 use crate::domain::health::Counters;
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, JobId, Source, SubscriptionId, SubscriptionStatus};
-use crate::jobs::{Job, JobKind, JobState};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Source, SubscriptionId, SubscriptionStatus};
+use crate::jobs::worker::Wake;
+use crate::jobs::{Job, JobState};
 use crate::search::indexer::IndexerHandle;
 use crate::storage::dedupe::DedupeIndex;
 use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
@@ -50,18 +51,11 @@ pub fn bind(d: &mut Delivery, sub: &Subscription) -> Option<Job> {
         }
         Destination::Http { .. } => {
             d.status = DeliveryStatus::Queued;
-            Some(Job {
-                id: JobId::new(d.received_at),
-                kind: JobKind::Deliver,
-                state: JobState::Ready,
-                delivery_id: d.id,
-                subscription_id: sub.id,
-                run_at: d.received_at,
-                attempts: 0,
-                created_at: d.received_at,
-                lease: None,
-                last_error: None,
-            })
+            let mut job = Job::deliver(d.id, sub.id, d.received_at);
+            if sub.status == SubscriptionStatus::Paused {
+                job.state = JobState::Held;
+            }
+            Some(job)
         }
     }
 }
@@ -134,11 +128,12 @@ pub fn spawn(
     queue: usize,
     max_batch: usize,
     alive: Arc<AtomicBool>,
+    wake: Wake,
 ) -> std::io::Result<Writer> {
     let (tx, rx) = mpsc::channel(queue);
     let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
         let _alive = AliveGuard(alive);
-        run(&store, &registry, indexer.as_ref(), rx, max_batch);
+        run(&store, &registry, indexer.as_ref(), rx, max_batch, &wake);
     })?;
     Ok(Writer { handle: WriterHandle { tx }, thread })
 }
@@ -157,6 +152,7 @@ fn run(
     indexer: Option<&IndexerHandle>,
     mut rx: mpsc::Receiver<Op>,
     max_batch: usize,
+    wake: &Wake,
 ) {
     // Loaded now so the first request does not pay for it; dropped whenever a commit fails, because the
     // database may then hold more or less than memory says.
@@ -192,6 +188,9 @@ fn run(
             Ok((results, created, stored)) => {
                 for sub in created {
                     registry.upsert(Entry { sub, secrets: Vec::new() });
+                }
+                if stored.iter().any(|(d, _)| d.status == DeliveryStatus::Queued) {
+                    wake.wake();
                 }
                 if let Some(indexer) = indexer
                     && !stored.is_empty()
@@ -281,7 +280,15 @@ fn write_batch(
         let Pending { target, mut new, mut job } = p;
         let sub_id = match &target {
             Target::Known(id) => match cached(tx, &mut subs, *id)? {
-                Some(s) if new.delivery.subscription_id == s.id => s.id,
+                Some(s) if new.delivery.subscription_id == s.id => {
+                    // The job was made from the registry's copy; whether the destination is paused is
+                    // decided by the stored subscription, which a 410 may have paused since.
+                    if let Some(job) = job.as_mut() {
+                        job.state =
+                            if s.status == SubscriptionStatus::Paused { JobState::Held } else { JobState::Ready };
+                    }
+                    s.id
+                }
                 Some(s) => {
                     new.update(|d| job = bind(d, &s))?;
                     s.id

@@ -17,8 +17,9 @@ use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 
 use super::Job;
+use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
 use crate::domain::{Clock, JobId, Timestamp};
-use crate::storage::jobs::{self, Finished};
+use crate::storage::jobs::{self, Finished, Report};
 use crate::storage::{Store, StoreError};
 
 /// How the queue runs. The lease must outlive an attempt (the destination's timeout) plus a heartbeat, so
@@ -28,15 +29,30 @@ pub struct QueueConfig {
     pub lease: Duration,
     pub heartbeat: Duration,
     pub batch: usize,
-    pub max_attempts: u32,
+    pub schedule: RetrySchedule,
 }
 
-/// How an attempt ended, as the handler answers it.
+/// How an attempt ended, as the handler answers it: what it found, and what should happen next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub struct Outcome {
+    /// `None` when nothing was sent.
+    pub tried: Option<Tried>,
+    pub next: Next,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
     Delivered,
-    Retry { after: Duration, error: String },
-    GiveUp { error: String },
+    /// Try again: after the destination's `Retry-After` when it gave one, else on the schedule.
+    Retry {
+        after: Option<Duration>,
+    },
+    /// 410 Gone: pause the destination and hold the job.
+    Gone,
+    /// Never try again.
+    GiveUp,
+    /// The destination is paused: hold the job, count nothing.
+    Hold,
 }
 
 impl apalis_core::task::into_response::IntoResponse for Outcome {
@@ -116,7 +132,7 @@ impl Persistence for RedbPersistence {
 
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<Job>>, StoreError> {
         let (owner, now, lease) = (self.owner(worker), self.clock.now(), self.lease_ms());
-        let (batch, max) = (self.config.batch, self.config.max_attempts);
+        let (batch, max) = (self.config.batch, self.config.schedule.max_attempts());
         let o = owner.clone();
         let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, batch, max)).await?;
         Ok(claimed.into_iter().map(|j| task_of(j, &owner)).collect())
@@ -135,26 +151,31 @@ impl Persistence for RedbPersistence {
         worker: &WorkerContext,
     ) -> Result<(), StoreError> {
         let owner = self.owner(worker);
-        let (now, max) = (self.clock.now(), self.config.max_attempts);
+        let now = self.clock.now();
         let mut answers = Vec::new();
         for event in events {
             if let TaskEvent::Complete(r) = event {
                 let Ok(id) = r.task_id.to_string().parse::<JobId>() else { continue };
-                let finished = match r.result {
-                    Ok(Outcome::Delivered) => Finished::Done,
-                    Ok(Outcome::Retry { after, error }) => Finished::Retry { at: later(now, after), error },
-                    Ok(Outcome::GiveUp { error }) => Finished::GiveUp { error },
-                    // A handler that failed outright (a panic caught by apalis) is tried again soon.
-                    Err(error) => Finished::Retry { at: later(now, Duration::from_secs(1)), error },
-                };
-                answers.push((id, u32::try_from(r.attempt).unwrap_or(u32::MAX), finished));
+                let attempt = u32::try_from(r.attempt).unwrap_or(u32::MAX);
+                let outcome = r.result.unwrap_or_else(|error| Outcome {
+                    // The handler failed outright (a panic apalis caught): an attempt that sent nothing.
+                    tried: Some(Tried {
+                        started_at: now,
+                        error: Some((ErrorClass::Internal, format!("the delivery worker failed: {error}"))),
+                        ..Tried::default()
+                    }),
+                    next: Next::Retry { after: None },
+                });
+                answers.push((id, attempt, report(&self.config.schedule, now, attempt, outcome)));
             }
         }
         self.store
             .read(move |db| {
-                for (id, attempt, finished) in answers {
-                    jobs::finish(db, &owner, id, attempt, finished, max)?;
+                let tx = db.begin_write()?;
+                for (id, attempt, report) in answers {
+                    jobs::finish(&tx, &owner, id, attempt, report, now)?;
                 }
+                tx.commit()?;
                 Ok::<_, StoreError>(())
             })
             .await
@@ -168,6 +189,23 @@ impl Persistence for RedbPersistence {
 
 fn later(now: Timestamp, after: Duration) -> Timestamp {
     now.plus_millis(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What the store does with attempt `made` of a job: the handler's verdict, with the retry schedule
+/// deciding when (and whether) a failed attempt is tried again.
+fn report(schedule: &RetrySchedule, now: Timestamp, made: u32, outcome: Outcome) -> Report {
+    let error = || outcome.tried.as_ref().and_then(|t| t.error.as_ref()).map_or_else(String::new, |(_, e)| e.clone());
+    let (finished, pause) = match outcome.next {
+        Next::Delivered => (Finished::Done, false),
+        Next::Retry { after } => match schedule.after(made, rand::random::<f64>()) {
+            Some(wait) => (Finished::Retry { at: later(now, after.unwrap_or(wait)), error: error() }, false),
+            None => (Finished::GiveUp { error: error() }, false),
+        },
+        Next::Gone => (Finished::Hold, true),
+        Next::GiveUp => (Finished::GiveUp { error: error() }, false),
+        Next::Hold => (Finished::Hold, false),
+    };
+    Report { finished, tried: outcome.tried, pause }
 }
 
 /// The backend a worker is built on.
@@ -239,12 +277,12 @@ mod tests {
 
     use super::*;
     use crate::domain::{DeliveryId, SubscriptionId, SystemClock};
-    use crate::jobs::{JobKind, JobState};
 
     async fn deliver(_job: Job, calls: Data<Arc<AtomicU32>>) -> Outcome {
+        let tried = Some(Tried::default());
         match calls.fetch_add(1, Ordering::SeqCst) {
-            0 => Outcome::Retry { after: Duration::ZERO, error: "503 from the destination".into() },
-            _ => Outcome::Delivered,
+            0 => Outcome { tried, next: Next::Retry { after: Some(Duration::ZERO) } },
+            _ => Outcome { tried, next: Next::Delivered },
         }
     }
 
@@ -253,18 +291,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let now = SystemClock.now();
-        let job = Job {
-            id: JobId::new(now),
-            kind: JobKind::Deliver,
-            state: JobState::Ready,
-            delivery_id: DeliveryId::new(now),
-            subscription_id: SubscriptionId::new(now),
-            run_at: now,
-            attempts: 0,
-            created_at: now,
-            lease: None,
-            last_error: None,
-        };
+        let job = Job::deliver(DeliveryId::new(now), SubscriptionId::new(now), now);
         let db = store.db().unwrap();
         let tx = db.begin_write().unwrap();
         jobs::enqueue(&tx, &job).unwrap();
@@ -274,7 +301,7 @@ mod tests {
             lease: Duration::from_secs(60),
             heartbeat: Duration::from_millis(20),
             batch: 4,
-            max_attempts: 5,
+            schedule: RetrySchedule { delays: vec![Duration::ZERO; 4], jitter_percent: 0 },
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let backend = RedbQueue::new(RedbPersistence::new(Arc::clone(&store), clock, config, "test"));

@@ -6,30 +6,17 @@
 use std::time::{Duration, Instant};
 
 use crate::connectors::standard;
+use crate::domain::Timestamp;
+use crate::domain::attempt::{EXCERPT_BYTES, ErrorClass, Tried};
 
 /// Headers that describe one HTTP hop, not the delivery: never copied to the destination.
 const HOP_HEADERS: [&str; 8] =
     ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "te", "upgrade", "expect"];
 
-/// How much of a destination's answer is kept with the attempt: enough to read an error message.
-pub const EXCERPT_BYTES: usize = 1024;
-
-/// Why an attempt got no HTTP answer, or a failing one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Timeout,
-    Connect,
-    Http,
-}
-
-/// One attempt as it happened.
+/// One attempt as it happened, with what the destination asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempted {
-    pub status: Option<u16>,
-    pub latency_ms: u32,
-    pub error: Option<(ErrorClass, String)>,
-    /// The start of the answer's body, as text.
-    pub excerpt: String,
+    pub tried: Tried,
     /// The destination's `Retry-After`, in seconds, on a 429 or 503.
     pub retry_after: Option<Duration>,
 }
@@ -48,7 +35,7 @@ pub enum Verdict {
 
 impl Attempted {
     pub fn verdict(&self) -> Verdict {
-        match self.status {
+        match self.tried.response_code {
             Some(s) if (200..300).contains(&s) => Verdict::Delivered,
             Some(410) => Verdict::Gone,
             _ => Verdict::Retry { after: self.retry_after },
@@ -89,26 +76,29 @@ pub fn headers(out: &Outgoing<'_>) -> Vec<(String, String)> {
     h
 }
 
-/// Sends one attempt, waiting at most `timeout` for the whole answer.
-pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duration) -> Attempted {
+/// Sends one attempt, waiting at most `timeout` for the answer and reading at most [`EXCERPT_BYTES`] of its
+/// body. `now` is when it started, as the queue's clock tells it.
+pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duration, now: Timestamp) -> Attempted {
     let started = Instant::now();
     let mut req = client.post(out.url).timeout(timeout).body(out.body.to_vec());
     for (k, v) in headers(out) {
         req = req.header(k, v);
     }
     let elapsed = |s: Instant| u32::try_from(s.elapsed().as_millis()).unwrap_or(u32::MAX);
-    let resp = match req.send().await {
+    let failed = |class, e: String| Attempted {
+        tried: Tried {
+            started_at: now,
+            response_code: None,
+            latency_ms: elapsed(started),
+            error: Some((class, e)),
+            excerpt: String::new(),
+        },
+        retry_after: None,
+    };
+    let mut resp = match req.send().await {
         Ok(r) => r,
-        Err(e) => {
-            let class = if e.is_timeout() { ErrorClass::Timeout } else { ErrorClass::Connect };
-            return Attempted {
-                status: None,
-                latency_ms: elapsed(started),
-                error: Some((class, e.to_string())),
-                excerpt: String::new(),
-                retry_after: None,
-            };
-        }
+        Err(e) if e.is_timeout() => return failed(ErrorClass::Timeout, chain(&e)),
+        Err(e) => return failed(ErrorClass::Connect, chain(&e)),
     };
     let status = resp.status().as_u16();
     let retry_after = [429, 503]
@@ -116,16 +106,42 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
         .then(|| resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()))
         .flatten()
         .map(|s: u64| Duration::from_secs(s.min(86_400)));
-    let (excerpt, read_error) = match resp.bytes().await {
-        Ok(b) => (String::from_utf8_lossy(&b[..b.len().min(EXCERPT_BYTES)]).into_owned(), None),
-        Err(e) => (String::new(), Some(e)),
-    };
+    // Only the start of the answer is kept; the rest is never read, so a huge answer costs nothing.
+    let mut head = Vec::new();
+    let mut read_error = None;
+    while head.len() < EXCERPT_BYTES {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+    }
+    head.truncate(EXCERPT_BYTES);
     let error = match read_error {
-        Some(e) if e.is_timeout() => Some((ErrorClass::Timeout, e.to_string())),
+        Some(e) if e.is_timeout() => Some((ErrorClass::Timeout, chain(&e))),
         _ if !(200..300).contains(&status) => Some((ErrorClass::Http, format!("the destination answered {status}"))),
         _ => None,
     };
-    Attempted { status: Some(status), latency_ms: elapsed(started), error, excerpt, retry_after }
+    let excerpt = String::from_utf8_lossy(&head).into_owned();
+    Attempted {
+        tried: Tried { started_at: now, response_code: Some(status), latency_ms: elapsed(started), error, excerpt },
+        retry_after,
+    }
+}
+
+/// An error with its causes: reqwest's own message alone ("error sending request") says too little.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -175,10 +191,7 @@ mod tests {
     #[test]
     fn answers_become_verdicts() {
         let a = |status: Option<u16>, retry_after: Option<u64>| Attempted {
-            status,
-            latency_ms: 1,
-            error: None,
-            excerpt: String::new(),
+            tried: Tried { response_code: status, ..Tried::default() },
             retry_after: retry_after.map(Duration::from_secs),
         };
         assert_eq!(a(Some(204), None).verdict(), Verdict::Delivered);
@@ -222,8 +235,8 @@ mod tests {
         let t = Duration::from_secs(10);
 
         let (url, seen) = destination(Some("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")).await;
-        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, Some(b"key")) }, t).await;
-        assert_eq!((got.status, got.verdict(), got.error), (Some(204), Verdict::Delivered, None));
+        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, Some(b"key")) }, t, Timestamp(0)).await;
+        assert_eq!((got.tried.response_code, got.verdict(), got.tried.error), (Some(204), Verdict::Delivered, None));
         let request = seen.await.unwrap().to_ascii_lowercase();
         for h in [
             "x-shopify-hmac-sha256: abc=",
@@ -236,13 +249,13 @@ mod tests {
 
         let busy = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\ncontent-length: 4\r\n\r\nbusy";
         let (url, _) = destination(Some(busy)).await;
-        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t).await;
+        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t, Timestamp(0)).await;
         assert_eq!(got.verdict(), Verdict::Retry { after: Some(Duration::from_secs(7)) });
-        assert_eq!((got.excerpt.as_str(), got.error.map(|e| e.0)), ("busy", Some(ErrorClass::Http)));
+        assert_eq!((got.tried.excerpt.as_str(), got.tried.error.map(|e| e.0)), ("busy", Some(ErrorClass::Http)));
 
         let (url, _) = destination(Some("HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n")).await;
         assert_eq!(
-            send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t).await.verdict(),
+            send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t, Timestamp(0)).await.verdict(),
             Verdict::Gone
         );
 
@@ -250,12 +263,12 @@ mod tests {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             format!("http://{}/", l.local_addr().unwrap())
         };
-        let got = send(&client, &Outgoing { url: &refused, ..outgoing(&provider, None) }, t).await;
-        assert_eq!(got.error.map(|e| e.0), Some(ErrorClass::Connect));
+        let got = send(&client, &Outgoing { url: &refused, ..outgoing(&provider, None) }, t, Timestamp(0)).await;
+        assert_eq!(got.tried.error.map(|e| e.0), Some(ErrorClass::Connect));
 
         let (url, _) = destination(None).await;
         let quick = Duration::from_millis(200);
-        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, quick).await;
-        assert_eq!((got.status, got.error.map(|e| e.0)), (None, Some(ErrorClass::Timeout)));
+        let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, quick, Timestamp(0)).await;
+        assert_eq!((got.tried.response_code, got.tried.error.map(|e| e.0)), (None, Some(ErrorClass::Timeout)));
     }
 }

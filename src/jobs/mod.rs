@@ -3,10 +3,11 @@
 
 pub mod backend;
 pub mod forward;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{DeliveryId, JobId, SubscriptionId, Timestamp};
+use crate::domain::{DeliveryId, JobId, ReplayId, SubscriptionId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,6 +25,8 @@ pub enum JobState {
     Leased,
     /// Out of attempts: in no index, kept for the operator to see and replay.
     Dead,
+    /// Its subscription's destination is paused: in `jobs_held` until resumed.
+    Held,
 }
 
 /// Who holds a job, and until when. A lease that ends without an answer makes the job claimable again.
@@ -50,4 +53,29 @@ pub struct Job {
     pub lease: Option<Lease>,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The operator whose replay made this job; `None` for the provider's own delivery.
+    #[serde(default)]
+    pub initiated_by: Option<String>,
+    #[serde(default)]
+    pub replay_id: Option<ReplayId>,
+}
+
+impl Job {
+    /// A first attempt of a delivery, due at `at`.
+    pub fn deliver(delivery_id: DeliveryId, subscription_id: SubscriptionId, at: Timestamp) -> Self {
+        Job {
+            id: JobId::new(at),
+            kind: JobKind::Deliver,
+            state: JobState::Ready,
+            delivery_id,
+            subscription_id,
+            run_at: at,
+            attempts: 0,
+            created_at: at,
+            lease: None,
+            last_error: None,
+            initiated_by: None,
+            replay_id: None,
+        }
+    }
 }

@@ -10,7 +10,7 @@ use super::dedupe::{self, DedupeIndex};
 use super::{StoreError, payload, subscriptions, tables};
 use crate::domain::delivery::{Match, PREVIEW_BYTES, preview};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, Timestamp};
-use crate::jobs::Job;
+use crate::jobs::{Job, JobState};
 
 /// A verified delivery on its way into storage, encoded before it reaches the writer so the one thread
 /// that commits spends its time on the tree, not on serialising.
@@ -90,6 +90,7 @@ pub struct DeliveryWriter<'tx> {
     by_subscription: Table<'tx, (u128, u128), Option<u64>>,
     jobs: Table<'tx, u128, &'static [u8]>,
     jobs_ready: Table<'tx, (i64, u128), ()>,
+    jobs_held: Table<'tx, (u128, u128), ()>,
 }
 
 impl<'tx> DeliveryWriter<'tx> {
@@ -99,6 +100,7 @@ impl<'tx> DeliveryWriter<'tx> {
             by_subscription: tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?,
             jobs: tx.open_table(tables::JOBS.def())?,
             jobs_ready: tx.open_table(tables::JOBS_READY)?,
+            jobs_held: tx.open_table(tables::JOBS_HELD)?,
         })
     }
 
@@ -128,7 +130,11 @@ impl<'tx> DeliveryWriter<'tx> {
         self.by_subscription.insert((d.subscription_id.as_u128(), id), fingerprint)?;
         if let Some(job) = job {
             self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
-            self.jobs_ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
+            if job.state == JobState::Held {
+                self.jobs_held.insert((job.subscription_id.as_u128(), job.id.as_u128()), ())?;
+            } else {
+                self.jobs_ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
+            }
         }
         Ok(Inserted::New)
     }

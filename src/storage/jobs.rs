@@ -6,7 +6,8 @@
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use super::{StoreError, tables};
-use crate::domain::{JobId, Timestamp};
+use crate::domain::attempt::{ErrorClass, Tried};
+use crate::domain::{JobId, SubscriptionId, Timestamp};
 use crate::jobs::{Job, JobState, Lease};
 
 /// How an attempt ended, as the worker reports it.
@@ -16,8 +17,19 @@ pub enum Finished {
     Done,
     /// Try again at `at` (backoff, or the destination's `Retry-After`), unless attempts have run out.
     Retry { at: Timestamp, error: String },
-    /// Never try again (the destination said 410, or the delivery is gone).
+    /// Never try again (every attempt failed, or the delivery can no longer be sent).
     GiveUp { error: String },
+    /// The destination is paused (or just answered 410 and is paused now): hold the job until resume.
+    Hold,
+}
+
+/// An answer for one attempt: how it ended, what the attempt found (`None` when nothing was sent, as for a
+/// job held because its destination was already paused), and whether the destination asked to be paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub finished: Finished,
+    pub tried: Option<Tried>,
+    pub pause: bool,
 }
 
 /// What happened to a job when its attempt was answered.
@@ -26,6 +38,7 @@ pub enum Settled {
     Done,
     Retrying,
     Dead,
+    Held,
     /// The answer came from a worker that no longer holds the job (its lease ended and another worker
     /// claimed it): ignored, so a late answer cannot undo a newer attempt.
     Stale,
@@ -35,6 +48,7 @@ struct Tables<'tx> {
     jobs: Table<'tx, u128, &'static [u8]>,
     ready: Table<'tx, (i64, u128), ()>,
     leased: Table<'tx, (i64, u128), ()>,
+    held: Table<'tx, (u128, u128), ()>,
 }
 
 impl<'tx> Tables<'tx> {
@@ -43,6 +57,7 @@ impl<'tx> Tables<'tx> {
             jobs: tx.open_table(tables::JOBS.def())?,
             ready: tx.open_table(tables::JOBS_READY)?,
             leased: tx.open_table(tables::JOBS_LEASED)?,
+            held: tx.open_table(tables::JOBS_HELD)?,
         })
     }
 
@@ -63,6 +78,9 @@ impl<'tx> Tables<'tx> {
             }
             (JobState::Leased, Some(lease)) => {
                 self.leased.remove((lease.until.millis(), job.id.as_u128()))?;
+            }
+            (JobState::Held, _) => {
+                self.held.remove((job.subscription_id.as_u128(), job.id.as_u128()))?;
             }
             _ => {}
         }
@@ -86,6 +104,14 @@ impl<'tx> Tables<'tx> {
         self.put(job)
     }
 
+    fn hold(&mut self, job: &mut Job) -> Result<(), StoreError> {
+        self.unindex(job)?;
+        job.state = JobState::Held;
+        job.lease = None;
+        self.held.insert((job.subscription_id.as_u128(), job.id.as_u128()), ())?;
+        self.put(job)
+    }
+
     fn kill(&mut self, job: &mut Job, error: String) -> Result<(), StoreError> {
         self.unindex(job)?;
         job.state = JobState::Dead;
@@ -95,12 +121,49 @@ impl<'tx> Tables<'tx> {
     }
 }
 
-/// Adds a ready job inside the caller's transaction (a replay writes its job with its own record).
+/// Adds a job inside the caller's transaction (a replay writes its job with its own record): ready, or held
+/// when it was made held because its destination is paused.
 pub fn enqueue(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
     let mut t = Tables::open(tx)?;
-    t.put(job)?;
-    t.ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
-    Ok(())
+    let mut job = job.clone();
+    match job.state {
+        JobState::Held => t.hold(&mut job),
+        _ => {
+            let at = job.run_at;
+            t.make_ready(&mut job, at)
+        }
+    }
+}
+
+/// Makes every job held for `subscription` ready at `now`, in the order they were held (their ids are
+/// ULIDs, so arrival order). Returns them, for their records to follow.
+pub fn release_held(
+    tx: &WriteTransaction,
+    subscription: SubscriptionId,
+    now: Timestamp,
+) -> Result<Vec<Job>, StoreError> {
+    let mut t = Tables::open(tx)?;
+    let sub = subscription.as_u128();
+    let mut ids = Vec::new();
+    for row in t.held.range((sub, 0)..=(sub, u128::MAX))? {
+        ids.push(row?.0.value().1);
+    }
+    let mut released = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(mut job) = t.get(id)? else { continue };
+        t.make_ready(&mut job, now)?;
+        released.push(job);
+    }
+    Ok(released)
+}
+
+/// How many jobs are held for `subscription`.
+pub fn held_count(db: &Database, subscription: SubscriptionId) -> Result<usize, StoreError> {
+    use redb::ReadableDatabase;
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::JOBS_HELD)?;
+    let sub = subscription.as_u128();
+    Ok(t.range((sub, 0)..=(sub, u128::MAX))?.count())
 }
 
 /// A job by id, whatever its state.
@@ -111,13 +174,13 @@ pub fn get(db: &Database, id: JobId) -> Result<Option<Job>, StoreError> {
     t.get(id.as_u128())?.map(|v| tables::JOBS.decode(v.value())).transpose()
 }
 
-/// Ids of the first `limit` keys at or before `now` in an index, soonest first.
-fn due(index: &Table<'_, (i64, u128), ()>, now: Timestamp, limit: usize) -> Result<Vec<u128>, StoreError> {
-    let mut ids = Vec::new();
+/// The first `limit` keys at or before `now` in an index, soonest first.
+fn due(index: &Table<'_, (i64, u128), ()>, now: Timestamp, limit: usize) -> Result<Vec<(i64, u128)>, StoreError> {
+    let mut keys = Vec::new();
     for row in index.range(..=(now.millis(), u128::MAX))?.take(limit) {
-        ids.push(row?.0.value().1);
+        keys.push(row?.0.value());
     }
-    Ok(ids)
+    Ok(keys)
 }
 
 /// Leases up to `batch` jobs to `owner` until `now + lease_ms`: first those whose lease ended (their
@@ -136,20 +199,30 @@ pub fn claim(
     {
         let mut t = Tables::open(&tx)?;
         let until = now.plus_millis(lease_ms);
-        for id in due(&t.leased, now, batch)? {
-            let Some(mut job) = t.get(id)? else { continue };
-            job.attempts += 1;
-            job.last_error = Some("the worker holding it stopped answering before its lease ended".to_owned());
-            if job.attempts >= max_attempts {
-                let error = job.last_error.clone().unwrap_or_default();
-                t.kill(&mut job, error)?;
+        for (at, id) in due(&t.leased, now, batch)? {
+            let Some(mut job) = t.get(id)? else {
+                // An index entry whose job is gone would be found first forever.
+                t.leased.remove((at, id))?;
                 continue;
-            }
-            t.lease(&mut job, owner, until)?;
-            claimed.push(job);
+            };
+            job.attempts += 1;
+            let error = "the worker holding it stopped answering before its lease ended";
+            job.last_error = Some(error.to_owned());
+            let settled = if job.attempts >= max_attempts {
+                t.kill(&mut job, error.to_owned())?;
+                Settled::Dead
+            } else {
+                t.lease(&mut job, owner, until)?;
+                claimed.push(job.clone());
+                Settled::Retrying
+            };
+            super::attempts::file(&tx, &job, Some(interrupted(now, error)), settled, false, now)?;
         }
-        for id in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
-            let Some(mut job) = t.get(id)? else { continue };
+        for (at, id) in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
+            let Some(mut job) = t.get(id)? else {
+                t.ready.remove((at, id))?;
+                continue;
+            };
             t.lease(&mut job, owner, until)?;
             claimed.push(job);
         }
@@ -182,44 +255,56 @@ pub fn heartbeat(db: &Database, owner: &str, now: Timestamp, lease_ms: i64) -> R
     Ok(extended)
 }
 
-/// Records how the attempt `owner` made of job `id` ended. `attempt` is the attempt's number (1 for the
+/// Records, inside the caller's transaction, how the attempt `owner` made of job `id` ended, and files the
+/// attempt under its delivery (see `storage::attempts`). `attempt` is the job's attempt number (1 for the
 /// first); an answer from a worker that no longer holds the job is ignored.
 pub fn finish(
-    db: &Database,
+    tx: &WriteTransaction,
     owner: &str,
     id: JobId,
     attempt: u32,
-    outcome: Finished,
-    max_attempts: u32,
+    report: Report,
+    now: Timestamp,
 ) -> Result<Settled, StoreError> {
-    let tx = db.begin_write()?;
-    let settled = {
-        let mut t = Tables::open(&tx)?;
+    let (settled, job) = {
+        let mut t = Tables::open(tx)?;
         let Some(mut job) = t.get(id.as_u128())? else { return Ok(Settled::Stale) };
         let holds = job.state == JobState::Leased && job.lease.as_ref().is_some_and(|l| l.owner == owner);
         if !holds || attempt != job.attempts + 1 {
             return Ok(Settled::Stale);
         }
-        job.attempts = attempt;
-        match outcome {
+        if report.tried.is_some() {
+            job.attempts = attempt;
+        }
+        let settled = match report.finished {
             Finished::Done => {
                 t.unindex(&job)?;
                 t.jobs.remove(id.as_u128())?;
                 Settled::Done
             }
-            Finished::Retry { at, error } if job.attempts < max_attempts => {
+            Finished::Retry { at, error } => {
                 job.last_error = Some(error);
                 t.make_ready(&mut job, at)?;
                 Settled::Retrying
             }
-            Finished::Retry { error, .. } | Finished::GiveUp { error } => {
+            Finished::GiveUp { error } => {
                 t.kill(&mut job, error)?;
                 Settled::Dead
             }
-        }
+            Finished::Hold => {
+                t.hold(&mut job)?;
+                Settled::Held
+            }
+        };
+        (settled, job)
     };
-    tx.commit()?;
+    super::attempts::file(tx, &job, report.tried, settled, report.pause, now)?;
     Ok(settled)
+}
+
+/// An attempt whose answer never came: it may have reached the destination, so it counts.
+fn interrupted(now: Timestamp, error: &str) -> Tried {
+    Tried { started_at: now, error: Some((ErrorClass::Internal, error.to_owned())), ..Tried::default() }
 }
 
 /// Hands back jobs `owner` claimed but never started (at shutdown): ready again at their own run-at time,
@@ -261,8 +346,10 @@ pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, S
         }
         for mut job in left {
             job.attempts += 1;
-            job.last_error = Some("Hookplane stopped during the attempt".to_owned());
+            let error = "Hookplane stopped during the attempt";
+            job.last_error = Some(error.to_owned());
             t.make_ready(&mut job, now)?;
+            super::attempts::file(&tx, &job, Some(interrupted(now, error)), Settled::Retrying, false, now)?;
             recovered += 1;
         }
     }
@@ -273,8 +360,7 @@ pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DeliveryId, SubscriptionId};
-    use crate::jobs::JobKind;
+    use crate::domain::DeliveryId;
 
     const MAX: u32 = 3;
     const LEASE: i64 = 60_000;
@@ -288,22 +374,19 @@ mod tests {
 
     fn enqueue(db: &redb::Database, at: i64) -> JobId {
         let t = Timestamp(at);
-        let job = Job {
-            id: JobId::new(t),
-            kind: JobKind::Deliver,
-            state: JobState::Ready,
-            delivery_id: DeliveryId::new(t),
-            subscription_id: SubscriptionId::new(t),
-            run_at: t,
-            attempts: 0,
-            created_at: t,
-            lease: None,
-            last_error: None,
-        };
+        let job = Job::deliver(DeliveryId::new(t), SubscriptionId::new(t), t);
         let tx = db.begin_write().unwrap();
         super::enqueue(&tx, &job).unwrap();
         tx.commit().unwrap();
         job.id
+    }
+
+    fn fin(db: &redb::Database, owner: &str, id: JobId, attempt: u32, finished: Finished) -> Settled {
+        let tx = db.begin_write().unwrap();
+        let report = Report { finished, tried: Some(Tried::default()), pause: false };
+        let settled = finish(&tx, owner, id, attempt, report, Timestamp(0)).unwrap();
+        tx.commit().unwrap();
+        settled
     }
 
     fn ids(jobs: &[Job]) -> Vec<JobId> {
@@ -324,8 +407,8 @@ mod tests {
         let taken = claim(&db, "p1/w2", Timestamp(90_000), LEASE, 1, MAX).unwrap();
         assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
         // The first worker's late answer is ignored; the holder's counts.
-        assert_eq!(finish(&db, "p1/w1", a, 1, Finished::Done, MAX).unwrap(), Settled::Stale);
-        assert_eq!(finish(&db, "p1/w2", a, 2, Finished::Done, MAX).unwrap(), Settled::Done);
+        assert_eq!(fin(&db, "p1/w1", a, 1, Finished::Done), Settled::Stale);
+        assert_eq!(fin(&db, "p1/w2", a, 2, Finished::Done), Settled::Done);
         assert!(claim(&db, "p1/w2", Timestamp(199_999), LEASE, 10, MAX).unwrap().is_empty());
         assert_eq!(ids(&claim(&db, "p1/w2", Timestamp(200_000), LEASE, 10, MAX).unwrap()), vec![later]);
     }
@@ -339,7 +422,8 @@ mod tests {
             let got = claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
             assert_eq!(ids(&got), vec![a], "attempt {attempt}");
             let retry = Finished::Retry { at: Timestamp(now + 10_000), error: format!("503 #{attempt}") };
-            let settled = finish(&db, "p/w", a, attempt, retry, MAX).unwrap();
+            let last = Finished::GiveUp { error: "out of attempts".into() };
+            let settled = fin(&db, "p/w", a, attempt, if attempt < MAX { retry } else { last });
             assert_eq!(settled, if attempt < MAX { Settled::Retrying } else { Settled::Dead });
             assert!(claim(&db, "p/w", Timestamp(now + 9_999), LEASE, 1, MAX).unwrap().is_empty(), "backoff");
             now += 10_000;
@@ -348,7 +432,7 @@ mod tests {
         let b = enqueue(&db, 0);
         claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
         let gone = Finished::GiveUp { error: "410 Gone".into() };
-        assert_eq!(finish(&db, "p/w", b, 1, gone, MAX).unwrap(), Settled::Dead);
+        assert_eq!(fin(&db, "p/w", b, 1, gone), Settled::Dead);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "deliveries by status", run: v3_deliveries_by_status },
     Migration { version: 4, name: "api tokens", run: v4_api_tokens },
     Migration { version: 5, name: "operators, sessions and the audit log", run: v5_operators },
-    Migration { version: 6, name: "leased jobs", run: v6_leased_jobs },
+    Migration { version: 6, name: "the processing queue: leases, held jobs, attempts, replays", run: v6_queue },
 ];
 
 /// The version a database has once every migration ran.
@@ -111,8 +111,13 @@ fn v5_operators(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn v6_leased_jobs(tx: &WriteTransaction) -> Result<(), StoreError> {
+fn v6_queue(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::JOBS_LEASED)?;
+    tx.open_table(tables::JOBS_HELD)?;
+    tx.open_table(tables::ATTEMPTS.def())?;
+    tx.open_table(tables::REPLAYS.def())?;
+    tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
+    tx.open_table(tables::REPLAYS_BY_OPERATOR)?;
     Ok(())
 }
 

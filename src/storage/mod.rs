@@ -3,6 +3,7 @@
 //! Every function here is synchronous; async callers go through [`Store::read`] (a blocking-pool hop) or
 //! the ingest writer thread, so the runtime never waits on disk.
 
+pub mod attempts;
 pub mod audit;
 mod backend;
 mod codec;
@@ -14,6 +15,7 @@ pub mod operators;
 pub mod payload;
 pub mod records;
 pub mod rejections;
+pub mod replays;
 pub mod sessions;
 pub mod stats;
 pub mod subscriptions;

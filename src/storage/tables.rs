@@ -8,8 +8,10 @@ use super::codec::{Codec, RecordTable};
 use crate::auth::operators::Operator;
 use crate::auth::sessions::Session;
 use crate::auth::tokens::ApiToken;
+use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
 use crate::domain::health::Counters;
+use crate::domain::replay::Replay;
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
 use crate::jobs::Job;
 use crate::secrets::StoredSecret;
@@ -112,6 +114,23 @@ pub const JOBS_READY: TableDefinition<(i64, u128), ()> = TableDefinition::new("j
 /// (lease end, in Unix ms; job id) → (): jobs a worker holds, soonest to end first. Every job is in exactly
 /// one of `JOBS_READY` and `JOBS_LEASED`, or in neither when dead; a lease that has ended is claimable.
 pub const JOBS_LEASED: TableDefinition<(i64, u128), ()> = TableDefinition::new("jobs_leased_v1");
+
+/// (subscription id, job id) → (): jobs held while their subscription's destination is paused, released in
+/// job order (arrival order) on resume. A held job is in neither `JOBS_READY` nor `JOBS_LEASED`.
+pub const JOBS_HELD: TableDefinition<(u128, u128), ()> = TableDefinition::new("jobs_held_v1");
+
+/// (delivery id, attempt number) → attempt: every try at handing a delivery to its destination, numbered
+/// from 1 across automatic retries and replays, written in the transaction that settles the attempt.
+pub const ATTEMPTS: RecordTable<(u128, u32), Attempt> = RecordTable::new("attempts_v1");
+
+/// Replay id → replay (`webhook_replay_jobs`): who asked for a new attempt of which delivery, and how it went.
+pub const REPLAYS: RecordTable<u128, Replay> = RecordTable::new("replays_v1");
+
+/// (delivery id, replay id) → (): a delivery's replays, for the per-delivery limit and its history.
+pub const REPLAYS_BY_DELIVERY: TableDefinition<(u128, u128), ()> = TableDefinition::new("replays_by_delivery_v1");
+
+/// (operator label, replay id) → (): an operator's replays, newest last, for the per-operator limit.
+pub const REPLAYS_BY_OPERATOR: TableDefinition<(&str, u128), ()> = TableDefinition::new("replays_by_operator_v1");
 
 /// How many rejection samples are kept: enough to see a misconfigured secret's pattern, bounded so a flood
 /// of junk cannot grow the file.

@@ -30,6 +30,12 @@ fn api_operations() -> Vec<(Method, &'static str, Role)> {
         (Method::GET, "/api/v1/tokens", Role::Admin),
         (Method::POST, "/api/v1/tokens", Role::Admin),
         (Method::POST, "/api/v1/tokens/tok_01J0000000000000000000000A/revoke", Role::Admin),
+        (Method::GET, "/api/v1/deliveries/dlv_01J0000000000000000000000A/attempts", Role::Viewer),
+        (Method::POST, "/api/v1/deliveries/dlv_01J0000000000000000000000A/replay", Role::Operator),
+        (Method::POST, "/webhooks/replay/dlv_01J0000000000000000000000A", Role::Operator),
+        (Method::POST, "/api/v1/subscriptions/nothing/pause", Role::Operator),
+        (Method::POST, "/api/v1/subscriptions/nothing/resume", Role::Operator),
+        (Method::GET, "/api/v1/subscriptions/nothing/destination-secret", Role::Admin),
     ]
 }
 
@@ -240,7 +246,7 @@ async fn every_route_answers_each_caller_as_it_should() {
     assert_eq!(checked, routes * callers_n);
     assert_eq!(
         (api_operations().len(), page_routes().len(), public_routes().len() + ingest_routes().len(), callers_n),
-        (15, 10, 10, 11),
+        (21, 10, 10, 11),
         "the matrix's size"
     );
 }

@@ -11,6 +11,7 @@ mod demo;
 mod openapi;
 mod pages;
 mod process;
+mod queue;
 mod rotation;
 mod search;
 mod security;

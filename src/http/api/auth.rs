@@ -1,5 +1,5 @@
-//! Authorization as a type: an operation takes [`ViewerAuth`] or [`AdminAuth`] (an operator scheme comes
-//! with replay), the least role it needs, and cannot run without it, because the only way to obtain one
+//! Authorization as a type: an operation takes [`ViewerAuth`], [`OperatorAuth`] or [`AdminAuth`], the least
+//! role it needs, and cannot run without it, because the only way to obtain one
 //! is its checker.
 //! Credentials are resolved in one place, [`authorize`].
 
@@ -16,6 +16,11 @@ use crate::http::problem::{Kind, Problem};
 #[oai(rename = "bearer", ty = "bearer", checker = "check_viewer")]
 pub struct ViewerAuth(pub Principal);
 
+/// Operators and admins: replays, pausing and resuming destinations.
+#[derive(SecurityScheme)]
+#[oai(rename = "bearer", ty = "bearer", checker = "check_operator")]
+pub struct OperatorAuth(pub Principal);
+
 /// Admins only: secrets, subscriptions, operators, tokens, retention, bulk actions.
 #[derive(SecurityScheme)]
 #[oai(rename = "bearer", ty = "bearer", checker = "check_admin")]
@@ -23,6 +28,10 @@ pub struct AdminAuth(pub Principal);
 
 async fn check_viewer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     authorize(req, &bearer, Role::Viewer).await
+}
+
+async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    authorize(req, &bearer, Role::Operator).await
 }
 
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
@@ -34,7 +43,7 @@ fn refuse(kind: Kind, detail: impl Into<String>) -> poem::Error {
 }
 
 /// The principal a bearer value names, if its role is at least `least`.
-async fn authorize(req: &Request, bearer: &Bearer, least: Role) -> poem::Result<Principal> {
+pub(crate) async fn authorize(req: &Request, bearer: &Bearer, least: Role) -> poem::Result<Principal> {
     let state = req.data::<AppState>().ok_or_else(|| refuse(Kind::Unauthorized, "the server is not ready"))?;
     let principal = crate::http::access::bearer(state, bearer.token.as_bytes())
         .await

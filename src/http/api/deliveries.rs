@@ -6,12 +6,15 @@ use poem_openapi::payload::{Binary, Json, Response as PayloadResponse};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::auth::ViewerAuth;
+use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
-use super::types::{DeliveryOut, DeliveryPage, DeliveryStatus, Source};
+use super::types::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
+use crate::domain::audit::Actor;
 use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
 use crate::http::AppState;
+use crate::http::problem::{Kind, Problem};
 use crate::loader;
+use crate::storage::attempts;
 use crate::storage::deliveries::{self, Filter};
 
 /// Page size when `limit` is absent, and the most a page may hold.
@@ -25,6 +28,55 @@ pub struct DeliveriesApi;
 enum ListDeliveriesResponse {
     #[oai(status = 200)]
     Ok(Json<DeliveryPage>),
+}
+
+#[derive(ApiResponse)]
+pub(crate) enum ReplayResponse {
+    /// Queued: the new attempt follows at once (or on resume, when the destination is paused).
+    #[oai(status = 202)]
+    Accepted(Json<ReplayOut>),
+}
+
+/// Replays the delivery `id` for `by`: shared by the API, `POST /webhooks/replay/{id}` and the dashboard.
+pub(crate) async fn replay(state: &AppState, by: Actor, id: &str) -> Result<ReplayOut, ApiError> {
+    let id = parse_delivery_id(id)?;
+    let control = Arc::clone(&state.control);
+    let made = tokio::task::spawn_blocking(move || control.replay_blocking(id, &by))
+        .await
+        .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
+    Ok(ReplayOut::from(made))
+}
+
+/// `POST /webhooks/replay/{delivery_id}`: the same replay as the API's, at the path the contract names, with
+/// the same bearer credential (operator or admin) and the same answers.
+#[poem::handler]
+pub async fn webhooks_replay(
+    req: &poem::Request,
+    poem::web::Path(id): poem::web::Path<String>,
+    Data(state): Data<&AppState>,
+) -> poem::Response {
+    use poem::IntoResponse as _;
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(token) = header.strip_prefix("Bearer ").filter(|t| !t.is_empty()) else {
+        let p = Problem::new(Kind::Unauthorized, "send `Authorization: Bearer <token>` with an operator's API token");
+        return p.response();
+    };
+    let bearer = poem_openapi::auth::Bearer { token: token.to_owned() };
+    let principal = match super::auth::authorize(req, &bearer, crate::auth::Role::Operator).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let by = crate::http::access::actor(&principal, req);
+    match replay(state, by, &id).await {
+        Ok(made) => ReplayResponse::Accepted(Json(made)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(ApiResponse)]
+enum ListAttemptsResponse {
+    #[oai(status = 200)]
+    Ok(Json<Vec<AttemptOut>>),
 }
 
 #[derive(ApiResponse)]
@@ -167,6 +219,43 @@ impl DeliveriesApi {
         let found = state.store.read(move |db| deliveries::get(db, id)).await?;
         let (listed, headers) = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
         Ok(GetDeliveryResponse::Ok(Json(DeliveryOut::new(listed, Some(headers)))))
+    }
+
+    /// Replay a delivery: a new attempt from its stored body (checked against its digest first), shown
+    /// among its attempts with `initiated_by` = you. At most one replay per delivery per 5 minutes and ten
+    /// per operator per hour; beyond that, 429 with `Retry-After` and a `code` naming the limit.
+    #[oai(path = "/v1/deliveries/:id/replay", method = "post", operation_id = "replayDelivery")]
+    async fn replay(
+        &self,
+        auth: OperatorAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+    ) -> Result<ReplayResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        Ok(ReplayResponse::Accepted(Json(replay(state, by, &id.0).await?)))
+    }
+
+    /// Every attempt to hand the delivery to its destination, first first.
+    #[oai(path = "/v1/deliveries/:id/attempts", method = "get", operation_id = "listDeliveryAttempts")]
+    async fn attempts(
+        &self,
+        _auth: ViewerAuth,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+    ) -> Result<ListAttemptsResponse, ApiError> {
+        let id = parse_delivery_id(&id.0)?;
+        let found = state
+            .store
+            .read(move |db| {
+                if deliveries::get(db, id)?.is_none() {
+                    return Ok(None);
+                }
+                attempts::list(db, id).map(Some)
+            })
+            .await?;
+        let list = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
+        Ok(ListAttemptsResponse::Ok(Json(list.into_iter().map(AttemptOut::from).collect())))
     }
 
     /// The exact body bytes as received, with the content type they arrived with.

@@ -1,7 +1,8 @@
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
 
-use crate::control::ControlError;
+use crate::control::{ControlError, ReplayError};
+use crate::domain::replay::Limited;
 use crate::http::problem::{Kind, Problem};
 use crate::loader::LoadError;
 use crate::search::SearchError;
@@ -25,6 +26,9 @@ pub enum ApiError {
     /// The request conflicts with existing state (a name or key already taken).
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// A rate limit was reached; `code` says which, `Retry-After` when to try again.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u32),
     /// An internal error; the server log has the details.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -55,6 +59,7 @@ impl ApiError {
             ApiError::Forbidden(p) => (StatusCode::FORBIDDEN, &p.0),
             ApiError::NotFound(p) => (StatusCode::NOT_FOUND, &p.0),
             ApiError::Conflict(p) => (StatusCode::CONFLICT, &p.0),
+            ApiError::TooManyRequests(p, _) => (StatusCode::TOO_MANY_REQUESTS, &p.0),
             ApiError::Internal(p) => (StatusCode::INTERNAL_SERVER_ERROR, &p.0),
             ApiError::Unavailable(p, _) => (StatusCode::SERVICE_UNAVAILABLE, &p.0),
         }
@@ -84,6 +89,28 @@ impl From<LoadError> for ApiError {
                 tracing::error!(error = %e, "search failed");
                 ApiError::Internal(Json(Problem::new(Kind::Internal, e.to_string())))
             }
+        }
+    }
+}
+
+impl From<ReplayError> for ApiError {
+    fn from(e: ReplayError) -> Self {
+        match e {
+            ReplayError::NotFound(msg) => ApiError::not_found(msg),
+            ReplayError::Refused(msg) => ApiError::Conflict(Json(Problem::new(Kind::NotReplayable, msg))),
+            ReplayError::Integrity(msg) => {
+                tracing::error!(error = %msg, "a replay found a stored body that fails its digest");
+                ApiError::Internal(Json(Problem::new(Kind::IntegrityFailed, msg)))
+            }
+            ReplayError::Limited(limited, now) => {
+                let kind = match limited {
+                    Limited::PerDelivery { .. } => Kind::ReplayLimitedPerDelivery,
+                    Limited::PerOperator { .. } => Kind::ReplayLimitedPerOperator,
+                };
+                let wait = u32::try_from(limited.wait_seconds(now)).unwrap_or(u32::MAX);
+                ApiError::TooManyRequests(Json(Problem::new(kind, limited.message(now))), wait)
+            }
+            ReplayError::Store(s) => s.into(),
         }
     }
 }

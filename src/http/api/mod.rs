@@ -5,7 +5,7 @@
 mod audit;
 pub mod auth;
 mod dashboard;
-mod deliveries;
+pub(crate) mod deliveries;
 mod error;
 mod rejections;
 mod subscriptions;

@@ -4,11 +4,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
-use super::auth::{AdminAuth, ViewerAuth};
+use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
 use super::error::ApiError;
-use super::types::{HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated, SubscriptionIn, SubscriptionOut};
+use super::types::{
+    DestinationSecretOut, DestinationStateOut, HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated,
+    SubscriptionIn, SubscriptionOut,
+};
 use crate::control::SubscriptionSpec;
 use crate::domain::Subscription;
+use crate::domain::audit::Actor;
 use crate::domain::health::Health;
 use crate::http::AppState;
 use crate::loader;
@@ -41,6 +45,40 @@ enum CreateSubscriptionResponse {
 }
 
 #[derive(ApiResponse)]
+enum DestinationStateResponse {
+    #[oai(status = 200)]
+    Ok(Json<DestinationStateOut>),
+}
+
+#[derive(ApiResponse)]
+enum DestinationSecretResponse {
+    #[oai(status = 200)]
+    Ok(Json<DestinationSecretOut>),
+}
+
+/// Pauses (`pause`) or resumes the destination of the subscription named by `id`.
+async fn set_paused(state: &AppState, by: Actor, id: &str, pause: bool) -> Result<DestinationStateOut, ApiError> {
+    let sub_id = resolve(state, id)?;
+    let control = std::sync::Arc::clone(&state.control);
+    let done = tokio::task::spawn_blocking(move || {
+        if pause { control.pause_blocking(sub_id, &by) } else { control.resume_blocking(sub_id, &by) }
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
+    Ok(DestinationStateOut { subscription: out(state, done.subscription), released: done.released as u64 })
+}
+
+fn resolve(state: &AppState, id: &str) -> Result<crate::domain::SubscriptionId, ApiError> {
+    state
+        .ingest
+        .registry()
+        .snapshot()
+        .by_name_or_id(id)
+        .map(|e| e.sub.id)
+        .ok_or_else(|| ApiError::not_found(format!("no subscription `{id}`")))
+}
+
+#[derive(ApiResponse)]
 enum RotateSecretResponse {
     /// Rotated: the new secret verifies now, the replaced one until `previous_expires_at`.
     #[oai(status = 200)]
@@ -69,13 +107,7 @@ pub(crate) async fn rotate_secret(
             "`overlap_hours` must be between 1 and 720 (Shopify can take an hour to switch), not {hours}"
         )));
     }
-    let sub_id = state
-        .ingest
-        .registry()
-        .snapshot()
-        .by_name_or_id(id)
-        .map(|e| e.sub.id)
-        .ok_or_else(|| ApiError::not_found(format!("no subscription `{id}`")))?;
+    let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
     let secret = SecretBytes::new(input.secret.into_bytes());
     let rotated = tokio::task::spawn_blocking(move || {
@@ -151,6 +183,48 @@ impl SubscriptionsApi {
     ) -> Result<RotateSecretResponse, ApiError> {
         let by = crate::http::access::actor(&auth.0, req);
         Ok(RotateSecretResponse::Ok(Json(rotate_secret(state, by, &id.0, body.0).await?)))
+    }
+
+    /// Pause the subscription's destination: deliveries keep being received and stored, and are held until
+    /// resume. A destination that answers 410 Gone is paused this way by Hookplane itself.
+    #[oai(path = "/v1/subscriptions/:id/pause", method = "post", operation_id = "pauseDestination")]
+    async fn pause(
+        &self,
+        auth: OperatorAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+    ) -> Result<DestinationStateResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        Ok(DestinationStateResponse::Ok(Json(set_paused(state, by, &id.0, true).await?)))
+    }
+
+    /// Resume a paused destination: the deliveries held meanwhile are sent, oldest first.
+    #[oai(path = "/v1/subscriptions/:id/resume", method = "post", operation_id = "resumeDestination")]
+    async fn resume(
+        &self,
+        auth: OperatorAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+    ) -> Result<DestinationStateResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        Ok(DestinationStateResponse::Ok(Json(set_paused(state, by, &id.0, false).await?)))
+    }
+
+    /// The secret Hookplane signs what it forwards to this subscription's destination with, for the
+    /// receiving service to verify (Standard Webhooks). Derived from the master key.
+    #[oai(path = "/v1/subscriptions/:id/destination-secret", method = "get", operation_id = "getDestinationSecret")]
+    async fn destination_secret(
+        &self,
+        _auth: AdminAuth,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+    ) -> Result<DestinationSecretResponse, ApiError> {
+        let sub_id = resolve(state, &id.0)?;
+        Ok(DestinationSecretResponse::Ok(Json(DestinationSecretOut {
+            secret: state.control.destination_secret(sub_id),
+        })))
     }
 
     /// Create a subscription (or adopt a discovered Shopify one). The secret is write-only.

@@ -44,6 +44,11 @@ mirror_enum!(
     SubscriptionStatus <=> domain::SubscriptionStatus { Active, Failing, HandshakeFailed, Expiring, Paused, Discovered }
 );
 mirror_enum!(
+    /// Why an attempt failed: no whole answer in time, no connection, a non-2xx answer, or Hookplane could
+    /// not make the attempt.
+    AttemptErrorClass <=> crate::domain::attempt::ErrorClass { Timeout, Connect, Http, Internal }
+);
+mirror_enum!(
     /// Where a subscription came from: the configuration file, the API or command line, or discovery.
     SubscriptionOrigin <=> Origin { Config, Api, Discovered }
 );
@@ -590,5 +595,85 @@ pub struct TokenIn {
 pub struct TokenCreated {
     pub token: TokenOut,
     /// The bearer token: `hp_` and 43 characters. Shown this once only; Hookplane keeps its SHA-256.
+    pub secret: String,
+}
+
+/// One try at handing a delivery to its destination.
+#[derive(Object, Debug, Clone)]
+pub struct AttemptOut {
+    /// 1 for the first attempt, counting automatic retries and replays alike.
+    pub number: u32,
+    pub started_at: String,
+    /// The destination's status code; absent when no answer came.
+    pub response_code: Option<u16>,
+    pub latency_ms: u32,
+    pub error_class: Option<AttemptErrorClass>,
+    pub error: Option<String>,
+    /// The start of the destination's answer (at most 1 KiB), as text.
+    pub excerpt: String,
+    /// `provider` for the first run and its automatic retries; the operator's name for a replay.
+    pub initiated_by: String,
+    /// What followed: `delivered`, `retry`, `paused` (the destination answered 410, or is paused) or `gave_up`.
+    pub next: String,
+}
+
+impl From<crate::domain::attempt::Attempt> for AttemptOut {
+    fn from(a: crate::domain::attempt::Attempt) -> Self {
+        AttemptOut {
+            number: a.number,
+            started_at: time(a.started_at),
+            response_code: a.response_code,
+            latency_ms: a.latency_ms,
+            error_class: a.error_class.map(Into::into),
+            error: a.error,
+            excerpt: a.excerpt,
+            initiated_by: a.initiated_by,
+            next: a.next,
+        }
+    }
+}
+
+mirror_enum!(
+    /// `queued` → `succeeded` | `retrying` → `failed`; `held` while the destination is paused.
+    ReplayStatus <=> crate::domain::replay::ReplayStatus { Queued, Retrying, Succeeded, Failed, Held }
+);
+
+/// A replay: a new attempt of a delivery, asked for by an operator.
+#[derive(Object, Debug, Clone)]
+pub struct ReplayOut {
+    pub id: String,
+    pub delivery_id: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub status: ReplayStatus,
+    /// Where the new attempt shows once made (`initiated_by` is the operator).
+    pub attempts_url: String,
+}
+
+impl From<crate::domain::replay::Replay> for ReplayOut {
+    fn from(r: crate::domain::replay::Replay) -> Self {
+        ReplayOut {
+            id: r.id.to_string(),
+            delivery_id: r.delivery_id.to_string(),
+            requested_by: r.requested_by,
+            requested_at: time(r.requested_at),
+            status: r.status.into(),
+            attempts_url: format!("/api/v1/deliveries/{}/attempts", r.delivery_id),
+        }
+    }
+}
+
+/// A subscription after its destination was paused or resumed.
+#[derive(Object, Debug, Clone)]
+pub struct DestinationStateOut {
+    pub subscription: SubscriptionOut,
+    /// How many held deliveries a resume released to be sent, oldest first.
+    pub released: u64,
+}
+
+/// The secret Hookplane signs forwarded deliveries with (Standard Webhooks `webhook-signature`, or
+/// `x-hookplane-webhook-signature` when the provider's own Standard Webhooks headers are passed through).
+#[derive(Object, Debug, Clone)]
+pub struct DestinationSecretOut {
     pub secret: String,
 }

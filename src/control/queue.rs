@@ -1,0 +1,160 @@
+//! Operations on the delivery queue that operators ask for: pausing and resuming a destination, and
+//! replaying a delivery. Each is one transaction with its audit entry.
+
+use crate::domain::audit::{Actor, AuditAction, Change};
+use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
+use crate::domain::subscription::Destination;
+use crate::domain::{DeliveryId, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::ingest::registry::Entry;
+use crate::jobs::{Job, JobState};
+use crate::storage::{StoreError, audit, deliveries, jobs, replays, subscriptions};
+
+use super::{Control, ControlError};
+
+/// Why a replay was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    NotFound(String),
+    /// Nothing to replay to, or nothing that can be replayed.
+    #[error("{0}")]
+    Refused(String),
+    /// The stored body no longer matches the digest taken when it arrived.
+    #[error("{0}")]
+    Integrity(String),
+    /// A rate limit, as checked at the given time.
+    #[error("replay limit reached")]
+    Limited(Limited, Timestamp),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A subscription's destination after a pause or resume, and how many held deliveries a resume released.
+pub struct Paused {
+    pub subscription: Subscription,
+    pub released: usize,
+}
+
+impl Control {
+    fn forwarding(&self, tx: &redb::WriteTransaction, id: SubscriptionId) -> Result<Subscription, ControlError> {
+        let sub =
+            subscriptions::get_in(tx, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription {id}")))?;
+        if matches!(sub.destination, Destination::Store) {
+            return Err(ControlError::Invalid(format!(
+                "subscription `{}` keeps its deliveries (destination `store`): there is nothing to pause or resume",
+                sub.name
+            )));
+        }
+        Ok(sub)
+    }
+
+    fn keep_registry(&self, sub: &Subscription) {
+        if let Some(e) = self.registry.snapshot().get(sub.id) {
+            self.registry.upsert(Entry { sub: sub.clone(), secrets: e.secrets.clone() });
+        }
+    }
+
+    /// Pauses a destination: deliveries keep being received and stored, and wait until resume.
+    pub fn pause_blocking(&self, id: SubscriptionId, by: &Actor) -> Result<Paused, ControlError> {
+        let db = self.store.db()?;
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let before = self.forwarding(&tx, id)?;
+        if before.status == SubscriptionStatus::Paused {
+            return Ok(Paused { subscription: before, released: 0 });
+        }
+        let now = self.clock.now();
+        let after = Subscription { status: SubscriptionStatus::Paused, updated_at: now, ..before.clone() };
+        subscriptions::update(&tx, &before, &after)?;
+        let entry = by.entry(now, AuditAction::DestinationPaused).target(id).change(Change::changed(
+            "status",
+            before.status.as_str(),
+            "paused",
+        ));
+        audit::append(&tx, &entry)?;
+        tx.commit().map_err(StoreError::from)?;
+        self.keep_registry(&after);
+        Ok(Paused { subscription: after, released: 0 })
+    }
+
+    /// Resumes a paused destination: the deliveries held meanwhile are sent in the order they arrived.
+    pub fn resume_blocking(&self, id: SubscriptionId, by: &Actor) -> Result<Paused, ControlError> {
+        let db = self.store.db()?;
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let before = self.forwarding(&tx, id)?;
+        if before.status != SubscriptionStatus::Paused {
+            return Ok(Paused { subscription: before, released: 0 });
+        }
+        let now = self.clock.now();
+        let after = Subscription { status: SubscriptionStatus::Active, updated_at: now, ..before.clone() };
+        subscriptions::update(&tx, &before, &after)?;
+        let released = jobs::release_held(&tx, id, now)?;
+        for job in &released {
+            if let Some(r) = job.replay_id {
+                replays::set_status(&tx, r, ReplayStatus::Queued)?;
+            }
+        }
+        let entry = by
+            .entry(now, AuditAction::DestinationResumed)
+            .target(id)
+            .change(Change::changed("status", "paused", "active"))
+            .change(Change::set("released", released.len().to_string()));
+        audit::append(&tx, &entry)?;
+        tx.commit().map_err(StoreError::from)?;
+        self.keep_registry(&after);
+        self.wake.wake();
+        Ok(Paused { subscription: after, released: released.len() })
+    }
+
+    /// Replays a delivery: checks its stored body against its digest and the rate limits, then records the
+    /// replay, queues its attempt and audits it, in one transaction. The limits are checked inside that
+    /// transaction, so two replays at once cannot both pass.
+    pub fn replay_blocking(&self, id: DeliveryId, by: &Actor) -> Result<Replay, ReplayError> {
+        let db = self.store.db()?;
+        let found = match deliveries::body(&db, id) {
+            Ok(found) => found,
+            Err(StoreError::Corrupt { detail, .. }) => {
+                return Err(ReplayError::Integrity(format!("not replayed: {detail}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (delivery, _) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let sub = subscriptions::get_in(&tx, delivery.subscription_id)?
+            .ok_or_else(|| ReplayError::NotFound(format!("the subscription of {id} no longer exists")))?;
+        if matches!(sub.destination, Destination::Store) {
+            return Err(ReplayError::Refused(format!(
+                "subscription `{}` keeps its deliveries (destination `store`): there is no destination to replay to",
+                sub.name
+            )));
+        }
+        let now = self.clock.now();
+        let last = replays::last_of_delivery(&tx, id)?;
+        let recent = replays::recent_by_operator(&tx, &by.label, now)?;
+        replay::check(now, last, &recent).map_err(|l| ReplayError::Limited(l, now))?;
+        let paused = sub.status == SubscriptionStatus::Paused;
+        let record = Replay {
+            id: ReplayId::new(now),
+            delivery_id: id,
+            requested_by: by.label.clone(),
+            requested_at: now,
+            status: if paused { ReplayStatus::Held } else { ReplayStatus::Queued },
+        };
+        replays::insert(&tx, &record)?;
+        let mut job = Job::deliver(id, sub.id, now);
+        job.initiated_by = Some(by.label.clone());
+        job.replay_id = Some(record.id);
+        if paused {
+            job.state = JobState::Held;
+        }
+        jobs::enqueue(&tx, &job)?;
+        let entry = by
+            .entry(now, AuditAction::DeliveryReplayed)
+            .target(id)
+            .change(Change::set("replay_id", record.id.to_string()))
+            .change(Change::set("destination", sub.destination.url().unwrap_or_default()));
+        audit::append(&tx, &entry)?;
+        tx.commit().map_err(StoreError::from)?;
+        self.wake.wake();
+        Ok(record)
+    }
+}

@@ -1,0 +1,249 @@
+//! The delivery worker: an apalis worker on the redb queue whose handler sends one attempt of a delivery to
+//! its subscription's destination. It is started with the core and drained at shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis_core::backend::ext::BackendExt as _;
+use apalis_core::backend::ext::poll_strategy::Strategy;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use futures_channel::mpsc;
+use tokio::sync::{Semaphore, watch};
+
+use super::Job;
+use super::backend::{Next, Outcome, QueueConfig, RedbPersistence, RedbQueue};
+use super::forward::{self, Outgoing, Verdict};
+use crate::config::DeliverySettings;
+use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
+use crate::domain::subscription::Destination;
+use crate::domain::{Clock, SubscriptionId, SubscriptionStatus};
+use crate::storage::{Store, StoreError, deliveries, subscriptions};
+
+/// Wakes the queue's worker when the writer committed new jobs, so a delivery is sent as soon as it is
+/// stored rather than at the next poll.
+#[derive(Clone, Default)]
+pub struct Wake {
+    senders: Arc<Mutex<Vec<mpsc::Sender<()>>>>,
+}
+
+impl Wake {
+    pub fn subscribe(&self) -> mpsc::Receiver<()> {
+        // One pending wake is enough: the worker claims everything due when it wakes.
+        let (tx, rx) = mpsc::channel(0);
+        if let Ok(mut senders) = self.senders.lock() {
+            senders.push(tx);
+        }
+        rx
+    }
+
+    pub fn wake(&self) {
+        if let Ok(mut senders) = self.senders.lock() {
+            senders.retain_mut(|s| match s.try_send(()) {
+                Ok(()) => true,
+                Err(e) => !e.is_disconnected(),
+            });
+        }
+    }
+}
+
+/// The root every destination's signing key is derived from.
+pub fn signing_root(master: &crate::secrets::MasterKey) -> [u8; 32] {
+    master.derive("destination-signing")
+}
+
+/// The key Hookplane signs forwarded deliveries of `subscription` with, derived from the master key's
+/// destination-signing key so nothing more is stored. Receivers verify with it as a `whsec_` secret.
+pub fn destination_key(root: &[u8; 32], subscription: SubscriptionId) -> [u8; 32] {
+    crate::connectors::hmac_sha256(root, &[subscription.to_string().as_bytes()])
+}
+
+/// What the handler needs: where deliveries are, how to send them, and how many may go to one destination
+/// at once.
+pub struct Deliverer {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    client: reqwest::Client,
+    timeout: Duration,
+    signing_root: [u8; 32],
+    per_destination: usize,
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Deliverer {
+    fn slots(&self, url: &str) -> Arc<Semaphore> {
+        let mut map = self.destinations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(map.entry(url.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_destination))))
+    }
+
+    fn internal(&self, error: String) -> Option<Tried> {
+        Some(Tried { started_at: self.clock.now(), error: Some((ErrorClass::Internal, error)), ..Tried::default() })
+    }
+
+    async fn run(&self, job: Job) -> Outcome {
+        let (sub_id, delivery_id) = (job.subscription_id, job.delivery_id);
+        let loaded = self
+            .store
+            .read(move |db| {
+                let sub = subscriptions::get(db, sub_id)?;
+                let stored = deliveries::body(db, delivery_id)?;
+                Ok::<_, StoreError>((sub, stored))
+            })
+            .await;
+        let (sub, delivery, payload) = match loaded {
+            Ok((Some(sub), Some((delivery, payload)))) => (sub, delivery, payload),
+            Ok(_) => {
+                let error = "the delivery or its subscription no longer exists".to_owned();
+                return Outcome { tried: self.internal(error), next: Next::GiveUp };
+            }
+            Err(e @ StoreError::Corrupt { .. }) => {
+                let error = format!("not sent: {e}");
+                return Outcome { tried: self.internal(error), next: Next::GiveUp };
+            }
+            Err(e) => {
+                let error = format!("cannot read the delivery: {e}");
+                return Outcome { tried: self.internal(error), next: Next::Retry { after: None } };
+            }
+        };
+        if sub.status == SubscriptionStatus::Paused {
+            return Outcome { tried: None, next: Next::Hold };
+        }
+        let Destination::Http { url } = &sub.destination else {
+            let error = "the subscription now keeps its deliveries (destination `store`): not sent".to_owned();
+            return Outcome { tried: self.internal(error), next: Next::GiveUp };
+        };
+        let slots = self.slots(url);
+        let Ok(_slot) = slots.acquire().await else {
+            return Outcome {
+                tried: self.internal("the worker is stopping".into()),
+                next: Next::Retry { after: None },
+            };
+        };
+        let key = destination_key(&self.signing_root, sub.id);
+        let id = delivery.id.to_string();
+        let now = self.clock.now();
+        let out = Outgoing {
+            url,
+            delivery_id: &id,
+            attempt: delivery.attempt_count + 1,
+            headers: &payload.headers,
+            body: &payload.body,
+            signing_key: Some(&key),
+            timestamp: now.seconds(),
+        };
+        let attempted = forward::send(&self.client, &out, self.timeout, now).await;
+        let next = match attempted.verdict() {
+            Verdict::Delivered => Next::Delivered,
+            Verdict::Gone => Next::Gone,
+            Verdict::Retry { after } => Next::Retry { after },
+        };
+        Outcome { tried: Some(attempted.tried), next }
+    }
+}
+
+async fn deliver(job: Job, deliverer: Data<Arc<Deliverer>>) -> Outcome {
+    deliverer.run(job).await
+}
+
+/// The running queue.
+pub struct Queue {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// False once the worker's loop has ended, for readiness.
+    pub alive: Arc<AtomicBool>,
+}
+
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// What starting the queue needs from the core.
+pub struct QueueParts {
+    pub store: Arc<Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: DeliverySettings,
+    pub signing_root: [u8; 32],
+    pub wake: Wake,
+}
+
+impl Queue {
+    pub fn start(parts: QueueParts) -> anyhow::Result<Self> {
+        let QueueParts { store, clock, settings, signing_root, wake } = parts;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("Hookplane/", env!("CARGO_PKG_VERSION")))
+            // A destination that redirects is misconfigured; following it could send the body elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let deliverer = Arc::new(Deliverer {
+            store: Arc::clone(&store),
+            clock: Arc::clone(&clock),
+            client,
+            timeout: Duration::from_secs(settings.timeout_seconds),
+            signing_root,
+            per_destination: settings.per_destination_concurrency,
+            destinations: Mutex::new(HashMap::new()),
+        });
+        let config = QueueConfig {
+            lease: Duration::from_secs(settings.lease_seconds),
+            heartbeat: Duration::from_secs(settings.heartbeat_seconds),
+            batch: settings.concurrency.min(64),
+            schedule: RetrySchedule {
+                delays: settings.retry_delays_seconds.iter().map(|s| Duration::from_secs(*s)).collect(),
+                jitter_percent: settings.retry_jitter_percent,
+            },
+        };
+        let instance = ulid::Ulid::new().to_string();
+        let (stop, stopped) = watch::channel(false);
+        let poll = Duration::from_millis(settings.poll_interval_ms);
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = AliveGuard(Arc::clone(&alive));
+        let task = tokio::spawn(async move {
+            let _alive = guard;
+            loop {
+                let persistence =
+                    RedbPersistence::new(Arc::clone(&store), Arc::clone(&clock), config.clone(), &instance);
+                let backend = RedbQueue::new(persistence)
+                    .poll_with_strategy(Strategy::new().stream(wake.subscribe()).interval(poll));
+                let worker = WorkerBuilder::new("deliver")
+                    .backend(backend)
+                    .layer(tower::limit::ConcurrencyLimitLayer::new(settings.concurrency))
+                    .data(Arc::clone(&deliverer))
+                    .build(deliver);
+                let mut signal = stopped.clone();
+                let until = async move {
+                    let _ = signal.wait_for(|s| *s).await;
+                    Ok::<(), std::io::Error>(())
+                };
+                match worker.run_until(until).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the delivery worker stopped; starting it again in a second");
+                        if *stopped.borrow() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Self { stop, task, alive })
+    }
+
+    /// Stops claiming, lets attempts in flight finish for up to `grace`, and hands back what was claimed
+    /// but not started. Attempts still running after `grace` are dropped; their leases are recovered at the
+    /// next start.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            tracing::warn!("deliveries still in flight at shutdown; they are retried at the next start");
+            task.abort();
+        }
+    }
+}
