@@ -4,7 +4,7 @@
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
 use crate::domain::subscription::Destination;
-use crate::domain::{DeliveryId, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::domain::{Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::ingest::registry::Entry;
 use crate::jobs::{Job, JobState};
 use crate::storage::{StoreError, audit, deliveries, jobs, replays, subscriptions};
@@ -108,7 +108,13 @@ impl Control {
     /// Replays a delivery: checks its stored body against its digest and the rate limits, then records the
     /// replay, queues its attempt and audits it, in one transaction. The limits are checked inside that
     /// transaction, so two replays at once cannot both pass.
-    pub fn replay_blocking(&self, id: DeliveryId, by: &Actor) -> Result<Replay, ReplayError> {
+    /// `recheck` looks at the provider's signature again and says what it found, or refuses.
+    pub fn replay_blocking(
+        &self,
+        id: DeliveryId,
+        by: &Actor,
+        recheck: impl FnOnce(&Delivery, &Payload) -> Result<String, ReplayError>,
+    ) -> Result<Replay, ReplayError> {
         let db = self.store.db()?;
         let found = match deliveries::body(&db, id) {
             Ok(found) => found,
@@ -117,7 +123,8 @@ impl Control {
             }
             Err(e) => return Err(e.into()),
         };
-        let (delivery, _) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
+        let (delivery, payload) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
+        let signature = recheck(&delivery, &payload)?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         let sub = subscriptions::get_in(&tx, delivery.subscription_id)?
             .ok_or_else(|| ReplayError::NotFound(format!("the subscription of {id} no longer exists")))?;
@@ -151,7 +158,8 @@ impl Control {
             .entry(now, AuditAction::DeliveryReplayed)
             .target(id)
             .change(Change::set("replay_id", record.id.to_string()))
-            .change(Change::set("destination", sub.destination.url().unwrap_or_default()));
+            .change(Change::set("destination", sub.destination.url().unwrap_or_default()))
+            .change(Change::set("signature", signature));
         audit::append(&tx, &entry)?;
         tx.commit().map_err(StoreError::from)?;
         self.wake.wake();

@@ -38,6 +38,10 @@ pub struct Delivery {
     pub initiated_by: String,
     /// Which secret verified the request: `current`, `previous`, `app`, `app_previous`.
     pub verified_with: String,
+    /// The fingerprint of the secret that verified it (from its digest), so a replay can tell whether that
+    /// secret is still held and check the provider's signature again. Absent on deliveries stored before.
+    #[serde(default)]
+    pub verified_fingerprint: Option<String>,
 }
 
 /// Where a text search matched a delivery's body: a fragment of the body and the byte ranges of the matched

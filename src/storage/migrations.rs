@@ -236,6 +236,7 @@ mod tests {
             error_message: None,
             initiated_by: "provider".into(),
             verified_with: "current".into(),
+            verified_fingerprint: None,
         };
         let rows = [
             delivery(0, Source::Shopify, DeliveryStatus::Failed),

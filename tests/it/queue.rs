@@ -393,7 +393,10 @@ async fn replays_make_attempts_by_their_operator_within_their_limits() {
     let anonymous = s.client.post(s.url(&format!("/webhooks/replay/{}", ids[11]))).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     let (_, audit) = s.get("/api/v1/audit?action=delivery_replayed&limit=100").await;
-    assert_eq!(audit["items"].as_array().unwrap().len(), 12, "every replay, and only those that were made");
+    let entries = audit["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 12, "every replay, and only those that were made");
+    let signature = entries[0]["changes"].as_array().unwrap().iter().find(|c| c["field"] == "signature").unwrap();
+    assert_eq!(signature["after"], "the provider's signature verified again", "{signature}");
     for id in &ids[1..10] {
         until(&s, id, "attempt_count", json!(2)).await;
     }
@@ -419,4 +422,25 @@ async fn what_cannot_be_replayed_is_refused_and_changes_nothing() {
     assert!(audit["items"].as_array().unwrap().is_empty(), "{audit}");
     let (_, d) = s.get(&format!("/api/v1/deliveries/{kept}")).await;
     assert_eq!((d["status"].as_str(), d["attempt_count"].as_u64()), (Some("stored"), Some(0)));
+
+    // A stored body that no longer matches its digest is never sent again.
+    let dest = Destination::start(&[]).await;
+    forwarding(&s, "orders/delete", &dest.url).await;
+    let sent = deliver(&s, "orders/delete", 2).await;
+    until(&s, &sent, "status", json!("succeeded")).await;
+    let dir = s.stop().await;
+    let store = hookplane::storage::Store::open(&dir.path().join("data")).unwrap();
+    let db = store.db().unwrap();
+    let tx = db.begin_write().unwrap();
+    let id = sent.parse().unwrap();
+    hookplane::storage::deliveries::update(&tx, id, |d| d.body_sha256 = "0".repeat(64)).unwrap().unwrap();
+    tx.commit().unwrap();
+    drop(db);
+    store.close();
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    let (st, body, _) = s_post(&s, &format!("/api/v1/deliveries/{sent}/replay")).await;
+    assert_problem(&(st, body), 500, "integrity_failed");
+    assert_eq!(dest.received().len(), 1, "sent once, at ingest; never replayed");
+    let (_, audit) = s.get("/api/v1/audit?action=delivery_replayed").await;
+    assert!(audit["items"].as_array().unwrap().is_empty(), "{audit}");
 }

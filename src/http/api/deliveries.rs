@@ -9,7 +9,10 @@ use super::ApiTags;
 use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
 use super::types::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
+use crate::control::ReplayError;
 use crate::domain::audit::Actor;
+use crate::domain::{Delivery, Payload};
+use crate::ingest::Recheck;
 use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
@@ -40,8 +43,15 @@ pub(crate) enum ReplayResponse {
 /// Replays the delivery `id` for `by`: shared by the API, `POST /webhooks/replay/{id}` and the dashboard.
 pub(crate) async fn replay(state: &AppState, by: Actor, id: &str) -> Result<ReplayOut, ApiError> {
     let id = parse_delivery_id(id)?;
-    let control = Arc::clone(&state.control);
-    let made = tokio::task::spawn_blocking(move || control.replay_blocking(id, &by))
+    let (control, ingest) = (Arc::clone(&state.control), Arc::clone(&state.ingest));
+    let recheck = move |d: &Delivery, p: &Payload| match ingest.recheck(d, p) {
+        Recheck::Verified => Ok("the provider's signature verified again".to_owned()),
+        Recheck::Skipped(why) => Ok(format!("not checked: {why}")),
+        Recheck::Failed(why) => Err(ReplayError::Integrity(format!(
+            "not replayed: the stored delivery no longer verifies under the secret that verified it ({why})"
+        ))),
+    };
+    let made = tokio::task::spawn_blocking(move || control.replay_blocking(id, &by, recheck))
         .await
         .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
     Ok(ReplayOut::from(made))
