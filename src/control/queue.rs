@@ -4,7 +4,9 @@
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
 use crate::domain::subscription::Destination;
-use crate::domain::{Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::domain::{
+    Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp,
+};
 use crate::ingest::registry::Entry;
 use crate::jobs::{Job, JobState};
 use crate::storage::{StoreError, audit, deliveries, jobs, replays, subscriptions};

@@ -4,24 +4,26 @@
 use maud::{Markup, Render, html};
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path, Query};
-use poem::{Response, handler};
+use poem::{IntoResponse as _, Response, handler};
 
 use super::AppState;
 use super::access::{self, Caller, Refusal, refusal_status};
-use super::api::types::{DeliveryOut, DeliveryPage};
+use super::api::types::{AttemptOut, DeliveryOut, DeliveryPage, ReplayOut};
 use super::api::types::{RotateSecretIn, TokenCreated, TokenIn, TokenOut};
 use super::api::{
-    ApiError, AuditParams, DeliveryParams, audit_export, audit_page, create_token, dashboard_payload,
-    export_disposition, query, revoke_token, rotate_secret,
+    ApiError, AuditParams, DeliveryParams, ReplayResponse, audit_export, audit_page, create_token, dashboard_payload,
+    export_disposition, query, replay, revoke_token, rotate_secret, set_paused,
 };
 use super::paths;
+use super::problem::{Kind, Problem};
 use crate::auth::Role;
 use crate::domain::{self, DeliveryId, Timestamp};
-use crate::storage::deliveries;
+use crate::storage::{StoreError, attempts, deliveries};
 use crate::views::audit::AuditView;
 use crate::views::components::{Banner, Tone};
 use crate::views::delivery::{Body, DeliveryPage as DeliveryView};
 use crate::views::layout::{self, Chrome};
+use crate::views::notice::Notice;
 use crate::views::tokens::TokensView;
 use crate::views::webhooks::{Filters, PageError, RANGES, WebhooksPage};
 
@@ -40,6 +42,7 @@ pub async fn view_webhooks_get(
     Data(state): Data<&AppState>,
     Data(caller): Data<&Caller>,
     Query(filters): Query<Filters>,
+    Query(notice): Query<Notice>,
 ) -> Response {
     let filters = filters.normalized();
     let mut status = StatusCode::OK;
@@ -80,7 +83,7 @@ pub async fn view_webhooks_get(
         d
     });
     let public_url = state.public_url();
-    let chrome = Chrome::of(caller);
+    let chrome = Chrome { notice, ..Chrome::of(caller) };
     let page = WebhooksPage {
         filters: &filters,
         data: data.as_ref(),
@@ -98,6 +101,9 @@ pub struct WebhooksAction {
     #[serde(default)]
     intent: String,
     subscription: Option<String>,
+    delivery: Option<String>,
+    /// The page the form was on, to return to with the outcome.
+    return_to: Option<String>,
     secret: Option<String>,
     secret_confirmation: Option<String>,
     overlap_hours: Option<String>,
@@ -121,9 +127,44 @@ pub async fn view_webhooks_post(
     poem::web::Form(action): poem::web::Form<WebhooksAction>,
 ) -> Response {
     let chrome = Chrome::of(caller);
+    let back = access::safe_next(action.return_to.as_deref()).to_owned();
+    let wants_json =
+        req.headers().get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
     let result = match action.intent.as_str() {
         "rotate" => rotate(req, state, caller, action).await,
-        other => Err(ApiError::bad_request(format!("`{other}` is not an action of this page (expected rotate)"))),
+        "replay" | "replay_latest" => {
+            let replayed = replay_action(req, state, caller, &action).await;
+            if wants_json {
+                // The script's request: the API's own answer, so both share one contract.
+                return match replayed {
+                    Ok(made) => ReplayResponse::Accepted(poem_openapi::payload::Json(made)).into_response(),
+                    Err(e) => e.into_response(),
+                };
+            }
+            match replayed {
+                Ok(made) => Ok(Notice::new("replayed", &made.delivery_id, None).on(&back)),
+                Err(ApiError::TooManyRequests(p, wait)) => {
+                    let target = action.delivery.clone().or(action.subscription.clone()).unwrap_or_default();
+                    Ok(Notice::new(&p.0.code, &target, Some(u64::from(wait))).on(&back))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "pause" | "resume" => {
+            let pause = action.intent == "pause";
+            let sub = action.subscription.clone().unwrap_or_default();
+            let by = access::actor(&caller.principal, req);
+            match set_paused(state, by, &sub, pause).await {
+                Ok(done) => {
+                    let (notice, count) = if pause { ("paused", None) } else { ("resumed", Some(done.released)) };
+                    Ok(Notice::new(notice, &done.subscription.name, count).on(&back))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => Err(ApiError::bad_request(format!(
+            "`{other}` is not an action of this page (expected rotate, replay, replay_latest, pause or resume)"
+        ))),
     };
     match result {
         Ok(to) => see_other(&to),
@@ -133,6 +174,31 @@ pub async fn view_webhooks_post(
             message_page(status, title, Tone::Critical, &p.detail, &chrome, None)
         }
     }
+}
+
+/// Replays the form's delivery, or for `replay_latest` the newest delivery of the form's subscription.
+async fn replay_action(
+    req: &poem::Request,
+    state: &AppState,
+    caller: &Caller,
+    a: &WebhooksAction,
+) -> Result<ReplayOut, ApiError> {
+    let delivery = match (a.intent.as_str(), &a.delivery, &a.subscription) {
+        ("replay", Some(d), _) => d.clone(),
+        ("replay_latest", _, Some(sub)) => {
+            let params =
+                DeliveryParams { subscription: Some(sub.clone()), limit: Some(1), ..DeliveryParams::default() };
+            let page = dashboard_payload(state, query(params)?).await?;
+            page.deliveries.items.into_iter().next().map(|d| d.id).ok_or_else(|| {
+                ApiError::Conflict(poem_openapi::payload::Json(Problem::new(
+                    Kind::NotReplayable,
+                    format!("subscription `{sub}` has no deliveries to replay yet"),
+                )))
+            })?
+        }
+        _ => return Err(ApiError::bad_request("a replay needs `delivery` (or `subscription` for `replay_latest`)")),
+    };
+    replay(state, access::actor(&caller.principal, req), &delivery).await
 }
 
 async fn rotate(req: &poem::Request, state: &AppState, caller: &Caller, a: WebhooksAction) -> Result<String, ApiError> {
@@ -208,17 +274,27 @@ pub async fn view_delivery_get(
     Data(state): Data<&AppState>,
     Data(caller): Data<&Caller>,
     Path(raw): Path<String>,
+    Query(notice): Query<Notice>,
 ) -> Response {
-    let chrome = Chrome::of(caller);
+    let chrome = Chrome { notice, ..Chrome::of(caller) };
     let id = match delivery_id(&raw) {
         Ok(id) => id,
         Err(detail) => return not_found(&detail, &chrome),
     };
-    match state.store.read(move |db| deliveries::get_full(db, id)).await {
-        Ok(Some((listed, payload))) => {
+    let found = state
+        .store
+        .read(move |db| Ok::<_, StoreError>(deliveries::get_full(db, id)?.map(|f| (f, attempts::list(db, id)))))
+        .await;
+    match found {
+        Ok(Some(((listed, payload), tried))) => {
             let body = Body::of(&payload.body);
             let delivery = DeliveryOut::new(listed, Some(payload.headers));
-            html_response(StatusCode::OK, DeliveryView { delivery: &delivery, body, chrome: &chrome }.render())
+            let attempts: Vec<AttemptOut> = match tried {
+                Ok(list) => list.into_iter().map(AttemptOut::from).collect(),
+                Err(e) => return error_page(ApiError::from(e), &chrome),
+            };
+            let page = DeliveryView { delivery: &delivery, attempts: &attempts, body, chrome: &chrome };
+            html_response(StatusCode::OK, page.render())
         }
         Ok(None) => {
             not_found(&format!("No delivery {id} is stored: it may have passed its retention period."), &chrome)

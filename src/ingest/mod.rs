@@ -334,7 +334,8 @@ impl Ingest {
     /// at ingest is still held (found by its fingerprint, so a rotation in between is recognised).
     pub fn recheck(&self, d: &Delivery, p: &Payload) -> Recheck {
         let reg = self.registry.snapshot();
-        let mut held: Vec<&HeldSecret> = reg.get(d.subscription_id).map(|e| e.secrets.iter().collect()).unwrap_or_default();
+        let mut held: Vec<&HeldSecret> =
+            reg.get(d.subscription_id).map(|e| e.secrets.iter().collect()).unwrap_or_default();
         if d.source == Source::Shopify {
             held.extend(reg.shopify_app.iter());
         }
@@ -348,10 +349,13 @@ impl Ingest {
         let checked = match d.source {
             Source::Shopify => shopify::read_request(h).and_then(|r| r.verify(&p.body, &keys)),
             // The tolerance guards against replayed requests at ingest; here the time is the stored one.
-            Source::Standard => standard::read_request(h)
-                .and_then(|r| r.verify(&p.body, &keys, Timestamp::from_millis(r.timestamp * 1000), self.tolerance_secs)),
+            Source::Standard => standard::read_request(h).and_then(|r| {
+                r.verify(&p.body, &keys, Timestamp::from_millis(r.timestamp * 1000), self.tolerance_secs)
+            }),
             Source::Zoho => match reg.get(d.subscription_id).and_then(|e| e.sub.zoho.clone()) {
-                Some(ZohoAuth::Channel { .. }) => zoho::read_channel_notification(&p.body).and_then(|n| n.verify(&keys)),
+                Some(ZohoAuth::Channel { .. }) => {
+                    zoho::read_channel_notification(&p.body).and_then(|n| n.verify(&keys))
+                }
                 _ => return Recheck::Skipped("Zoho's token or signature travels in what Hookplane does not store"),
             },
         };

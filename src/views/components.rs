@@ -115,3 +115,30 @@ impl Render for CopyButton<'_> {
         }
     }
 }
+
+/// A one-button form that posts an action of the webhooks page (`intent`) about one delivery or
+/// subscription, and comes back to `return_to`. The script submits replays in place, with a busy button.
+pub struct ActionForm<'a> {
+    pub intent: &'a str,
+    /// `("delivery", id)` or `("subscription", id)`.
+    pub field: (&'a str, &'a str),
+    pub label: &'a str,
+    pub return_to: &'a str,
+    pub csrf: Option<&'a str>,
+    pub primary: bool,
+}
+
+impl Render for ActionForm<'_> {
+    fn render(&self) -> Markup {
+        let replay = self.intent.starts_with("replay");
+        html! {
+            form.action-form method="post" action=(crate::http::paths::DASHBOARD_WEBHOOKS) data-replay[replay] {
+                input type="hidden" name="intent" value=(self.intent);
+                input type="hidden" name=(self.field.0) value=(self.field.1);
+                input type="hidden" name="return_to" value=(self.return_to);
+                @if let Some(t) = self.csrf { input type="hidden" name=(crate::auth::csrf::FIELD) value=(t); }
+                button type="submit" class={ "button" @if self.primary { " button-primary" } } { (self.label) }
+            }
+        }
+    }
+}

@@ -2,10 +2,10 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{Banner, CopyButton, Tone};
+use super::components::{ActionForm, Banner, CopyButton, Tone};
 use super::webhooks::{source_label, status_badge};
 use super::{format, json, layout};
-use crate::http::api::types::DeliveryOut;
+use crate::http::api::types::{AttemptOut, DeliveryOut};
 use crate::http::paths;
 
 /// Bodies up to this size are shown whole; larger ones show their 4 KB preview and a download link, so
@@ -37,6 +37,7 @@ impl Body {
 
 pub struct DeliveryPage<'a> {
     pub delivery: &'a DeliveryOut,
+    pub attempts: &'a [AttemptOut],
     pub body: Body,
     pub chrome: &'a super::layout::Chrome,
 }
@@ -45,11 +46,22 @@ impl Render for DeliveryPage<'_> {
     fn render(&self) -> Markup {
         let d = self.delivery;
         let download = paths::delivery_download(&d.id);
+        let view = paths::delivery_view(&d.id);
         let main = html! {
             p.breadcrumb { a href=(paths::DASHBOARD_WEBHOOKS) { "← Webhooks" } }
             div.page-header {
                 h1 { code { (d.topic) } " " (status_badge(d)) }
                 p.subdued { (d.id) }
+                @if self.chrome.operator && crate::domain::DeliveryStatus::from(d.status) != crate::domain::DeliveryStatus::Stored {
+                    (ActionForm {
+                        intent: "replay",
+                        field: ("delivery", &d.id),
+                        label: "Replay",
+                        return_to: &view,
+                        csrf: self.chrome.csrf.as_deref(),
+                        primary: true,
+                    })
+                }
             }
             @if let Some(e) = &d.error_message {
                 (Banner { tone: Tone::Critical, title: "The last attempt failed", body: html! { p { (e) } } })
@@ -93,6 +105,7 @@ impl Render for DeliveryPage<'_> {
                     }
                 }
             }
+            (attempts(self.attempts))
             @if let Some(headers) = &d.headers {
                 section.card aria-labelledby="headers-title" {
                     h2 #headers-title { "Headers" }
@@ -104,5 +117,55 @@ impl Render for DeliveryPage<'_> {
             }
         };
         layout::page(&format!("Delivery {}", d.id), self.chrome, main)
+    }
+}
+
+/// Every attempt to hand the delivery to its destination, first first.
+fn attempts(list: &[AttemptOut]) -> Markup {
+    html! {
+        section.card aria-labelledby="attempts-title" {
+            h2 #attempts-title { "Attempts" }
+            @if list.is_empty() {
+                p.subdued { "None yet: the delivery is kept here, or waits for its first attempt." }
+            } @else {
+                table.index-table {
+                    thead { tr {
+                        th.numeric scope="col" { "#" }
+                        th scope="col" { "Started" }
+                        th scope="col" { "By" }
+                        th.numeric scope="col" { "Response" }
+                        th.numeric scope="col" { "Latency" }
+                        th scope="col" { "Outcome" }
+                    } }
+                    tbody {
+                        @for a in list {
+                            tr data-attempt=(a.number) {
+                                td.numeric { (a.number) }
+                                td { time datetime=(a.started_at) { (format::time(&a.started_at)) } }
+                                td { (a.initiated_by) }
+                                td.numeric { @if let Some(c) = a.response_code { (c) } @else { "—" } }
+                                td.numeric { (format::millis(Some(a.latency_ms))) }
+                                td {
+                                    (outcome(&a.next))
+                                    @if let Some(e) = &a.error { br; span.subdued { (e) } }
+                                    @if !a.excerpt.is_empty() {
+                                        details { summary { "Answer" } pre { code { (a.excerpt) } } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn outcome(next: &str) -> &'static str {
+    match next {
+        "delivered" => "Delivered",
+        "retry" => "Failed; retry scheduled",
+        "paused" => "Held: the destination is paused",
+        _ => "Failed; no more retries",
     }
 }

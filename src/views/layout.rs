@@ -17,6 +17,10 @@ pub struct Chrome {
     pub can_sign_out: bool,
     /// Whether the caller may see the admin pages (tokens, audit log).
     pub admin: bool,
+    /// Whether the caller may act on deliveries: replay, pause and resume destinations.
+    pub operator: bool,
+    /// What the last action did, shown at the top of the page.
+    pub notice: super::notice::Notice,
 }
 
 impl Chrome {
@@ -32,6 +36,8 @@ impl Chrome {
             csrf: caller.csrf.clone(),
             can_sign_out: caller.session.is_some(),
             admin: caller.principal.role() == crate::auth::Role::Admin,
+            operator: caller.principal.role() >= crate::auth::Role::Operator,
+            notice: super::notice::Notice::default(),
         }
     }
 }
@@ -72,7 +78,10 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                         }
                     }
                 }
-                main.page { (main) }
+                main.page {
+                    div #notices { (chrome.notice) }
+                    (main)
+                }
             }
         }
     }

@@ -8,5 +8,6 @@ mod format;
 pub mod json;
 pub mod layout;
 pub mod login;
+pub mod notice;
 pub mod tokens;
 pub mod webhooks;

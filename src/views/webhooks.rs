@@ -4,7 +4,7 @@
 use maud::{Markup, Render, html};
 use serde::{Deserialize, Serialize};
 
-use super::components::{Badge, Banner, CopyButton, Kpi, Sparkline, Tone};
+use super::components::{ActionForm, Badge, Banner, CopyButton, Kpi, Sparkline, Tone};
 use super::layout::Chrome;
 use super::{format, layout};
 use crate::domain;
@@ -135,7 +135,7 @@ impl Render for WebhooksPage<'_> {
             @if let Some(d) = self.data {
                 (filter_bar(self.filters, d))
                 @if self.deliveries_shown {
-                    div #deliveries data-live { (deliveries(self.filters, d, self.public_url)) }
+                    div #deliveries data-live { (deliveries(self.filters, d, self.public_url, self.chrome)) }
                 }
                 (subscriptions(d, self.chrome))
             }
@@ -223,8 +223,9 @@ fn filter_bar(f: &Filters, d: &DashboardOut) -> Markup {
     }
 }
 
-fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str) -> Markup {
+fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, chrome: &Chrome) -> Markup {
     let page = &d.deliveries;
+    let here = f.href(f.cursor.as_deref());
     if page.items.is_empty() {
         return if f.narrows() || f.cursor.is_some() {
             html! {
@@ -251,7 +252,7 @@ fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str) -> Markup {
                     th scope="col" { span.visually-hidden { "Actions" } }
                 } }
                 tbody {
-                    @for item in &page.items { (delivery_row(item)) }
+                    @for item in &page.items { (delivery_row(item, chrome, &here)) }
                 }
             }
             nav.pagination aria-label="Pages" {
@@ -287,7 +288,7 @@ pub fn source_label(s: domain::Source) -> &'static str {
     }
 }
 
-fn delivery_row(d: &DeliveryOut) -> Markup {
+fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str) -> Markup {
     let status = domain::DeliveryStatus::from(d.status);
     let view = paths::delivery_view(&d.id);
     html! {
@@ -295,7 +296,7 @@ fn delivery_row(d: &DeliveryOut) -> Markup {
             td { a href=(view) { time datetime=(d.received_at) { (format::time(&d.received_at)) } } }
             td { code { (d.topic) } }
             td { (source_label(d.source.into())) }
-            td { (status_badge(d)) " " span.subdued { (status.as_str()) } }
+            td.status { (status_badge(d)) " " span.subdued { (status.as_str()) } }
             td.numeric { @if let Some(c) = d.response_code { (c) } @else { "—" } }
             td.numeric { (format::millis(d.latency_ms)) }
             td.actions {
@@ -307,6 +308,16 @@ fn delivery_row(d: &DeliveryOut) -> Markup {
                         (CopyButton { label: "Copy event ID", text: Some(event), target: None })
                         span.menu-note { "Event ID " code { (event) } }
                     }
+                }
+                @if chrome.operator && status != domain::DeliveryStatus::Stored {
+                    (ActionForm {
+                        intent: "replay",
+                        field: ("delivery", &d.id),
+                        label: "Replay",
+                        return_to: here,
+                        csrf: chrome.csrf.as_deref(),
+                        primary: false,
+                    })
                 }
             }
         }
@@ -440,6 +451,20 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                 dd { @match &s.destination_url { Some(u) => code { (u) }, None => "kept here (store)" } }
             }
             p { a href=(Filters { subscription: Some(s.id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
+            @if chrome.operator && s.destination_url.is_some() {
+                @let paused = s.status == crate::http::api::types::SubscriptionStatus::Paused;
+                @if paused {
+                    p.subdued { "Paused: deliveries are received and stored, and wait until it is resumed." }
+                }
+                div.actions {
+                    (ActionForm { intent: "replay_latest", field: ("subscription", &s.id), label: "Replay latest", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                    @if paused {
+                        (ActionForm { intent: "resume", field: ("subscription", &s.id), label: "Resume", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: true })
+                    } @else {
+                        (ActionForm { intent: "pause", field: ("subscription", &s.id), label: "Pause", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                    }
+                }
+            }
             @if chrome.admin && current.is_some_and(|k| k.slot == "current") && s.origin != SubscriptionOrigin::Config {
                 (rotate_form(s, chrome))
             }

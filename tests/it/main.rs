@@ -12,6 +12,7 @@ mod openapi;
 mod pages;
 mod process;
 mod queue;
+mod replay_actions;
 mod rotation;
 mod search;
 mod security;

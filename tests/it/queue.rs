@@ -21,7 +21,7 @@ const SHOP: &str = "queue-test.myshopify.com";
 
 /// What a local destination answers, request by request; after the script, 200.
 #[derive(Clone)]
-enum Answer {
+pub(crate) enum Answer {
     Status(u16),
     /// A status with one header, e.g. `Retry-After`.
     With(u16, &'static str, &'static str),
@@ -32,9 +32,9 @@ enum Answer {
 }
 
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
@@ -50,8 +50,8 @@ struct DestState {
 }
 
 /// A processing service on 127.0.0.1 that records what reaches it.
-struct Destination {
-    url: String,
+pub(crate) struct Destination {
+    pub(crate) url: String,
     state: DestState,
 }
 
@@ -77,7 +77,7 @@ fn code(s: u16) -> poem::http::StatusCode {
 }
 
 impl Destination {
-    async fn start(script: &[Answer]) -> Self {
+    pub(crate) async fn start(script: &[Answer]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         let state = DestState::default();
@@ -88,12 +88,12 @@ impl Destination {
         Self { url, state }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
 
     /// Waits until `n` requests arrived. The bound only keeps a broken build from hanging the suite.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..600 {
             let got = self.received();
             if got.len() >= n {
@@ -106,7 +106,7 @@ impl Destination {
 }
 
 /// A server whose deliveries retry after `delays` seconds, with no jitter, on the manual clock.
-async fn server(delays: &str, extra: &[(&str, &str)]) -> TestServer {
+pub(crate) async fn server(delays: &str, extra: &[(&str, &str)]) -> TestServer {
     let mut vars = vec![
         ("HOOKPLANE_DELIVERY__RETRY_DELAYS_SECONDS", delays),
         ("HOOKPLANE_DELIVERY__RETRY_JITTER_PERCENT", "0"),
@@ -117,7 +117,7 @@ async fn server(delays: &str, extra: &[(&str, &str)]) -> TestServer {
 }
 
 /// A Shopify subscription for `topic` that forwards to `url`; returns its id.
-async fn forwarding(s: &TestServer, topic: &str, url: &str) -> String {
+pub(crate) async fn forwarding(s: &TestServer, topic: &str, url: &str) -> String {
     let (st, made) = s
         .post(
             "/api/v1/subscriptions",
@@ -129,7 +129,7 @@ async fn forwarding(s: &TestServer, topic: &str, url: &str) -> String {
 }
 
 /// Sends a signed Shopify delivery for `topic`; returns its delivery id.
-async fn deliver(s: &TestServer, topic: &str, n: u64) -> String {
+pub(crate) async fn deliver(s: &TestServer, topic: &str, n: u64) -> String {
     let body = format!(r#"{{"id":{n},"note":"order {n}"}}"#).into_bytes();
     let req = shopify_request(topic, SHOP, body, SHOPIFY_SECRET.as_bytes(), &format!("wh-{topic}-{n}"), s.clock.now());
     let (st, got) = s.send_json(&req).await;
@@ -138,7 +138,7 @@ async fn deliver(s: &TestServer, topic: &str, n: u64) -> String {
 }
 
 /// Waits until the delivery's `field` is `want`.
-async fn until(s: &TestServer, id: &str, field: &str, want: Value) -> Value {
+pub(crate) async fn until(s: &TestServer, id: &str, field: &str, want: Value) -> Value {
     let mut last = Value::Null;
     for _ in 0..600 {
         let (st, d) = s.get(&format!("/api/v1/deliveries/{id}")).await;
@@ -152,7 +152,7 @@ async fn until(s: &TestServer, id: &str, field: &str, want: Value) -> Value {
     panic!("{id}: `{field}` never became {want}: {last}");
 }
 
-async fn attempts(s: &TestServer, id: &str) -> Vec<Value> {
+pub(crate) async fn attempts(s: &TestServer, id: &str) -> Vec<Value> {
     let (st, list) = s.get(&format!("/api/v1/deliveries/{id}/attempts")).await;
     assert_eq!(st, 200, "{list}");
     list.as_array().unwrap().clone()
@@ -162,13 +162,13 @@ fn column<'a>(list: &'a [Value], field: &str) -> Vec<&'a Value> {
     list.iter().map(|a| &a[field]).collect()
 }
 
-async fn make_token(s: &TestServer, name: &str, role: &str) -> String {
+pub(crate) async fn make_token(s: &TestServer, name: &str, role: &str) -> String {
     let (st, made) = s.post("/api/v1/tokens", json!({ "name": name, "role": role })).await;
     assert_eq!(st, 201, "{made}");
     made["secret"].as_str().unwrap().to_owned()
 }
 
-async fn post_as(s: &TestServer, token: &str, path: &str) -> (StatusCode, Value, Option<String>) {
+pub(crate) async fn post_as(s: &TestServer, token: &str, path: &str) -> (StatusCode, Value, Option<String>) {
     let resp = s.client.post(s.url(path)).bearer_auth(token).send().await.unwrap();
     let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
     let (st, body) = json_of(resp).await;
@@ -403,7 +403,7 @@ async fn replays_make_attempts_by_their_operator_within_their_limits() {
 }
 
 /// A replay as the admin token.
-async fn s_post(s: &TestServer, path: &str) -> (StatusCode, Value, Option<String>) {
+pub(crate) async fn s_post(s: &TestServer, path: &str) -> (StatusCode, Value, Option<String>) {
     post_as(s, ADMIN_TOKEN, path).await
 }
 

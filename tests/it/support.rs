@@ -338,6 +338,18 @@ impl Browser {
         self.send(req).await
     }
 
+    /// Posts a form as the dashboard's script does: asking for JSON instead of a redirect.
+    pub async fn post_for_json(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body);
+        self.send(req).await
+    }
+
     /// Opens the sign-in page (or, when signed in already, uses the form seen last) and submits it.
     pub async fn sign_in(&mut self, username: &str, password: &str) -> Page {
         let form = self.get("/login").await;

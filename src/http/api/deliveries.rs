@@ -12,10 +12,10 @@ use super::types::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, Replay
 use crate::control::ReplayError;
 use crate::domain::audit::Actor;
 use crate::domain::{Delivery, Payload};
-use crate::ingest::Recheck;
 use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
+use crate::ingest::Recheck;
 use crate::loader;
 use crate::storage::attempts;
 use crate::storage::deliveries::{self, Filter};

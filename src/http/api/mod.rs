@@ -17,9 +17,9 @@ use poem_openapi::{OpenApiService, Tags};
 pub use audit::AuditParams;
 pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
-pub(crate) use deliveries::{DeliveryParams, query};
+pub(crate) use deliveries::{DeliveryParams, ReplayResponse, query, replay};
 pub use error::ApiError;
-pub(crate) use subscriptions::rotate_secret;
+pub(crate) use subscriptions::{rotate_secret, set_paused};
 pub(crate) use tokens::{create_token, revoke_token};
 
 #[derive(Tags)]

@@ -57,7 +57,12 @@ enum DestinationSecretResponse {
 }
 
 /// Pauses (`pause`) or resumes the destination of the subscription named by `id`.
-async fn set_paused(state: &AppState, by: Actor, id: &str, pause: bool) -> Result<DestinationStateOut, ApiError> {
+pub(crate) async fn set_paused(
+    state: &AppState,
+    by: Actor,
+    id: &str,
+    pause: bool,
+) -> Result<DestinationStateOut, ApiError> {
     let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
     let done = tokio::task::spawn_blocking(move || {
