@@ -21,6 +21,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::ingest::registry::{Registry, SharedRegistry};
 use crate::ingest::writer::{self, WriterHandle};
+use crate::jobs::bulk::BulkReplays;
 use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer};
@@ -53,6 +54,7 @@ pub struct Core {
     pub gate: Arc<Gate>,
     sweeper: tokio::task::JoinHandle<()>,
     queue: Option<Queue>,
+    pub bulk: Arc<BulkReplays>,
     indexer: Indexer,
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
@@ -136,6 +138,16 @@ impl Core {
         )
         .context("cannot start the writer thread")?;
         let ingest = Arc::new(Ingest::new(&settings, writer.handle.clone(), Arc::clone(&registry), Arc::clone(&clock)));
+        let bulk = Arc::new(BulkReplays::new(
+            Arc::clone(&store),
+            Arc::clone(&search),
+            Arc::clone(&control),
+            Arc::clone(&ingest),
+            Arc::clone(&clock),
+        ));
+        if run_queue {
+            bulk.resume().await.context("cannot read the bulk replays to go on with")?;
+        }
         Ok(Self {
             settings,
             store,
@@ -147,6 +159,7 @@ impl Core {
             gate,
             sweeper,
             queue,
+            bulk,
             indexer,
             writer: writer.handle,
             writer_thread: writer.thread,
@@ -158,6 +171,7 @@ impl Core {
     /// repair.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.sweeper.abort();
+        self.bulk.stop();
         if let Some(queue) = self.queue {
             queue.stop(Duration::from_secs(self.settings.shutdown_grace_seconds)).await;
         }
@@ -185,6 +199,7 @@ impl Core {
             clock: Arc::clone(&self.clock),
             search: Arc::clone(&self.search),
             gate: Arc::clone(&self.gate),
+            bulk: Arc::clone(&self.bulk),
         }
     }
 }

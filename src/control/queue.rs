@@ -5,8 +5,9 @@ use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
 use crate::domain::subscription::Destination;
 use crate::domain::{
-    Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp,
+    BulkReplayId, Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp,
 };
+use crate::ingest::Recheck;
 use crate::ingest::registry::Entry;
 use crate::jobs::{Job, JobState};
 use crate::storage::{StoreError, audit, deliveries, jobs, replays, subscriptions};
@@ -29,6 +30,18 @@ pub enum ReplayError {
     Limited(Limited, Timestamp),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a replay's second look at the provider's signature found, as its audit entry says it; a signature
+/// that no longer verifies refuses the replay.
+pub fn recheck_note(found: Recheck) -> Result<String, ReplayError> {
+    match found {
+        Recheck::Verified => Ok("the provider's signature verified again".to_owned()),
+        Recheck::Skipped(why) => Ok(format!("not checked: {why}")),
+        Recheck::Failed(why) => Err(ReplayError::Integrity(format!(
+            "not replayed: the stored delivery no longer verifies under the secret that verified it ({why})"
+        ))),
+    }
 }
 
 /// A subscription's destination after a pause or resume, and how many held deliveries a resume released.
@@ -110,11 +123,13 @@ impl Control {
     /// Replays a delivery: checks its stored body against its digest and the rate limits, then records the
     /// replay, queues its attempt and audits it, in one transaction. The limits are checked inside that
     /// transaction, so two replays at once cannot both pass.
-    /// `recheck` looks at the provider's signature again and says what it found, or refuses.
+    /// `recheck` looks at the provider's signature again and says what it found, or refuses. A replay made
+    /// by a bulk replay (`bulk`) is paced by its own rate, not by the operator's hourly limit.
     pub fn replay_blocking(
         &self,
         id: DeliveryId,
         by: &Actor,
+        bulk: Option<BulkReplayId>,
         recheck: impl FnOnce(&Delivery, &Payload) -> Result<String, ReplayError>,
     ) -> Result<Replay, ReplayError> {
         let db = self.store.db()?;
@@ -138,7 +153,7 @@ impl Control {
         }
         let now = self.clock.now();
         let last = replays::last_of_delivery(&tx, id)?;
-        let recent = replays::recent_by_operator(&tx, &by.label, now)?;
+        let recent = if bulk.is_some() { Vec::new() } else { replays::recent_by_operator(&tx, &by.label, now)? };
         replay::check(now, last, &recent).map_err(|l| ReplayError::Limited(l, now))?;
         let paused = sub.status == SubscriptionStatus::Paused;
         let record = Replay {
@@ -147,6 +162,7 @@ impl Control {
             requested_by: by.label.clone(),
             requested_at: now,
             status: if paused { ReplayStatus::Held } else { ReplayStatus::Queued },
+            bulk_id: bulk,
         };
         replays::insert(&tx, &record)?;
         let mut job = Job::deliver(id, sub.id, now);
@@ -162,6 +178,10 @@ impl Control {
             .change(Change::set("replay_id", record.id.to_string()))
             .change(Change::set("destination", sub.destination.url().unwrap_or_default()))
             .change(Change::set("signature", signature));
+        let entry = match bulk {
+            Some(b) => entry.change(Change::set("bulk_replay_id", b.to_string())),
+            None => entry,
+        };
         audit::append(&tx, &entry)?;
         tx.commit().map_err(StoreError::from)?;
         self.wake.wake();

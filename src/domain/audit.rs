@@ -29,10 +29,12 @@ pub enum AuditAction {
     /// A subscription's destination was paused: by an operator, or by `system` when it answered 410.
     DestinationPaused,
     DestinationResumed,
+    BulkReplayStarted,
+    BulkReplayCancelled,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 13] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -46,6 +48,8 @@ impl AuditAction {
         AuditAction::DeliveryReplayed,
         AuditAction::DestinationPaused,
         AuditAction::DestinationResumed,
+        AuditAction::BulkReplayStarted,
+        AuditAction::BulkReplayCancelled,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -63,6 +67,8 @@ impl AuditAction {
             AuditAction::DeliveryReplayed => "delivery_replayed",
             AuditAction::DestinationPaused => "destination_paused",
             AuditAction::DestinationResumed => "destination_resumed",
+            AuditAction::BulkReplayStarted => "bulk_replay_started",
+            AuditAction::BulkReplayCancelled => "bulk_replay_cancelled",
         }
     }
 }

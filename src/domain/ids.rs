@@ -141,6 +141,12 @@ typed_id!(
     "replay"
 );
 typed_id!(
+    /// One bulk replay: every delivery matching a filter, replayed in the background.
+    BulkReplayId,
+    "blk_",
+    "bulk replay"
+);
+typed_id!(
     /// One API token (its id, never the token).
     TokenId,
     "tok_",

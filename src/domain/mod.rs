@@ -15,7 +15,7 @@ pub mod subscription;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use delivery::{Delivery, Payload};
-pub use ids::{DeliveryId, JobId, ReplayId, SubscriptionId};
+pub use ids::{BulkReplayId, DeliveryId, JobId, ReplayId, SubscriptionId};
 pub use rejection::RejectCause;
 pub use source::Source;
 pub use status::{DeliveryStatus, SubscriptionStatus};

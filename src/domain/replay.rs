@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryId, ReplayId, Timestamp};
+use super::{BulkReplayId, DeliveryId, ReplayId, Timestamp};
 
 /// At most one replay of a delivery in this window…
 pub const PER_DELIVERY_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -45,6 +45,72 @@ pub struct Replay {
     pub requested_by: String,
     pub requested_at: Timestamp,
     pub status: ReplayStatus,
+    /// The bulk replay that made it, if any.
+    #[serde(default)]
+    pub bulk_id: Option<BulkReplayId>,
+}
+
+/// The most deliveries one bulk replay may cover: a wider filter is refused, to be narrowed.
+pub const BULK_MAX: u64 = 100_000;
+/// Replays per second a bulk replay makes unless asked otherwise: slow enough that live traffic flows.
+pub const BULK_DEFAULT_RATE: u32 = 10;
+pub const BULK_MAX_RATE: u32 = 200;
+
+/// The filter of a bulk replay, as the operator gave it (the API's query parameters), kept to be applied
+/// again when the replay resumes after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkFilter {
+    pub q: Option<String>,
+    pub source: Option<String>,
+    pub topic: Option<String>,
+    pub status: Option<String>,
+    pub subscription: Option<String>,
+    pub account: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkStatus {
+    Running,
+    Done,
+    Cancelled,
+    /// Stopped by an error it could not get past; `error` says which.
+    Failed,
+}
+
+impl BulkStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BulkStatus::Running => "running",
+            BulkStatus::Done => "done",
+            BulkStatus::Cancelled => "cancelled",
+            BulkStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A bulk replay and its progress. Deliveries are taken newest first; `cursor` is the last one handled, so a
+/// restart goes on from there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkReplay {
+    pub id: BulkReplayId,
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+    pub filter: BulkFilter,
+    pub rate_per_second: u32,
+    /// How many deliveries matched when it started.
+    pub matched: u64,
+    pub replayed: u64,
+    /// Replayed less than 5 minutes before, or not replayable (a subscription that keeps its deliveries).
+    pub skipped: u64,
+    /// Refused for another reason (a body failing its digest); the audit log and the log say which.
+    pub failed: u64,
+    pub status: BulkStatus,
+    pub cursor: Option<DeliveryId>,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
 }
 
 /// Which limit refused a replay, and when it may be asked for again.

@@ -8,15 +8,16 @@ use poem::{IntoResponse as _, Response, handler};
 
 use super::AppState;
 use super::access::{self, Caller, Refusal, refusal_status};
-use super::api::types::{AttemptOut, DeliveryOut, DeliveryPage, ReplayOut};
+use super::api::types::{AttemptOut, BulkReplayOut, DeliveryOut, DeliveryPage, ReplayOut, SubscriptionOut};
 use super::api::types::{RotateSecretIn, TokenCreated, TokenIn, TokenOut};
 use super::api::{
-    ApiError, AuditParams, DeliveryParams, ReplayResponse, audit_export, audit_page, create_token, dashboard_payload,
-    export_disposition, query, replay, revoke_token, rotate_secret, set_paused,
+    ApiError, AuditParams, DeliveryParams, ReplayResponse, StartBulkResponse, audit_export, audit_page, create_token,
+    dashboard_payload, export_disposition, query, replay, revoke_token, rotate_secret, set_paused, start_bulk_filter,
 };
 use super::paths;
 use super::problem::{Kind, Problem};
 use crate::auth::Role;
+use crate::domain::replay::BulkFilter;
 use crate::domain::{self, DeliveryId, Timestamp};
 use crate::storage::{StoreError, attempts, deliveries};
 use crate::views::audit::AuditView;
@@ -24,6 +25,7 @@ use crate::views::components::{Banner, Tone};
 use crate::views::delivery::{Body, DeliveryPage as DeliveryView};
 use crate::views::layout::{self, Chrome};
 use crate::views::notice::Notice;
+use crate::views::replays::ReplaysView;
 use crate::views::tokens::TokensView;
 use crate::views::webhooks::{Filters, PageError, RANGES, WebhooksPage};
 
@@ -514,5 +516,118 @@ pub fn refused(r: Refusal) -> Response {
             &none,
             None,
         ),
+    }
+}
+
+/// The bulk replay form, and the cancel button's fields.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ReplaysAction {
+    #[serde(default)]
+    intent: String,
+    id: Option<String>,
+    #[serde(flatten)]
+    filters: Filters,
+    rate_per_second: Option<String>,
+}
+
+#[handler]
+pub async fn view_replays_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Query(filters): Query<Filters>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let chrome = Chrome { notice, ..Chrome::of(caller) };
+    let loaded = state
+        .store
+        .read(|db| {
+            let bulks = crate::storage::replays::list_bulk(db, 50)?;
+            let subs = crate::storage::subscriptions::list(db)?;
+            Ok::<_, StoreError>((bulks, subs))
+        })
+        .await;
+    match loaded {
+        Ok((bulks, subs)) => {
+            let bulks: Vec<BulkReplayOut> = bulks.into_iter().map(Into::into).collect();
+            let url = state.public_url();
+            let subs: Vec<SubscriptionOut> = subs.into_iter().map(|s| SubscriptionOut::new(s, &[], &url)).collect();
+            let filters = filters.normalized();
+            let view = ReplaysView { bulks: &bulks, subscriptions: &subs, filters: &filters, chrome: &chrome };
+            html_response(StatusCode::OK, view.render())
+        }
+        Err(e) => error_page(ApiError::from(e), &chrome),
+    }
+}
+
+/// Count, start or cancel a bulk replay (admins), then back to the page with the outcome.
+#[handler]
+pub async fn view_replays_post(
+    req: &poem::Request,
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    poem::web::Form(action): poem::web::Form<ReplaysAction>,
+) -> Response {
+    let chrome = Chrome::of(caller);
+    let by = access::actor(&caller.principal, req);
+    let result = match action.intent.as_str() {
+        "count" | "start" => bulk_action(state, by, action).await,
+        "cancel" => {
+            let id = action.id.unwrap_or_default();
+            match id.parse() {
+                Ok(id) => match state.bulk.cancel(id, by).await {
+                    Ok(b) => Ok(Notice::new("bulk_cancelled", &b.id.to_string(), None).on(paths::DASHBOARD_REPLAYS)),
+                    Err(e) => Err(ApiError::from(e)),
+                },
+                Err(_) => Err(ApiError::bad_request(format!("`{id}` is not a bulk replay id"))),
+            }
+        }
+        other => Err(ApiError::bad_request(format!(
+            "`{other}` is not an action of this page (expected count, start or cancel)"
+        ))),
+    };
+    match result {
+        Ok(to) => see_other(&to),
+        Err(e) => {
+            let (status, p) = e.problem();
+            message_page(status, "Nothing was replayed", Tone::Critical, &p.detail, &chrome, None)
+        }
+    }
+}
+
+async fn bulk_action(state: &AppState, by: crate::domain::audit::Actor, a: ReplaysAction) -> Result<String, ApiError> {
+    let f = a.filters.normalized();
+    let rate = match a.rate_per_second.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => Some(
+            r.parse::<u32>()
+                .map_err(|_| ApiError::bad_request(format!("`rate_per_second` must be a whole number, not `{r}`")))?,
+        ),
+        None => None,
+    };
+    let from = match f.range.as_deref() {
+        Some(r) => {
+            let (_, _, ms) = RANGES
+                .iter()
+                .find(|(v, _, _)| *v == r)
+                .ok_or_else(|| ApiError::bad_request(format!("`{r}` is not a time window (1h, 24h, 7d or 30d)")))?;
+            Some(state.clock.now().plus_millis(-ms).to_rfc3339())
+        }
+        None => f.from.clone(),
+    };
+    let filter = BulkFilter {
+        q: f.q.clone(),
+        source: f.source.clone(),
+        topic: f.topic.clone(),
+        status: f.status.clone(),
+        subscription: f.subscription.clone(),
+        account: f.account.clone(),
+        from,
+        to: f.to.clone(),
+    };
+    let back = format!("{}?{}", paths::DASHBOARD_REPLAYS, serde_urlencoded::to_string(&f).unwrap_or_default());
+    match start_bulk_filter(state, by, filter, a.intent == "count", rate).await? {
+        StartBulkResponse::Counted(p) => Ok(Notice::new("bulk_counted", "", Some(p.0.matched)).on(&back)),
+        StartBulkResponse::Started(b) => {
+            Ok(Notice::new("bulk_started", &b.0.id, Some(b.0.matched)).on(paths::DASHBOARD_REPLAYS))
+        }
     }
 }

@@ -40,6 +40,7 @@ pub struct AppState {
     pub clock: Arc<dyn crate::domain::Clock>,
     pub search: Arc<crate::search::SearchIndex>,
     pub gate: Arc<crate::auth::Gate>,
+    pub bulk: Arc<crate::jobs::bulk::BulkReplays>,
 }
 
 impl AppState {
@@ -75,6 +76,11 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(
             paths::DASHBOARD_TOKENS,
             access::PageGuard::admin(get(dashboard::view_tokens_get).post(dashboard::view_tokens_post)),
+        )
+        .at(
+            paths::DASHBOARD_REPLAYS,
+            get(access::PageGuard::viewer(dashboard::view_replays_get))
+                .post(access::PageGuard::admin(dashboard::view_replays_post)),
         )
         .at(paths::DASHBOARD_AUDIT_EXPORT, access::PageGuard::admin(get(dashboard::view_audit_export_get)))
         .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))

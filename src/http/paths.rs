@@ -21,6 +21,7 @@ pub const DASHBOARD_WEBHOOKS: &str = "/dashboard/webhooks";
 pub const DASHBOARD_AUDIT: &str = "/dashboard/audit";
 pub const DASHBOARD_AUDIT_EXPORT: &str = "/dashboard/audit/export";
 pub const DASHBOARD_TOKENS: &str = "/dashboard/tokens";
+pub const DASHBOARD_REPLAYS: &str = "/dashboard/replays";
 pub const DASHBOARD_DELIVERY: &str = "/dashboard/webhooks/deliveries/:id";
 pub const DASHBOARD_DELIVERY_BODY: &str = "/dashboard/webhooks/deliveries/:id/body";
 const ASSET_PREFIX: &str = "/assets/";

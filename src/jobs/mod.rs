@@ -2,6 +2,7 @@
 //! stored delivery with a destination always has its job; the workers that run jobs build on this record.
 
 pub mod backend;
+pub mod bulk;
 pub mod forward;
 pub mod worker;
 

@@ -118,6 +118,7 @@ fn v6_queue(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::REPLAYS.def())?;
     tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
     tx.open_table(tables::REPLAYS_BY_OPERATOR)?;
+    tx.open_table(tables::BULK_REPLAYS.def())?;
     Ok(())
 }
 

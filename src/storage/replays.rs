@@ -4,8 +4,8 @@
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{StoreError, tables};
-use crate::domain::replay::{PER_OPERATOR_WINDOW_MS, Replay, ReplayStatus};
-use crate::domain::{DeliveryId, ReplayId, Timestamp};
+use crate::domain::replay::{BulkReplay, BulkStatus, PER_OPERATOR_WINDOW_MS, Replay, ReplayStatus};
+use crate::domain::{BulkReplayId, DeliveryId, ReplayId, Timestamp};
 
 /// When `delivery` was last replayed, by anyone.
 pub fn last_of_delivery(tx: &WriteTransaction, delivery: DeliveryId) -> Result<Option<Timestamp>, StoreError> {
@@ -48,4 +48,67 @@ pub fn get(db: &Database, id: ReplayId) -> Result<Option<Replay>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::REPLAYS.def())?;
     t.get(id.as_u128())?.map(|v| tables::REPLAYS.decode(v.value())).transpose()
+}
+
+pub fn put_bulk(tx: &WriteTransaction, bulk: &BulkReplay) -> Result<(), StoreError> {
+    tx.open_table(tables::BULK_REPLAYS.def())?
+        .insert(bulk.id.as_u128(), tables::BULK_REPLAYS.encode(bulk)?.as_slice())?;
+    Ok(())
+}
+
+pub fn get_bulk_in(tx: &WriteTransaction, id: BulkReplayId) -> Result<Option<BulkReplay>, StoreError> {
+    let t = tx.open_table(tables::BULK_REPLAYS.def())?;
+    t.get(id.as_u128())?.map(|v| tables::BULK_REPLAYS.decode(v.value())).transpose()
+}
+
+/// Changes a stored bulk replay in one transaction, so a cancel and the runner's progress never undo
+/// each other. Progress between replays need not be durable on its own: the next replay's durable commit
+/// carries it to disk.
+pub fn update_bulk(
+    db: &Database,
+    id: BulkReplayId,
+    durable: bool,
+    change: impl FnOnce(&mut BulkReplay),
+) -> Result<(), StoreError> {
+    let mut tx = db.begin_write()?;
+    if !durable {
+        tx.set_durability(redb::Durability::None)?;
+    }
+    if let Some(mut b) = get_bulk_in(&tx, id)? {
+        change(&mut b);
+        put_bulk(&tx, &b)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn get_bulk(db: &Database, id: BulkReplayId) -> Result<Option<BulkReplay>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::BULK_REPLAYS.def())?;
+    t.get(id.as_u128())?.map(|v| tables::BULK_REPLAYS.decode(v.value())).transpose()
+}
+
+/// The newest `limit` bulk replays, newest first.
+pub fn list_bulk(db: &Database, limit: usize) -> Result<Vec<BulkReplay>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::BULK_REPLAYS.def())?;
+    let mut out = Vec::new();
+    for row in t.iter()?.rev().take(limit) {
+        out.push(tables::BULK_REPLAYS.decode(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// Every bulk replay still running: at start, to go on with them.
+pub fn running_bulk(db: &Database) -> Result<Vec<BulkReplay>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::BULK_REPLAYS.def())?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let b = tables::BULK_REPLAYS.decode(row?.1.value())?;
+        if b.status == BulkStatus::Running {
+            out.push(b);
+        }
+    }
+    Ok(out)
 }

@@ -11,7 +11,7 @@ use crate::auth::tokens::ApiToken;
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
 use crate::domain::health::Counters;
-use crate::domain::replay::Replay;
+use crate::domain::replay::{BulkReplay, Replay};
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
 use crate::jobs::Job;
 use crate::secrets::StoredSecret;
@@ -131,6 +131,9 @@ pub const REPLAYS_BY_DELIVERY: TableDefinition<(u128, u128), ()> = TableDefiniti
 
 /// (operator label, replay id) → (): an operator's replays, newest last, for the per-operator limit.
 pub const REPLAYS_BY_OPERATOR: TableDefinition<(&str, u128), ()> = TableDefinition::new("replays_by_operator_v1");
+
+/// Bulk replay id → bulk replay with its filter and progress.
+pub const BULK_REPLAYS: RecordTable<u128, BulkReplay> = RecordTable::new("bulk_replays_v1");
 
 /// How many rejection samples are kept: enough to see a misconfigured secret's pattern, bounded so a flood
 /// of junk cannot grow the file.

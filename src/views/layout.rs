@@ -60,6 +60,7 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                     a.brand href=(paths::DASHBOARD_WEBHOOKS) { "Hookplane" }
                     nav {
                         a href=(paths::DASHBOARD_WEBHOOKS) { "Webhooks" }
+                        a href=(paths::DASHBOARD_REPLAYS) { "Bulk replays" }
                         @if chrome.admin {
                             a href=(paths::DASHBOARD_TOKENS) { "API tokens" }
                             a href=(paths::DASHBOARD_AUDIT) { "Audit log" }

@@ -9,5 +9,6 @@ pub mod json;
 pub mod layout;
 pub mod login;
 pub mod notice;
+pub mod replays;
 pub mod tokens;
 pub mod webhooks;

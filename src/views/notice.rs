@@ -9,7 +9,8 @@ use super::components::{Banner, Tone};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Notice {
-    /// `replayed`, `replay_limited_per_delivery`, `replay_limited_per_operator`, `paused` or `resumed`.
+    /// `replayed`, `replay_limited_per_delivery`, `replay_limited_per_operator`, `paused`, `resumed`,
+    /// `bulk_counted`, `bulk_started` or `bulk_cancelled`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
     /// The delivery or subscription it was about.
@@ -78,6 +79,21 @@ impl Render for Notice {
             Some("resumed") => html! {
                 (Banner { tone: Tone::Success, title: "Destination resumed", body: html! {
                     p { (count) " held deliver" @if count == "1" { "y" } @else { "ies" } " for " (target) " are being sent, oldest first." }
+                } })
+            },
+            Some("bulk_counted") => html! {
+                (Banner { tone: Tone::Info, title: &format!("{count} deliveries match"), body: html! {
+                    p { "Nothing was replayed yet. Press Replay them to replay every one of them." }
+                } })
+            },
+            Some("bulk_started") => html! {
+                (Banner { tone: Tone::Success, title: "Bulk replay started", body: html! {
+                    p { code { (target) } " replays " (count) " deliveries in the background; its progress shows below." }
+                } })
+            },
+            Some("bulk_cancelled") => html! {
+                (Banner { tone: Tone::Info, title: "Bulk replay cancelled", body: html! {
+                    p { code { (target) } " stopped; what it replayed stays replayed." }
                 } })
             },
             _ => html! {},

@@ -134,6 +134,10 @@ impl Render for WebhooksPage<'_> {
             }
             @if let Some(d) = self.data {
                 (filter_bar(self.filters, d))
+                @if self.chrome.admin && self.filters.narrows() {
+                    @let qs = serde_urlencoded::to_string(Filters { cursor: None, limit: None, ..self.filters.clone() }).unwrap_or_default();
+                    p.bulk-link { a href={ (paths::DASHBOARD_REPLAYS) "?" (qs) } { "Replay every delivery matching these filters…" } }
+                }
                 @if self.deliveries_shown {
                     div #deliveries data-live { (deliveries(self.filters, d, self.public_url, self.chrome)) }
                 }

@@ -36,6 +36,10 @@ fn api_operations() -> Vec<(Method, &'static str, Role)> {
         (Method::POST, "/api/v1/subscriptions/nothing/pause", Role::Operator),
         (Method::POST, "/api/v1/subscriptions/nothing/resume", Role::Operator),
         (Method::GET, "/api/v1/subscriptions/nothing/destination-secret", Role::Admin),
+        (Method::POST, "/api/v1/replays", Role::Admin),
+        (Method::GET, "/api/v1/replays", Role::Viewer),
+        (Method::GET, "/api/v1/replays/blk_01J0000000000000000000000A", Role::Viewer),
+        (Method::POST, "/api/v1/replays/blk_01J0000000000000000000000A/cancel", Role::Admin),
     ]
 }
 
@@ -50,6 +54,8 @@ fn page_routes() -> Vec<(Method, &'static str, Role)> {
         (Method::GET, "/dashboard/audit/export", Role::Admin),
         (Method::GET, "/dashboard/tokens", Role::Admin),
         (Method::POST, "/dashboard/tokens", Role::Admin),
+        (Method::GET, "/dashboard/replays", Role::Viewer),
+        (Method::POST, "/dashboard/replays", Role::Admin),
         (Method::POST, "/dashboard/webhooks", Role::Operator),
         (Method::POST, "/logout", Role::Viewer),
     ]
@@ -246,7 +252,7 @@ async fn every_route_answers_each_caller_as_it_should() {
     assert_eq!(checked, routes * callers_n);
     assert_eq!(
         (api_operations().len(), page_routes().len(), public_routes().len() + ingest_routes().len(), callers_n),
-        (21, 10, 10, 11),
+        (25, 12, 10, 11),
         "the matrix's size"
     );
 }

@@ -14,6 +14,7 @@ async fn dashboard_server() -> TestServer {
     with_store(Options { env: env(&vars), clock_at: Some(now()), ..Options::default() }, |db| {
         add_operator(db, "olga", Role::Operator);
         add_operator(db, "vic", Role::Viewer);
+        add_operator(db, "ada", Role::Admin);
     })
     .await
 }
@@ -180,4 +181,59 @@ async fn without_the_script_actions_redirect_back_with_a_banner() {
         .await;
     assert_eq!(latest.location(), format!("/dashboard/webhooks?notice=replayed&target={held}"));
     until(&s, &held, "attempt_count", json!(2)).await;
+}
+
+#[tokio::test]
+async fn admins_count_start_and_follow_bulk_replays_on_their_page() {
+    let dest = Destination::start(&[]).await;
+    let s = dashboard_server().await;
+    let sub = forwarding(&s, "orders/updated", &dest.url).await;
+    for n in 0..2 {
+        let id = deliver(&s, "orders/updated", n).await;
+        until(&s, &id, "status", json!("succeeded")).await;
+    }
+    let (mut ada, csrf) = signed_in(&s, "ada").await;
+    let filtered = ada.get(&format!("/dashboard/webhooks?subscription={sub}")).await;
+    assert!(
+        filtered.body.contains(&format!("/dashboard/replays?subscription={sub}")),
+        "the webhooks page links its filters"
+    );
+
+    let page = ada.get(&format!("/dashboard/replays?subscription={sub}")).await;
+    assert!(
+        page.body.contains("Replay them") && page.body.contains(&format!("value=\"{sub}\" selected")),
+        "{}",
+        page.body
+    );
+    let counted = ada.post("/dashboard/replays", &[("intent", "count"), ("subscription", &sub), ("csrf", &csrf)]).await;
+    assert_eq!(counted.status, StatusCode::SEE_OTHER);
+    assert!(counted.location().ends_with("notice=bulk_counted&target=&count=2"), "{}", counted.location());
+    assert!(ada.get(counted.location()).await.body.contains("2 deliveries match"));
+    assert_eq!(dest.received().len(), 2, "counting replays nothing");
+
+    let started = ada
+        .post(
+            "/dashboard/replays",
+            &[("intent", "start"), ("subscription", &sub), ("rate_per_second", "200"), ("csrf", &csrf)],
+        )
+        .await;
+    assert!(
+        started.location().starts_with("/dashboard/replays?notice=bulk_started&target=blk_"),
+        "{}",
+        started.location()
+    );
+    dest.wait_for(4).await;
+    let page = ada.get(started.location()).await;
+    assert!(page.body.contains("Bulk replay started") && page.body.contains("data-bulk="), "{}", page.body);
+
+    // Operators and viewers follow them; only admins start or cancel.
+    let (mut olga, olga_csrf) = signed_in(&s, "olga").await;
+    let theirs = olga.get("/dashboard/replays").await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(!theirs.body.contains("Replay them"));
+    let refused =
+        olga.post("/dashboard/replays", &[("intent", "count"), ("subscription", &sub), ("csrf", &olga_csrf)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let everything = ada.post("/dashboard/replays", &[("intent", "count"), ("csrf", &csrf)]).await;
+    assert_eq!(everything.status, StatusCode::BAD_REQUEST, "a bulk replay of everything is refused");
 }

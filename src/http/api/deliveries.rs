@@ -9,13 +9,11 @@ use super::ApiTags;
 use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
 use super::types::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
-use crate::control::ReplayError;
 use crate::domain::audit::Actor;
 use crate::domain::{Delivery, Payload};
 use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
-use crate::ingest::Recheck;
 use crate::loader;
 use crate::storage::attempts;
 use crate::storage::deliveries::{self, Filter};
@@ -44,14 +42,8 @@ pub(crate) enum ReplayResponse {
 pub(crate) async fn replay(state: &AppState, by: Actor, id: &str) -> Result<ReplayOut, ApiError> {
     let id = parse_delivery_id(id)?;
     let (control, ingest) = (Arc::clone(&state.control), Arc::clone(&state.ingest));
-    let recheck = move |d: &Delivery, p: &Payload| match ingest.recheck(d, p) {
-        Recheck::Verified => Ok("the provider's signature verified again".to_owned()),
-        Recheck::Skipped(why) => Ok(format!("not checked: {why}")),
-        Recheck::Failed(why) => Err(ReplayError::Integrity(format!(
-            "not replayed: the stored delivery no longer verifies under the secret that verified it ({why})"
-        ))),
-    };
-    let made = tokio::task::spawn_blocking(move || control.replay_blocking(id, &by, recheck))
+    let recheck = move |d: &Delivery, p: &Payload| crate::control::queue::recheck_note(ingest.recheck(d, p));
+    let made = tokio::task::spawn_blocking(move || control.replay_blocking(id, &by, None, recheck))
         .await
         .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
     Ok(ReplayOut::from(made))

@@ -1,6 +1,6 @@
 //! The operator API, described by poem-openapi. One module per resource; each operation has its own
 //! response enum and an explicit `operation_id`; every operation takes the least role it
-//! needs as a type ([`auth::ViewerAuth`], [`auth::AdminAuth`]).
+//! needs as a type ([`auth::ViewerAuth`], [`auth::OperatorAuth`], [`auth::AdminAuth`]).
 
 mod audit;
 pub mod auth;
@@ -8,6 +8,7 @@ mod dashboard;
 pub(crate) mod deliveries;
 mod error;
 mod rejections;
+mod replays;
 mod subscriptions;
 mod tokens;
 pub(crate) mod types;
@@ -19,6 +20,7 @@ pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, ReplayResponse, query, replay};
 pub use error::ApiError;
+pub(crate) use replays::{StartBulkResponse, start_bulk_filter};
 pub(crate) use subscriptions::{rotate_secret, set_paused};
 pub(crate) use tokens::{create_token, revoke_token};
 
@@ -36,6 +38,8 @@ enum ApiTags {
     Audit,
     /// API tokens with their roles (admins only).
     Tokens,
+    /// Bulk replays: every delivery matching a filter, replayed in the background.
+    Replays,
 }
 
 pub type Apis = (
@@ -45,6 +49,7 @@ pub type Apis = (
     rejections::RejectionsApi,
     audit::AuditApi,
     tokens::TokensApi,
+    replays::ReplaysApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {

@@ -1,0 +1,318 @@
+//! Processing-queue benchmark: signed Shopify deliveries into Hookplane, forwarded to a local destination
+//! that answers 200 at once. Two phases on one fresh data directory:
+//!
+//! 1. **Peak**: `--concurrency` connections send back to back for `--seconds`; reports accepted/s at ingest,
+//!    delivered/s at the destination over the same window, and how long the queue took to drain after.
+//! 2. **Half of peak**: an open-loop load at half the measured ingest rate for `--seconds`; reports the
+//!    latency from each acknowledgement to the first attempt reaching the destination (p50, p99, max).
+//!
+//! `cargo bench --bench queue -- [--concurrency 64] [--seconds 10] [--rate N]` (`--rate` skips phase 1)
+//!
+//! Hookplane, the destination and the load generator share the machine, each on its own runtime.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookplane::config::{Flags, Settings};
+use hookplane::connectors::shopify;
+use hookplane::demo::factories::Factory;
+use hookplane::domain::{Clock, SystemClock};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SECRET: &[u8] = b"bench-shopify-secret";
+const ADMIN: &str = "hp_bench_admin_token";
+const SHOP: &str = "bench-shop.myshopify.com";
+
+struct Args {
+    concurrency: usize,
+    seconds: u64,
+    rate: Option<f64>,
+}
+
+fn args() -> Args {
+    let mut a = Args { concurrency: 64, seconds: 10, rate: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().and_then(|v| v.parse::<f64>().ok()).expect("a number after the flag");
+        match flag.as_str() {
+            "--concurrency" => a.concurrency = value() as usize,
+            "--seconds" => a.seconds = value() as u64,
+            "--rate" => a.rate = Some(value()),
+            "--bench" => {}
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+/// When each delivery was acknowledged, and when its first attempt reached the destination.
+#[derive(Default)]
+struct Times {
+    acked: HashMap<String, Instant>,
+    arrived: HashMap<String, Instant>,
+}
+
+type Shared = Arc<Mutex<Times>>;
+
+#[poem::handler]
+fn destination(req: &poem::Request, poem::web::Data(times): poem::web::Data<&Shared>) -> &'static str {
+    let now = Instant::now();
+    if let Some(id) = req.headers().get("x-hookplane-delivery-id").and_then(|v| v.to_str().ok()) {
+        times.lock().unwrap().arrived.entry(id.to_owned()).or_insert(now);
+    }
+    "ok"
+}
+
+struct Body {
+    bytes: Bytes,
+    hmac: String,
+}
+
+fn bodies() -> Vec<Body> {
+    let mut f = Factory::new(7);
+    let now = SystemClock.now();
+    (0..512)
+        .map(|i| {
+            let bytes = f.shopify_order(1000 + i, now);
+            Body { hmac: shopify::sign(&bytes, SECRET), bytes: Bytes::from(bytes) }
+        })
+        .collect()
+}
+
+fn webhook_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Sends on one keep-alive connection until `until`: back to back, or one request every `every`.
+async fn sender(
+    addr: SocketAddr,
+    bodies: Arc<Vec<Body>>,
+    w: usize,
+    until: Instant,
+    every: Option<Duration>,
+    times: Shared,
+) -> u64 {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut tick = every.map(|e| {
+        let mut i = tokio::time::interval(e);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let mut accepted = 0;
+    let mut n = 0;
+    while Instant::now() < until {
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
+        let body = &bodies[(w * 7919 + n) % bodies.len()];
+        n += 1;
+        let req = hyper::Request::post("/shopify/webhook")
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .header("x-shopify-topic", "orders/create")
+            .header("x-shopify-hmac-sha256", body.hmac.as_str())
+            .header("x-shopify-shop-domain", SHOP)
+            .header("x-shopify-webhook-id", webhook_id())
+            .body(Full::new(body.bytes.clone()))
+            .unwrap();
+        tx.ready().await.unwrap();
+        let resp = tx.send_request(req).await.unwrap();
+        let ok = resp.status().is_success();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let acked = Instant::now();
+        if ok {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let id = v["delivery_id"].as_str().unwrap().to_owned();
+            times.lock().unwrap().acked.insert(id, acked);
+            accepted += 1;
+        }
+    }
+    accepted
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// Waits until every acknowledged delivery reached the destination (or a minute passed); returns how long.
+async fn drain(times: &Shared) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let all_arrived = {
+            let t = times.lock().unwrap();
+            t.acked.keys().all(|k| t.arrived.contains_key(k))
+        };
+        if all_arrived {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+fn main() {
+    let a = args();
+    let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("server").build().unwrap();
+    let dest_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("destination")
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("loadgen").build().unwrap();
+    let times: Shared = Arc::default();
+
+    let dest_addr = dest_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+        let app = poem::EndpointExt::data(poem::Route::new().at("/hooks", poem::post(destination)), Arc::clone(&times));
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        addr
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let env: BTreeMap<String, String> = [
+        ("HOOKPLANE_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+        ("SHOPIFY_WEBHOOK_SECRET", std::str::from_utf8(SECRET).unwrap()),
+        ("HOOKPLANE_ADMIN_TOKEN", ADMIN),
+        ("HOOKPLANE_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKPLANE_")))
+    .collect();
+    let settings =
+        Settings::load(&Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() }, &env).unwrap();
+    let per_destination = settings.delivery.per_destination_concurrency;
+    let (hp_addr, shutdown) = server_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(hookplane::app::serve(settings, listener, async move {
+            let _ = rx.await;
+        }));
+        (addr, (tx, handle))
+    });
+    client_rt.block_on(async {
+        let client = reqwest::Client::new();
+        let made = client
+            .post(format!("http://{hp_addr}/api/v1/subscriptions"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({
+                    "source": "shopify", "topic": "orders/create", "account": SHOP,
+                    "destination_url": format!("http://{dest_addr}/hooks"),
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
+    });
+    let bodies = Arc::new(bodies());
+    println!(
+        "queue benchmark: {} cores, destination answers 200 at once, {} attempts at a time towards it",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        per_destination
+    );
+
+    let peak = match a.rate {
+        Some(r) => r * 2.0,
+        None => {
+            let started = Instant::now();
+            let until = started + Duration::from_secs(a.seconds);
+            let accepted: u64 = client_rt.block_on(async {
+                let tasks: Vec<_> = (0..a.concurrency)
+                    .map(|w| tokio::spawn(sender(hp_addr, Arc::clone(&bodies), w, until, None, Arc::clone(&times))))
+                    .collect();
+                let mut n = 0;
+                for t in tasks {
+                    n += t.await.unwrap();
+                }
+                n
+            });
+            let window = started.elapsed().as_secs_f64();
+            let delivered_in_window = times.lock().unwrap().arrived.values().filter(|t| **t <= until).count();
+            let drained = client_rt.block_on(drain(&times));
+            let total = times.lock().unwrap().arrived.len();
+            let end_to_end = total as f64 / (window + drained.as_secs_f64());
+            println!(
+                "peak, concurrency {}: {:.0} accepted/s at ingest; {:.0} delivered/s at the destination in the same {:.1} s; \
+                 the queue drained {:.1} s after the load stopped; end to end {:.0} deliveries/s ({} of {} delivered)",
+                a.concurrency,
+                accepted as f64 / window,
+                delivered_in_window as f64 / window,
+                window,
+                drained.as_secs_f64(),
+                end_to_end,
+                total,
+                accepted
+            );
+            accepted as f64 / window
+        }
+    };
+
+    // Half of peak, open loop: each connection sends on its own clock, whatever the answers' speed.
+    let rate = peak / 2.0;
+    let conns = 32usize;
+    let every = Duration::from_secs_f64(conns as f64 / rate);
+    *times.lock().unwrap() = Times::default();
+    let started = Instant::now();
+    let until = started + Duration::from_secs(a.seconds);
+    let accepted: u64 = client_rt.block_on(async {
+        let tasks: Vec<_> = (0..conns)
+            .map(|w| tokio::spawn(sender(hp_addr, Arc::clone(&bodies), w, until, Some(every), Arc::clone(&times))))
+            .collect();
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+        n
+    });
+    let window = started.elapsed().as_secs_f64();
+    client_rt.block_on(drain(&times));
+    let t = times.lock().unwrap();
+    let mut lat: Vec<f64> = t
+        .acked
+        .iter()
+        .filter_map(|(id, acked)| {
+            t.arrived.get(id).map(|got| got.saturating_duration_since(*acked).as_secs_f64() * 1e3)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "half of peak ({:.0}/s asked, {:.0}/s accepted over {:.1} s): acknowledgement to first attempt p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms ({} of {} delivered)",
+        rate,
+        accepted as f64 / window,
+        window,
+        pct(&lat, 0.50),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        lat.len(),
+        accepted
+    );
+    drop(t);
+
+    let (tx, handle) = shutdown;
+    let _ = tx.send(());
+    server_rt.block_on(handle).unwrap().unwrap();
+}
