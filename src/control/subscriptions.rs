@@ -35,6 +35,9 @@ pub struct SubscriptionSpec {
     pub account: String,
     pub name: Option<String>,
     pub destination_url: Option<String>,
+    pub destination_timeout_seconds: Option<u32>,
+    pub destination_concurrency: Option<u32>,
+    pub destination_headers: Vec<(String, String)>,
     /// Write-only: sealed at once, never shown again.
     pub secret: Option<SecretBytes>,
     /// Zoho CRM notification channel id.
@@ -70,6 +73,8 @@ pub struct Control {
     pub(super) clock: Arc<dyn Clock>,
     /// Wakes the delivery queue after a replay or a resume made jobs ready.
     pub(super) wake: Wake,
+    /// The longest attempt a destination may ask for: its lease must outlive it.
+    max_timeout_seconds: u32,
     digest: DigestParams,
     zoho_token_header: String,
     /// Held by a rotation or a sweep from its first read of a subscription's secrets to its registry
@@ -93,6 +98,11 @@ impl Control {
             master_key,
             clock,
             wake,
+            max_timeout_seconds: u32::try_from(
+                settings.delivery.lease_seconds.saturating_sub(2 * settings.delivery.heartbeat_seconds + 1),
+            )
+            .unwrap_or(u32::MAX)
+            .min(600),
             digest: settings.secrets.digest_params(),
             zoho_token_header: settings.zoho.token_header.clone(),
             secrets_lock: std::sync::Mutex::new(()),
@@ -315,8 +325,45 @@ impl Control {
             None => default_name(source, &topic, id),
         };
         let destination = match spec.destination_url.filter(|u| !u.is_empty()) {
-            None => Destination::Store,
-            Some(url) => Destination::Http { url: validate_url(&url)? },
+            None => {
+                let set = spec.destination_timeout_seconds.is_some()
+                    || spec.destination_concurrency.is_some()
+                    || !spec.destination_headers.is_empty();
+                if set {
+                    return Err(invalid(
+                        "`destination_timeout_seconds`, `destination_concurrency` and `destination_headers` need a `destination_url`",
+                    ));
+                }
+                Destination::Store
+            }
+            Some(url) => {
+                if let Some(t) = spec.destination_timeout_seconds
+                    && !(1..=self.max_timeout_seconds).contains(&t)
+                {
+                    return Err(invalid(format!(
+                        "`destination_timeout_seconds` must be between 1 and {} (the queue's lease, `delivery.lease_seconds`, \
+                         less two heartbeats), not {t}",
+                        self.max_timeout_seconds
+                    )));
+                }
+                if let Some(c) = spec.destination_concurrency
+                    && !(1..=256).contains(&c)
+                {
+                    return Err(invalid(format!("`destination_concurrency` must be between 1 and 256, not {c}")));
+                }
+                if spec.destination_headers.len() > 20 {
+                    return Err(invalid("`destination_headers` may hold at most 20 headers"));
+                }
+                for (k, v) in &spec.destination_headers {
+                    crate::domain::subscription::check_extra_header(k, v).map_err(invalid)?;
+                }
+                Destination::Http {
+                    url: validate_url(&url)?,
+                    timeout_seconds: spec.destination_timeout_seconds,
+                    concurrency: spec.destination_concurrency,
+                    headers: spec.destination_headers,
+                }
+            }
         };
         let zoho_only = [
             ("channel_id", spec.channel_id.is_some()),
@@ -427,6 +474,9 @@ impl Control {
             account: d.account.clone(),
             name: Some(d.name.clone()),
             destination_url: d.destination_url.clone(),
+            destination_timeout_seconds: None,
+            destination_concurrency: None,
+            destination_headers: Vec::new(),
             secret: secret.clone(),
             channel_id: d.channel_id.clone(),
             auth: d.auth.clone(),

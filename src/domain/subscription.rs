@@ -13,16 +13,54 @@ pub enum Destination {
     /// Keep only; consumers pull through the API.
     Store,
     /// Forward over HTTP to the team's processing service.
-    Http { url: String },
+    Http {
+        url: String,
+        /// Seconds an attempt may take; `delivery.timeout_seconds` when absent.
+        #[serde(default)]
+        timeout_seconds: Option<u32>,
+        /// At most this many attempts at once towards it; `delivery.per_destination_concurrency` when absent.
+        #[serde(default)]
+        concurrency: Option<u32>,
+        /// Sent with every attempt, in place of a provider header of the same name. Not secrets: they are
+        /// stored and shown as given (Hookplane's signature is how a receiver authenticates it).
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Destination {
     pub fn url(&self) -> Option<&str> {
         match self {
             Destination::Store => None,
-            Destination::Http { url } => Some(url),
+            Destination::Http { url, .. } => Some(url),
         }
     }
+}
+
+/// Header names a destination's extra headers may not use: credentials (they would be stored and shown in
+/// plain text), what describes the HTTP hop, and what Hookplane sets itself.
+pub fn check_extra_header(name: &str, value: &str) -> Result<(), String> {
+    let lower = name.to_ascii_lowercase();
+    let token = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !token {
+        return Err(format!("`{name}` is not a header name: use letters, digits, `-` and `_`, at most 128"));
+    }
+    if ["authorization", "proxy-authorization", "cookie", "x-api-key"].contains(&lower.as_str()) {
+        return Err(format!(
+            "`{name}` would carry a credential, which Hookplane would store and show in plain text; have the \
+             receiver verify Hookplane's `webhook-signature` with the destination secret instead"
+        ));
+    }
+    let reserved = ["host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "expect"];
+    if reserved.contains(&lower.as_str()) || lower.starts_with("x-hookplane-") || lower.starts_with("webhook-") {
+        return Err(format!("`{name}` is set by Hookplane or describes the connection; it cannot be configured"));
+    }
+    if value.len() > 1024 || !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return Err(format!("the value of `{name}` must be printable ASCII, at most 1024 characters"));
+    }
+    Ok(())
 }
 
 /// How a Zoho request proves it is genuine.
@@ -125,6 +163,22 @@ pub fn rotation_reminder(source: Source, previous_until: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_headers_are_checked() {
+        assert!(check_extra_header("X-Team", "sync").is_ok());
+        for (name, value) in [
+            ("Authorization", "Bearer x"),
+            ("x-api-key", "k"),
+            ("Host", "h"),
+            ("x-hookplane-attempt", "1"),
+            ("webhook-id", "w"),
+            ("bad name", "v"),
+            ("X-Team", "line\nbreak"),
+        ] {
+            assert!(check_extra_header(name, value).is_err(), "{name}");
+        }
+    }
 
     #[test]
     fn names_are_checked() {

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -88,11 +89,22 @@ pub struct RedbPersistence {
     config: QueueConfig,
     /// This process's id, the first part of every lease owner it writes.
     instance: Arc<str>,
+    /// Set when answers were committed without an fsync; the queue's flusher makes them durable.
+    dirty: Arc<AtomicBool>,
+    /// Bumped by every wake-up (`worker::Wake`).
+    woken: Arc<AtomicU64>,
 }
 
 impl RedbPersistence {
-    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, config: QueueConfig, instance: &str) -> Self {
-        Self { store, clock, config, instance: instance.into() }
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        config: QueueConfig,
+        instance: &str,
+        dirty: Arc<AtomicBool>,
+        woken: Arc<AtomicU64>,
+    ) -> Self {
+        Self { store, clock, config, instance: instance.into(), dirty, woken }
     }
 
     fn owner(&self, worker: &WorkerContext) -> String {
@@ -133,9 +145,16 @@ impl Persistence for RedbPersistence {
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<Job>>, StoreError> {
         let (owner, now, lease) = (self.owner(worker), self.clock.now(), self.lease_ms());
         let (batch, max) = (self.config.batch, self.config.schedule.max_attempts());
-        let o = owner.clone();
-        let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, batch, max)).await?;
-        Ok(claimed.into_iter().map(|j| task_of(j, &owner)).collect())
+        // A wake-up that arrives while a claim is reading is consumed without the claim seeing its jobs,
+        // and nothing would wake the worker again until the next poll: claim once more when one came.
+        loop {
+            let seen = self.woken.load(Ordering::SeqCst);
+            let o = owner.clone();
+            let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, batch, max)).await?;
+            if !claimed.is_empty() || self.woken.load(Ordering::SeqCst) == seen {
+                return Ok(claimed.into_iter().map(|j| task_of(j, &owner)).collect());
+            }
+        }
     }
 
     async fn reenqueue_abandoned(&mut self, tasks: Vec<Task<Job>>, worker: &WorkerContext) -> Result<u64, StoreError> {
@@ -169,13 +188,20 @@ impl Persistence for RedbPersistence {
                 answers.push((id, attempt, report(&self.config.schedule, now, attempt, outcome)));
             }
         }
+        let dirty = Arc::clone(&self.dirty);
         self.store
             .read(move |db| {
-                let tx = db.begin_write()?;
+                // Not fsynced here: an fsync per answer batch would hold the single write lock that every
+                // acknowledgement waits for. The next durable commit (an ingest batch, or the flusher
+                // within `FLUSH_EVERY`) carries it to disk; a crash before that sends those attempts again,
+                // never loses a delivery.
+                let mut tx = db.begin_write()?;
+                tx.set_durability(redb::Durability::None)?;
                 for (id, attempt, report) in answers {
                     jobs::finish(&tx, &owner, id, attempt, report, now)?;
                 }
                 tx.commit()?;
+                dirty.store(true, Ordering::SeqCst);
                 Ok::<_, StoreError>(())
             })
             .await
@@ -304,7 +330,9 @@ mod tests {
             schedule: RetrySchedule { delays: vec![Duration::ZERO; 4], jitter_percent: 0 },
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let backend = RedbQueue::new(RedbPersistence::new(Arc::clone(&store), clock, config, "test"));
+        let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let woken = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let backend = RedbQueue::new(RedbPersistence::new(Arc::clone(&store), clock, config, "test", dirty, woken));
         let calls = Arc::new(AtomicU32::new(0));
         let worker = WorkerBuilder::new("deliver-0").backend(backend).data(Arc::clone(&calls)).build(deliver);
         let watched = Arc::clone(&calls);

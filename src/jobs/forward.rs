@@ -9,9 +9,19 @@ use crate::connectors::standard;
 use crate::domain::Timestamp;
 use crate::domain::attempt::{EXCERPT_BYTES, ErrorClass, Tried};
 
-/// Headers that describe one HTTP hop, not the delivery: never copied to the destination.
-const HOP_HEADERS: [&str; 8] =
-    ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "te", "upgrade", "expect"];
+/// Headers that describe one HTTP hop, not the delivery: never copied to the destination. `accept-encoding`
+/// said what the provider's client accepts; Hookplane's client asks for the answer as it is.
+const HOP_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "keep-alive",
+    "te",
+    "upgrade",
+    "expect",
+    "accept-encoding",
+];
 
 /// One attempt as it happened, with what the destination asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +60,8 @@ pub struct Outgoing<'a> {
     pub attempt: u32,
     /// The provider's headers as they arrived.
     pub headers: &'a [(String, String)],
+    /// The destination's own headers, in place of provider headers of the same names.
+    pub extra: &'a [(String, String)],
     pub body: &'a [u8],
     /// The destination's `whsec_` key bytes, for the signature; `None` sends none.
     pub signing_key: Option<&'a [u8]>,
@@ -61,8 +73,14 @@ pub struct Outgoing<'a> {
 /// Standard Webhooks sender, its `webhook-*` headers are kept for the receiver and Hookplane's signature
 /// travels under `x-hookplane-webhook-*` instead.
 pub fn headers(out: &Outgoing<'_>) -> Vec<(String, String)> {
-    let mut h: Vec<(String, String)> =
-        out.headers.iter().filter(|(k, _)| !HOP_HEADERS.contains(&k.to_ascii_lowercase().as_str())).cloned().collect();
+    let replaced = |k: &str| out.extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(k));
+    let mut h: Vec<(String, String)> = out
+        .headers
+        .iter()
+        .filter(|(k, _)| !HOP_HEADERS.contains(&k.to_ascii_lowercase().as_str()) && !replaced(k))
+        .cloned()
+        .collect();
+    h.extend(out.extra.iter().cloned());
     h.push(("x-hookplane-delivery-id".into(), out.delivery_id.into()));
     h.push(("x-hookplane-attempt".into(), out.attempt.to_string()));
     if let Some(key) = out.signing_key {
@@ -154,6 +172,7 @@ mod tests {
             delivery_id: "dlv_1",
             attempt: 2,
             headers,
+            extra: &[],
             body: b"{}",
             signing_key: key,
             timestamp: 1_700_000_000,

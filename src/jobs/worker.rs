@@ -2,7 +2,7 @@
 //! its subscription's destination. It is started with the core and drained at shutdown.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ use crate::storage::{Store, StoreError, deliveries, subscriptions};
 #[derive(Clone, Default)]
 pub struct Wake {
     senders: Arc<Mutex<Vec<mpsc::Sender<()>>>>,
+    /// Counts wake-ups, so a claim that raced a commit can tell it missed one (see `RedbPersistence`).
+    generation: Arc<AtomicU64>,
 }
 
 impl Wake {
@@ -39,7 +41,12 @@ impl Wake {
         rx
     }
 
+    pub fn generation(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.generation)
+    }
+
     pub fn wake(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut senders) = self.senders.lock() {
             senders.retain_mut(|s| match s.try_send(()) {
                 Ok(()) => true,
@@ -69,13 +76,19 @@ pub struct Deliverer {
     timeout: Duration,
     signing_root: [u8; 32],
     per_destination: usize,
-    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each subscription's limit of attempts at once, with the limit it was made for.
+    destinations: Mutex<HashMap<SubscriptionId, (usize, Arc<Semaphore>)>>,
 }
 
 impl Deliverer {
-    fn slots(&self, url: &str) -> Arc<Semaphore> {
+    fn slots(&self, sub: SubscriptionId, limit: usize) -> Arc<Semaphore> {
         let mut map = self.destinations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(map.entry(url.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_destination))))
+        let entry = map.entry(sub).or_insert_with(|| (limit, Arc::new(Semaphore::new(limit))));
+        if entry.0 != limit {
+            // The limit changed: attempts holding the old one finish under it.
+            *entry = (limit, Arc::new(Semaphore::new(limit)));
+        }
+        Arc::clone(&entry.1)
     }
 
     fn internal(&self, error: String) -> Option<Tried> {
@@ -110,11 +123,12 @@ impl Deliverer {
         if sub.status == SubscriptionStatus::Paused {
             return Outcome { tried: None, next: Next::Hold };
         }
-        let Destination::Http { url } = &sub.destination else {
+        let Destination::Http { url, timeout_seconds, concurrency, headers: extra } = &sub.destination else {
             let error = "the subscription now keeps its deliveries (destination `store`): not sent".to_owned();
             return Outcome { tried: self.internal(error), next: Next::GiveUp };
         };
-        let slots = self.slots(url);
+        let limit = concurrency.map_or(self.per_destination, |c| c as usize);
+        let slots = self.slots(sub.id, limit);
         let Ok(_slot) = slots.acquire().await else {
             return Outcome {
                 tried: self.internal("the worker is stopping".into()),
@@ -129,11 +143,13 @@ impl Deliverer {
             delivery_id: &id,
             attempt: delivery.attempt_count + 1,
             headers: &payload.headers,
+            extra,
             body: &payload.body,
             signing_key: Some(&key),
             timestamp: now.seconds(),
         };
-        let attempted = forward::send(&self.client, &out, self.timeout, now).await;
+        let timeout = timeout_seconds.map_or(self.timeout, |t| Duration::from_secs(u64::from(t)));
+        let attempted = forward::send(&self.client, &out, timeout, now).await;
         let next = match attempted.verdict() {
             Verdict::Delivered => Next::Delivered,
             Verdict::Gone => Next::Gone,
@@ -147,10 +163,42 @@ async fn deliver(job: Job, deliverer: Data<Arc<Deliverer>>) -> Outcome {
     deliverer.run(job).await
 }
 
+/// How long the queue's answers may wait for an fsync: a crash sends at most this much of them again.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Makes the queue's non-durable commits durable with an empty durable commit, when there are any.
+async fn flush(store: &Arc<Store>, dirty: &Arc<AtomicBool>) {
+    if !dirty.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let flushed = store
+        .read(|db| {
+            let tx = db.begin_write()?;
+            tx.commit()?;
+            Ok::<_, StoreError>(())
+        })
+        .await;
+    if let Err(e) = flushed {
+        dirty.store(true, Ordering::SeqCst);
+        tracing::warn!(error = %e, "cannot make the queue's progress durable; trying again");
+    }
+}
+
+async fn flush_every(store: Arc<Store>, dirty: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tick.tick().await;
+        flush(&store, &dirty).await;
+    }
+}
+
 /// The running queue.
 pub struct Queue {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    flusher: tokio::task::JoinHandle<()>,
+    store: Arc<Store>,
+    dirty: Arc<AtomicBool>,
     /// False once the worker's loop has ended, for readiness.
     pub alive: Arc<AtomicBool>,
 }
@@ -201,13 +249,22 @@ impl Queue {
         let instance = ulid::Ulid::new().to_string();
         let (stop, stopped) = watch::channel(false);
         let poll = Duration::from_millis(settings.poll_interval_ms);
+        let dirty = Arc::new(AtomicBool::new(false));
+        let flusher = tokio::spawn(flush_every(Arc::clone(&store), Arc::clone(&dirty)));
+        let (queue_store, queue_dirty) = (Arc::clone(&store), Arc::clone(&dirty));
         let alive = Arc::new(AtomicBool::new(true));
         let guard = AliveGuard(Arc::clone(&alive));
         let task = tokio::spawn(async move {
             let _alive = guard;
             loop {
-                let persistence =
-                    RedbPersistence::new(Arc::clone(&store), Arc::clone(&clock), config.clone(), &instance);
+                let persistence = RedbPersistence::new(
+                    Arc::clone(&store),
+                    Arc::clone(&clock),
+                    config.clone(),
+                    &instance,
+                    Arc::clone(&dirty),
+                    wake.generation(),
+                );
                 let backend = RedbQueue::new(persistence)
                     .poll_with_strategy(Strategy::new().stream(wake.subscribe()).interval(poll));
                 let worker = WorkerBuilder::new("deliver")
@@ -232,7 +289,7 @@ impl Queue {
                 }
             }
         });
-        Ok(Self { stop, task, alive })
+        Ok(Self { stop, task, flusher, store: queue_store, dirty: queue_dirty, alive })
     }
 
     /// Stops claiming, lets attempts in flight finish for up to `grace`, and hands back what was claimed
@@ -245,5 +302,7 @@ impl Queue {
             tracing::warn!("deliveries still in flight at shutdown; they are retried at the next start");
             task.abort();
         }
+        self.flusher.abort();
+        flush(&self.store, &self.dirty).await;
     }
 }

@@ -444,3 +444,61 @@ async fn what_cannot_be_replayed_is_refused_and_changes_nothing() {
     let (_, audit) = s.get("/api/v1/audit?action=delivery_replayed").await;
     assert!(audit["items"].as_array().unwrap().is_empty(), "{audit}");
 }
+
+#[tokio::test]
+async fn each_destination_has_its_own_timeout_limit_and_headers() {
+    let slow = Destination::start(&[Answer::Slow(Duration::from_secs(2)), Answer::Slow(Duration::from_secs(2))]).await;
+    let s = server("", &[]).await;
+    let make = |topic: &str, extra: Value| {
+        let mut body = json!({ "source": "shopify", "topic": topic, "account": SHOP, "destination_url": slow.url });
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    // Refused settings change nothing.
+    for (extra, field) in [
+        (json!({ "destination_headers": { "Authorization": "Bearer x" } }), "webhook-signature"),
+        (json!({ "destination_headers": { "x-hookplane-attempt": "9" } }), "set by Hookplane"),
+        (json!({ "destination_timeout_seconds": 0 }), "destination_timeout_seconds"),
+        (json!({ "destination_timeout_seconds": 3600 }), "lease"),
+        (json!({ "destination_concurrency": 0 }), "destination_concurrency"),
+    ] {
+        let got = s.post("/api/v1/subscriptions", make("orders/create", extra)).await;
+        assert_problem(&got, 400, "invalid_request");
+        assert!(got.1["detail"].as_str().unwrap().contains(field), "{}", got.1);
+    }
+    let got = s
+        .post(
+            "/api/v1/subscriptions",
+            json!({ "source": "shopify", "topic": "x", "account": SHOP, "destination_concurrency": 2 }),
+        )
+        .await;
+    assert_problem(&got, 400, "invalid_request");
+    let (_, subs) = s.get("/api/v1/subscriptions").await;
+    assert!(subs.as_array().unwrap().is_empty(), "{subs}");
+
+    // One waits the default 30 s and succeeds although slow; the other gives up after its own second.
+    let (st, patient) = s
+        .post(
+            "/api/v1/subscriptions",
+            make("orders/create", json!({ "destination_headers": { "X-Team": "sync", "Content-Type": "application/x-test" }, "destination_concurrency": 1 })),
+        )
+        .await;
+    assert_eq!(st, 201, "{patient}");
+    assert_eq!(
+        patient["subscription"]["destination_headers"],
+        json!({ "Content-Type": "application/x-test", "X-Team": "sync" })
+    );
+    assert_eq!(patient["subscription"]["destination_concurrency"], 1);
+    let (st, hasty) =
+        s.post("/api/v1/subscriptions", make("orders/paid", json!({ "destination_timeout_seconds": 1 }))).await;
+    assert_eq!((st, hasty["subscription"]["destination_timeout_seconds"].as_u64()), (StatusCode::CREATED, Some(1)));
+    let a = deliver(&s, "orders/create", 1).await;
+    let d = until(&s, &a, "status", json!("succeeded")).await;
+    assert!(d["latency_ms"].as_u64().unwrap() >= 2000, "{d}");
+    let got = slow.wait_for(1).await;
+    assert_eq!(got[0].header("x-team"), Some("sync"));
+    assert_eq!(got[0].header("content-type"), Some("application/x-test"), "in place of the provider's");
+    let b = deliver(&s, "orders/paid", 2).await;
+    until(&s, &b, "status", json!("failed")).await;
+    assert_eq!(attempts(&s, &b).await[0]["error_class"], "timeout");
+}

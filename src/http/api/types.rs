@@ -213,6 +213,12 @@ pub struct SubscriptionOut {
     pub callback_url: String,
     /// The processing service's URL; absent means `store` (keep only, consumers pull through the API).
     pub destination_url: Option<String>,
+    /// The destination's own attempt timeout, when it has one.
+    pub destination_timeout_seconds: Option<u32>,
+    /// The destination's own limit of attempts at once, when it has one.
+    pub destination_concurrency: Option<u32>,
+    /// Headers sent with every attempt.
+    pub destination_headers: std::collections::BTreeMap<String, String>,
     /// Zoho only: `channel`, `token` or `signature`.
     pub zoho_auth: Option<String>,
     pub channel_id: Option<String>,
@@ -245,9 +251,18 @@ impl SubscriptionOut {
             account: s.account,
             status: s.status.into(),
             origin: s.origin.into(),
-            destination_url: match s.destination {
+            destination_url: s.destination.url().map(str::to_owned),
+            destination_timeout_seconds: match &s.destination {
+                Destination::Http { timeout_seconds, .. } => *timeout_seconds,
                 Destination::Store => None,
-                Destination::Http { url } => Some(url),
+            },
+            destination_concurrency: match &s.destination {
+                Destination::Http { concurrency, .. } => *concurrency,
+                Destination::Store => None,
+            },
+            destination_headers: match s.destination {
+                Destination::Http { headers, .. } => headers.into_iter().collect(),
+                Destination::Store => Default::default(),
             },
             zoho_auth: zoho_auth.map(str::to_owned),
             channel_id,
@@ -277,6 +292,13 @@ pub struct SubscriptionIn {
     pub name: Option<String>,
     /// The processing service's URL; absent or null keeps deliveries in `store`.
     pub destination_url: Option<String>,
+    /// Seconds an attempt may take; `delivery.timeout_seconds` from the configuration when absent.
+    pub destination_timeout_seconds: Option<u32>,
+    /// At most this many attempts at once towards the destination (1–256); the configured default when absent.
+    pub destination_concurrency: Option<u32>,
+    /// Headers sent with every attempt (at most 20), in place of a provider header of the same name. Not for
+    /// credentials: they are stored and shown as given; the receiver authenticates Hookplane by its signature.
+    pub destination_headers: Option<std::collections::BTreeMap<String, String>>,
     /// The signing secret or token. Required for zoho; optional for shopify (the app secret from the
     /// environment applies to every subscription); for standard, generated and returned once when absent.
     #[oai(write_only)]
