@@ -143,12 +143,14 @@ impl Persistence for RedbPersistence {
     }
 
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<Task<Job>>, StoreError> {
-        let (owner, now, lease) = (self.owner(worker), self.clock.now(), self.lease_ms());
+        let (owner, lease) = (self.owner(worker), self.lease_ms());
         let (batch, max) = (self.config.batch, self.config.schedule.max_attempts());
         // A wake-up that arrives while a claim is reading is consumed without the claim seeing its jobs,
-        // and nothing would wake the worker again until the next poll: claim once more when one came.
+        // and nothing would wake the worker again until the next poll: claim once more when one came. The
+        // time is read afresh each round: a delivery stamped just after the previous reading is due now.
         loop {
             let seen = self.woken.load(Ordering::SeqCst);
+            let now = self.clock.now();
             let o = owner.clone();
             let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, batch, max)).await?;
             if !claimed.is_empty() || self.woken.load(Ordering::SeqCst) == seen {

@@ -176,7 +176,15 @@ mod tests {
             }
         };
         let kept = sub(0, Destination::Store);
-        let forwarded = sub(1, Destination::Http { url: "http://127.0.0.1:9/".into() });
+        let forwarded = sub(
+            1,
+            Destination::Http {
+                url: "http://127.0.0.1:9/".into(),
+                timeout_seconds: None,
+                concurrency: None,
+                headers: Vec::new(),
+            },
+        );
         let minute = at.minute() / 60 * 60; // the first minute of an hour
         let tx = db.begin_write().unwrap();
         v1_initial(&tx).unwrap();
