@@ -12,17 +12,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::{Body, bodies, webhook_id};
 use hookplane::config::{Flags, Settings};
-use hookplane::connectors::shopify;
-use hookplane::demo::factories::Factory;
-use hookplane::domain::{Clock, SystemClock};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -58,22 +58,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-struct Body {
-    bytes: Bytes,
-    hmac: String,
-}
-
-fn bodies() -> Vec<Body> {
-    let mut f = Factory::new(2026);
-    let now = SystemClock.now();
-    (0..512)
-        .map(|i| {
-            let bytes = f.shopify_order(1000 + i, now);
-            Body { hmac: shopify::sign(&bytes, SECRET), bytes: Bytes::from(bytes) }
-        })
-        .collect()
 }
 
 #[derive(Default)]
@@ -124,7 +108,6 @@ async fn worker(
             .header("x-shopify-hmac-sha256", body.hmac.as_str())
             .header("x-shopify-shop-domain", "bench-shop.myshopify.com")
             .header("x-shopify-api-version", "2025-10")
-            // Random, like Shopify's own ids: dedupe keys land all over the index, as in production.
             .header("x-shopify-webhook-id", webhook_id())
             .body(Full::new(body.bytes.clone()))
             .unwrap();
@@ -145,12 +128,6 @@ async fn worker(
         }
     }
     out
-}
-
-fn webhook_id() -> String {
-    let v: u128 = rand::random();
-    let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 struct Report {
@@ -293,7 +270,7 @@ fn main() {
     let a = args();
     let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("server").build().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("loadgen").build().unwrap();
-    let bodies = Arc::new(bodies());
+    let bodies = Arc::new(bodies(2026, SECRET));
     let sizes: Vec<usize> = bodies.iter().map(|b| b.bytes.len()).collect();
 
     // Bare poem endpoint.

@@ -12,16 +12,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::{Body, bodies, webhook_id};
 use hookplane::config::{Flags, Settings};
-use hookplane::connectors::shopify;
-use hookplane::demo::factories::Factory;
-use hookplane::domain::{Clock, SystemClock};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -70,26 +70,6 @@ fn destination(req: &poem::Request, poem::web::Data(times): poem::web::Data<&Sha
         times.lock().unwrap().arrived.entry(id.to_owned()).or_insert(now);
     }
     "ok"
-}
-
-struct Body {
-    bytes: Bytes,
-    hmac: String,
-}
-
-fn bodies() -> Vec<Body> {
-    let mut f = Factory::new(7);
-    let now = SystemClock.now();
-    (0..512)
-        .map(|i| {
-            let bytes = f.shopify_order(1000 + i, now);
-            Body { hmac: shopify::sign(&bytes, SECRET), bytes: Bytes::from(bytes) }
-        })
-        .collect()
-}
-
-fn webhook_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }
 
 /// Sends on one keep-alive connection until `until`: back to back, or one request every `every`.
@@ -227,7 +207,7 @@ fn main() {
             .unwrap();
         assert_eq!(made.status(), 201, "{}", made.text().await.unwrap());
     });
-    let bodies = Arc::new(bodies());
+    let bodies = Arc::new(bodies(7, SECRET));
     println!(
         "queue benchmark: {} cores, destination answers 200 at once, {} attempts at a time towards it",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
