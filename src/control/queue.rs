@@ -5,7 +5,8 @@ use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
 use crate::domain::subscription::Destination;
 use crate::domain::{
-    BulkReplayId, Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp,
+    BulkReplayId, Delivery, DeliveryId, DeliveryStatus, Payload, ReplayId, Subscription, SubscriptionId,
+    SubscriptionStatus, Timestamp,
 };
 use crate::ingest::Recheck;
 use crate::ingest::registry::Entry;
@@ -25,6 +26,9 @@ pub enum ReplayError {
     /// The stored body no longer matches the digest taken when it arrived.
     #[error("{0}")]
     Integrity(String),
+    /// The provider's signature no longer verifies under the secret that verified it at ingest.
+    #[error("{0}")]
+    SignatureFailed(String),
     /// A rate limit, as checked at the given time.
     #[error("replay limit reached")]
     Limited(Limited, Timestamp),
@@ -38,7 +42,7 @@ pub fn recheck_note(found: Recheck) -> Result<String, ReplayError> {
     match found {
         Recheck::Verified => Ok("the provider's signature verified again".to_owned()),
         Recheck::Skipped(why) => Ok(format!("not checked: {why}")),
-        Recheck::Failed(why) => Err(ReplayError::Integrity(format!(
+        Recheck::Failed(why) => Err(ReplayError::SignatureFailed(format!(
             "not replayed: the stored delivery no longer verifies under the secret that verified it ({why})"
         ))),
     }
@@ -141,6 +145,14 @@ impl Control {
             Err(e) => return Err(e.into()),
         };
         let (delivery, payload) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
+        if matches!(delivery.status, DeliveryStatus::Queued | DeliveryStatus::Retrying) {
+            // Its own job is still live: a replay now would send it twice, side by side.
+            return Err(ReplayError::Refused(format!(
+                "{id} is still {}: it will be sent on its own (or on resume, when its destination is paused); \
+                 replay it once it has succeeded or failed",
+                delivery.status.as_str()
+            )));
+        }
         let signature = recheck(&delivery, &payload)?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         let sub = subscriptions::get_in(&tx, delivery.subscription_id)?

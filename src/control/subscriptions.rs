@@ -501,6 +501,10 @@ impl Control {
                 sub.created_at = found.created_at;
                 sub.last_verified_at = found.last_verified_at;
                 sub.consecutive_failures = found.consecutive_failures;
+                // A pause is the operator's, not the file's: a restart keeps it (and its held deliveries).
+                if found.status == SubscriptionStatus::Paused && matches!(sub.destination, Destination::Http { .. }) {
+                    sub.status = SubscriptionStatus::Paused;
+                }
                 let unchanged = Subscription { updated_at: found.updated_at, ..sub.clone() } == found;
                 if unchanged {
                     sub.updated_at = found.updated_at;

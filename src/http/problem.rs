@@ -32,6 +32,8 @@ pub enum Kind {
     NotReplayable,
     /// A stored body no longer matches the digest taken when it arrived.
     IntegrityFailed,
+    /// A stored delivery no longer verifies under the secret that verified it when it arrived.
+    SignatureMismatch,
 }
 
 impl Kind {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::ReplayLimitedPerOperator => "replay_limited_per_operator",
             Kind::NotReplayable => "not_replayable",
             Kind::IntegrityFailed => "integrity_failed",
+            Kind::SignatureMismatch => "signature_mismatch",
         }
     }
 
@@ -77,7 +80,7 @@ impl Kind {
             Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Kind::Internal | Kind::IntegrityFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::ReplayLimitedPerDelivery | Kind::ReplayLimitedPerOperator => StatusCode::TOO_MANY_REQUESTS,
-            Kind::NotReplayable => StatusCode::CONFLICT,
+            Kind::NotReplayable | Kind::SignatureMismatch => StatusCode::CONFLICT,
         }
     }
 
@@ -108,6 +111,7 @@ impl Kind {
             Kind::ReplayLimitedPerOperator => "Too many replays",
             Kind::NotReplayable => "Not replayable",
             Kind::IntegrityFailed => "Stored body failed its integrity check",
+            Kind::SignatureMismatch => "Signature no longer verifies",
         }
     }
 }

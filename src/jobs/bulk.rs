@@ -238,9 +238,11 @@ impl BulkReplays {
                     .store
                     .read(move |db| {
                         replays::update_bulk(db, id, true, |b| {
-                            b.status = BulkStatus::Failed;
-                            b.error = Some(error);
-                            b.finished_at = Some(now);
+                            if b.status == BulkStatus::Running {
+                                b.status = BulkStatus::Failed;
+                                b.error = Some(error);
+                                b.finished_at = Some(now);
+                            }
                         })
                     })
                     .await;
@@ -270,7 +272,7 @@ impl BulkReplays {
                     Err(ReplayError::Limited(..) | ReplayError::Refused(_) | ReplayError::NotFound(_)) => {
                         bulk.skipped += 1;
                     }
-                    Err(ReplayError::Integrity(why)) => {
+                    Err(ReplayError::Integrity(why) | ReplayError::SignatureFailed(why)) => {
                         tracing::error!(delivery = %item.delivery.id, %why, "a bulk replay skipped a delivery");
                         bulk.failed += 1;
                     }

@@ -115,6 +115,7 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
     };
     let mut resp = match req.send().await {
         Ok(r) => r,
+        Err(e) if e.is_builder() => return failed(ErrorClass::Internal, chain(&e)),
         Err(e) if e.is_timeout() => return failed(ErrorClass::Timeout, chain(&e)),
         Err(e) => return failed(ErrorClass::Connect, chain(&e)),
     };
@@ -138,10 +139,11 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
         }
     }
     head.truncate(EXCERPT_BYTES);
+    // A 2xx is the destination's acceptance, whatever happened to the rest of its answer.
     let error = match read_error {
+        _ if (200..300).contains(&status) => None,
         Some(e) if e.is_timeout() => Some((ErrorClass::Timeout, chain(&e))),
-        _ if !(200..300).contains(&status) => Some((ErrorClass::Http, format!("the destination answered {status}"))),
-        _ => None,
+        _ => Some((ErrorClass::Http, format!("the destination answered {status}"))),
     };
     let excerpt = String::from_utf8_lossy(&head).into_owned();
     Attempted {

@@ -128,12 +128,10 @@ impl Deliverer {
             return Outcome { tried: self.internal(error), next: Next::GiveUp };
         };
         let limit = concurrency.map_or(self.per_destination, |c| c as usize);
-        let slots = self.slots(sub.id, limit);
-        let Ok(_slot) = slots.acquire().await else {
-            return Outcome {
-                tried: self.internal("the worker is stopping".into()),
-                next: Next::Retry { after: None },
-            };
+        // Waiting here would hold one of the worker's slots that other destinations need: a destination at
+        // its limit has the job back in the queue shortly, without an attempt counted.
+        let Ok(_slot) = self.slots(sub.id, limit).try_acquire_owned() else {
+            return Outcome { tried: None, next: Next::Defer };
         };
         let key = destination_key(&self.signing_root, sub.id);
         let id = delivery.id.to_string();
@@ -153,6 +151,12 @@ impl Deliverer {
         let next = match attempted.verdict() {
             Verdict::Delivered => Next::Delivered,
             Verdict::Gone => Next::Gone,
+            // Hookplane could not even make the request (a URL reqwest refuses): retrying changes nothing.
+            Verdict::Retry { .. }
+                if attempted.tried.error.as_ref().is_some_and(|(c, _)| *c == ErrorClass::Internal) =>
+            {
+                Next::GiveUp
+            }
             Verdict::Retry { after } => Next::Retry { after },
         };
         Outcome { tried: Some(attempted.tried), next }
@@ -256,12 +260,16 @@ impl Queue {
         let guard = AliveGuard(Arc::clone(&alive));
         let task = tokio::spawn(async move {
             let _alive = guard;
+            // Each run of the worker has its own lease owner, so a run that starts after one failed
+            // recovers what the failed run held.
+            let mut run = 0u32;
             loop {
+                run += 1;
                 let persistence = RedbPersistence::new(
                     Arc::clone(&store),
                     Arc::clone(&clock),
                     config.clone(),
-                    &instance,
+                    &format!("{instance}.{run}"),
                     Arc::clone(&dirty),
                     wake.generation(),
                 );

@@ -6,7 +6,7 @@ use redb::{Database, ReadableDatabase, WriteTransaction};
 
 use super::jobs::Settled;
 use super::{StoreError, deliveries, stats, subscriptions, tables};
-use crate::domain::attempt::{Attempt, Tried};
+use crate::domain::attempt::{Attempt, ErrorClass, Tried};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::delivery::INITIATED_BY_PROVIDER;
 use crate::domain::health::Counters;
@@ -42,6 +42,7 @@ pub fn file(
             Settled::Retrying => ReplayStatus::Retrying,
             Settled::Dead => ReplayStatus::Failed,
             Settled::Held => ReplayStatus::Held,
+            Settled::Requeued => ReplayStatus::Queued,
             Settled::Stale => return Ok(()),
         };
         super::replays::set_status(tx, replay, status)?;
@@ -52,6 +53,7 @@ pub fn file(
         Settled::Done => "delivered",
         Settled::Retrying => "retry",
         Settled::Held => "paused",
+        Settled::Requeued => "retry",
         Settled::Dead | Settled::Stale => "gave_up",
     };
     let by = job.initiated_by.as_deref().unwrap_or(INITIATED_BY_PROVIDER);
@@ -66,7 +68,7 @@ pub fn file(
             Settled::Done => DeliveryStatus::Succeeded,
             Settled::Retrying => DeliveryStatus::Retrying,
             Settled::Dead => DeliveryStatus::Failed,
-            Settled::Held | Settled::Stale => DeliveryStatus::Queued,
+            Settled::Held | Settled::Requeued | Settled::Stale => DeliveryStatus::Queued,
         };
         filed = Some(Attempt::new(d.id, d.attempt_count, tried.clone(), by, next));
     })?;
@@ -84,9 +86,13 @@ pub fn file(
     deltas.insert((job.subscription_id.as_u128(), now.minute()), delta);
     stats::apply(tx, &deltas)?;
 
+    // What Hookplane could not do (a stop, a damaged body) says nothing about the destination.
+    let ours = tried.error.as_ref().is_some_and(|(c, _)| *c == ErrorClass::Internal);
     if let Some(sub) = subscriptions::get_in(tx, job.subscription_id)? {
         let mut changed = sub.clone();
-        changed.consecutive_failures = if succeeded { 0 } else { sub.consecutive_failures.saturating_add(1) };
+        if !ours {
+            changed.consecutive_failures = if succeeded { 0 } else { sub.consecutive_failures.saturating_add(1) };
+        }
         if pause && sub.status != SubscriptionStatus::Paused {
             changed.status = SubscriptionStatus::Paused;
             changed.updated_at = now;

@@ -21,6 +21,8 @@ pub enum Finished {
     GiveUp { error: String },
     /// The destination is paused (or just answered 410 and is paused now): hold the job until resume.
     Hold,
+    /// Not attempted (the destination's limit of attempts at once was reached): ready again at `at`.
+    Defer { at: Timestamp },
 }
 
 /// An answer for one attempt: how it ended, what the attempt found (`None` when nothing was sent, as for a
@@ -39,6 +41,8 @@ pub enum Settled {
     Retrying,
     Dead,
     Held,
+    /// Ready again without an attempt made.
+    Requeued,
     /// The answer came from a worker that no longer holds the job (its lease ended and another worker
     /// claimed it): ignored, so a late answer cannot undo a newer attempt.
     Stale,
@@ -212,7 +216,7 @@ pub fn claim(
                 continue;
             };
             job.attempts += 1;
-            let error = "the worker holding it stopped answering before its lease ended";
+            let error = "the worker holding it stopped answering before its lease ended; it may or may not have reached the destination";
             job.last_error = Some(error.to_owned());
             let settled = if job.attempts >= max_attempts {
                 t.kill(&mut job, error.to_owned())?;
@@ -313,15 +317,29 @@ pub fn finish(
                 t.kill(&mut job, error)?;
                 Settled::Dead
             }
-            Finished::Hold => {
+            // Held only while the destination is still paused: a resume that came while this attempt ran
+            // has released the other held jobs already, and would never release this one.
+            Finished::Hold if report.pause || paused(tx, job.subscription_id)? => {
                 t.hold(&mut job)?;
                 Settled::Held
+            }
+            Finished::Hold => {
+                t.make_ready(&mut job, now)?;
+                Settled::Requeued
+            }
+            Finished::Defer { at } => {
+                t.make_ready(&mut job, at)?;
+                Settled::Requeued
             }
         };
         (settled, job)
     };
     super::attempts::file(tx, &job, report.tried, settled, report.pause, now)?;
     Ok(settled)
+}
+
+fn paused(tx: &WriteTransaction, sub: SubscriptionId) -> Result<bool, StoreError> {
+    Ok(super::subscriptions::get_in(tx, sub)?.is_some_and(|s| s.status == crate::domain::SubscriptionStatus::Paused))
 }
 
 /// An attempt whose answer never came: it may have reached the destination, so it counts.
@@ -349,8 +367,9 @@ pub fn release(db: &Database, owner: &str, ids: &[JobId]) -> Result<usize, Store
     Ok(released)
 }
 
-/// At start: every lease not held by this process (`instance`, the prefix of its owners) was left by a
-/// process that stopped, since only one process can open the store. Those jobs are ready again now, and
+/// At the start of a worker run: every lease not held by this run (`instance`, the part of its owners before
+/// the `/`) was left by a process that stopped, since only one process can open the store, or by a run of
+/// the worker that failed. Those jobs are ready again now, and
 /// the interrupted attempt counts (it may have reached the destination). Returns how many.
 pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, StoreError> {
     let tx = db.begin_write()?;
@@ -361,14 +380,18 @@ pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, S
         for row in t.leased.iter()? {
             let id = row?.0.value().1;
             if let Some(job) = t.get(id)?
-                && !job.lease.as_ref().is_some_and(|l| l.owner.starts_with(instance))
+                && !job
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| l.owner.strip_prefix(instance).is_some_and(|r| r.starts_with('/')))
             {
                 left.push(job);
             }
         }
         for mut job in left {
             job.attempts += 1;
-            let error = "Hookplane stopped during the attempt";
+            let error =
+                "Hookplane stopped before this attempt finished; it may or may not have reached the destination";
             job.last_error = Some(error.to_owned());
             t.make_ready(&mut job, now)?;
             super::attempts::file(&tx, &job, Some(interrupted(now, error)), Settled::Retrying, false, now)?;
@@ -382,7 +405,7 @@ pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::DeliveryId;
+    use crate::domain::{DeliveryId, SubscriptionId};
 
     const MAX: u32 = 3;
     const LEASE: i64 = 60_000;
@@ -473,5 +496,53 @@ mod tests {
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|j| j.attempts == 1 && j.last_error.is_some()));
         assert_eq!(recover(&db, "new", Timestamp(6)).unwrap(), 0, "its own leases stay");
+        // A later run of the worker in the same process recovers what an earlier run held, and only that.
+        let c = enqueue(&db, 0);
+        claim(&db, "p.10/w", Timestamp(10), LEASE, 1, MAX).unwrap();
+        assert_eq!(recover(&db, "p.1", Timestamp(11)).unwrap(), 3, "p.10's lease, and new's two, are not p.1's");
+        assert!(claim(&db, "p.1/w", Timestamp(11), LEASE, 3, MAX).unwrap().iter().any(|j| j.id == c));
+    }
+
+    #[test]
+    fn a_hold_answered_after_a_resume_makes_the_job_ready_not_held() {
+        use crate::domain::subscription::{Destination, Origin};
+        use crate::domain::{Source, Subscription, SubscriptionStatus};
+        let (_d, db) = store();
+        let t = Timestamp(0);
+        let sub = Subscription {
+            id: SubscriptionId::new(t),
+            name: "dest".into(),
+            source: Source::Standard,
+            topic: "t".into(),
+            account: "a".into(),
+            status: SubscriptionStatus::Active,
+            destination: Destination::Http {
+                url: "http://127.0.0.1:9/".into(),
+                timeout_seconds: None,
+                concurrency: None,
+                headers: Vec::new(),
+            },
+            origin: Origin::Api,
+            zoho: None,
+            dedupe_header: None,
+            created_at: t,
+            updated_at: t,
+            last_verified_at: None,
+            consecutive_failures: 0,
+            metadata: Default::default(),
+        };
+        let tx = db.begin_write().unwrap();
+        super::super::subscriptions::insert(&tx, &sub).unwrap();
+        let job = Job::deliver(DeliveryId::new(t), sub.id, t);
+        super::enqueue(&tx, &job).unwrap();
+        tx.commit().unwrap();
+        claim(&db, "p/w", t, LEASE, 1, MAX).unwrap();
+        // The handler saw the destination paused; it was resumed before the answer was filed.
+        let tx = db.begin_write().unwrap();
+        let report = Report { finished: Finished::Hold, tried: None, pause: false };
+        assert_eq!(finish(&tx, "p/w", job.id, 1, report, Timestamp(5)).unwrap(), Settled::Requeued);
+        tx.commit().unwrap();
+        assert_eq!(ids(&claim(&db, "p/w", Timestamp(5), LEASE, 1, MAX).unwrap()), vec![job.id]);
+        assert_eq!(held_count(&db, sub.id).unwrap(), 0);
     }
 }

@@ -30,7 +30,10 @@ pub fn insert(tx: &WriteTransaction, replay: &Replay) -> Result<(), StoreError> 
     let id = replay.id.as_u128();
     tx.open_table(tables::REPLAYS.def())?.insert(id, tables::REPLAYS.encode(replay)?.as_slice())?;
     tx.open_table(tables::REPLAYS_BY_DELIVERY)?.insert((replay.delivery_id.as_u128(), id), ())?;
-    tx.open_table(tables::REPLAYS_BY_OPERATOR)?.insert((replay.requested_by.as_str(), id), ())?;
+    // A bulk replay is paced by its own rate; its replays do not use up its admin's hourly allowance.
+    if replay.bulk_id.is_none() {
+        tx.open_table(tables::REPLAYS_BY_OPERATOR)?.insert((replay.requested_by.as_str(), id), ())?;
+    }
     Ok(())
 }
 

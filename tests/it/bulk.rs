@@ -41,9 +41,9 @@ async fn a_bulk_replay_counts_then_replays_every_match_once_and_can_be_cancelled
     let dest = Destination::start(&[]).await;
     // Pages of the deliveries list hold at most 500: 520 makes the count cross a page.
     let s = server("60", &[]).await;
-    let (sub, _) = delivered(&s, &dest, "orders/create", 520).await;
-    let (other, _) = delivered(&s, &dest, "orders/paid", 3).await;
-    assert_eq!(dest.received().len(), 523);
+    let (sub, oldest) = delivered(&s, &dest, "orders/create", 520).await;
+    let (other, _) = delivered(&s, &dest, "orders/paid", 11).await;
+    assert_eq!(dest.received().len(), 531);
 
     let (st, body) = s.post("/api/v1/replays", json!({ "subscription": sub, "dry_run": true })).await;
     assert_eq!((st, body["matched"].as_u64()), (StatusCode::OK, Some(520)), "{body}");
@@ -64,24 +64,27 @@ async fn a_bulk_replay_counts_then_replays_every_match_once_and_can_be_cancelled
     let refused = s.client.post(s.url("/api/v1/replays")).bearer_auth(&viewer).body("{}").send().await.unwrap();
     assert_eq!(refused.status(), 403);
 
-    // The three of the other subscription, quickly.
+    // The eleven of the other subscription, quickly.
     let (st, started) = s.post("/api/v1/replays", json!({ "subscription": other, "rate_per_second": 200 })).await;
     assert_eq!(st, 202, "{started}");
-    assert_eq!((started["status"].as_str(), started["matched"].as_u64()), (Some("running"), Some(3)));
+    assert_eq!((started["status"].as_str(), started["matched"].as_u64()), (Some("running"), Some(11)));
     assert!(started["filter"]["to"].is_string(), "fixed at the start: {started}");
     let id = started["id"].as_str().unwrap();
     let done = bulk_until(&s, id, "done").await;
-    assert_eq!((done["replayed"].as_u64(), done["skipped"].as_u64()), (Some(3), Some(0)), "{done}");
-    dest.wait_for(526).await;
+    assert_eq!((done["replayed"].as_u64(), done["skipped"].as_u64()), (Some(11), Some(0)), "{done}");
+    dest.wait_for(542).await;
+    // A bulk replay is paced by its rate; it does not use up its admin's ten replays an hour.
+    let (st, single) = s.post(&format!("/api/v1/deliveries/{}/replay", oldest[0]), json!({})).await;
+    assert_eq!(st, 202, "{single}");
     // Again within 5 minutes: each is skipped, none sent twice.
     let (_, again) = s.post("/api/v1/replays", json!({ "subscription": other, "rate_per_second": 200 })).await;
     let again = bulk_until(&s, again["id"].as_str().unwrap(), "done").await;
-    assert_eq!((again["replayed"].as_u64(), again["skipped"].as_u64()), (Some(0), Some(3)), "{again}");
+    assert_eq!((again["replayed"].as_u64(), again["skipped"].as_u64()), (Some(0), Some(11)), "{again}");
 
     // The 520 at one per second: cancelled after a few; what was replayed stays, nothing more follows.
     let (_, slow) = s.post("/api/v1/replays", json!({ "subscription": sub, "rate_per_second": 1 })).await;
     let slow_id = slow["id"].as_str().unwrap().to_owned();
-    dest.wait_for(528).await;
+    dest.wait_for(546).await;
     let (st, cancelled) = s.post(&format!("/api/v1/replays/{slow_id}/cancel"), json!({})).await;
     assert_eq!((st, cancelled["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{cancelled}");
     let got = s.post(&format!("/api/v1/replays/{slow_id}/cancel"), json!({})).await;
@@ -105,7 +108,7 @@ async fn a_bulk_replay_counts_then_replays_every_match_once_and_can_be_cancelled
         .iter()
         .filter(|e| e["changes"].as_array().unwrap().iter().any(|c| c["field"] == "bulk_replay_id" && c["after"] == id))
         .count();
-    assert_eq!(bulk_ids, 3, "each replay of the bulk is audited with its id");
+    assert_eq!(bulk_ids, 11, "each replay of the bulk is audited with its id");
     let (st, missing) = s.get("/api/v1/replays/blk_01J0000000000000000000000A").await;
     assert_eq!((st, missing["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }

@@ -102,6 +102,7 @@ impl From<ReplayError> for ApiError {
                 tracing::error!(error = %msg, "a replay found a stored body that fails its digest");
                 ApiError::Internal(Json(Problem::new(Kind::IntegrityFailed, msg)))
             }
+            ReplayError::SignatureFailed(msg) => ApiError::Conflict(Json(Problem::new(Kind::SignatureMismatch, msg))),
             ReplayError::Limited(limited, now) => {
                 let kind = match limited {
                     Limited::PerDelivery { .. } => Kind::ReplayLimitedPerDelivery,
