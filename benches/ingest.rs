@@ -15,14 +15,12 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Body, bodies, webhook_id};
-use hookplane::config::{Flags, Settings};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -286,18 +284,8 @@ fn main() {
 
     // Hookplane on a fresh data directory, with full durability.
     let dir = tempfile::tempdir().unwrap();
-    let env: BTreeMap<String, String> = [
-        ("HOOKPLANE_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
-        ("SHOPIFY_WEBHOOK_SECRET", std::str::from_utf8(SECRET).unwrap()),
-        ("HOOKPLANE_LOG", "warn"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
     // Settings under study come from the bench's own environment, e.g. HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS.
-    .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKPLANE_")))
-    .collect();
-    let settings =
-        Settings::load(&Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() }, &env).unwrap();
+    let settings = common::settings(dir.path(), SECRET, &[]);
     let (hp_addr, shutdown) = server_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

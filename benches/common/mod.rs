@@ -1,6 +1,10 @@
 //! What the load generators share: correctly signed Shopify order bodies and Shopify-like webhook ids.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use bytes::Bytes;
+use hookplane::config::{Flags, Settings};
 use hookplane::connectors::shopify;
 use hookplane::demo::factories::Factory;
 use hookplane::domain::{Clock, SystemClock};
@@ -28,4 +32,20 @@ pub fn webhook_id() -> String {
     let v: u128 = rand::random();
     let h = format!("{v:032x}");
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// Hookplane's settings for a benchmark: a data directory under `dir`, the Shopify secret, `extra` variables,
+/// and whatever `HOOKPLANE_*` settings under study the benchmark's own environment holds.
+pub fn settings(dir: &Path, secret: &[u8], extra: &[(&str, &str)]) -> Settings {
+    let env: BTreeMap<String, String> = [
+        ("HOOKPLANE_MASTER_KEY", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+        ("SHOPIFY_WEBHOOK_SECRET", std::str::from_utf8(secret).unwrap()),
+        ("HOOKPLANE_LOG", "warn"),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKPLANE_")))
+    .collect();
+    Settings::load(&Flags { data_dir: Some(dir.join("data")), ..Flags::default() }, &env).unwrap()
 }

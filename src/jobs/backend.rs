@@ -54,8 +54,6 @@ pub enum Next {
     GiveUp,
     /// The destination is paused: hold the job, count nothing.
     Hold,
-    /// The destination's limit of attempts at once is reached: try again shortly, count nothing.
-    Defer,
 }
 
 impl apalis_core::task::into_response::IntoResponse for Outcome {
@@ -221,9 +219,6 @@ fn later(now: Timestamp, after: Duration) -> Timestamp {
     now.plus_millis(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// How long a job waits when its destination's limit of attempts at once was reached.
-const DEFER: Duration = Duration::from_millis(100);
-
 /// What the store does with attempt `made` of a job: the handler's verdict, with the retry schedule
 /// deciding when (and whether) a failed attempt is tried again.
 fn report(schedule: &RetrySchedule, now: Timestamp, made: u32, outcome: Outcome) -> Report {
@@ -237,7 +232,6 @@ fn report(schedule: &RetrySchedule, now: Timestamp, made: u32, outcome: Outcome)
         Next::Gone => (Finished::Hold, true),
         Next::GiveUp => (Finished::GiveUp { error: error() }, false),
         Next::Hold => (Finished::Hold, false),
-        Next::Defer => (Finished::Defer { at: later(now, DEFER) }, false),
     };
     Report { finished, tried: outcome.tried, pause }
 }

@@ -128,10 +128,13 @@ impl Deliverer {
             return Outcome { tried: self.internal(error), next: Next::GiveUp };
         };
         let limit = concurrency.map_or(self.per_destination, |c| c as usize);
-        // Waiting here would hold one of the worker's slots that other destinations need: a destination at
-        // its limit has the job back in the queue shortly, without an attempt counted.
-        let Ok(_slot) = self.slots(sub.id, limit).try_acquire_owned() else {
-            return Outcome { tried: None, next: Next::Defer };
+        // Waiting here holds one of the worker's slots; see "Limits" in docs/architecture.md.
+        let slots = self.slots(sub.id, limit);
+        let Ok(_slot) = slots.acquire().await else {
+            return Outcome {
+                tried: self.internal("the worker is stopping".into()),
+                next: Next::Retry { after: None },
+            };
         };
         let key = destination_key(&self.signing_root, sub.id);
         let id = delivery.id.to_string();

@@ -21,8 +21,6 @@ pub enum Finished {
     GiveUp { error: String },
     /// The destination is paused (or just answered 410 and is paused now): hold the job until resume.
     Hold,
-    /// Not attempted (the destination's limit of attempts at once was reached): ready again at `at`.
-    Defer { at: Timestamp },
 }
 
 /// An answer for one attempt: how it ended, what the attempt found (`None` when nothing was sent, as for a
@@ -325,10 +323,6 @@ pub fn finish(
             }
             Finished::Hold => {
                 t.make_ready(&mut job, now)?;
-                Settled::Requeued
-            }
-            Finished::Defer { at } => {
-                t.make_ready(&mut job, at)?;
                 Settled::Requeued
             }
         };
