@@ -286,15 +286,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     // Settings under study come from the bench's own environment, e.g. HOOKPLANE_SEARCH__COMMIT_INTERVAL_MS.
     let settings = common::settings(dir.path(), SECRET, &[]);
-    let (hp_addr, shutdown) = server_rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(hookplane::app::serve(settings, listener, async move {
-            let _ = rx.await;
-        }));
-        (addr, (tx, handle))
-    });
+    let (hp_addr, shutdown) = common::serve(&server_rt, settings);
 
     println!(
         "ingest benchmark: concurrency {}, {} s measured per target and round in alternating 1 s slices after {} s warm-up, {} cores, bodies {}–{} bytes",

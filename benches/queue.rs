@@ -168,15 +168,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let settings = common::settings(dir.path(), SECRET, &[("HOOKPLANE_ADMIN_TOKEN", ADMIN)]);
     let per_destination = settings.delivery.per_destination_concurrency;
-    let (hp_addr, shutdown) = server_rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(hookplane::app::serve(settings, listener, async move {
-            let _ = rx.await;
-        }));
-        (addr, (tx, handle))
-    });
+    let (hp_addr, shutdown) = common::serve(&server_rt, settings);
     client_rt.block_on(async {
         let client = reqwest::Client::new();
         let made = client

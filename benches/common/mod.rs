@@ -49,3 +49,19 @@ pub fn settings(dir: &Path, secret: &[u8], extra: &[(&str, &str)]) -> Settings {
     .collect();
     Settings::load(&Flags { data_dir: Some(dir.join("data")), ..Flags::default() }, &env).unwrap()
 }
+
+/// Hookplane serving on 127.0.0.1 on `rt`: its address, and what stops it (send, then await the handle).
+pub fn serve(
+    rt: &tokio::runtime::Runtime,
+    settings: Settings,
+) -> (std::net::SocketAddr, (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>)) {
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(hookplane::app::serve(settings, listener, async move {
+            let _ = rx.await;
+        }));
+        (addr, (tx, handle))
+    })
+}

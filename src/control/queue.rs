@@ -73,54 +73,36 @@ impl Control {
         }
     }
 
-    /// Pauses a destination: deliveries keep being received and stored, and wait until resume.
-    pub fn pause_blocking(&self, id: SubscriptionId, by: &Actor) -> Result<Paused, ControlError> {
+    /// Pauses (`pause`) or resumes a destination. Paused, deliveries keep being received and stored, and
+    /// wait; a resume sends the ones held meanwhile in the order they arrived. Asking for the state it is in
+    /// already changes nothing.
+    pub fn set_paused_blocking(&self, id: SubscriptionId, pause: bool, by: &Actor) -> Result<Paused, ControlError> {
         let db = self.store.db()?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         let before = self.forwarding(&tx, id)?;
-        if before.status == SubscriptionStatus::Paused {
+        if (before.status == SubscriptionStatus::Paused) == pause {
             return Ok(Paused { subscription: before, released: 0 });
         }
         let now = self.clock.now();
-        let after = Subscription { status: SubscriptionStatus::Paused, updated_at: now, ..before.clone() };
+        let status = if pause { SubscriptionStatus::Paused } else { SubscriptionStatus::Active };
+        let after = Subscription { status, updated_at: now, ..before.clone() };
         subscriptions::update(&tx, &before, &after)?;
-        let entry = by.entry(now, AuditAction::DestinationPaused).target(id).change(Change::changed(
-            "status",
-            before.status.as_str(),
-            "paused",
-        ));
+        let released = if pause { Vec::new() } else { jobs::release_held(&tx, id, now)? };
+        for r in released.iter().filter_map(|job| job.replay_id) {
+            replays::set_status(&tx, r, ReplayStatus::Queued)?;
+        }
+        let action = if pause { AuditAction::DestinationPaused } else { AuditAction::DestinationResumed };
+        let mut entry =
+            by.entry(now, action).target(id).change(Change::changed("status", before.status.as_str(), status.as_str()));
+        if !pause {
+            entry = entry.change(Change::set("released", released.len().to_string()));
+        }
         audit::append(&tx, &entry)?;
         tx.commit().map_err(StoreError::from)?;
         self.keep_registry(&after);
-        Ok(Paused { subscription: after, released: 0 })
-    }
-
-    /// Resumes a paused destination: the deliveries held meanwhile are sent in the order they arrived.
-    pub fn resume_blocking(&self, id: SubscriptionId, by: &Actor) -> Result<Paused, ControlError> {
-        let db = self.store.db()?;
-        let tx = db.begin_write().map_err(StoreError::from)?;
-        let before = self.forwarding(&tx, id)?;
-        if before.status != SubscriptionStatus::Paused {
-            return Ok(Paused { subscription: before, released: 0 });
+        if !released.is_empty() {
+            self.wake.wake();
         }
-        let now = self.clock.now();
-        let after = Subscription { status: SubscriptionStatus::Active, updated_at: now, ..before.clone() };
-        subscriptions::update(&tx, &before, &after)?;
-        let released = jobs::release_held(&tx, id, now)?;
-        for job in &released {
-            if let Some(r) = job.replay_id {
-                replays::set_status(&tx, r, ReplayStatus::Queued)?;
-            }
-        }
-        let entry = by
-            .entry(now, AuditAction::DestinationResumed)
-            .target(id)
-            .change(Change::changed("status", "paused", "active"))
-            .change(Change::set("released", released.len().to_string()));
-        audit::append(&tx, &entry)?;
-        tx.commit().map_err(StoreError::from)?;
-        self.keep_registry(&after);
-        self.wake.wake();
         Ok(Paused { subscription: after, released: released.len() })
     }
 

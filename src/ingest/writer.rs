@@ -52,12 +52,15 @@ pub fn bind(d: &mut Delivery, sub: &Subscription) -> Option<Job> {
         Destination::Http { .. } => {
             d.status = DeliveryStatus::Queued;
             let mut job = Job::deliver(d.id, sub.id, d.received_at);
-            if sub.status == SubscriptionStatus::Paused {
-                job.state = JobState::Held;
-            }
+            job.state = first_state(sub);
             Some(job)
         }
     }
+}
+
+/// A new job waits in the held index while its subscription's destination is paused.
+fn first_state(sub: &Subscription) -> JobState {
+    if sub.status == SubscriptionStatus::Paused { JobState::Held } else { JobState::Ready }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,8 +287,7 @@ fn write_batch(
                     // The job was made from the registry's copy; whether the destination is paused is
                     // decided by the stored subscription, which a 410 may have paused since.
                     if let Some(job) = job.as_mut() {
-                        job.state =
-                            if s.status == SubscriptionStatus::Paused { JobState::Held } else { JobState::Ready };
+                        job.state = first_state(&s);
                     }
                     s.id
                 }

@@ -122,7 +122,9 @@ async fn without_the_script_actions_redirect_back_with_a_banner() {
     assert!(page.body.contains("data-attempt=\"1\""), "{}", page.body);
     assert!(page.body.contains("data-replay"), "an operator sees Replay");
     let (mut vic, _) = signed_in(&s, "vic").await;
-    assert!(!vic.get(&view).await.body.contains("data-replay"), "a viewer does not");
+    let theirs = vic.get(&view).await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(theirs.body.contains("data-attempt=\"1\"") && !theirs.body.contains("data-replay"), "a viewer does not");
 
     let replayed = olga
         .post("/dashboard/webhooks", &[("intent", "replay"), ("delivery", &a), ("return_to", &view), ("csrf", &csrf)])

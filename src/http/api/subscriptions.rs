@@ -65,11 +65,9 @@ pub(crate) async fn set_paused(
 ) -> Result<DestinationStateOut, ApiError> {
     let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
-    let done = tokio::task::spawn_blocking(move || {
-        if pause { control.pause_blocking(sub_id, &by) } else { control.resume_blocking(sub_id, &by) }
-    })
-    .await
-    .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
+    let done = tokio::task::spawn_blocking(move || control.set_paused_blocking(sub_id, pause, &by))
+        .await
+        .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
     Ok(DestinationStateOut { subscription: out(state, done.subscription), released: done.released as u64 })
 }
 
