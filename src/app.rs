@@ -20,8 +20,10 @@ use crate::domain::{Clock, SystemClock};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::ingest::registry::{Registry, SharedRegistry};
-use crate::ingest::writer::{self, WriterHandle};
+use crate::ingest::writer::{self, QueueLink, WriterHandle};
+use crate::jobs::backend::Meeting;
 use crate::jobs::bulk::BulkReplays;
+use crate::jobs::handoff::Handoff;
 use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer};
@@ -41,6 +43,9 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
          or point master_key_file at a file holding them; keep it outside the data directory"
     )
 }
+
+/// How much payload may wait in memory for the delivery worker (see `jobs::handoff`).
+const HANDOFF_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything but HTTP: storage, the registry, the writer and the services built on them.
 pub struct Core {
@@ -114,18 +119,7 @@ impl Core {
         let indexer = indexer::spawn(Arc::clone(&search), Arc::clone(&store), opened, settings.search.clone())
             .context("cannot start the search indexer")?;
 
-        let queue = run_queue
-            .then(|| {
-                Queue::start(QueueParts {
-                    store: Arc::clone(&store),
-                    clock: Arc::clone(&clock),
-                    settings: settings.delivery.clone(),
-                    signing_root,
-                    wake: wake.clone(),
-                })
-            })
-            .transpose()
-            .context("cannot start the delivery queue")?;
+        let handoff = Arc::new(Handoff::new(settings.delivery.concurrency * 4, HANDOFF_MAX_BYTES));
         let writer_alive = Arc::new(AtomicBool::new(true));
         let writer = writer::spawn(
             Arc::clone(&store),
@@ -134,9 +128,22 @@ impl Core {
             settings.ingest.write_queue,
             settings.ingest.max_batch,
             Arc::clone(&writer_alive),
-            wake.clone(),
+            QueueLink { wake: wake.clone(), handoff: Arc::clone(&handoff) },
         )
         .context("cannot start the writer thread")?;
+        let queue = run_queue
+            .then(|| {
+                Queue::start(QueueParts {
+                    store: Arc::clone(&store),
+                    clock: Arc::clone(&clock),
+                    settings: settings.delivery.clone(),
+                    signing_root,
+                    wake: wake.clone(),
+                    meeting: Meeting { handoff, sink: Some(Arc::new(writer.handle.clone())) },
+                })
+            })
+            .transpose()
+            .context("cannot start the delivery queue")?;
         let ingest = Arc::new(Ingest::new(&settings, writer.handle.clone(), Arc::clone(&registry), Arc::clone(&clock)));
         let bulk = Arc::new(BulkReplays::new(
             Arc::clone(&store),

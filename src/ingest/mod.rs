@@ -16,6 +16,7 @@ use crate::domain::delivery::INITIATED_BY_PROVIDER;
 use crate::domain::ids::RejectionId;
 use crate::domain::subscription::ZohoAuth;
 use crate::domain::{Clock, Delivery, DeliveryId, DeliveryStatus, RejectCause, Source, SubscriptionId, Timestamp};
+use crate::jobs::handoff::PRELOAD_BODY_MAX;
 use crate::storage::deliveries::{NewDelivery, sha256_hex};
 use crate::storage::records::RejectionSample;
 use crate::storage::{StoreError, payload};
@@ -421,7 +422,10 @@ impl Ingest {
             Ok(new) => new,
             Err(e) => return Err(IngestError::Unavailable(e.to_string())),
         };
-        match self.writer.deliver(Pending { target: v.target, new, job }).await {
+        // A delivery to forward travels on with its payload, so its first attempt need not read it back.
+        let payload =
+            (job.is_some() && body.len() <= PRELOAD_BODY_MAX).then(|| Payload { headers, body: body.to_vec() });
+        match self.writer.deliver(Pending { target: v.target, new, job, payload }).await {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 let err = IngestError::from(e);

@@ -13,14 +13,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::registry::{Entry, SharedRegistry};
 use crate::domain::health::Counters;
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Source, SubscriptionId, SubscriptionStatus};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, SubscriptionStatus};
+use crate::jobs::handoff::{AnswerSink, Answers, Handoff, Preloaded, Taker};
 use crate::jobs::worker::Wake;
-use crate::jobs::{Job, JobState};
+use crate::jobs::{Job, JobState, Lease};
 use crate::search::indexer::IndexerHandle;
 use crate::storage::dedupe::DedupeIndex;
 use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
 use crate::storage::records::RejectionSample;
-use crate::storage::{Store, StoreError, rejections, stats, subscriptions};
+use crate::storage::{Store, StoreError, jobs, rejections, stats, subscriptions};
 
 /// Which subscription a verified delivery belongs to.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct Pending {
     /// Bound to its subscription already when the target is `Known`.
     pub new: NewDelivery,
     pub job: Option<Job>,
+    /// The headers and body as received, when the job may be handed to the worker with them.
+    pub payload: Option<Payload>,
 }
 
 /// Files a delivery under its subscription: its status and, when the subscription forwards, its job.
@@ -83,8 +86,22 @@ pub enum WriteError {
 enum Op {
     Deliver(Box<Pending>, oneshot::Sender<Result<Stored, WriteError>>),
     Reject(Box<RejectionSample>),
+    Answers(Answers),
     /// Commit everything queued before this, refuse everything after, and end the thread.
     Stop,
+}
+
+impl AnswerSink for WriterHandle {
+    fn answer(&self, answers: Answers) -> Result<(), Answers> {
+        match self.tx.try_send(Op::Answers(answers)) {
+            Ok(()) => Ok(()),
+            // try_send gives back what it was given.
+            Err(e) => match e.into_inner() {
+                Op::Answers(a) => Err(a),
+                _ => Ok(()),
+            },
+        }
+    }
 }
 
 /// The handle request handlers hold. Dropping every handle stops the writer after it drained its queue.
@@ -131,12 +148,12 @@ pub fn spawn(
     queue: usize,
     max_batch: usize,
     alive: Arc<AtomicBool>,
-    wake: Wake,
+    link: QueueLink,
 ) -> std::io::Result<Writer> {
     let (tx, rx) = mpsc::channel(queue);
     let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
         let _alive = AliveGuard(alive);
-        run(&store, &registry, indexer.as_ref(), rx, max_batch, &wake);
+        run(&store, &registry, indexer.as_ref(), rx, max_batch, &link);
     })?;
     Ok(Writer { handle: WriterHandle { tx }, thread })
 }
@@ -149,13 +166,20 @@ impl Drop for AliveGuard {
     }
 }
 
+/// How the writer reaches the delivery worker: it wakes it after committing new jobs, and hands it those it
+/// leased to it.
+pub struct QueueLink {
+    pub wake: Wake,
+    pub handoff: Arc<Handoff>,
+}
+
 fn run(
     store: &Store,
     registry: &SharedRegistry,
     indexer: Option<&IndexerHandle>,
     mut rx: mpsc::Receiver<Op>,
     max_batch: usize,
-    wake: &Wake,
+    q: &QueueLink,
 ) {
     // Loaded now so the first request does not pay for it; dropped whenever a commit fails, because the
     // database may then hold more or less than memory says.
@@ -173,6 +197,7 @@ fn run(
         let mut replies = Vec::with_capacity(batch.len());
         let mut pendings = Vec::with_capacity(batch.len());
         let mut samples = Vec::new();
+        let mut answers = Vec::new();
         for op in batch.drain(..) {
             match op {
                 Op::Deliver(p, reply) if !stopping => {
@@ -183,17 +208,27 @@ fn run(
                     let _ = reply.send(Err(WriteError::Stopped));
                 }
                 Op::Reject(s) => samples.push(*s),
+                // Answers are committed even while stopping: the worker stops first, and its last answers
+                // should not be left to the next start's recovery.
+                Op::Answers(a) => answers.push(a),
                 Op::Stop => stopping = true,
             }
         }
+        // Before the deliveries and without an fsync of their own: the group commit right after makes them
+        // durable with its own.
+        answer(store, answers, pendings.is_empty());
+        if pendings.is_empty() && samples.is_empty() {
+            continue;
+        }
         let requests = pendings.len();
-        match commit(store, &mut index, pendings, &samples) {
-            Ok((results, created, stored)) => {
+        match commit(store, &mut index, pendings, &samples, q.handoff.room()) {
+            Ok(Committed { results, created, stored, handed }) => {
                 for sub in created {
                     registry.upsert(Entry { sub, secrets: Vec::new() });
                 }
+                hand_over(store, &q.handoff, handed);
                 if stored.iter().any(|(d, _)| d.status == DeliveryStatus::Queued) {
-                    wake.wake();
+                    q.wake.wake();
                 }
                 if let Some(indexer) = indexer
                     && !stored.is_empty()
@@ -218,16 +253,74 @@ fn run(
         }
     }
     rx.close();
+    let mut answers = Vec::new();
     while let Ok(op) = rx.try_recv() {
-        if let Op::Deliver(_, reply) = op {
-            let _ = reply.send(Err(WriteError::Stopped));
+        match op {
+            Op::Deliver(_, reply) => {
+                let _ = reply.send(Err(WriteError::Stopped));
+            }
+            Op::Answers(a) => answers.push(a),
+            _ => {}
+        }
+    }
+    answer(store, answers, true);
+}
+
+/// Commits the worker's answers; durably when no group commit follows. A failure leaves their jobs leased:
+/// they are tried again when the lease ends, so a delivery may be sent twice but is never lost.
+fn answer(store: &Store, answers: Vec<Answers>, durable: bool) {
+    if answers.is_empty() {
+        return;
+    }
+    let committed = store.db().and_then(|db| {
+        let mut tx = db.begin_write()?;
+        if !durable {
+            tx.set_durability(Durability::None)?;
+        }
+        for a in answers {
+            for (id, attempt, report) in a.items {
+                jobs::finish(&tx, &a.owner, id, attempt, report, a.now)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    });
+    if let Err(e) = committed {
+        tracing::error!(error = %e, "cannot record the delivery worker's answers; their jobs are tried again when their leases end");
+    }
+}
+
+/// Gives the worker the jobs just committed leased to it; when its run has ended meanwhile, makes them
+/// ready again for the next run to claim.
+fn hand_over(store: &Store, handoff: &Handoff, handed: Option<(String, Vec<(Job, Preloaded)>)>) {
+    let Some((owner, handed)) = handed else { return };
+    if handed.is_empty() {
+        return;
+    }
+    if let Err(back) = handoff.give(&owner, handed) {
+        let ids: Vec<_> = back.iter().map(|j| j.id).collect();
+        if let Err(e) = store.db().and_then(|db| jobs::release(&db, &owner, &ids)) {
+            tracing::error!(error = %e, jobs = ids.len(), "cannot hand back jobs of a stopped worker; they are sent when their leases end");
         }
     }
 }
 
-/// Per request its result; the subscriptions discovered; and the new deliveries with their stored payloads,
-/// for the search indexer.
-type Committed = (Vec<Result<Stored, WriteError>>, Vec<Subscription>, Vec<(Delivery, Vec<u8>)>);
+struct Committed {
+    /// Per request, its result.
+    results: Vec<Result<Stored, WriteError>>,
+    /// The subscriptions discovered.
+    created: Vec<Subscription>,
+    /// The new deliveries with their stored payloads, for the search indexer.
+    stored: Vec<(Delivery, Vec<u8>)>,
+    /// The jobs leased to the running worker, with its lease owner, to hand over.
+    handed: Option<(String, Vec<(Job, Preloaded)>)>,
+}
+
+/// Room to lease new jobs to the running worker in this batch.
+struct Room {
+    taker: Taker,
+    left: usize,
+}
 
 fn load_index(store: &Store) -> Option<DedupeIndex> {
     match store.db().and_then(|db| DedupeIndex::load(&db)) {
@@ -244,6 +337,7 @@ fn commit(
     index: &mut Option<DedupeIndex>,
     pendings: Vec<Pending>,
     samples: &[RejectionSample],
+    room: Option<(Taker, usize)>,
 ) -> Result<Committed, StoreError> {
     let db = match store.db() {
         Ok(db) => db,
@@ -262,7 +356,8 @@ fn commit(
         // Rejection samples alone are not worth an fsync; the next durable commit carries them.
         tx.set_durability(Durability::None)?;
     }
-    let committed = write_batch(&tx, pendings, index)?;
+    let room = room.map(|(taker, left)| Room { taker, left });
+    let committed = write_batch(&tx, pendings, index, room)?;
     rejections::record(&tx, samples)?;
     tx.commit()?;
     Ok(committed)
@@ -272,16 +367,18 @@ fn write_batch(
     tx: &WriteTransaction,
     pendings: Vec<Pending>,
     index: &mut DedupeIndex,
+    mut room: Option<Room>,
 ) -> Result<Committed, StoreError> {
     let mut subs: HashMap<SubscriptionId, Option<Subscription>> = HashMap::new();
     let mut created = Vec::new();
     let mut deltas = stats::Deltas::new();
     let mut results = Vec::with_capacity(pendings.len());
     let mut stored = Vec::with_capacity(pendings.len());
+    let mut handed = Vec::new();
     let mut writer = DeliveryWriter::open(tx)?;
     for p in pendings {
-        let Pending { target, mut new, mut job } = p;
-        let sub_id = match &target {
+        let Pending { target, mut new, mut job, payload } = p;
+        let sub = match &target {
             Target::Known(id) => match cached(tx, &mut subs, *id)? {
                 Some(s) if new.delivery.subscription_id == s.id => {
                     // The job was made from the registry's copy; whether the destination is paused is
@@ -289,11 +386,11 @@ fn write_batch(
                     if let Some(job) = job.as_mut() {
                         job.state = first_state(&s);
                     }
-                    s.id
+                    s
                 }
                 Some(s) => {
                     new.update(|d| job = bind(d, &s))?;
-                    s.id
+                    s
                 }
                 None => {
                     results.push(Err(WriteError::SubscriptionGone(*id)));
@@ -314,13 +411,27 @@ fn write_batch(
                     }
                 };
                 new.update(|d| job = bind(d, &sub))?;
-                sub.id
+                sub
             }
         };
+        let sub_id = sub.id;
         let minute = new.delivery.received_at.minute();
         let delta = deltas.entry((sub_id.as_u128(), minute)).or_default();
+        let handing = match (job.as_mut(), room.as_mut(), payload) {
+            (Some(j), Some(r), Some(payload)) if j.state == JobState::Ready && r.left > 0 => {
+                let until = new.delivery.received_at.plus_millis(r.taker.lease_ms);
+                j.state = JobState::Leased;
+                j.lease = Some(Lease { owner: r.taker.owner.clone(), until });
+                r.left -= 1;
+                Some(Preloaded { sub, payload })
+            }
+            _ => None,
+        };
         match writer.insert(&new, job.as_ref(), index)? {
             Inserted::New => {
+                if let (Some(pre), Some(job)) = (handing, job) {
+                    handed.push((job, pre));
+                }
                 // A kept delivery has reached its end; a forwarded one is counted when its destination answers.
                 let kept = new.delivery.status == DeliveryStatus::Stored;
                 delta.add(&Counters {
@@ -333,6 +444,11 @@ fn write_batch(
                 stored.push(new.into_parts());
             }
             Inserted::Duplicate(existing) => {
+                if handing.is_some()
+                    && let Some(r) = room.as_mut()
+                {
+                    r.left += 1;
+                }
                 delta.duplicates += 1;
                 results.push(Ok(Stored { delivery_id: existing, subscription_id: sub_id, duplicate: true }));
             }
@@ -340,7 +456,8 @@ fn write_batch(
     }
     drop(writer);
     stats::apply(tx, &deltas)?;
-    Ok((results, created, stored))
+    let handed = room.map(|r| (r.taker.owner, handed));
+    Ok(Committed { results, created, stored, handed })
 }
 
 /// A subscription read once per batch.

@@ -18,6 +18,7 @@ use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 
 use super::Job;
+use super::handoff::{AnswerSink, Answers, Handoff, Taker};
 use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
 use crate::domain::{Clock, JobId, Timestamp};
 use crate::storage::jobs::{self, Finished, Report};
@@ -93,6 +94,17 @@ pub struct RedbPersistence {
     dirty: Arc<AtomicBool>,
     /// Bumped by every wake-up (`worker::Wake`).
     woken: Arc<AtomicU64>,
+    /// Fresh jobs the writer leased to this worker, and where answers go to be committed.
+    handoff: Arc<Handoff>,
+    sink: Option<Arc<dyn AnswerSink>>,
+}
+
+/// How the worker meets the ingest writer (see `handoff`).
+#[derive(Clone)]
+pub struct Meeting {
+    pub handoff: Arc<Handoff>,
+    /// `None` commits answers in the worker's own transactions.
+    pub sink: Option<Arc<dyn AnswerSink>>,
 }
 
 impl RedbPersistence {
@@ -103,8 +115,10 @@ impl RedbPersistence {
         instance: &str,
         dirty: Arc<AtomicBool>,
         woken: Arc<AtomicU64>,
+        meeting: Meeting,
     ) -> Self {
-        Self { store, clock, config, instance: instance.into(), dirty, woken }
+        let Meeting { handoff, sink } = meeting;
+        Self { store, clock, config, instance: instance.into(), dirty, woken, handoff, sink }
     }
 
     fn owner(&self, worker: &WorkerContext) -> String {
@@ -127,12 +141,13 @@ impl Persistence for RedbPersistence {
     type Response = Outcome;
     type Error = StoreError;
 
-    async fn register(&mut self, _worker: &WorkerContext) -> Result<(), StoreError> {
+    async fn register(&mut self, worker: &WorkerContext) -> Result<(), StoreError> {
         let (instance, now) = (self.instance.clone(), self.clock.now());
         let recovered = self.store.read(move |db| jobs::recover(db, &instance, now)).await?;
         if recovered > 0 {
             tracing::warn!(recovered, "jobs a stopped process held are ready again");
         }
+        self.handoff.open(Taker { owner: self.owner(worker), lease_ms: self.lease_ms() });
         Ok(())
     }
 
@@ -148,13 +163,18 @@ impl Persistence for RedbPersistence {
         // A wake-up that arrives while a claim is reading is consumed without the claim seeing its jobs,
         // and nothing would wake the worker again until the next poll: claim once more when one came. The
         // time is read afresh each round: a delivery stamped just after the previous reading is due now.
+        // Jobs handed over come first; the store is claimed from for the rest of the batch, so retries and
+        // whatever did not fit the hand-over still come due.
         loop {
             let seen = self.woken.load(Ordering::SeqCst);
+            let mut jobs = self.handoff.take(batch);
             let now = self.clock.now();
-            let o = owner.clone();
-            let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, batch, max)).await?;
-            if !claimed.is_empty() || self.woken.load(Ordering::SeqCst) == seen {
-                return Ok(claimed.into_iter().map(|j| task_of(j, &owner)).collect());
+            let (o, room) = (owner.clone(), batch - jobs.len());
+            if room > 0 {
+                jobs.extend(self.store.read(move |db| jobs::claim(db, &o, now, lease, room, max)).await?);
+            }
+            if !jobs.is_empty() || self.woken.load(Ordering::SeqCst) == seen {
+                return Ok(jobs.into_iter().map(|j| task_of(j, &owner)).collect());
             }
         }
     }
@@ -162,6 +182,7 @@ impl Persistence for RedbPersistence {
     async fn reenqueue_abandoned(&mut self, tasks: Vec<Task<Job>>, worker: &WorkerContext) -> Result<u64, StoreError> {
         let owner = self.owner(worker);
         let ids: Vec<JobId> = tasks.iter().map(|t| t.args.id).collect();
+        self.handoff.forget(&ids);
         let released = self.store.read(move |db| jobs::release(db, &owner, &ids)).await?;
         Ok(released as u64)
     }
@@ -190,6 +211,16 @@ impl Persistence for RedbPersistence {
                 answers.push((id, attempt, report(&self.config.schedule, now, attempt, outcome)));
             }
         }
+        // The writer commits them between its group commits; only when it cannot take them now does the
+        // worker wait for the write lock itself.
+        let answers = match &self.sink {
+            Some(sink) => match sink.answer(Answers { owner, now, items: answers }) {
+                Ok(()) => return Ok(()),
+                Err(back) => back.items,
+            },
+            None => answers,
+        };
+        let owner = self.owner(worker);
         let dirty = Arc::clone(&self.dirty);
         self.store
             .read(move |db| {
@@ -334,7 +365,15 @@ mod tests {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let dirty = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let woken = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let backend = RedbQueue::new(RedbPersistence::new(Arc::clone(&store), clock, config, "test", dirty, woken));
+        let backend = RedbQueue::new(RedbPersistence::new(
+            Arc::clone(&store),
+            clock,
+            config,
+            "test",
+            dirty,
+            woken,
+            Meeting { handoff: Arc::new(Handoff::new(0, 0)), sink: None },
+        ));
         let calls = Arc::new(AtomicU32::new(0));
         let worker = WorkerBuilder::new("deliver-0").backend(backend).data(Arc::clone(&calls)).build(deliver);
         let watched = Arc::clone(&calls);

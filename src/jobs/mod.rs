@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod bulk;
 pub mod forward;
+pub mod handoff;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

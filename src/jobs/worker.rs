@@ -14,13 +14,14 @@ use futures_channel::mpsc;
 use tokio::sync::{Semaphore, watch};
 
 use super::Job;
-use super::backend::{Next, Outcome, QueueConfig, RedbPersistence, RedbQueue};
+use super::backend::{Meeting, Next, Outcome, QueueConfig, RedbPersistence, RedbQueue};
 use super::forward::{self, Outgoing, Verdict};
+use super::handoff::Handoff;
 use crate::config::DeliverySettings;
 use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
-use crate::domain::subscription::Destination;
-use crate::domain::{Clock, SubscriptionId, SubscriptionStatus};
-use crate::storage::{Store, StoreError, deliveries, subscriptions};
+use crate::domain::subscription::{Destination, Subscription};
+use crate::domain::{Clock, Payload, SubscriptionId, SubscriptionStatus};
+use crate::storage::{Store, StoreError, deliveries, jobs, subscriptions};
 
 /// Wakes the queue's worker when the writer committed new jobs, so a delivery is sent as soon as it is
 /// stored rather than at the next poll.
@@ -78,6 +79,7 @@ pub struct Deliverer {
     per_destination: usize,
     /// Each subscription's limit of attempts at once, with the limit it was made for.
     destinations: Mutex<HashMap<SubscriptionId, (usize, Arc<Semaphore>)>>,
+    handoff: Arc<Handoff>,
 }
 
 impl Deliverer {
@@ -95,7 +97,12 @@ impl Deliverer {
         Some(Tried { started_at: self.clock.now(), error: Some((ErrorClass::Internal, error)), ..Tried::default() })
     }
 
-    async fn run(&self, job: Job) -> Outcome {
+    /// The subscription, the attempt's number and the payload: as handed over with a fresh job, else read.
+    async fn load(&self, job: &Job) -> Result<(Subscription, u32, Payload), Outcome> {
+        if let Some(pre) = self.handoff.preloaded(job.id) {
+            // A first attempt: the writer committed the delivery moments ago, with no attempt made.
+            return Ok((pre.sub, 1, pre.payload));
+        }
         let (sub_id, delivery_id) = (job.subscription_id, job.delivery_id);
         let loaded = self
             .store
@@ -105,20 +112,22 @@ impl Deliverer {
                 Ok::<_, StoreError>((sub, stored))
             })
             .await;
-        let (sub, delivery, payload) = match loaded {
-            Ok((Some(sub), Some((delivery, payload)))) => (sub, delivery, payload),
-            Ok(_) => {
-                let error = "the delivery or its subscription no longer exists".to_owned();
-                return Outcome { tried: self.internal(error), next: Next::GiveUp };
-            }
-            Err(e @ StoreError::Corrupt { .. }) => {
-                let error = format!("not sent: {e}");
-                return Outcome { tried: self.internal(error), next: Next::GiveUp };
-            }
-            Err(e) => {
-                let error = format!("cannot read the delivery: {e}");
-                return Outcome { tried: self.internal(error), next: Next::Retry { after: None } };
-            }
+        let gave_up = |error: String| Outcome { tried: self.internal(error), next: Next::GiveUp };
+        match loaded {
+            Ok((Some(sub), Some((delivery, payload)))) => Ok((sub, delivery.attempt_count + 1, payload)),
+            Ok(_) => Err(gave_up("the delivery or its subscription no longer exists".to_owned())),
+            Err(e @ StoreError::Corrupt { .. }) => Err(gave_up(format!("not sent: {e}"))),
+            Err(e) => Err(Outcome {
+                tried: self.internal(format!("cannot read the delivery: {e}")),
+                next: Next::Retry { after: None },
+            }),
+        }
+    }
+
+    async fn run(&self, job: Job) -> Outcome {
+        let (sub, attempt, payload) = match self.load(&job).await {
+            Ok(loaded) => loaded,
+            Err(outcome) => return outcome,
         };
         if sub.status == SubscriptionStatus::Paused {
             return Outcome { tried: None, next: Next::Hold };
@@ -137,12 +146,12 @@ impl Deliverer {
             };
         };
         let key = destination_key(&self.signing_root, sub.id);
-        let id = delivery.id.to_string();
+        let id = job.delivery_id.to_string();
         let now = self.clock.now();
         let out = Outgoing {
             url,
             delivery_id: &id,
-            attempt: delivery.attempt_count + 1,
+            attempt,
             headers: &payload.headers,
             extra,
             body: &payload.body,
@@ -199,6 +208,18 @@ async fn flush_every(store: Arc<Store>, dirty: Arc<AtomicBool>) {
     }
 }
 
+/// Ends a worker run's hand-over, and makes the jobs it never fetched ready again, with no attempt counted.
+async fn hand_back(store: &Arc<Store>, handoff: &Handoff) {
+    let Some((owner, waiting)) = handoff.close() else { return };
+    if waiting.is_empty() {
+        return;
+    }
+    let ids: Vec<_> = waiting.iter().map(|j| j.id).collect();
+    if let Err(e) = store.read(move |db| jobs::release(db, &owner, &ids)).await {
+        tracing::warn!(error = %e, "cannot hand back jobs never started; the next start recovers them");
+    }
+}
+
 /// The running queue.
 pub struct Queue {
     stop: watch::Sender<bool>,
@@ -206,6 +227,7 @@ pub struct Queue {
     flusher: tokio::task::JoinHandle<()>,
     store: Arc<Store>,
     dirty: Arc<AtomicBool>,
+    handoff: Arc<Handoff>,
     /// False once the worker's loop has ended, for readiness.
     pub alive: Arc<AtomicBool>,
 }
@@ -225,11 +247,12 @@ pub struct QueueParts {
     pub settings: DeliverySettings,
     pub signing_root: [u8; 32],
     pub wake: Wake,
+    pub meeting: Meeting,
 }
 
 impl Queue {
     pub fn start(parts: QueueParts) -> anyhow::Result<Self> {
-        let QueueParts { store, clock, settings, signing_root, wake } = parts;
+        let QueueParts { store, clock, settings, signing_root, wake, meeting } = parts;
         let client = reqwest::Client::builder()
             .user_agent(concat!("Hookplane/", env!("CARGO_PKG_VERSION")))
             // A destination that redirects is misconfigured; following it could send the body elsewhere.
@@ -243,6 +266,7 @@ impl Queue {
             signing_root,
             per_destination: settings.per_destination_concurrency,
             destinations: Mutex::new(HashMap::new()),
+            handoff: Arc::clone(&meeting.handoff),
         });
         let config = QueueConfig {
             lease: Duration::from_secs(settings.lease_seconds),
@@ -259,6 +283,7 @@ impl Queue {
         let dirty = Arc::new(AtomicBool::new(false));
         let flusher = tokio::spawn(flush_every(Arc::clone(&store), Arc::clone(&dirty)));
         let (queue_store, queue_dirty) = (Arc::clone(&store), Arc::clone(&dirty));
+        let queue_handoff = Arc::clone(&meeting.handoff);
         let alive = Arc::new(AtomicBool::new(true));
         let guard = AliveGuard(Arc::clone(&alive));
         let task = tokio::spawn(async move {
@@ -275,6 +300,7 @@ impl Queue {
                     &format!("{instance}.{run}"),
                     Arc::clone(&dirty),
                     wake.generation(),
+                    meeting.clone(),
                 );
                 let backend = RedbQueue::new(persistence)
                     .poll_with_strategy(Strategy::new().stream(wake.subscribe()).interval(poll));
@@ -288,7 +314,9 @@ impl Queue {
                     let _ = signal.wait_for(|s| *s).await;
                     Ok::<(), std::io::Error>(())
                 };
-                match worker.run_until(until).await {
+                let ended = worker.run_until(until).await;
+                hand_back(&store, &meeting.handoff).await;
+                match ended {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::error!(error = %e, "the delivery worker stopped; starting it again in a second");
@@ -300,7 +328,7 @@ impl Queue {
                 }
             }
         });
-        Ok(Self { stop, task, flusher, store: queue_store, dirty: queue_dirty, alive })
+        Ok(Self { stop, task, flusher, store: queue_store, dirty: queue_dirty, handoff: queue_handoff, alive })
     }
 
     /// Stops claiming, lets attempts in flight finish for up to `grace`, and hands back what was claimed
@@ -312,6 +340,7 @@ impl Queue {
         if tokio::time::timeout(grace, &mut task).await.is_err() {
             tracing::warn!("deliveries still in flight at shutdown; they are retried at the next start");
             task.abort();
+            hand_back(&self.store, &self.handoff).await;
         }
         self.flusher.abort();
         flush(&self.store, &self.dirty).await;

@@ -90,6 +90,7 @@ pub struct DeliveryWriter<'tx> {
     by_subscription: Table<'tx, (u128, u128), Option<u64>>,
     jobs: Table<'tx, u128, &'static [u8]>,
     jobs_ready: Table<'tx, (i64, u128), ()>,
+    jobs_leased: Table<'tx, (i64, u128), ()>,
     jobs_held: Table<'tx, (u128, u128), ()>,
 }
 
@@ -100,6 +101,7 @@ impl<'tx> DeliveryWriter<'tx> {
             by_subscription: tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?,
             jobs: tx.open_table(tables::JOBS.def())?,
             jobs_ready: tx.open_table(tables::JOBS_READY)?,
+            jobs_leased: tx.open_table(tables::JOBS_LEASED)?,
             jobs_held: tx.open_table(tables::JOBS_HELD)?,
         })
     }
@@ -130,10 +132,17 @@ impl<'tx> DeliveryWriter<'tx> {
         self.by_subscription.insert((d.subscription_id.as_u128(), id), fingerprint)?;
         if let Some(job) = job {
             self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
-            if job.state == JobState::Held {
-                self.jobs_held.insert((job.subscription_id.as_u128(), job.id.as_u128()), ())?;
-            } else {
-                self.jobs_ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
+            match (&job.state, &job.lease) {
+                (JobState::Held, _) => {
+                    self.jobs_held.insert((job.subscription_id.as_u128(), job.id.as_u128()), ())?;
+                }
+                // Handed straight to the running worker (`jobs::handoff`).
+                (JobState::Leased, Some(lease)) => {
+                    self.jobs_leased.insert((lease.until.millis(), job.id.as_u128()), ())?;
+                }
+                _ => {
+                    self.jobs_ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
+                }
             }
         }
         Ok(Inserted::New)
