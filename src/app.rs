@@ -24,7 +24,7 @@ use crate::ingest::writer::{self, QueueLink, WriterHandle};
 use crate::jobs::backend::Meeting;
 use crate::jobs::bulk::BulkReplays;
 use crate::jobs::handoff::Handoff;
-use crate::jobs::worker::{Destinations, Queue, QueueParts, Wake};
+use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer};
 use crate::secrets::MasterKey;
@@ -139,11 +139,7 @@ impl Core {
                     settings: settings.delivery.clone(),
                     signing_root,
                     wake: wake.clone(),
-                    meeting: Meeting {
-                        handoff,
-                        sink: Some(Arc::new(writer.handle.clone())),
-                        destinations: Arc::new(Destinations::new(settings.delivery.per_destination_concurrency)),
-                    },
+                    meeting: Meeting { handoff, sink: Some(Arc::new(writer.handle.clone())) },
                 })
             })
             .transpose()

@@ -19,7 +19,6 @@ use apalis_core::worker::context::WorkerContext;
 
 use super::Job;
 use super::handoff::{AnswerSink, Answers, Handoff, Taker};
-use super::worker::Destinations;
 use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
 use crate::domain::{Clock, JobId, Timestamp};
 use crate::storage::jobs::{self, Finished, Report};
@@ -98,17 +97,14 @@ pub struct RedbPersistence {
     /// Fresh jobs the writer leased to this worker, and where answers go to be committed.
     handoff: Arc<Handoff>,
     sink: Option<Arc<dyn AnswerSink>>,
-    destinations: Arc<Destinations>,
 }
 
-/// What the worker shares with the ingest writer (see `handoff`) and with its handler.
+/// How the worker meets the ingest writer (see `handoff`).
 #[derive(Clone)]
 pub struct Meeting {
     pub handoff: Arc<Handoff>,
     /// `None` commits answers in the worker's own transactions.
     pub sink: Option<Arc<dyn AnswerSink>>,
-    /// Free slots per destination, which decide what a claim takes.
-    pub destinations: Arc<Destinations>,
 }
 
 impl RedbPersistence {
@@ -121,8 +117,8 @@ impl RedbPersistence {
         woken: Arc<AtomicU64>,
         meeting: Meeting,
     ) -> Self {
-        let Meeting { handoff, sink, destinations } = meeting;
-        Self { store, clock, config, instance: instance.into(), dirty, woken, handoff, sink, destinations }
+        let Meeting { handoff, sink } = meeting;
+        Self { store, clock, config, instance: instance.into(), dirty, woken, handoff, sink }
     }
 
     fn owner(&self, worker: &WorkerContext) -> String {
@@ -171,13 +167,11 @@ impl Persistence for RedbPersistence {
         // whatever did not fit the hand-over still come due.
         loop {
             let seen = self.woken.load(Ordering::SeqCst);
-            let mut admit = self.destinations.admission();
-            let mut jobs = self.handoff.take(batch, &mut admit);
+            let mut jobs = self.handoff.take(batch);
             let now = self.clock.now();
             let (o, room) = (owner.clone(), batch - jobs.len());
             if room > 0 {
-                let claimed = self.store.read(move |db| jobs::claim(db, &o, now, lease, room, max, &mut admit)).await?;
-                jobs.extend(claimed);
+                jobs.extend(self.store.read(move |db| jobs::claim(db, &o, now, lease, room, max)).await?);
             }
             if !jobs.is_empty() || self.woken.load(Ordering::SeqCst) == seen {
                 return Ok(jobs.into_iter().map(|j| task_of(j, &owner)).collect());
@@ -378,7 +372,7 @@ mod tests {
             "test",
             dirty,
             woken,
-            Meeting { handoff: Arc::new(Handoff::new(0, 0)), sink: None, destinations: Arc::new(Destinations::new(4)) },
+            Meeting { handoff: Arc::new(Handoff::new(0, 0)), sink: None },
         ));
         let calls = Arc::new(AtomicU32::new(0));
         let worker = WorkerBuilder::new("deliver-0").backend(backend).data(Arc::clone(&calls)).build(deliver);

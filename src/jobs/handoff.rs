@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::Job;
 use crate::domain::subscription::Subscription;
-use crate::domain::{JobId, Payload, SubscriptionId, Timestamp};
+use crate::domain::{JobId, Payload, Timestamp};
 use crate::storage::jobs::Report;
 
 /// Larger bodies are not carried along: their first attempt reads them from the store.
@@ -101,20 +101,11 @@ impl Handoff {
         Ok(())
     }
 
-    /// Up to `max` handed-over jobs that `admit` lets through, oldest first; the others keep their place.
-    pub fn take(&self, max: usize, admit: &mut dyn FnMut(SubscriptionId) -> bool) -> Vec<Job> {
+    /// Up to `max` handed-over jobs, oldest first.
+    pub fn take(&self, max: usize) -> Vec<Job> {
         let mut s = self.lock();
-        let mut taken = Vec::new();
-        let mut kept = VecDeque::with_capacity(s.waiting.len());
-        for job in s.waiting.drain(..) {
-            if taken.len() < max && admit(job.subscription_id) {
-                taken.push(job);
-            } else {
-                kept.push_back(job);
-            }
-        }
-        s.waiting = kept;
-        taken
+        let n = max.min(s.waiting.len());
+        s.waiting.drain(..n).collect()
     }
 
     /// The payload handed over with job `id`, once: the attempt that takes it frees its room.
@@ -155,7 +146,7 @@ pub trait AnswerSink: Send + Sync {
 mod tests {
     use super::*;
     use crate::domain::subscription::{Destination, Origin};
-    use crate::domain::{Clock, DeliveryId, Source, SubscriptionStatus, SystemClock};
+    use crate::domain::{Clock, DeliveryId, Source, SubscriptionId, SubscriptionStatus, SystemClock};
 
     fn fresh(body: &[u8]) -> (Job, Preloaded) {
         let now = SystemClock.now();
@@ -193,8 +184,8 @@ mod tests {
         let (job, pre) = fresh(b"{}");
         h.give("i.1/deliver", vec![(job.clone(), pre)]).unwrap();
         assert_eq!(h.room().map(|(_, n)| n), Some(7));
-        assert_eq!(h.take(10, &mut |_| true), vec![job.clone()]);
-        assert!(h.take(10, &mut |_| true).is_empty());
+        assert_eq!(h.take(10), vec![job.clone()]);
+        assert!(h.take(10).is_empty());
         assert_eq!(h.preloaded(job.id).map(|p| p.payload.body), Some(b"{}".to_vec()));
         assert!(h.preloaded(job.id).is_none(), "a payload is taken once");
     }
@@ -222,7 +213,7 @@ mod tests {
         let (a, pa) = fresh(&[b'a'; 10]);
         let (b, pb) = fresh(&[b'b'; 10]);
         h.give("i/deliver", vec![(a.clone(), pa), (b.clone(), pb)]).unwrap();
-        assert_eq!(h.take(10, &mut |_| true), vec![a.clone(), b.clone()], "both go to the worker");
+        assert_eq!(h.take(10), vec![a.clone(), b.clone()], "both go to the worker");
         assert!(h.preloaded(b.id).is_none(), "the second did not fit");
         assert!(h.preloaded(a.id).is_some());
         let (c, pc) = fresh(&[b'c'; 10]);
@@ -236,19 +227,7 @@ mod tests {
         h.open(taker("i/deliver"));
         h.give("i/deliver", vec![fresh(b"1"), fresh(b"2")]).unwrap();
         assert_eq!(h.room().map(|(_, n)| n), Some(0));
-        h.take(1, &mut |_| true);
+        h.take(1);
         assert_eq!(h.room().map(|(_, n)| n), Some(1));
-    }
-
-    #[test]
-    fn jobs_not_admitted_keep_their_place() {
-        let h = Handoff::new(8, 1024);
-        h.open(taker("i/deliver"));
-        let (a, pa) = fresh(b"a");
-        let (b, pb) = fresh(b"b");
-        let (c, pc) = fresh(b"c");
-        h.give("i/deliver", vec![(a.clone(), pa), (b.clone(), pb), (c.clone(), pc)]).unwrap();
-        assert_eq!(h.take(10, &mut |s| s == b.subscription_id), vec![b]);
-        assert_eq!(h.take(10, &mut |_| true), vec![a, c]);
     }
 }

@@ -68,53 +68,6 @@ pub fn destination_key(root: &[u8; 32], subscription: SubscriptionId) -> [u8; 32
     crate::connectors::hmac_sha256(root, &[subscription.to_string().as_bytes()])
 }
 
-/// Each destination's limit of attempts at once. The handler holds a slot while it sends; a claim takes no
-/// more of a destination's jobs than it has free slots, so jobs never wait for a slot while holding one of the
-/// worker's `delivery.concurrency`: a slow destination keeps its backlog in the queue, not in the worker.
-pub struct Destinations {
-    per_destination: usize,
-    /// Each subscription's slots, with the limit they were made for.
-    slots: Mutex<HashMap<SubscriptionId, (usize, Arc<Semaphore>)>>,
-}
-
-impl Destinations {
-    pub fn new(per_destination: usize) -> Self {
-        Self { per_destination, slots: Mutex::default() }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SubscriptionId, (usize, Arc<Semaphore>)>> {
-        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn slots(&self, sub: SubscriptionId, limit: usize) -> Arc<Semaphore> {
-        let mut map = self.lock();
-        let entry = map.entry(sub).or_insert_with(|| (limit, Arc::new(Semaphore::new(limit))));
-        if entry.0 != limit {
-            // The limit changed: attempts holding the old one finish under it.
-            *entry = (limit, Arc::new(Semaphore::new(limit)));
-        }
-        Arc::clone(&entry.1)
-    }
-
-    /// How many more attempts towards `sub` may start now. Its limit is known from its first attempt on
-    /// (the subscription may set its own); until then one at a time.
-    pub fn free(&self, sub: SubscriptionId) -> usize {
-        self.lock().get(&sub).map_or(1, |(_, s)| s.available_permits())
-    }
-
-    /// A claim's admission: each subscription's jobs up to its free slots.
-    pub fn admission(self: &Arc<Self>) -> impl FnMut(SubscriptionId) -> bool + Send + 'static {
-        let this = Arc::clone(self);
-        let mut taken: HashMap<SubscriptionId, usize> = HashMap::new();
-        move |sub| {
-            let n = taken.entry(sub).or_default();
-            let admitted = *n < this.free(sub);
-            *n += usize::from(admitted);
-            admitted
-        }
-    }
-}
-
 /// What the handler needs: where deliveries are, how to send them, and how many may go to one destination
 /// at once.
 pub struct Deliverer {
@@ -123,11 +76,23 @@ pub struct Deliverer {
     client: reqwest::Client,
     timeout: Duration,
     signing_root: [u8; 32],
-    destinations: Arc<Destinations>,
+    per_destination: usize,
+    /// Each subscription's limit of attempts at once, with the limit it was made for.
+    destinations: Mutex<HashMap<SubscriptionId, (usize, Arc<Semaphore>)>>,
     handoff: Arc<Handoff>,
 }
 
 impl Deliverer {
+    fn slots(&self, sub: SubscriptionId, limit: usize) -> Arc<Semaphore> {
+        let mut map = self.destinations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.entry(sub).or_insert_with(|| (limit, Arc::new(Semaphore::new(limit))));
+        if entry.0 != limit {
+            // The limit changed: attempts holding the old one finish under it.
+            *entry = (limit, Arc::new(Semaphore::new(limit)));
+        }
+        Arc::clone(&entry.1)
+    }
+
     fn internal(&self, error: String) -> Option<Tried> {
         Some(Tried { started_at: self.clock.now(), error: Some((ErrorClass::Internal, error)), ..Tried::default() })
     }
@@ -171,10 +136,9 @@ impl Deliverer {
             let error = "the subscription now keeps its deliveries (destination `store`): not sent".to_owned();
             return Outcome { tried: self.internal(error), next: Next::GiveUp };
         };
-        let limit = concurrency.map_or(self.destinations.per_destination, |c| c as usize);
-        // Claims leave a destination's jobs in the queue while it has no free slot, so waiting here is rare:
-        // only a job claimed just before a slot was taken, or under a limit that changed.
-        let slots = self.destinations.slots(sub.id, limit);
+        let limit = concurrency.map_or(self.per_destination, |c| c as usize);
+        // Waiting here holds one of the worker's slots; see "Limits" in docs/architecture.md.
+        let slots = self.slots(sub.id, limit);
         let Ok(_slot) = slots.acquire().await else {
             return Outcome {
                 tried: self.internal("the worker is stopping".into()),
@@ -300,7 +264,8 @@ impl Queue {
             client,
             timeout: Duration::from_secs(settings.timeout_seconds),
             signing_root,
-            destinations: Arc::clone(&meeting.destinations),
+            per_destination: settings.per_destination_concurrency,
+            destinations: Mutex::new(HashMap::new()),
             handoff: Arc::clone(&meeting.handoff),
         });
         let config = QueueConfig {

@@ -176,11 +176,18 @@ pub fn get(db: &Database, id: JobId) -> Result<Option<Job>, StoreError> {
     t.get(id.as_u128())?.map(|v| tables::JOBS.decode(v.value())).transpose()
 }
 
+/// The first `limit` keys at or before `now` in an index, soonest first.
+fn due(index: &Table<'_, (i64, u128), ()>, now: Timestamp, limit: usize) -> Result<Vec<(i64, u128)>, StoreError> {
+    let mut keys = Vec::new();
+    for row in index.range(..=(now.millis(), u128::MAX))?.take(limit) {
+        keys.push(row?.0.value());
+    }
+    Ok(keys)
+}
+
 /// Leases up to `batch` jobs to `owner` until `now + lease_ms`: first those whose lease ended (their
-/// holder stopped answering; the attempt counts), then ready jobs that are due, soonest first. A job whose
-/// attempts ran out while leased is dead instead. `admit` is asked for each job's subscription, in that
-/// order, and a job it refuses stays where it is: that is how a destination at its limit keeps its jobs in
-/// the queue while other destinations' jobs go. Returns the jobs as leased.
+/// holder stopped answering; the attempt counts), then ready jobs that are due. A job whose attempts ran
+/// out while leased is dead instead. Returns the jobs as leased.
 pub fn claim(
     db: &Database,
     owner: &str,
@@ -188,12 +195,8 @@ pub fn claim(
     lease_ms: i64,
     batch: usize,
     max_attempts: u32,
-    admit: &mut dyn FnMut(SubscriptionId) -> bool,
 ) -> Result<Vec<Job>, StoreError> {
-    // Chosen in a read transaction, without the single write lock: most wake-ups find nothing (or nothing
-    // admitted), and an empty write transaction still costs a commit.
-    let (ended, due) = candidates(db, now, batch, admit)?;
-    if ended.is_empty() && due.is_empty() {
+    if !anything_due(db, now)? {
         return Ok(Vec::new());
     }
     // Not durable on its own: a claim lost to a crash only loses a lease, which recovery would discard
@@ -204,14 +207,10 @@ pub fn claim(
     {
         let mut t = Tables::open(&tx)?;
         let until = now.plus_millis(lease_ms);
-        for key in ended {
-            // Only one worker claims, but an answer may have settled the job since it was read.
-            if t.leased.get(key)?.is_none() {
-                continue;
-            }
-            let Some(mut job) = t.get(key.1)? else {
+        for (at, id) in due(&t.leased, now, batch)? {
+            let Some(mut job) = t.get(id)? else {
                 // An index entry whose job is gone would be found first forever.
-                t.leased.remove(key)?;
+                t.leased.remove((at, id))?;
                 continue;
             };
             job.attempts += 1;
@@ -227,12 +226,9 @@ pub fn claim(
             };
             super::attempts::file(&tx, &job, Some(interrupted(now, error)), settled, false, now)?;
         }
-        for key in due {
-            if t.ready.get(key)?.is_none() {
-                continue;
-            }
-            let Some(mut job) = t.get(key.1)? else {
-                t.ready.remove(key)?;
+        for (at, id) in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
+            let Some(mut job) = t.get(id)? else {
+                t.ready.remove((at, id))?;
                 continue;
             };
             t.lease(&mut job, owner, until)?;
@@ -243,40 +239,18 @@ pub fn claim(
     Ok(claimed)
 }
 
-/// How many index rows a claim looks at for each job it may take: enough to pass over a destination at its
-/// limit with a backlog, without reading the whole backlog at every wake-up.
-const SCAN_PER_JOB: usize = 8;
-
-/// The keys of ended leases and of due ready jobs a claim would take, in that order. A job whose row is
-/// gone is still returned, for the claim to drop its index entry.
-#[allow(clippy::type_complexity)]
-fn candidates(
-    db: &Database,
-    now: Timestamp,
-    batch: usize,
-    admit: &mut dyn FnMut(SubscriptionId) -> bool,
-) -> Result<(Vec<(i64, u128)>, Vec<(i64, u128)>), StoreError> {
+/// Whether a claim at `now` would find anything, read without taking the single write lock: most wake-ups
+/// after a batch find nothing, and an empty write transaction still costs a commit.
+fn anything_due(db: &Database, now: Timestamp) -> Result<bool, StoreError> {
     use redb::ReadableDatabase;
     let tx = db.begin_read()?;
-    let jobs = tx.open_table(tables::JOBS.def())?;
-    let mut scan = batch.saturating_mul(SCAN_PER_JOB);
-    let mut chosen = [Vec::new(), Vec::new()];
-    for (i, index) in [tables::JOBS_LEASED, tables::JOBS_READY].into_iter().enumerate() {
+    for index in [tables::JOBS_READY, tables::JOBS_LEASED] {
         let t = tx.open_table(index)?;
-        for row in t.range(..=(now.millis(), u128::MAX))? {
-            if scan == 0 || chosen[0].len() + chosen[1].len() >= batch {
-                break;
-            }
-            scan -= 1;
-            let key = row?.0.value();
-            let sub = jobs.get(key.1)?.map(|v| tables::JOBS.decode(v.value())).transpose()?.map(|j| j.subscription_id);
-            if sub.is_none_or(&mut *admit) {
-                chosen[i].push(key);
-            }
+        if t.range(..=(now.millis(), u128::MAX))?.next().is_some() {
+            return Ok(true);
         }
     }
-    let [ended, due] = chosen;
-    Ok((ended, due))
+    Ok(false)
 }
 
 /// Extends every lease `owner` holds to `now + lease_ms`. Returns how many. Not durable on its own, like a
@@ -463,22 +437,19 @@ mod tests {
         let (_d, db) = store();
         let a = enqueue(&db, 1_000);
         let later = enqueue(&db, 200_000);
-        assert!(claim(&db, "p1/w1", Timestamp(999), LEASE, 10, MAX, &mut |_| true).unwrap().is_empty(), "not due yet");
-        assert_eq!(ids(&claim(&db, "p1/w1", Timestamp(1_000), LEASE, 10, MAX, &mut |_| true).unwrap()), vec![a]);
-        assert!(claim(&db, "p1/w2", Timestamp(2_000), LEASE, 10, MAX, &mut |_| true).unwrap().is_empty(), "held");
+        assert!(claim(&db, "p1/w1", Timestamp(999), LEASE, 10, MAX).unwrap().is_empty(), "not due yet");
+        assert_eq!(ids(&claim(&db, "p1/w1", Timestamp(1_000), LEASE, 10, MAX).unwrap()), vec![a]);
+        assert!(claim(&db, "p1/w2", Timestamp(2_000), LEASE, 10, MAX).unwrap().is_empty(), "held");
         // A heartbeat keeps it; without one, the lease ends and another worker takes it, the attempt counted.
         assert_eq!(heartbeat(&db, "p1/w1", Timestamp(30_000), LEASE).unwrap(), 1);
-        assert!(
-            claim(&db, "p1/w2", Timestamp(61_000), LEASE, 1, MAX, &mut |_| true).unwrap().is_empty(),
-            "extended to 90 s"
-        );
-        let taken = claim(&db, "p1/w2", Timestamp(90_000), LEASE, 1, MAX, &mut |_| true).unwrap();
+        assert!(claim(&db, "p1/w2", Timestamp(61_000), LEASE, 1, MAX).unwrap().is_empty(), "extended to 90 s");
+        let taken = claim(&db, "p1/w2", Timestamp(90_000), LEASE, 1, MAX).unwrap();
         assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
         // The first worker's late answer is ignored; the holder's counts.
         assert_eq!(fin(&db, "p1/w1", a, 1, Finished::Done), Settled::Stale);
         assert_eq!(fin(&db, "p1/w2", a, 2, Finished::Done), Settled::Done);
-        assert!(claim(&db, "p1/w2", Timestamp(199_999), LEASE, 10, MAX, &mut |_| true).unwrap().is_empty());
-        assert_eq!(ids(&claim(&db, "p1/w2", Timestamp(200_000), LEASE, 10, MAX, &mut |_| true).unwrap()), vec![later]);
+        assert!(claim(&db, "p1/w2", Timestamp(199_999), LEASE, 10, MAX).unwrap().is_empty());
+        assert_eq!(ids(&claim(&db, "p1/w2", Timestamp(200_000), LEASE, 10, MAX).unwrap()), vec![later]);
     }
 
     #[test]
@@ -487,24 +458,18 @@ mod tests {
         let a = enqueue(&db, 0);
         let mut now = 0;
         for attempt in 1..=MAX {
-            let got = claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX, &mut |_| true).unwrap();
+            let got = claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
             assert_eq!(ids(&got), vec![a], "attempt {attempt}");
             let retry = Finished::Retry { at: Timestamp(now + 10_000), error: format!("503 #{attempt}") };
             let last = Finished::GiveUp { error: "out of attempts".into() };
             let settled = fin(&db, "p/w", a, attempt, if attempt < MAX { retry } else { last });
             assert_eq!(settled, if attempt < MAX { Settled::Retrying } else { Settled::Dead });
-            assert!(
-                claim(&db, "p/w", Timestamp(now + 9_999), LEASE, 1, MAX, &mut |_| true).unwrap().is_empty(),
-                "backoff"
-            );
+            assert!(claim(&db, "p/w", Timestamp(now + 9_999), LEASE, 1, MAX).unwrap().is_empty(), "backoff");
             now += 10_000;
         }
-        assert!(
-            claim(&db, "p/w", Timestamp(now + 1_000_000), LEASE, 1, MAX, &mut |_| true).unwrap().is_empty(),
-            "dead"
-        );
+        assert!(claim(&db, "p/w", Timestamp(now + 1_000_000), LEASE, 1, MAX).unwrap().is_empty(), "dead");
         let b = enqueue(&db, 0);
-        claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX, &mut |_| true).unwrap();
+        claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
         let gone = Finished::GiveUp { error: "410 Gone".into() };
         assert_eq!(fin(&db, "p/w", b, 1, gone), Settled::Dead);
     }
@@ -514,22 +479,22 @@ mod tests {
         let (_d, db) = store();
         let a = enqueue(&db, 0);
         let b = enqueue(&db, 0);
-        let got = claim(&db, "old/w", Timestamp(0), LEASE, 2, MAX, &mut |_| true).unwrap();
+        let got = claim(&db, "old/w", Timestamp(0), LEASE, 2, MAX).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(release(&db, "old/w", &[b]).unwrap(), 1);
         assert_eq!(release(&db, "someone/else", &[a]).unwrap(), 0, "only the holder hands back");
-        assert_eq!(ids(&claim(&db, "old/w", Timestamp(0), LEASE, 2, MAX, &mut |_| true).unwrap()), vec![b]);
+        assert_eq!(ids(&claim(&db, "old/w", Timestamp(0), LEASE, 2, MAX).unwrap()), vec![b]);
         // A new process finds both held by the old one and makes them ready at once, counting the attempt.
         assert_eq!(recover(&db, "new", Timestamp(5)).unwrap(), 2);
-        let again = claim(&db, "new/w", Timestamp(5), LEASE, 2, MAX, &mut |_| true).unwrap();
+        let again = claim(&db, "new/w", Timestamp(5), LEASE, 2, MAX).unwrap();
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|j| j.attempts == 1 && j.last_error.is_some()));
         assert_eq!(recover(&db, "new", Timestamp(6)).unwrap(), 0, "its own leases stay");
         // A later run of the worker in the same process recovers what an earlier run held, and only that.
         let c = enqueue(&db, 0);
-        claim(&db, "p.10/w", Timestamp(10), LEASE, 1, MAX, &mut |_| true).unwrap();
+        claim(&db, "p.10/w", Timestamp(10), LEASE, 1, MAX).unwrap();
         assert_eq!(recover(&db, "p.1", Timestamp(11)).unwrap(), 3, "p.10's lease, and new's two, are not p.1's");
-        assert!(claim(&db, "p.1/w", Timestamp(11), LEASE, 3, MAX, &mut |_| true).unwrap().iter().any(|j| j.id == c));
+        assert!(claim(&db, "p.1/w", Timestamp(11), LEASE, 3, MAX).unwrap().iter().any(|j| j.id == c));
     }
 
     #[test]
@@ -565,35 +530,13 @@ mod tests {
         let job = Job::deliver(DeliveryId::new(t), sub.id, t);
         super::enqueue(&tx, &job).unwrap();
         tx.commit().unwrap();
-        claim(&db, "p/w", t, LEASE, 1, MAX, &mut |_| true).unwrap();
+        claim(&db, "p/w", t, LEASE, 1, MAX).unwrap();
         // The handler saw the destination paused; it was resumed before the answer was filed.
         let tx = db.begin_write().unwrap();
         let report = Report { finished: Finished::Hold, tried: None, pause: false };
         assert_eq!(finish(&tx, "p/w", job.id, 1, report, Timestamp(5)).unwrap(), Settled::Requeued);
         tx.commit().unwrap();
-        assert_eq!(ids(&claim(&db, "p/w", Timestamp(5), LEASE, 1, MAX, &mut |_| true).unwrap()), vec![job.id]);
+        assert_eq!(ids(&claim(&db, "p/w", Timestamp(5), LEASE, 1, MAX).unwrap()), vec![job.id]);
         assert_eq!(held_count(&db, sub.id).unwrap(), 0);
-    }
-
-    #[test]
-    fn a_claim_leaves_the_jobs_it_does_not_admit_ready_in_their_order() {
-        let (_dir, db) = store();
-        let busy = SubscriptionId::new(Timestamp(1));
-        let put = |at: i64, sub: SubscriptionId| {
-            let t = Timestamp(at);
-            let job = Job::deliver(DeliveryId::new(t), sub, t);
-            let tx = db.begin_write().unwrap();
-            super::enqueue(&tx, &job).unwrap();
-            tx.commit().unwrap();
-            job.id
-        };
-        let (b1, b2) = (put(1, busy), put(2, busy));
-        let other = enqueue(&db, 3);
-        let got = claim(&db, "p/w", Timestamp(10), LEASE, 10, MAX, &mut |s| s != busy).unwrap();
-        assert_eq!(ids(&got), vec![other], "only the admitted subscription's job");
-        let mut once = Some(busy);
-        let got = claim(&db, "p/w", Timestamp(10), LEASE, 10, MAX, &mut |s| once.take() == Some(s)).unwrap();
-        assert_eq!(ids(&got), vec![b1], "the refused jobs kept their place");
-        assert_eq!(ids(&claim(&db, "p/w", Timestamp(10), LEASE, 10, MAX, &mut |_| true).unwrap()), vec![b2]);
     }
 }

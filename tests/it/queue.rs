@@ -514,36 +514,3 @@ async fn each_destination_has_its_own_timeout_limit_and_headers() {
     until(&s, &b, "status", json!("failed")).await;
     assert_eq!(attempts(&s, &b).await[0]["error_class"], "timeout");
 }
-
-#[tokio::test]
-async fn a_destination_at_its_limit_keeps_its_backlog_in_the_queue_while_others_are_sent() {
-    let stuck = Destination::start(&[Answer::Hang, Answer::Hang, Answer::Hang]).await;
-    let fine = Destination::start(&[]).await;
-    // Two attempts at once in all. When a job waited for its destination's slot inside the worker, the stuck
-    // destination's second job took the other one, and the fine destination waited for the 55 s timeout.
-    let s = server("", &[("HOOKPLANE_DELIVERY__CONCURRENCY", "2")]).await;
-    let (st, made) = s
-        .post(
-            "/api/v1/subscriptions",
-            json!({
-                "source": "shopify", "topic": "orders/create", "account": SHOP, "destination_url": stuck.url,
-                "destination_concurrency": 1, "destination_timeout_seconds": 55,
-            }),
-        )
-        .await;
-    assert_eq!(st, 201, "{made}");
-    forwarding(&s, "orders/paid", &fine.url).await;
-    let mut backlog = Vec::new();
-    for n in 1..=3 {
-        backlog.push(deliver(&s, "orders/create", n).await);
-    }
-    stuck.wait_for(1).await;
-    let other = deliver(&s, "orders/paid", 9).await;
-    until(&s, &other, "status", json!("succeeded")).await;
-    assert_eq!(fine.received().len(), 1);
-    assert_eq!(stuck.received().len(), 1, "one attempt at a time towards the stuck destination");
-    for id in &backlog {
-        let (_, d) = s.get(&format!("/api/v1/deliveries/{id}")).await;
-        assert_eq!((d["status"].as_str(), d["attempt_count"].as_u64()), (Some("queued"), Some(0)), "{d}");
-    }
-}
