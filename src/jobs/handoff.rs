@@ -5,9 +5,9 @@
 //! its group commits instead of waiting for the single write lock that every fsync holds.
 //!
 //! Nothing here is the record: the job is leased in the store, so if this process stops before the attempt
-//! is answered, the next start recovers it like any other lease. Retries, replays, and whatever did not fit
-//! (the worker already has `capacity` jobs waiting, or their payloads would pass `max_bytes`) are claimed
-//! from the store as before.
+//! is answered, the next start recovers it like any other lease. Retries, replays, and new jobs while the
+//! worker already has `capacity` jobs waiting are claimed from the store as before; a job whose payload
+//! would pass `max_bytes` is handed over without it, and its attempt reads it from the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
