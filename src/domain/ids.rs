@@ -17,17 +17,20 @@ pub struct IdParseError {
     pub value: String,
 }
 
-/// The next ULID for `ms`: the previous random part plus one within the same millisecond, a fresh random
-/// part otherwise (80 random bits make the increment's overflow a non-event; it falls back to random).
-fn monotonic(last: &Mutex<(u64, u128)>, ms: u64) -> Ulid {
+/// The next ULID for `ms`. The random part only grows, by a random step, whatever the millisecond: ids made in
+/// one millisecond sort in the order they were made even when ids of other milliseconds were made between
+/// them (clocks that disagree, requests that read the time in one order and make ids in another), and the
+/// step keeps an id from telling how many were made before it. From a random start below 2^79, with steps
+/// below 2^16, the part cannot pass 80 bits for 2^63 ids; if it ever would, it starts afresh.
+fn monotonic(last: &Mutex<u128>, ms: u64) -> Ulid {
     const RANDOM_MASK: u128 = (1 << 80) - 1;
     let mut guard = last.lock().unwrap_or_else(PoisonError::into_inner);
-    let (last_ms, last_random) = *guard;
-    let random = match last_random.checked_add(1) {
-        Some(next) if last_ms == ms && next <= RANDOM_MASK => next,
+    let step = 1 + u128::from(rand::random::<u16>());
+    let random = match guard.checked_add(step) {
+        Some(next) if *guard != 0 && next <= RANDOM_MASK => next,
         _ => rand::random::<u128>() & (RANDOM_MASK >> 1),
     };
-    *guard = (ms, random);
+    *guard = random;
     Ulid::from_parts(ms, random)
 }
 
@@ -43,7 +46,7 @@ macro_rules! typed_id {
             /// A new id whose time part is `at`, so ids sort by the time they were made; ids made in the
             /// same millisecond still sort in the order they were made.
             pub fn new(at: Timestamp) -> Self {
-                static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
+                static LAST: Mutex<u128> = Mutex::new(0);
                 Self(monotonic(&LAST, u64::try_from(at.millis()).unwrap_or(0)))
             }
 
@@ -193,6 +196,14 @@ mod tests {
         let ids: Vec<RejectionId> = (0..1000).map(|_| RejectionId::new(Timestamp(7))).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert!(ids.iter().all(|id| id.timestamp() == Timestamp(7)));
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_keep_their_order_with_other_milliseconds_between() {
+        // Two clocks that disagree, as two servers in one test process or two requests reading the time.
+        let ids: Vec<(ReplayId, ReplayId)> =
+            (0..1000).map(|i| (ReplayId::new(Timestamp(7)), ReplayId::new(Timestamp(9_000 + i)))).collect();
+        assert!(ids.windows(2).all(|w| w[0].0 < w[1].0), "the millisecond-7 ids in the order they were made");
     }
 
     #[test]
