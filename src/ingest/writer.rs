@@ -14,7 +14,7 @@ use super::registry::{Entry, SharedRegistry};
 use crate::domain::health::Counters;
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, SubscriptionStatus};
-use crate::jobs::handoff::{AnswerSink, Answers, Handoff, Preloaded, Taker};
+use crate::jobs::handoff::{self, AnswerSink, Answers, Handoff, Preloaded, Taker};
 use crate::jobs::worker::Wake;
 use crate::jobs::{Job, JobState, Lease};
 use crate::search::indexer::IndexerHandle;
@@ -297,11 +297,10 @@ fn hand_over(store: &Store, handoff: &Handoff, handed: Option<(String, Vec<(Job,
     if handed.is_empty() {
         return;
     }
-    if let Err(back) = handoff.give(&owner, handed) {
-        let ids: Vec<_> = back.iter().map(|j| j.id).collect();
-        if let Err(e) = store.db().and_then(|db| jobs::release(&db, &owner, &ids)) {
-            tracing::error!(error = %e, jobs = ids.len(), "cannot hand back jobs of a stopped worker; they are sent when their leases end");
-        }
+    if let Err(back) = handoff.give(&owner, handed)
+        && let Err(e) = store.db().and_then(|db| handoff::return_to_store(&db, &owner, &back))
+    {
+        tracing::error!(error = %e, jobs = back.len(), "cannot hand back jobs of a stopped worker; they are sent when their leases end");
     }
 }
 
@@ -493,5 +492,47 @@ fn discovered(account: &str, topic: &str, first: &NewDelivery) -> Subscription {
         last_verified_at: Some(at),
         consecutive_failures: 0,
         metadata: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Clock, SystemClock};
+    use crate::jobs::handoff::tests::fresh;
+
+    /// A job written leased to `owner`, as `write_batch` leaves it.
+    fn leased(store: &Store, owner: &str) -> (Job, Preloaded) {
+        let (job, pre) = fresh(b"{}");
+        let db = store.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        jobs::enqueue(&tx, &job).unwrap();
+        tx.commit().unwrap();
+        let claimed = jobs::claim(&db, owner, SystemClock.now(), 60_000, 1, 8).unwrap();
+        assert_eq!(claimed.len(), 1);
+        (claimed.into_iter().next().unwrap(), pre)
+    }
+
+    #[test]
+    fn jobs_leased_to_a_run_that_ended_meanwhile_are_ready_again_and_the_running_one_gets_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let db = store.db().unwrap();
+        let handoff = Handoff::new(8, 1 << 20);
+        handoff.open(Taker { owner: "i/deliver-1".into(), lease_ms: 60_000 });
+
+        let (mine, pre) = leased(&store, "i/deliver-1");
+        hand_over(&store, &handoff, Some(("i/deliver-1".into(), vec![(mine.clone(), pre)])));
+        assert_eq!(handoff.take(8), vec![mine.clone()]);
+        assert_eq!(jobs::get(&db, mine.id).unwrap().map(|j| j.state), Some(JobState::Leased));
+
+        // Committed for the run before, which ended between the commit and the hand-over.
+        let (old, pre) = leased(&store, "i/deliver-0");
+        hand_over(&store, &handoff, Some(("i/deliver-0".into(), vec![(old.clone(), pre)])));
+        assert!(handoff.take(8).is_empty());
+        let back = jobs::get(&db, old.id).unwrap().unwrap();
+        assert_eq!((back.state, back.attempts, back.lease), (JobState::Ready, 0, None), "no attempt counted");
+        let next = jobs::claim(&db, "i/deliver-1", SystemClock.now(), 60_000, 8, 8).unwrap();
+        assert_eq!(next.iter().map(|j| j.id).collect::<Vec<_>>(), vec![old.id], "the next claim finds it");
     }
 }

@@ -211,6 +211,9 @@ impl Persistence for RedbPersistence {
                 answers.push((id, attempt, report(&self.config.schedule, now, attempt, outcome)));
             }
         }
+        if answers.is_empty() {
+            return Ok(());
+        }
         // The writer commits them between its group commits; only when it cannot take them now does the
         // worker wait for the write lock itself.
         let answers = match &self.sink {
@@ -345,10 +348,50 @@ mod tests {
         }
     }
 
+    /// Takes every answer batch, like the ingest writer, or refuses them all, like a writer whose queue is full.
+    struct Sink {
+        asked: AtomicU32,
+        store: Arc<Store>,
+        refuse: bool,
+    }
+
+    impl AnswerSink for Sink {
+        fn answer(&self, answers: Answers) -> Result<(), Answers> {
+            self.asked.fetch_add(u32::try_from(answers.items.len()).unwrap(), Ordering::SeqCst);
+            if self.refuse {
+                return Err(answers);
+            }
+            let db = self.store.db().unwrap();
+            let tx = db.begin_write().unwrap();
+            for (id, attempt, report) in answers.items {
+                jobs::finish(&tx, &answers.owner, id, attempt, report, answers.now).unwrap();
+            }
+            tx.commit().unwrap();
+            Ok(())
+        }
+    }
+
     #[tokio::test]
     async fn a_worker_retries_then_finishes_a_job_and_the_store_forgets_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        retries_then_finishes(Arc::new(Store::open(dir.path()).unwrap()), None).await;
+    }
+
+    #[tokio::test]
+    async fn answers_go_to_the_sink_and_the_worker_commits_them_itself_when_the_sink_refuses() {
+        for refuse in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let sink = Arc::new(Sink { asked: AtomicU32::new(0), store: Arc::clone(&store), refuse });
+            retries_then_finishes(store, Some(Arc::clone(&sink) as Arc<dyn AnswerSink>)).await;
+            // Both attempts' answers were offered, and the job is gone either way: a refused answer was
+            // committed by the worker, not dropped.
+            assert_eq!(sink.asked.load(Ordering::SeqCst), 2, "refuse: {refuse}");
+        }
+    }
+
+    /// Runs one job that fails once and is then delivered; its answers go to `sink`, or none.
+    async fn retries_then_finishes(store: Arc<Store>, sink: Option<Arc<dyn AnswerSink>>) {
         let now = SystemClock.now();
         let job = Job::deliver(DeliveryId::new(now), SubscriptionId::new(now), now);
         let db = store.db().unwrap();
@@ -372,7 +415,7 @@ mod tests {
             "test",
             dirty,
             woken,
-            Meeting { handoff: Arc::new(Handoff::new(0, 0)), sink: None },
+            Meeting { handoff: Arc::new(Handoff::new(0, 0)), sink },
         ));
         let calls = Arc::new(AtomicU32::new(0));
         let worker = WorkerBuilder::new("deliver-0").backend(backend).data(Arc::clone(&calls)).build(deliver);

@@ -12,10 +12,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use redb::Database;
+
 use super::Job;
 use crate::domain::subscription::Subscription;
 use crate::domain::{JobId, Payload, Timestamp};
 use crate::storage::jobs::Report;
+use crate::storage::{self, StoreError};
 
 /// Larger bodies are not carried along: their first attempt reads them from the store.
 pub const PRELOAD_BODY_MAX: usize = 256 * 1024;
@@ -124,6 +127,13 @@ impl Handoff {
     }
 }
 
+/// Makes jobs leased to `owner` whose run ended before fetching them ready again, with no attempt counted.
+/// Both the writer (jobs it gave to a run that had just ended) and the worker (at the end of a run) use it.
+pub fn return_to_store(db: &Database, owner: &str, jobs: &[Job]) -> Result<usize, StoreError> {
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    storage::jobs::release(db, owner, &ids)
+}
+
 fn size(p: &Payload) -> usize {
     p.body.len() + p.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
 }
@@ -143,12 +153,12 @@ pub trait AnswerSink: Send + Sync {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::subscription::{Destination, Origin};
     use crate::domain::{Clock, DeliveryId, Source, SubscriptionId, SubscriptionStatus, SystemClock};
 
-    fn fresh(body: &[u8]) -> (Job, Preloaded) {
+    pub(crate) fn fresh(body: &[u8]) -> (Job, Preloaded) {
         let now = SystemClock.now();
         let id = SubscriptionId::new(now);
         let sub = Subscription {

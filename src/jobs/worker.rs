@@ -16,12 +16,12 @@ use tokio::sync::{Semaphore, watch};
 use super::Job;
 use super::backend::{Meeting, Next, Outcome, QueueConfig, RedbPersistence, RedbQueue};
 use super::forward::{self, Outgoing, Verdict};
-use super::handoff::Handoff;
+use super::handoff::{self, Handoff};
 use crate::config::DeliverySettings;
 use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
 use crate::domain::subscription::{Destination, Subscription};
 use crate::domain::{Clock, Payload, SubscriptionId, SubscriptionStatus};
-use crate::storage::{Store, StoreError, deliveries, jobs, subscriptions};
+use crate::storage::{Store, StoreError, deliveries, subscriptions};
 
 /// Wakes the queue's worker when the writer committed new jobs, so a delivery is sent as soon as it is
 /// stored rather than at the next poll.
@@ -214,8 +214,7 @@ async fn hand_back(store: &Arc<Store>, handoff: &Handoff) {
     if waiting.is_empty() {
         return;
     }
-    let ids: Vec<_> = waiting.iter().map(|j| j.id).collect();
-    if let Err(e) = store.read(move |db| jobs::release(db, &owner, &ids)).await {
+    if let Err(e) = store.read(move |db| handoff::return_to_store(db, &owner, &waiting)).await {
         tracing::warn!(error = %e, "cannot hand back jobs never started; the next start recovers them");
     }
 }
