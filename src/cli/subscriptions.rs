@@ -21,6 +21,29 @@ pub enum SubscriptionsCommand {
     List(Target),
     /// Create a subscription (or adopt a discovered Shopify one). Uses HOOKPLANE_ADMIN_TOKEN.
     Create(CreateArgs),
+    /// Change where a subscription's deliveries are forwarded. Uses HOOKPLANE_ADMIN_TOKEN.
+    SetDestination(SetDestinationArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("to").required(true).multiple(true))]
+pub struct SetDestinationArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The subscription's id or name.
+    subscription: String,
+    /// The processing service's URL.
+    #[arg(long, group = "to", conflicts_with = "store")]
+    destination_url: Option<String>,
+    /// Keep deliveries from now on instead of forwarding them; held ones are recorded as not sent.
+    #[arg(long, group = "to")]
+    store: bool,
+    /// Seconds an attempt may take.
+    #[arg(long, group = "to", conflicts_with = "store")]
+    timeout_seconds: Option<u32>,
+    /// At most this many attempts at once towards the destination.
+    #[arg(long, group = "to", conflicts_with = "store")]
+    concurrency: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -81,6 +104,29 @@ pub fn run(cmd: SubscriptionsCommand) -> anyhow::Result<()> {
                 &format!("{base}/api/v1/subscriptions"),
                 &token,
                 Some(body),
+            ))?;
+            println!("{out}");
+        }
+        SubscriptionsCommand::SetDestination(args) => {
+            let (base, token) = connection(&args.target)?;
+            let mut body = serde_json::Map::new();
+            if args.store {
+                body.insert("destination_url".into(), serde_json::Value::Null);
+            }
+            if let Some(url) = args.destination_url {
+                body.insert("destination_url".into(), url.into());
+            }
+            if let Some(t) = args.timeout_seconds {
+                body.insert("destination_timeout_seconds".into(), t.into());
+            }
+            if let Some(c) = args.concurrency {
+                body.insert("destination_concurrency".into(), c.into());
+            }
+            let out = runtime()?.block_on(call(
+                reqwest::Method::PATCH,
+                &format!("{base}/api/v1/subscriptions/{}", args.subscription),
+                &token,
+                Some(body.into()),
             ))?;
             println!("{out}");
         }

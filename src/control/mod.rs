@@ -4,5 +4,5 @@
 pub mod queue;
 pub mod subscriptions;
 
-pub use queue::{Paused, ReplayError};
-pub use subscriptions::{Control, ControlError, Created, Rotated, SubscriptionSpec};
+pub use queue::{DestinationState, ReplayError};
+pub use subscriptions::{Control, ControlError, Created, DestinationPatch, Rotated, SubscriptionSpec};

@@ -48,8 +48,9 @@ pub fn recheck_note(found: Recheck) -> Result<String, ReplayError> {
     }
 }
 
-/// A subscription's destination after a pause or resume, and how many held deliveries a resume released.
-pub struct Paused {
+/// A subscription after its destination was paused, resumed or changed, and how many held deliveries
+/// that released.
+pub struct DestinationState {
     pub subscription: Subscription,
     pub released: usize,
 }
@@ -67,43 +68,60 @@ impl Control {
         Ok(sub)
     }
 
-    fn keep_registry(&self, sub: &Subscription) {
+    pub(super) fn keep_registry(&self, sub: &Subscription) {
         if let Some(e) = self.registry.snapshot().get(sub.id) {
             self.registry.upsert(Entry { sub: sub.clone(), secrets: e.secrets.clone() });
         }
     }
 
+    /// Makes the deliveries held for `id` ready, in the order they arrived, with their replays queued again.
+    /// Returns how many.
+    pub(super) fn release_held_in(
+        &self,
+        tx: &redb::WriteTransaction,
+        id: SubscriptionId,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let released = jobs::release_held(tx, id, now)?;
+        for r in released.iter().filter_map(|job| job.replay_id) {
+            replays::set_status(tx, r, ReplayStatus::Queued)?;
+        }
+        Ok(released.len())
+    }
+
     /// Pauses (`pause`) or resumes a destination. Paused, deliveries keep being received and stored, and
     /// wait; a resume sends the ones held meanwhile in the order they arrived. Asking for the state it is in
     /// already changes nothing.
-    pub fn set_paused_blocking(&self, id: SubscriptionId, pause: bool, by: &Actor) -> Result<Paused, ControlError> {
+    pub fn set_paused_blocking(
+        &self,
+        id: SubscriptionId,
+        pause: bool,
+        by: &Actor,
+    ) -> Result<DestinationState, ControlError> {
         let db = self.store.db()?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         let before = self.forwarding(&tx, id)?;
         if (before.status == SubscriptionStatus::Paused) == pause {
-            return Ok(Paused { subscription: before, released: 0 });
+            return Ok(DestinationState { subscription: before, released: 0 });
         }
         let now = self.clock.now();
         let status = if pause { SubscriptionStatus::Paused } else { SubscriptionStatus::Active };
         let after = Subscription { status, updated_at: now, ..before.clone() };
         subscriptions::update(&tx, &before, &after)?;
-        let released = if pause { Vec::new() } else { jobs::release_held(&tx, id, now)? };
-        for r in released.iter().filter_map(|job| job.replay_id) {
-            replays::set_status(&tx, r, ReplayStatus::Queued)?;
-        }
+        let released = if pause { 0 } else { self.release_held_in(&tx, id, now)? };
         let action = if pause { AuditAction::DestinationPaused } else { AuditAction::DestinationResumed };
         let mut entry =
             by.entry(now, action).target(id).change(Change::changed("status", before.status.as_str(), status.as_str()));
         if !pause {
-            entry = entry.change(Change::set("released", released.len().to_string()));
+            entry = entry.change(Change::set("released", released.to_string()));
         }
         audit::append(&tx, &entry)?;
         tx.commit().map_err(StoreError::from)?;
         self.keep_registry(&after);
-        if !released.is_empty() {
+        if released > 0 {
             self.wake.wake();
         }
-        Ok(Paused { subscription: after, released: released.len() })
+        Ok(DestinationState { subscription: after, released })
     }
 
     /// Replays a delivery: checks its stored body against its digest and the rate limits, then records the

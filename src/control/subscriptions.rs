@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::queue::DestinationState;
 use crate::config::{DeclaredSubscription, Settings};
 use crate::connectors::standard;
 use crate::domain::audit::{Actor, AuditAction, Change};
@@ -46,6 +47,16 @@ pub struct SubscriptionSpec {
     pub auth: Option<String>,
     pub token_header: Option<String>,
     pub dedupe_header: Option<String>,
+}
+
+/// What an operator changes on a subscription's destination. `None` leaves a setting as it is;
+/// `Some(None)` goes back to its default: for the URL, keeping deliveries (`store`).
+#[derive(Debug, Clone, Default)]
+pub struct DestinationPatch {
+    pub url: Option<Option<String>>,
+    pub timeout_seconds: Option<Option<u32>>,
+    pub concurrency: Option<Option<u32>>,
+    pub headers: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +194,93 @@ impl Control {
         tx.commit().map_err(StoreError::from)?;
         self.registry.upsert(Entry { sub: sub.clone(), secrets: held });
         Ok(Created { subscription: sub, adopted, generated_secret })
+    }
+
+    /// Changes where and how a subscription's deliveries are forwarded, with its audit entry. Attempts made
+    /// from now on use the new settings; one already handed to the worker may still go to the old URL.
+    /// Going back to `store` ends forwarding: deliveries held by a pause are released, and their attempt
+    /// records that they were not sent, since a destination that keeps its deliveries has nothing to resume.
+    pub fn change_destination_blocking(
+        &self,
+        id: SubscriptionId,
+        patch: DestinationPatch,
+        by: &Actor,
+    ) -> Result<DestinationState, ControlError> {
+        let DestinationPatch { url, timeout_seconds, concurrency, headers } = patch;
+        let url = url.map(|u| u.filter(|u| !u.is_empty()));
+        if url.is_none() && timeout_seconds.is_none() && concurrency.is_none() && headers.is_none() {
+            return Err(invalid(
+                "nothing to change: give any of `destination_url`, `destination_timeout_seconds`, \
+                 `destination_concurrency`, `destination_headers`",
+            ));
+        }
+        let db = self.store.db()?;
+        let tx = db.begin_write().map_err(StoreError::from)?;
+        let before = repo::get_in(&tx, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription {id}")))?;
+        let refused = match before.origin {
+            Origin::Api => None,
+            Origin::Config => {
+                Some("is declared in the configuration file: change it there, since every start applies the file again")
+            }
+            Origin::Discovered => Some(
+                "was discovered from traffic: adopt it first (`POST /api/v1/subscriptions` with its shop and topic)",
+            ),
+        };
+        if let Some(why) = refused {
+            return Err(StoreError::Conflict(format!("`{}` {why}; nothing was changed", before.name)).into());
+        }
+        let destination = match (url, &before.destination) {
+            // Kept or going to `store`: the forwarding settings go with the URL, unless this change sets them.
+            (Some(None), _) | (None, Destination::Store) => {
+                self.destination(None, timeout_seconds.flatten(), concurrency.flatten(), headers.unwrap_or_default())?
+            }
+            (url, current) => {
+                let (u, t, c, h) = match current {
+                    Destination::Http { url, timeout_seconds, concurrency, headers } => {
+                        (Some(url.clone()), *timeout_seconds, *concurrency, headers.clone())
+                    }
+                    Destination::Store => (None, None, None, Vec::new()),
+                };
+                self.destination(
+                    url.unwrap_or(u),
+                    timeout_seconds.unwrap_or(t),
+                    concurrency.unwrap_or(c),
+                    headers.unwrap_or(h),
+                )?
+            }
+        };
+        let forwards = matches!(destination, Destination::Http { .. });
+        let status = match before.status {
+            SubscriptionStatus::Paused if !forwards => SubscriptionStatus::Active,
+            status => status,
+        };
+        if destination == before.destination {
+            return Ok(DestinationState { subscription: before, released: 0 });
+        }
+        let now = self.clock.now();
+        let after = Subscription { destination, status, updated_at: now, ..before.clone() };
+        repo::update(&tx, &before, &after)?;
+        let mut entry = by.entry(now, AuditAction::SubscriptionUpdated).target(id);
+        for ((field, was), (_, is)) in
+            destination_fields(&before.destination).into_iter().zip(destination_fields(&after.destination))
+        {
+            if was != is {
+                entry = entry.change(Change { field: field.to_owned(), before: was, after: is });
+            }
+        }
+        let released = if status == before.status { 0 } else { self.release_held_in(&tx, id, now)? };
+        if status != before.status {
+            entry = entry
+                .change(Change::changed("status", before.status.as_str(), status.as_str()))
+                .change(Change::set("released", released.to_string()));
+        }
+        crate::storage::audit::append(&tx, &entry)?;
+        tx.commit().map_err(StoreError::from)?;
+        self.keep_registry(&after);
+        if released > 0 {
+            self.wake.wake();
+        }
+        Ok(DestinationState { subscription: after, released })
     }
 
     /// Replaces a subscription's secret with `new`. The secret it replaces stays accepted for `overlap_ms`
@@ -324,47 +422,12 @@ impl Control {
             }
             None => default_name(source, &topic, id),
         };
-        let destination = match spec.destination_url.filter(|u| !u.is_empty()) {
-            None => {
-                let set = spec.destination_timeout_seconds.is_some()
-                    || spec.destination_concurrency.is_some()
-                    || !spec.destination_headers.is_empty();
-                if set {
-                    return Err(invalid(
-                        "`destination_timeout_seconds`, `destination_concurrency` and `destination_headers` need a `destination_url`",
-                    ));
-                }
-                Destination::Store
-            }
-            Some(url) => {
-                if let Some(t) = spec.destination_timeout_seconds
-                    && !(1..=self.max_timeout_seconds).contains(&t)
-                {
-                    return Err(invalid(format!(
-                        "`destination_timeout_seconds` must be between 1 and {} (the queue's lease, `delivery.lease_seconds`, \
-                         less two heartbeats), not {t}",
-                        self.max_timeout_seconds
-                    )));
-                }
-                if let Some(c) = spec.destination_concurrency
-                    && !(1..=256).contains(&c)
-                {
-                    return Err(invalid(format!("`destination_concurrency` must be between 1 and 256, not {c}")));
-                }
-                if spec.destination_headers.len() > 20 {
-                    return Err(invalid("`destination_headers` may hold at most 20 headers"));
-                }
-                for (k, v) in &spec.destination_headers {
-                    crate::domain::subscription::check_extra_header(k, v).map_err(invalid)?;
-                }
-                Destination::Http {
-                    url: validate_url(&url)?,
-                    timeout_seconds: spec.destination_timeout_seconds,
-                    concurrency: spec.destination_concurrency,
-                    headers: spec.destination_headers,
-                }
-            }
-        };
+        let destination = self.destination(
+            spec.destination_url,
+            spec.destination_timeout_seconds,
+            spec.destination_concurrency,
+            spec.destination_headers,
+        )?;
         let zoho_only = [
             ("channel_id", spec.channel_id.is_some()),
             ("auth", spec.auth.is_some()),
@@ -411,6 +474,45 @@ impl Control {
             metadata: Default::default(),
         };
         Ok((sub, secret, generated))
+    }
+
+    /// Checks a destination's settings: `store` when there is no URL, and then none of the others.
+    fn destination(
+        &self,
+        url: Option<String>,
+        timeout_seconds: Option<u32>,
+        concurrency: Option<u32>,
+        headers: Vec<(String, String)>,
+    ) -> Result<Destination, ControlError> {
+        let Some(url) = url.filter(|u| !u.is_empty()) else {
+            if timeout_seconds.is_some() || concurrency.is_some() || !headers.is_empty() {
+                return Err(invalid(
+                    "`destination_timeout_seconds`, `destination_concurrency` and `destination_headers` need a `destination_url`",
+                ));
+            }
+            return Ok(Destination::Store);
+        };
+        if let Some(t) = timeout_seconds
+            && !(1..=self.max_timeout_seconds).contains(&t)
+        {
+            return Err(invalid(format!(
+                "`destination_timeout_seconds` must be between 1 and {} (the queue's lease, `delivery.lease_seconds`, \
+                 less two heartbeats), not {t}",
+                self.max_timeout_seconds
+            )));
+        }
+        if let Some(c) = concurrency
+            && !(1..=256).contains(&c)
+        {
+            return Err(invalid(format!("`destination_concurrency` must be between 1 and 256, not {c}")));
+        }
+        if headers.len() > 20 {
+            return Err(invalid("`destination_headers` may hold at most 20 headers"));
+        }
+        for (k, v) in &headers {
+            crate::domain::subscription::check_extra_header(k, v).map_err(invalid)?;
+        }
+        Ok(Destination::Http { url: validate_url(&url)?, timeout_seconds, concurrency, headers })
     }
 
     fn zoho_auth(
@@ -611,6 +713,26 @@ fn required(field: &str, value: &str) -> Result<String, ControlError> {
         return Err(invalid(format!("`{field}` must be at most {MAX_FIELD} bytes of printable text")));
     }
     Ok(v.to_owned())
+}
+
+/// A destination's settings as its audit entries show them; absent for `store`.
+fn destination_fields(d: &Destination) -> [(&'static str, Option<String>); 4] {
+    let (url, timeout, concurrency, headers) = match d {
+        Destination::Store => (None, None, None, None),
+        Destination::Http { url, timeout_seconds, concurrency, headers } => (
+            Some(url.clone()),
+            timeout_seconds.map(|t| t.to_string()),
+            concurrency.map(|c| c.to_string()),
+            (!headers.is_empty())
+                .then(|| headers.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")),
+        ),
+    };
+    [
+        ("destination_url", url),
+        ("destination_timeout_seconds", timeout),
+        ("destination_concurrency", concurrency),
+        ("destination_headers", headers),
+    ]
 }
 
 fn validate_url(url: &str) -> Result<String, ControlError> {

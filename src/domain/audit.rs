@@ -21,6 +21,8 @@ pub enum AuditAction {
     TokenCreated,
     TokenRevoked,
     SubscriptionCreated,
+    /// Its name or destination changed.
+    SubscriptionUpdated,
     SecretRotated,
     /// A previous secret's overlap ended and the sweep dropped it.
     SecretPreviousDropped,
@@ -34,7 +36,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -43,6 +45,7 @@ impl AuditAction {
         AuditAction::TokenCreated,
         AuditAction::TokenRevoked,
         AuditAction::SubscriptionCreated,
+        AuditAction::SubscriptionUpdated,
         AuditAction::SecretRotated,
         AuditAction::SecretPreviousDropped,
         AuditAction::DeliveryReplayed,
@@ -62,6 +65,7 @@ impl AuditAction {
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::SubscriptionCreated => "subscription_created",
+            AuditAction::SubscriptionUpdated => "subscription_updated",
             AuditAction::SecretRotated => "secret_rotated",
             AuditAction::SecretPreviousDropped => "secret_previous_dropped",
             AuditAction::DeliveryReplayed => "delivery_replayed",

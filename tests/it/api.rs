@@ -291,6 +291,10 @@ destination_url = "http://127.0.0.1:9/sync"
     let (_, sub) = s.get("/api/v1/subscriptions/zoho-leads").await;
     assert_eq!(sub["origin"], "config");
     assert_eq!(sub["destination_url"], "http://127.0.0.1:9/sync");
+    // The file is where it changes: every start applies it again.
+    let got = s.patch("/api/v1/subscriptions/zoho-leads", json!({ "destination_url": null })).await;
+    assert_problem(&got, 409, "conflict");
+    assert!(got.1["detail"].as_str().unwrap().contains("configuration file"), "{}", got.1);
     let id = sub["id"].clone();
     let dir = s.stop().await;
 

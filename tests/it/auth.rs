@@ -24,6 +24,7 @@ fn api_operations() -> Vec<(Method, &'static str, Role)> {
         (Method::GET, "/api/v1/subscriptions", Role::Viewer),
         (Method::GET, "/api/v1/subscriptions/nothing", Role::Viewer),
         (Method::POST, "/api/v1/subscriptions", Role::Admin),
+        (Method::PATCH, "/api/v1/subscriptions/nothing", Role::Admin),
         (Method::GET, "/api/v1/audit", Role::Admin),
         (Method::GET, "/api/v1/audit/export", Role::Admin),
         (Method::POST, "/api/v1/subscriptions/nothing/secret/rotate", Role::Admin),
@@ -252,7 +253,7 @@ async fn every_route_answers_each_caller_as_it_should() {
     assert_eq!(checked, routes * callers_n);
     assert_eq!(
         (api_operations().len(), page_routes().len(), public_routes().len() + ingest_routes().len(), callers_n),
-        (25, 12, 10, 11),
+        (26, 12, 10, 11),
         "the matrix's size"
     );
 }

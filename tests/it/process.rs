@@ -359,6 +359,30 @@ async fn the_command_line_manages_subscriptions_and_checks_configuration() {
     let req = hookplane::demo::factories::zoho_channel_request(body);
     assert_eq!(post(&reqwest::Client::new(), &proc.base, &req).await.unwrap().0, 200);
 
+    // The destination changes in place, and back to `store`.
+    let set = |args: &'static [&'static str]| {
+        let base = proc.base.clone();
+        tokio::task::spawn_blocking(move || {
+            hookplane(&[&["subscriptions", "set-destination", "--url", &base, "cli-leads"][..], args].concat(), &env)
+        })
+    };
+    let out = set(&["--destination-url", "http://127.0.0.1:9/leads", "--concurrency", "2"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let changed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(changed["subscription"]["destination_url"], "http://127.0.0.1:9/leads");
+    assert_eq!(changed["subscription"]["destination_concurrency"], 2);
+    let out = set(&["--store"]).await.unwrap();
+    let changed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(changed["subscription"]["destination_url"].is_null(), "{changed}");
+    let out = set(&[]).await.unwrap();
+    assert!(!out.status.success(), "nothing to change is refused before any request");
+    let out = set(&["--destination-url", "ftp://x"]).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("http:// or https://"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let dup = create("8002").await.unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("409"), "{}", String::from_utf8_lossy(&dup.stderr));

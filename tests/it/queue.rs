@@ -514,3 +514,103 @@ async fn each_destination_has_its_own_timeout_limit_and_headers() {
     until(&s, &b, "status", json!("failed")).await;
     assert_eq!(attempts(&s, &b).await[0]["error_class"], "timeout");
 }
+
+#[tokio::test]
+async fn a_destination_is_changed_in_place_audited_and_going_back_to_store_ends_forwarding() {
+    let old = Destination::start(&[]).await;
+    let new = Destination::start(&[]).await;
+    let s = server("60", &[]).await;
+    let sub = forwarding(&s, "orders/create", &old.url).await;
+    let path = format!("/api/v1/subscriptions/{sub}");
+    let first = deliver(&s, "orders/create", 1).await;
+    until(&s, &first, "status", json!("succeeded")).await;
+
+    // Refused changes change nothing.
+    for (body, says) in [
+        (json!({}), "nothing to change"),
+        (json!({ "destination_url": "ftp://example.com" }), "http:// or https://"),
+        (json!({ "destination_concurrency": 0 }), "destination_concurrency"),
+        (json!({ "destination_timeout_seconds": 3600 }), "lease"),
+        (json!({ "destination_headers": { "Authorization": "Bearer x" } }), "webhook-signature"),
+    ] {
+        let got = s.patch(&path, body).await;
+        assert_problem(&got, 400, "invalid_request");
+        assert!(got.1["detail"].as_str().unwrap().contains(says), "{}", got.1);
+    }
+    let (st, _) = s.patch(&path, json!({ "name": "renamed" })).await;
+    assert_eq!(st, 400, "only the destination can be changed");
+    let got = s.patch("/api/v1/subscriptions/nothing", json!({ "destination_url": new.url })).await;
+    assert_problem(&got, 404, "not_found");
+    let operator = make_token(&s, "ops", "operator").await;
+    let resp = s.client.patch(s.url(&path)).bearer_auth(&operator).json_body(&json!({ "destination_url": new.url }));
+    assert_eq!(resp.send().await.unwrap().status(), 403, "changing where deliveries go is for admins");
+    let (_, unchanged) = s.get(&path).await;
+    assert_eq!(unchanged["destination_url"], json!(old.url), "{unchanged}");
+
+    let (st, changed) =
+        s.patch(&path, json!({ "destination_url": new.url, "destination_headers": { "X-Team": "sync" } })).await;
+    assert_eq!(st, 200, "{changed}");
+    assert_eq!(changed["subscription"]["destination_url"], json!(new.url));
+    assert_eq!(changed["subscription"]["destination_headers"], json!({ "X-Team": "sync" }));
+    let second = deliver(&s, "orders/create", 2).await;
+    until(&s, &second, "status", json!("succeeded")).await;
+    let got = new.wait_for(1).await;
+    assert_eq!(got[0].header("x-team"), Some("sync"));
+    assert_eq!(old.received().len(), 1, "the old destination got only what came before the change");
+    let (_, audit) = s.get("/api/v1/audit?action=subscription_updated").await;
+    let entry = &audit["items"][0];
+    assert_eq!(
+        (entry["performed_by"].as_str(), entry["target_id"].as_str()),
+        (Some("admin-token"), Some(sub.as_str()))
+    );
+    assert_eq!(
+        entry["changes"],
+        json!([
+            { "field": "destination_url", "before": old.url, "after": new.url },
+            { "field": "destination_headers", "before": null, "after": "X-Team: sync" },
+        ]),
+        "{audit}"
+    );
+    // The same settings again change nothing and add no entry.
+    let (st, _) = s.patch(&path, json!({ "destination_url": new.url })).await;
+    assert_eq!(st, 200);
+    let (_, audit) = s.get("/api/v1/audit?action=subscription_updated").await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+
+    // Paused with a delivery held, then back to `store`: nothing more is sent, the held delivery is
+    // recorded as not sent, and new deliveries are kept.
+    s.post(&format!("{path}/pause"), json!({})).await;
+    let held = deliver(&s, "orders/create", 3).await;
+    let got = s.patch(&path, json!({ "destination_url": null, "destination_concurrency": 2 })).await;
+    assert_problem(&got, 400, "invalid_request");
+    let (st, kept) = s.patch(&path, json!({ "destination_url": null })).await;
+    assert_eq!(st, 200, "{kept}");
+    assert_eq!((kept["released"].as_u64(), kept["subscription"]["status"].as_str()), (Some(1), Some("active")));
+    assert!(kept["subscription"]["destination_url"].is_null(), "{kept}");
+    assert_eq!(kept["subscription"]["destination_headers"], json!({}), "the settings went with the URL: {kept}");
+    until(&s, &held, "status", json!("failed")).await;
+    let list = attempts(&s, &held).await;
+    assert!(list[0]["error"].as_str().unwrap().contains("not sent"), "{list:?}");
+    let fourth = deliver(&s, "orders/create", 4).await;
+    let d = until(&s, &fourth, "status", json!("stored")).await;
+    assert_eq!(d["attempt_count"], 0);
+    assert_eq!(new.received().len(), 1, "nothing was sent after the pause");
+    let (_, audit) = s.get("/api/v1/audit?action=subscription_updated").await;
+    let changes = &audit["items"][0]["changes"];
+    assert_eq!(changes[0], json!({ "field": "destination_url", "before": new.url, "after": null }), "{audit}");
+    assert_eq!(changes[2], json!({ "field": "status", "before": "paused", "after": "active" }), "{audit}");
+    assert_eq!(changes[3]["after"], "1", "{audit}");
+
+    // A subscription discovered from traffic is adopted before it is changed.
+    deliver(&s, "products/create", 5).await;
+    let (_, subs) = s.get("/api/v1/subscriptions").await;
+    let found = subs.as_array().unwrap().iter().find(|x| x["status"] == "discovered").unwrap();
+    let got = s
+        .patch(
+            &format!("/api/v1/subscriptions/{}", found["id"].as_str().unwrap()),
+            json!({ "destination_url": new.url }),
+        )
+        .await;
+    assert_problem(&got, 409, "conflict");
+    assert!(got.1["detail"].as_str().unwrap().contains("adopt it first"), "{}", got.1);
+}

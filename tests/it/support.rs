@@ -137,6 +137,11 @@ impl TestServer {
         json_of(resp).await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self.client.patch(self.url(path)).bearer_auth(ADMIN_TOKEN).json_body(&body).send().await.unwrap();
+        json_of(resp).await
+    }
+
     /// Every delivery, newest first, following cursors to the end.
     pub async fn all_deliveries(&self, query: &str) -> Vec<Value> {
         let mut out = Vec::new();

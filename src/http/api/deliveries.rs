@@ -43,9 +43,7 @@ pub(crate) async fn replay(state: &AppState, by: Actor, id: &str) -> Result<Repl
     let id = parse_delivery_id(id)?;
     let (control, ingest) = (Arc::clone(&state.control), Arc::clone(&state.ingest));
     let recheck = move |d: &Delivery, p: &Payload| crate::control::queue::recheck_note(ingest.recheck(d, p));
-    let made = tokio::task::spawn_blocking(move || control.replay_blocking(id, &by, None, recheck))
-        .await
-        .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
+    let made = super::error::blocking(move || control.replay_blocking(id, &by, None, recheck)).await?;
     Ok(ReplayOut::from(made))
 }
 

@@ -125,3 +125,16 @@ impl From<ControlError> for ApiError {
         }
     }
 }
+
+/// Runs an operation that writes to the store on the blocking pool: it may wait for redb's single write
+/// lock, which an ingest commit holds through its fsync.
+pub(crate) async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(done) => done.map_err(Into::into),
+        Err(e) => Err(StoreError::Other(format!("task failed: {e}")).into()),
+    }
+}

@@ -5,12 +5,12 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
-use super::error::ApiError;
+use super::error::{ApiError, blocking};
 use super::types::{
     DestinationSecretOut, DestinationStateOut, HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated,
-    SubscriptionIn, SubscriptionOut,
+    SubscriptionIn, SubscriptionOut, SubscriptionPatchIn,
 };
-use crate::control::SubscriptionSpec;
+use crate::control::{DestinationPatch, DestinationState, SubscriptionSpec};
 use crate::domain::Subscription;
 use crate::domain::audit::Actor;
 use crate::domain::health::Health;
@@ -65,10 +65,12 @@ pub(crate) async fn set_paused(
 ) -> Result<DestinationStateOut, ApiError> {
     let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
-    let done = tokio::task::spawn_blocking(move || control.set_paused_blocking(sub_id, pause, &by))
-        .await
-        .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
-    Ok(DestinationStateOut { subscription: out(state, done.subscription), released: done.released as u64 })
+    let done = blocking(move || control.set_paused_blocking(sub_id, pause, &by)).await?;
+    Ok(state_out(state, done))
+}
+
+fn state_out(state: &AppState, done: DestinationState) -> DestinationStateOut {
+    DestinationStateOut { subscription: out(state, done.subscription), released: done.released as u64 }
 }
 
 fn resolve(state: &AppState, id: &str) -> Result<crate::domain::SubscriptionId, ApiError> {
@@ -113,11 +115,8 @@ pub(crate) async fn rotate_secret(
     let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
     let secret = SecretBytes::new(input.secret.into_bytes());
-    let rotated = tokio::task::spawn_blocking(move || {
-        control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)
-    })
-    .await
-    .map_err(|e| ApiError::from(crate::storage::StoreError::Other(format!("task failed: {e}"))))??;
+    let rotated =
+        blocking(move || control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)).await?;
     let until = super::types::time(rotated.previous_expires_at);
     Ok(SecretRotated {
         reminder: crate::domain::subscription::rotation_reminder(rotated.subscription.source, &until),
@@ -171,6 +170,33 @@ impl SubscriptionsApi {
         };
         let sub = sub.ok_or_else(|| ApiError::not_found(format!("no subscription `{}`", id.0)))?;
         Ok(GetSubscriptionResponse::Ok(Json(out(state, sub))))
+    }
+
+    /// Change where and how a subscription's deliveries are forwarded: its destination URL (`null` keeps
+    /// them in `store`), timeout, concurrency and extra headers. Audited; subscriptions declared in the
+    /// configuration file are changed there.
+    #[oai(path = "/v1/subscriptions/:id", method = "patch", operation_id = "updateSubscription")]
+    async fn update(
+        &self,
+        auth: AdminAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+        body: Json<SubscriptionPatchIn>,
+    ) -> Result<DestinationStateResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        let b = body.0;
+        let patch = DestinationPatch {
+            url: b.destination_url.into(),
+            timeout_seconds: b.destination_timeout_seconds.into(),
+            concurrency: b.destination_concurrency.into(),
+            headers: Option::<Option<_>>::from(b.destination_headers)
+                .map(|h| h.unwrap_or_default().into_iter().collect()),
+        };
+        let sub_id = resolve(state, &id.0)?;
+        let control = std::sync::Arc::clone(&state.control);
+        let done = blocking(move || control.change_destination_blocking(sub_id, patch, &by)).await?;
+        Ok(DestinationStateResponse::Ok(Json(state_out(state, done))))
     }
 
     /// Replace a subscription's secret. The replaced secret stays accepted for the overlap, then is dropped;

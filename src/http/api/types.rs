@@ -1,5 +1,6 @@
 //! Request and response objects of the API, kept apart from the domain types they are made from.
 
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Enum, Object};
 
 use crate::domain::delivery::Match;
@@ -545,7 +546,9 @@ pub struct AuditEntryOut {
     /// operator existed) or `cli`; for a failed sign-in, the username that was tried.
     pub performed_by: String,
     /// `sign_in`, `sign_in_failed`, `sign_out`, `operator_created`, `password_reset`, `token_created`,
-    /// `token_revoked`, `subscription_created`.
+    /// `token_revoked`, `subscription_created`, `subscription_updated`, `secret_rotated`,
+    /// `secret_previous_dropped`, `delivery_replayed`, `destination_paused`, `destination_resumed`,
+    /// `bulk_replay_started`, `bulk_replay_cancelled`.
     pub action: String,
     pub target_id: Option<String>,
     /// The client's address, for actions over HTTP.
@@ -685,12 +688,29 @@ impl From<crate::domain::replay::Replay> for ReplayOut {
     }
 }
 
-/// A subscription after its destination was paused or resumed.
+/// A subscription after its destination was paused, resumed or changed.
 #[derive(Object, Debug, Clone)]
 pub struct DestinationStateOut {
     pub subscription: SubscriptionOut,
-    /// How many held deliveries a resume released to be sent, oldest first.
+    /// How many held deliveries were released, oldest first: by a resume, to be sent; by a change to
+    /// `store`, to be recorded as not sent.
     pub released: u64,
+}
+
+/// Changes to a subscription's destination. An absent field stays as it is; `null` goes back to the
+/// default.
+#[derive(Object, Debug, Clone)]
+#[oai(deny_unknown_fields)]
+pub struct SubscriptionPatchIn {
+    /// The processing service's URL; `null` keeps deliveries in `store` from now on (a paused destination
+    /// is then no longer paused, and the deliveries it held are recorded as not sent).
+    pub destination_url: MaybeUndefined<String>,
+    /// Seconds an attempt may take; `null` for `delivery.timeout_seconds` from the configuration.
+    pub destination_timeout_seconds: MaybeUndefined<u32>,
+    /// At most this many attempts at once towards the destination (1–256); `null` for the configured default.
+    pub destination_concurrency: MaybeUndefined<u32>,
+    /// Replaces every extra header (at most 20); `null` or `{}` for none. Not for credentials.
+    pub destination_headers: MaybeUndefined<std::collections::BTreeMap<String, String>>,
 }
 
 /// The secret Hookplane signs forwarded deliveries with (Standard Webhooks `webhook-signature`, or
