@@ -13,13 +13,15 @@ use self::factories::{Factory, SignedRequest};
 use crate::app::Core;
 use crate::config::Settings;
 use crate::control::SubscriptionSpec;
+use crate::domain::attempt::{ErrorClass, Tried};
 use crate::domain::subscription::Subscription;
-use crate::domain::{Clock, DeliveryStatus, ManualClock, Source, SubscriptionStatus, Timestamp};
+use crate::domain::{Clock, ManualClock, Source, SubscriptionStatus, Timestamp};
 use crate::http::paths;
 use crate::ingest::RequestMeta;
 use crate::ingest::writer::Stored;
 use crate::secrets::{MasterKey, SecretBytes};
-use crate::storage::{StoreError, deliveries, stats, subscriptions, tables};
+use crate::storage::jobs::Settled;
+use crate::storage::{StoreError, attempts, subscriptions, tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -113,7 +115,6 @@ async fn seed_with(core: &Core, clock: &ManualClock, scenario: Scenario, end: Ti
     let start = clock.now();
     let mut t = start;
     let mut order_number = 1001;
-    let mut stored = Vec::new();
     // About one event every six minutes over the day, in a realistic mix.
     let mut i = 0u64;
     while t < end.plus_millis(-60_000) {
@@ -165,24 +166,24 @@ async fn seed_with(core: &Core, clock: &ManualClock, scenario: Scenario, end: Ti
             }
         };
         clock.set(t);
-        stored.push((send(core, &req).await?, t));
+        send(core, &req).await?;
         if i.is_multiple_of(40) {
             let topic = ["customers/data_request", "customers/redact", "shop/redact"][(i / 40 % 3) as usize];
             let body = f.shopify_compliance(topic, SHOP);
             let req = factories::shopify_request(topic, SHOP, body, SHOPIFY_SECRET.as_bytes(), &f.uuid(), t);
-            stored.push((send(core, &req).await?, t));
+            send(core, &req).await?;
         }
         if i % 25 == 3 {
             // Zoho Books sends a workflow webhook with a shared token.
             let req =
                 factories::zoho_token_request("zoho-books-invoices", "X-Api-Key", ZOHO_BOOKS_TOKEN, f.zoho_invoice(t));
-            stored.push((send(core, &req).await?, t));
+            send(core, &req).await?;
         }
         i += 1;
         t = t.plus_millis(300_000 + (i * 7_919 % 120) as i64 * 1_000);
     }
     let failing = Subs { failing_destination: scenario == Scenario::Failing, ..subs };
-    write_history(core, &failing, &stored, end).await
+    write_history(core, &failing, end).await
 }
 
 async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
@@ -262,76 +263,60 @@ pub async fn send(core: &Core, req: &SignedRequest) -> anyhow::Result<Stored> {
     result.with_context(|| format!("seeding {path} failed"))
 }
 
-/// Writes the processing history the queue would have produced: mostly first-try successes, a few
-/// successes after retries, and, when the scenario says so, a failing orders destination.
-async fn write_history(core: &Core, subs: &Subs, stored: &[(Stored, Timestamp)], end: Timestamp) -> anyhow::Result<()> {
+/// Writes the processing history the queue would have produced, attempt by attempt through the path the
+/// worker's answers take (`attempts::file`): mostly first-try successes, a few successes after a retry, and,
+/// when the scenario says so, a failing orders destination. The jobs are then dropped: the demo has no
+/// processing service to hand them to.
+async fn write_history(core: &Core, subs: &Subs, end: Timestamp) -> anyhow::Result<()> {
     let db = core.store.db()?;
     let orders = subs.orders.id;
     let failing = subs.failing_destination;
     let fail_from = end.plus_millis(-2 * 3_600_000);
-    let items: Vec<(Stored, Timestamp)> = stored.to_vec();
-    let consecutive = tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
+    tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         let tx = db.begin_write()?;
-        let mut consecutive = 0u32;
-        // What the processing worker would have counted: outcomes and attempt latencies, by minute.
-        let mut outcomes = stats::Deltas::new();
-        {
-            for (n, (s, at)) in items.iter().enumerate() {
-                let latency = 40 + (n as u32 * 37 % 260);
-                let fails = failing && s.subscription_id == orders && *at >= fail_from;
-                let mut outcome = None;
-                deliveries::update(&tx, s.delivery_id, |d| {
-                    if d.status != DeliveryStatus::Queued {
-                        return;
-                    }
-                    if fails {
-                        consecutive += 1;
-                        d.status = if consecutive.is_multiple_of(4) {
-                            DeliveryStatus::Retrying
-                        } else {
-                            DeliveryStatus::Failed
-                        };
-                        d.attempt_count = if d.status == DeliveryStatus::Failed { 8 } else { 3 };
-                        let code = [500u16, 502, 503][n % 3];
-                        d.response_code = Some(code);
-                        d.error_message = Some(format!("destination answered {code}"));
-                        d.latency_ms = Some(latency * 4);
-                    } else {
-                        d.status = DeliveryStatus::Succeeded;
-                        d.attempt_count = if n % 17 == 5 { 2 } else { 1 };
-                        d.response_code = Some(200);
-                        d.latency_ms = Some(latency);
-                    }
-                    d.last_attempted_at = Some(at.plus_millis(i64::from(latency)));
-                    outcome = Some((d.status, d.attempt_count, d.latency_ms.unwrap_or(latency)));
-                })?;
-                let Some((status, attempts, latency)) = outcome else { continue };
-                let c = outcomes.entry((s.subscription_id.as_u128(), at.minute())).or_default();
-                c.attempts += u64::from(attempts);
-                c.attempt_failures += u64::from(if fails { attempts } else { attempts - 1 });
-                for _ in 0..attempts {
-                    c.record_latency(latency);
-                }
-                match status {
-                    DeliveryStatus::Succeeded => c.succeeded += 1,
-                    DeliveryStatus::Failed => c.failed += 1,
-                    _ => {}
-                }
-            }
-            // The queue would have drained these jobs: the demo has no processing service to hand them to.
-            tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;
-            tx.open_table(tables::JOBS.def())?.retain(|_, _| false)?;
+        let mut queued = Vec::new();
+        for row in redb::ReadableTable::range::<u128>(&tx.open_table(tables::JOBS.def())?, ..)? {
+            queued.push(tables::JOBS.decode(row?.1.value())?);
         }
-        stats::apply(&tx, &outcomes)?;
+        let mut failures = 0u32;
+        for (n, job) in queued.iter().enumerate() {
+            let at = job.created_at;
+            let latency = 40 + (n as u32 * 37 % 260);
+            let fails = failing && job.subscription_id == orders && at >= fail_from;
+            // Every fourth failing delivery is still retrying; the others ran out of attempts.
+            let (attempts, last): (u32, _) = if fails {
+                failures += 1;
+                if failures.is_multiple_of(4) { (3, Settled::Retrying) } else { (8, Settled::Dead) }
+            } else {
+                (if n % 17 == 5 { 2 } else { 1 }, Settled::Done)
+            };
+            // Spread over the time left before the end of the day, at most five minutes apart.
+            let step = ((end.millis() - at.millis()) / i64::from(attempts + 1)).clamp(1_000, 300_000);
+            for k in 1..=attempts {
+                let started_at = at.plus_millis(step * i64::from(k));
+                let ok = k == attempts && last == Settled::Done;
+                let code = if ok { 200 } else { [500u16, 502, 503][(n + k as usize) % 3] };
+                let tried = Tried {
+                    started_at,
+                    response_code: Some(code),
+                    latency_ms: if ok { latency } else { latency * 4 },
+                    error: (!ok).then(|| (ErrorClass::Http, format!("the destination answered {code}"))),
+                    excerpt: if ok { "ok".into() } else { "upstream unavailable".into() },
+                };
+                let settled = if k == attempts { last } else { Settled::Retrying };
+                attempts::file(&tx, job, Some(tried), settled, false, started_at)?;
+            }
+        }
+        tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;
+        tx.open_table(tables::JOBS.def())?.retain(|_, _| false)?;
         tx.commit()?;
-        Ok(consecutive)
+        Ok(())
     })
     .await??;
     if failing {
         let db = core.store.db()?;
         let before = subscriptions::get(&db, orders)?.context("the orders subscription vanished")?;
-        let after =
-            Subscription { status: SubscriptionStatus::Failing, consecutive_failures: consecutive, ..before.clone() };
+        let after = Subscription { status: SubscriptionStatus::Failing, ..before.clone() };
         let tx = db.begin_write().map_err(StoreError::from)?;
         subscriptions::update(&tx, &before, &after)?;
         tx.commit().map_err(StoreError::from)?;

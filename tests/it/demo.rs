@@ -23,6 +23,12 @@ async fn base_is_a_healthy_day_from_every_source() {
     assert_eq!(count(&all, "status", "failed"), 0);
     assert!(all.iter().all(|d| d["status"] == "succeeded" || d["status"] == "stored"));
     assert!(all.iter().any(|d| d["attempt_count"] == 2), "some succeeded only after a retry");
+    // Each forwarded delivery shows its attempts, as the worker would have filed them.
+    let retried = all.iter().find(|d| d["attempt_count"] == 2).unwrap();
+    let (_, list) = s.get(&format!("/api/v1/deliveries/{}/attempts", retried["id"].as_str().unwrap())).await;
+    let next: Vec<&str> = list.as_array().unwrap().iter().map(|a| a["next"].as_str().unwrap()).collect();
+    assert_eq!(next, ["retry", "delivered"], "{list}");
+    assert_eq!((list[0]["error_class"].as_str(), list[1]["response_code"].as_u64()), (Some("http"), Some(200)));
     let (_, subs) = s.get("/api/v1/subscriptions").await;
     assert_eq!(subs.as_array().unwrap().len(), 10);
     assert!(subs.as_array().unwrap().iter().all(|s| s["status"] == "active"));
@@ -54,6 +60,14 @@ async fn failing_has_a_failing_destination() {
     assert_eq!(failed.len(), count(&all, "status", "failed"));
     assert_eq!(s.all_deliveries("status=retrying&source=shopify").await.len(), count(&all, "status", "retrying"));
     assert!(s.all_deliveries("status=failed&source=zoho").await.is_empty());
+    let (_, list) = s.get(&format!("/api/v1/deliveries/{}/attempts", failed[0]["id"].as_str().unwrap())).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 8, "it ran out of attempts: {list:?}");
+    assert_eq!(list[7]["next"], "gave_up");
+    assert!(
+        list.iter().all(|a| a["started_at"].as_str().unwrap() <= now().to_rfc3339().as_str()),
+        "none in the future"
+    );
     let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
     assert_eq!(orders["status"], "failing");
     assert!(orders["consecutive_failures"].as_u64().unwrap() >= 5);
