@@ -145,7 +145,7 @@ impl Control {
             Err(e) => return Err(e.into()),
         };
         let (delivery, payload) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
-        if matches!(delivery.status, DeliveryStatus::Queued | DeliveryStatus::Retrying) {
+        if matches!(delivery.status, DeliveryStatus::Queued | DeliveryStatus::Processing | DeliveryStatus::Retrying) {
             // Its own job is still live: a replay now would send it twice, side by side.
             return Err(ReplayError::Refused(format!(
                 "{id} is still {}: it will be sent on its own (or on resume, when its destination is paused); \

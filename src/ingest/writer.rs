@@ -421,6 +421,7 @@ fn write_batch(
                 let until = new.delivery.received_at.plus_millis(r.taker.lease_ms);
                 j.state = JobState::Leased;
                 j.lease = Some(Lease { owner: r.taker.owner.clone(), until });
+                new.update(|d| d.status = DeliveryStatus::Processing)?;
                 r.left -= 1;
                 Some(Preloaded { sub, payload })
             }

@@ -47,7 +47,10 @@ pub fn file(
         };
         super::replays::set_status(tx, replay, status)?;
     }
-    let Some(tried) = tried else { return Ok(()) };
+    let Some(tried) = tried else {
+        // Nothing was sent (its destination is paused): it waits again, as it did before it was taken.
+        return super::jobs::waiting(tx, job);
+    };
     let succeeded = tried.response_code.is_some_and(|c| (200..300).contains(&c));
     let next = match settled {
         Settled::Done => "delivered",

@@ -92,6 +92,7 @@ pub struct DeliveryWriter<'tx> {
     jobs_ready: Table<'tx, (i64, u128), ()>,
     jobs_leased: Table<'tx, (i64, u128), ()>,
     jobs_held: Table<'tx, (u128, u128), ()>,
+    by_status: Table<'tx, (u8, u8, u128), ()>,
 }
 
 impl<'tx> DeliveryWriter<'tx> {
@@ -103,6 +104,7 @@ impl<'tx> DeliveryWriter<'tx> {
             jobs_ready: tx.open_table(tables::JOBS_READY)?,
             jobs_leased: tx.open_table(tables::JOBS_LEASED)?,
             jobs_held: tx.open_table(tables::JOBS_HELD)?,
+            by_status: tx.open_table(tables::DELIVERIES_BY_STATUS)?,
         })
     }
 
@@ -130,6 +132,9 @@ impl<'tx> DeliveryWriter<'tx> {
         }
         self.deliveries.insert(id, new.row.as_slice())?;
         self.by_subscription.insert((d.subscription_id.as_u128(), id), fingerprint)?;
+        if let Some(code) = tables::indexed_status(d.status) {
+            self.by_status.insert((code, tables::source_code(d.source), id), ())?;
+        }
         if let Some(job) = job {
             self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
             match (&job.state, &job.lease) {

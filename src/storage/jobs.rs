@@ -5,9 +5,9 @@
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
-use super::{StoreError, tables};
+use super::{StoreError, deliveries, tables};
 use crate::domain::attempt::{ErrorClass, Tried};
-use crate::domain::{JobId, SubscriptionId, Timestamp};
+use crate::domain::{DeliveryStatus, JobId, SubscriptionId, Timestamp};
 use crate::jobs::{Job, JobState, Lease};
 
 /// How an attempt ended, as the worker reports it.
@@ -225,6 +225,9 @@ pub fn claim(
                 Settled::Retrying
             };
             super::attempts::file(&tx, &job, Some(interrupted(now, error)), settled, false, now)?;
+            if settled == Settled::Retrying {
+                processing(&tx, &job)?;
+            }
         }
         for (at, id) in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
             let Some(mut job) = t.get(id)? else {
@@ -232,11 +235,29 @@ pub fn claim(
                 continue;
             };
             t.lease(&mut job, owner, until)?;
+            processing(&tx, &job)?;
             claimed.push(job);
         }
     }
     tx.commit()?;
     Ok(claimed)
+}
+
+/// A delivery whose job the worker holds is `processing`.
+fn processing(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
+    deliveries::update(tx, job.delivery_id, |d| d.status = DeliveryStatus::Processing)?;
+    Ok(())
+}
+
+/// A delivery whose job went back to wait without an attempt made is again `queued`, or `retrying` once an
+/// attempt was made.
+pub(super) fn waiting(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
+    deliveries::update(tx, job.delivery_id, |d| {
+        if d.status == DeliveryStatus::Processing {
+            d.status = if d.attempt_count > 0 { DeliveryStatus::Retrying } else { DeliveryStatus::Queued };
+        }
+    })?;
+    Ok(())
 }
 
 /// Whether a claim at `now` would find anything, read without taking the single write lock: most wake-ups
@@ -353,6 +374,7 @@ pub fn release(db: &Database, owner: &str, ids: &[JobId]) -> Result<usize, Store
             if job.state == JobState::Leased && job.lease.as_ref().is_some_and(|l| l.owner == owner) {
                 let at = job.run_at;
                 t.make_ready(&mut job, at)?;
+                waiting(&tx, &job)?;
                 released += 1;
             }
         }

@@ -48,9 +48,10 @@ pub const DELIVERIES_BY_SUBSCRIPTION: TableDefinition<(u128, u128), Option<u64>>
     TableDefinition::new("deliveries_by_subscription_v1");
 
 /// (status, source, delivery id) for deliveries whose status moved on from the one they were stored with
-/// (`queued` or `stored`): succeeded, processing, retrying, failed. Written by whatever changes a status,
-/// never on the ingest path, so it costs acknowledgements nothing; it lets "failed" or "retrying" (the
-/// currently failing) be listed newest first without scanning the deliveries that are fine.
+/// (`queued` or `stored`): succeeded, processing, retrying, failed. Written by whatever changes a status, and
+/// on the ingest path only for a delivery whose job is handed straight to the worker (`processing`); it lets
+/// "failed" or "retrying" (the currently failing) be listed newest first without scanning the deliveries
+/// that are fine.
 pub const DELIVERIES_BY_STATUS: TableDefinition<(u8, u8, u128), ()> = TableDefinition::new("deliveries_by_status_v1");
 
 /// The stored code of a status in `DELIVERIES_BY_STATUS`, or `None` for the statuses deliveries are stored

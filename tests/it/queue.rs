@@ -324,6 +324,13 @@ async fn an_attempt_cut_short_by_a_stop_is_made_again_after_restart_and_never_lo
     forwarding(&s, "orders/fulfilled", &dest.url).await;
     let id = deliver(&s, "orders/fulfilled", 1).await;
     dest.wait_for(1).await;
+    // While its attempt waits for an answer, the delivery is `processing`, and listed as such.
+    let (_, d) = s.get(&format!("/api/v1/deliveries/{id}")).await;
+    assert_eq!(d["status"], "processing", "{d}");
+    let (_, listed) = s.get("/api/v1/deliveries?status=processing").await;
+    assert_eq!(listed["items"][0]["id"], json!(id), "{listed}");
+    let (_, listed) = s.get("/api/v1/deliveries?status=queued").await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
     // Stopped while the destination has not answered: the attempt is abandoned after the grace period.
     let dir = s.stop().await;
 
