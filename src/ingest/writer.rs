@@ -227,7 +227,8 @@ fn run(
                     registry.upsert(Entry { sub, secrets: Vec::new() });
                 }
                 hand_over(store, &q.handoff, handed);
-                if stored.iter().any(|(d, _)| d.status == DeliveryStatus::Queued) {
+                // A new job is ready to claim (`queued`) or waits in the hand-over (`processing`).
+                if stored.iter().any(|(d, _)| matches!(d.status, DeliveryStatus::Queued | DeliveryStatus::Processing)) {
                     q.wake.wake();
                 }
                 if let Some(indexer) = indexer
