@@ -98,6 +98,7 @@ impl Control {
         pause: bool,
         by: &Actor,
     ) -> Result<DestinationState, ControlError> {
+        let _serial = self.serial();
         let db = self.store.db()?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         let before = self.forwarding(&tx, id)?;

@@ -88,10 +88,12 @@ pub struct Control {
     max_timeout_seconds: u32,
     digest: DigestParams,
     zoho_token_header: String,
-    /// Held by a rotation or a sweep from its first read of a subscription's secrets to its registry
-    /// update, so that two of them never interleave (a lost secret, or a registry older than the store).
-    /// Creation writes secrets too, but only for a subscription that holds none, which rotation refuses.
-    secrets_lock: std::sync::Mutex<()>,
+    /// Held by whatever changes a stored subscription and then its registry entry (a rotation, the sweep,
+    /// a pause, a destination change), from its first read to its registry update, so that two of them
+    /// never interleave: a lost secret, or a registry older than the store (ingest would then file
+    /// deliveries under an old destination until a restart). Creation writes secrets too, but only for a
+    /// subscription that holds none, which rotation refuses.
+    pub(super) registry_lock: std::sync::Mutex<()>,
 }
 
 impl Control {
@@ -116,8 +118,12 @@ impl Control {
             .min(600),
             digest: settings.secrets.digest_params(),
             zoho_token_header: settings.zoho.token_header.clone(),
-            secrets_lock: std::sync::Mutex::new(()),
+            registry_lock: std::sync::Mutex::new(()),
         }
+    }
+
+    pub(super) fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.registry_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The `whsec_` secret Hookplane signs what it forwards for `id` with, for the receiving service to
@@ -207,13 +213,16 @@ impl Control {
         by: &Actor,
     ) -> Result<DestinationState, ControlError> {
         let DestinationPatch { url, timeout_seconds, concurrency, headers } = patch;
-        let url = url.map(|u| u.filter(|u| !u.is_empty()));
+        if url.as_ref().is_some_and(|u| u.as_deref() == Some("")) {
+            return Err(invalid("`destination_url` is empty: give a URL, or `null` to keep deliveries in `store`"));
+        }
         if url.is_none() && timeout_seconds.is_none() && concurrency.is_none() && headers.is_none() {
             return Err(invalid(
                 "nothing to change: give any of `destination_url`, `destination_timeout_seconds`, \
                  `destination_concurrency`, `destination_headers`",
             ));
         }
+        let _serial = self.serial();
         let db = self.store.db()?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         let before = repo::get_in(&tx, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription {id}")))?;
@@ -258,7 +267,10 @@ impl Control {
             return Ok(DestinationState { subscription: before, released: 0 });
         }
         let now = self.clock.now();
-        let after = Subscription { destination, status, updated_at: now, ..before.clone() };
+        // A run of failures belongs to the URL that failed.
+        let consecutive_failures =
+            if destination.url() == before.destination.url() { before.consecutive_failures } else { 0 };
+        let after = Subscription { destination, status, consecutive_failures, updated_at: now, ..before.clone() };
         repo::update(&tx, &before, &after)?;
         let mut entry = by.entry(now, AuditAction::SubscriptionUpdated).target(id);
         for ((field, was), (_, is)) in
@@ -293,7 +305,7 @@ impl Control {
         overlap_ms: i64,
         by: &Actor,
     ) -> Result<Rotated, ControlError> {
-        let _serial = self.secrets_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serial = self.serial();
         let now = self.clock.now();
         let db = self.store.db()?;
         let sub = repo::get(&db, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription `{id}`")))?;
@@ -361,7 +373,7 @@ impl Control {
     /// Drops every previous secret whose overlap has ended, from the store and from the registry (which
     /// stopped accepting it already at its expiry). Returns how many were dropped.
     pub fn sweep_expired_secrets(&self) -> Result<usize, ControlError> {
-        let _serial = self.secrets_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _serial = self.serial();
         let now = self.clock.now();
         let db = self.store.db()?;
         let expired: Vec<SubscriptionId> = repo::all_secrets(&db)?

@@ -21,7 +21,7 @@ pub enum AuditAction {
     TokenCreated,
     TokenRevoked,
     SubscriptionCreated,
-    /// Its name or destination changed.
+    /// Its destination changed.
     SubscriptionUpdated,
     SecretRotated,
     /// A previous secret's overlap ended and the sweep dropped it.

@@ -381,10 +381,14 @@ fn write_batch(
         let sub = match &target {
             Target::Known(id) => match cached(tx, &mut subs, *id)? {
                 Some(s) if new.delivery.subscription_id == s.id => {
-                    // The job was made from the registry's copy; whether the destination is paused is
-                    // decided by the stored subscription, which a 410 may have paused since.
-                    if let Some(job) = job.as_mut() {
-                        job.state = first_state(&s);
+                    // The job was made from the registry's copy; the stored subscription decides. A 410
+                    // may have paused its destination since, and an operator may have changed it between
+                    // forwarding and keeping.
+                    let forwards = matches!(s.destination, Destination::Http { .. });
+                    match job.as_mut() {
+                        Some(job) if forwards => job.state = first_state(&s),
+                        None if !forwards => {}
+                        _ => new.update(|d| job = bind(d, &s))?,
                     }
                     s
                 }

@@ -243,9 +243,15 @@ pub fn claim(
     Ok(claimed)
 }
 
-/// A delivery whose job the worker holds is `processing`.
+/// A delivery whose job the worker holds is `processing`. One that ended already (a replay's) keeps its
+/// outcome until the replay's attempt is filed: the replay has its own status, and the stats count an
+/// outcome only when the status changes.
 fn processing(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
-    deliveries::update(tx, job.delivery_id, |d| d.status = DeliveryStatus::Processing)?;
+    deliveries::update(tx, job.delivery_id, |d| {
+        if matches!(d.status, DeliveryStatus::Queued | DeliveryStatus::Retrying) {
+            d.status = DeliveryStatus::Processing;
+        }
+    })?;
     Ok(())
 }
 

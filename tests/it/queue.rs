@@ -418,6 +418,23 @@ pub(crate) async fn s_post(s: &TestServer, path: &str) -> (StatusCode, Value, Op
 }
 
 #[tokio::test]
+async fn a_delivery_being_sent_is_processing_and_a_replay_keeps_its_outcome_meanwhile() {
+    let dest = Destination::start(&[Answer::Status(200), Answer::Hang]).await;
+    let s = server("60", &[]).await;
+    forwarding(&s, "orders/edited", &dest.url).await;
+    let id = deliver(&s, "orders/edited", 1).await;
+    until(&s, &id, "status", json!("succeeded")).await;
+    let (st, made, _) = s_post(&s, &format!("/api/v1/deliveries/{id}/replay")).await;
+    assert_eq!(st, 202, "{made}");
+    // The replay's attempt has reached the destination, which never answers it.
+    dest.wait_for(2).await;
+    let (_, d) = s.get(&format!("/api/v1/deliveries/{id}")).await;
+    assert_eq!((d["status"].as_str(), d["attempt_count"].as_u64()), (Some("succeeded"), Some(1)), "{d}");
+    let (_, listed) = s.get("/api/v1/deliveries?status=processing").await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+}
+
+#[tokio::test]
 async fn what_cannot_be_replayed_is_refused_and_changes_nothing() {
     let s = server("60", &[]).await;
     // A discovered Shopify subscription keeps its deliveries: there is nowhere to replay to.
@@ -535,6 +552,7 @@ async fn a_destination_is_changed_in_place_audited_and_going_back_to_store_ends_
     // Refused changes change nothing.
     for (body, says) in [
         (json!({}), "nothing to change"),
+        (json!({ "destination_url": "" }), "is empty"),
         (json!({ "destination_url": "ftp://example.com" }), "http:// or https://"),
         (json!({ "destination_concurrency": 0 }), "destination_concurrency"),
         (json!({ "destination_timeout_seconds": 3600 }), "lease"),
