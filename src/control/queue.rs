@@ -1,7 +1,7 @@
 //! Operations on the delivery queue that operators ask for: pausing and resuming a destination, and
 //! replaying a delivery. Each is one transaction with its audit entry.
 
-use crate::domain::audit::{Actor, AuditAction, Change};
+use crate::domain::audit::{Actor, AuditAction, AuditEntry, Change};
 use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
 use crate::domain::subscription::Destination;
 use crate::domain::{
@@ -68,10 +68,24 @@ impl Control {
         Ok(sub)
     }
 
-    pub(super) fn keep_registry(&self, sub: &Subscription) {
-        if let Some(e) = self.registry.snapshot().get(sub.id) {
-            self.registry.upsert(Entry { sub: sub.clone(), secrets: e.secrets.clone() });
+    /// Commits a change to a destination with its audit entry, then brings the registry along (under
+    /// `serial`, which the caller holds) and wakes the worker for the deliveries it released.
+    pub(super) fn commit_destination(
+        &self,
+        tx: redb::WriteTransaction,
+        entry: &AuditEntry,
+        after: Subscription,
+        released: usize,
+    ) -> Result<DestinationState, ControlError> {
+        audit::append(&tx, entry)?;
+        tx.commit().map_err(StoreError::from)?;
+        if let Some(e) = self.registry.snapshot().get(after.id) {
+            self.registry.upsert(Entry { sub: after.clone(), secrets: e.secrets.clone() });
         }
+        if released > 0 {
+            self.wake.wake();
+        }
+        Ok(DestinationState { subscription: after, released })
     }
 
     /// Makes the deliveries held for `id` ready, in the order they arrived, with their replays queued again.
@@ -116,13 +130,7 @@ impl Control {
         if !pause {
             entry = entry.change(Change::set("released", released.to_string()));
         }
-        audit::append(&tx, &entry)?;
-        tx.commit().map_err(StoreError::from)?;
-        self.keep_registry(&after);
-        if released > 0 {
-            self.wake.wake();
-        }
-        Ok(DestinationState { subscription: after, released })
+        self.commit_destination(tx, &entry, after, released)
     }
 
     /// Replays a delivery: checks its stored body against its digest and the rate limits, then records the

@@ -286,13 +286,7 @@ impl Control {
                 .change(Change::changed("status", before.status.as_str(), status.as_str()))
                 .change(Change::set("released", released.to_string()));
         }
-        crate::storage::audit::append(&tx, &entry)?;
-        tx.commit().map_err(StoreError::from)?;
-        self.keep_registry(&after);
-        if released > 0 {
-            self.wake.wake();
-        }
-        Ok(DestinationState { subscription: after, released })
+        self.commit_destination(tx, &entry, after, released)
     }
 
     /// Replaces a subscription's secret with `new`. The secret it replaces stays accepted for `overlap_ms`

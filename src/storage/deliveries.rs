@@ -84,6 +84,41 @@ pub enum Inserted {
     Duplicate(DeliveryId),
 }
 
+/// A delivery of `source` received at `at` with `status`, for tests that need one stored.
+#[cfg(test)]
+pub(crate) fn sample(at: Timestamp, source: Source, status: DeliveryStatus) -> Delivery {
+    Delivery {
+        id: DeliveryId::new(at),
+        subscription_id: SubscriptionId::new(at),
+        source,
+        topic: "orders/create".into(),
+        provider_delivery_id: None,
+        dedupe_key: None,
+        event_id: None,
+        account: "a".into(),
+        status,
+        attempt_count: 0,
+        received_at: at,
+        last_attempted_at: None,
+        response_code: None,
+        latency_ms: None,
+        size_bytes: 0,
+        content_type: None,
+        body_sha256: String::new(),
+        error_message: None,
+        initiated_by: "provider".into(),
+        verified_with: "current".into(),
+        verified_fingerprint: None,
+    }
+}
+
+/// Writes `d` with an empty JSON body straight into `DELIVERIES`, as a test's starting point.
+#[cfg(test)]
+pub(crate) fn put_sample(tx: &WriteTransaction, d: &Delivery) {
+    let new = NewDelivery::new(d.clone(), payload::encode(&[], b"{}", 1)).unwrap();
+    tx.open_table(tables::DELIVERIES).unwrap().insert(d.id.as_u128(), new.row()).unwrap();
+}
+
 /// The tables a delivery touches, opened once per transaction.
 pub struct DeliveryWriter<'tx> {
     deliveries: Table<'tx, u128, &'static [u8]>,

@@ -526,6 +526,43 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_is_processing_while_its_job_is_held_and_waits_again_as_it_was() {
+        use crate::domain::Source;
+        use crate::storage::deliveries::{get, put_sample, sample};
+        let (_d, db) = store();
+        let status = |id| get(&db, id).unwrap().unwrap().0.delivery.status;
+        let t = Timestamp(0);
+        let (fresh, ended) =
+            (sample(t, Source::Shopify, DeliveryStatus::Queued), sample(t, Source::Zoho, DeliveryStatus::Succeeded));
+        let (job, replay) =
+            (Job::deliver(fresh.id, fresh.subscription_id, t), Job::deliver(ended.id, ended.subscription_id, t));
+        let tx = db.begin_write().unwrap();
+        for (d, j) in [(&fresh, &job), (&ended, &replay)] {
+            put_sample(&tx, d);
+            super::enqueue(&tx, j).unwrap();
+        }
+        tx.commit().unwrap();
+
+        assert_eq!(claim(&db, "p/w", t, LEASE, 2, MAX).unwrap().len(), 2);
+        assert_eq!(status(fresh.id), DeliveryStatus::Processing);
+        assert_eq!(status(ended.id), DeliveryStatus::Succeeded, "a replay leaves the outcome until it is filed");
+        assert_eq!(release(&db, "p/w", &[job.id, replay.id]).unwrap(), 2);
+        assert_eq!(status(fresh.id), DeliveryStatus::Queued, "handed back unstarted");
+        claim(&db, "p/w", t, LEASE, 1, MAX).unwrap();
+        let retry = Finished::Retry { at: t, error: "503".into() };
+        assert_eq!(fin(&db, "p/w", job.id, 1, retry), Settled::Retrying);
+        assert_eq!(status(fresh.id), DeliveryStatus::Retrying);
+        claim(&db, "p/w", t, LEASE, 1, MAX).unwrap();
+        assert_eq!(status(fresh.id), DeliveryStatus::Processing);
+        // Its destination was paused meanwhile: nothing sent, and it waits as `retrying` again.
+        let tx = db.begin_write().unwrap();
+        let hold = Report { finished: Finished::Hold, tried: None, pause: false };
+        assert_eq!(finish(&tx, "p/w", job.id, 2, hold, t).unwrap(), Settled::Requeued);
+        tx.commit().unwrap();
+        assert_eq!(status(fresh.id), DeliveryStatus::Retrying);
+    }
+
+    #[test]
     fn a_hold_answered_after_a_resume_makes_the_job_ready_not_held() {
         use crate::domain::subscription::{Destination, Origin};
         use crate::domain::{Source, Subscription, SubscriptionStatus};

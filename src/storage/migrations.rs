@@ -218,35 +218,13 @@ mod tests {
 
     #[test]
     fn schema_2_deliveries_that_moved_on_are_indexed_by_status() {
-        use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Source, SubscriptionId, Timestamp};
-        use crate::storage::deliveries::{self, Filter, NewDelivery};
+        use crate::domain::{DeliveryId, DeliveryStatus, Source, Timestamp};
+        use crate::storage::deliveries::{self, Filter};
 
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("t.redb")).unwrap();
         let at = Timestamp::from_millis(1_800_000_000_000);
-        let delivery = |n: i64, source, status| Delivery {
-            id: DeliveryId::new(at.plus_millis(n)),
-            subscription_id: SubscriptionId::new(at),
-            source,
-            topic: "orders/create".into(),
-            provider_delivery_id: None,
-            dedupe_key: None,
-            event_id: None,
-            account: "a".into(),
-            status,
-            attempt_count: 1,
-            received_at: at.plus_millis(n),
-            last_attempted_at: None,
-            response_code: None,
-            latency_ms: None,
-            size_bytes: 0,
-            content_type: None,
-            body_sha256: String::new(),
-            error_message: None,
-            initiated_by: "provider".into(),
-            verified_with: "current".into(),
-            verified_fingerprint: None,
-        };
+        let delivery = |n: i64, source, status| deliveries::sample(at.plus_millis(n), source, status);
         let rows = [
             delivery(0, Source::Shopify, DeliveryStatus::Failed),
             delivery(1, Source::Shopify, DeliveryStatus::Succeeded),
@@ -258,13 +236,8 @@ mod tests {
         v1_initial(&tx).unwrap();
         v2_stats_by_hour(&tx).unwrap();
         tx.open_table(tables::META).unwrap().insert(VERSION_KEY, 2).unwrap();
-        {
-            let mut t = tx.open_table(tables::DELIVERIES).unwrap();
-            for d in &rows {
-                let payload = crate::storage::payload::encode(&[], b"{}", 1);
-                let new = NewDelivery::new(d.clone(), payload).unwrap();
-                t.insert(d.id.as_u128(), new.row()).unwrap();
-            }
+        for d in &rows {
+            deliveries::put_sample(&tx, d);
         }
         tx.commit().unwrap();
 
