@@ -250,6 +250,10 @@ pub fn update(
     let before = decode_record(&row)?;
     let mut after = before.clone();
     change(&mut after);
+    if after == before {
+        // A claim of a replay's job, or a job that waits again without having been taken: nothing to write.
+        return Ok(Some((before, after)));
+    }
     table.insert(id.as_u128(), replace_record(&row, &after)?.as_slice())?;
     if (before.status, before.source) != (after.status, after.source) {
         let mut by_status = tx.open_table(tables::DELIVERIES_BY_STATUS)?;
