@@ -16,19 +16,23 @@ use tokio::net::TcpListener;
 use crate::auth::Gate;
 use crate::config::Settings;
 use crate::control::Control;
+use crate::control::bulk::BulkReplays;
+use crate::domain::Delivery;
+use crate::domain::Job;
+use crate::domain::job::Preloaded;
 use crate::domain::{Clock, SystemClock};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::ingest::registry::{Registry, SharedRegistry};
-use crate::ingest::writer::{self, QueueLink, WriterHandle};
+use crate::ingest::writer::{self, Hooks, LeaseRoom, WriterHandle};
 use crate::jobs::backend::Meeting;
-use crate::jobs::bulk::BulkReplays;
-use crate::jobs::handoff::Handoff;
+use crate::jobs::handoff::{AnswerSink, Handoff};
 use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::search::SearchIndex;
-use crate::search::indexer::{self, Indexer};
+use crate::search::indexer::{self, Indexer, IndexerHandle};
 use crate::secrets::MasterKey;
 use crate::storage::Store;
+use crate::storage::jobs::Answers;
 
 /// The master key from `HOOKPLANE_MASTER_KEY` or `master_key_file`.
 pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
@@ -91,21 +95,22 @@ impl Core {
         };
         let gate = Arc::new(Gate::new(&settings.auth, master_key.derive("csrf"), operators_exist));
         let registry = Arc::new(SharedRegistry::default());
-        let signing_root = crate::jobs::worker::signing_root(&master_key);
+        let signing_root = master_key.destination_signing_root();
         let wake = Wake::default();
         let control = Arc::new(Control::new(
             Arc::clone(&store),
             Arc::clone(&registry),
             master_key,
             Arc::clone(&clock),
-            &settings,
+            settings.control_options(),
             wake.clone(),
         ));
         let loaded = {
             let (control, settings) = (Arc::clone(&control), Arc::clone(&settings));
             tokio::task::spawn_blocking(move || -> anyhow::Result<Registry> {
-                let declared = control.apply_declared(&settings)?;
-                Ok(control.load_registry(declared, &settings)?)
+                let env = |name: &str| settings.env.var(name).map(str::to_owned);
+                let declared = control.apply_declared(&settings.subscriptions, &env)?;
+                Ok(control.load_registry(declared, settings.env.shopify_app_secrets())?)
             })
             .await??
         };
@@ -121,14 +126,19 @@ impl Core {
 
         let handoff = Arc::new(Handoff::new(settings.delivery.concurrency * 4, HANDOFF_MAX_BYTES));
         let writer_alive = Arc::new(AtomicBool::new(true));
+        let hooks = WriterHooks {
+            store: Arc::clone(&store),
+            handoff: Arc::clone(&handoff),
+            wake: wake.clone(),
+            indexer: indexer.handle.clone(),
+        };
         let writer = writer::spawn(
             Arc::clone(&store),
             Arc::clone(&registry),
-            Some(indexer.handle.clone()),
+            Arc::new(hooks),
             settings.ingest.write_queue,
             settings.ingest.max_batch,
             Arc::clone(&writer_alive),
-            QueueLink { wake: wake.clone(), handoff: Arc::clone(&handoff) },
         )
         .context("cannot start the writer thread")?;
         let queue = run_queue
@@ -139,12 +149,17 @@ impl Core {
                     settings: settings.delivery.clone(),
                     signing_root,
                     wake: wake.clone(),
-                    meeting: Meeting { handoff, sink: Some(Arc::new(writer.handle.clone())) },
+                    meeting: Meeting { handoff, sink: Some(Arc::new(WriterAnswers(writer.handle.clone()))) },
                 })
             })
             .transpose()
             .context("cannot start the delivery queue")?;
-        let ingest = Arc::new(Ingest::new(&settings, writer.handle.clone(), Arc::clone(&registry), Arc::clone(&clock)));
+        let ingest = Arc::new(Ingest::new(
+            settings.ingest_options(),
+            writer.handle.clone(),
+            Arc::clone(&registry),
+            Arc::clone(&clock),
+        ));
         let bulk = Arc::new(BulkReplays::new(
             Arc::clone(&store),
             Arc::clone(&search),
@@ -196,7 +211,7 @@ impl Core {
 
     fn state(&self) -> AppState {
         AppState {
-            settings: Arc::clone(&self.settings),
+            settings: Arc::new(self.settings.http_settings()),
             store: Arc::clone(&self.store),
             ingest: Arc::clone(&self.ingest),
             control: Arc::clone(&self.control),
@@ -208,6 +223,42 @@ impl Core {
             gate: Arc::clone(&self.gate),
             bulk: Arc::clone(&self.bulk),
         }
+    }
+}
+
+/// What the ingest writer does after its commits: new jobs go to the delivery worker (handed over, or
+/// woken for), new deliveries to the search indexer.
+struct WriterHooks {
+    store: Arc<Store>,
+    handoff: Arc<Handoff>,
+    wake: Wake,
+    indexer: IndexerHandle,
+}
+
+impl Hooks for WriterHooks {
+    fn lease_room(&self) -> Option<LeaseRoom> {
+        self.handoff.room().map(|(taker, left)| LeaseRoom { owner: taker.owner, lease_ms: taker.lease_ms, left })
+    }
+
+    fn hand_over(&self, owner: &str, jobs: Vec<(Job, Preloaded)>) {
+        self.handoff.give_or_return(&self.store, owner, jobs);
+    }
+
+    fn wake(&self) {
+        self.wake.wake();
+    }
+
+    fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, requests: usize) {
+        self.indexer.stored(deliveries, requests);
+    }
+}
+
+/// The delivery worker's answers go to the ingest writer, which commits them between its group commits.
+struct WriterAnswers(WriterHandle);
+
+impl AnswerSink for WriterAnswers {
+    fn answer(&self, answers: Answers) -> Result<(), Answers> {
+        self.0.answer(answers)
     }
 }
 

@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::connectors::zoho::SignatureEncoding;
+use crate::auth::AuthSettings;
+use crate::connectors::zoho::{SignatureEncoding, SignatureScheme};
+use crate::control::{ControlOptions, DeclaredSubscription};
+use crate::http::HttpSettings;
+use crate::ingest::IngestOptions;
+use crate::jobs::worker::DeliverySettings;
+use crate::search::SearchSettings;
 use crate::secrets::{DigestParams, SecretBytes};
 
 /// The defaults, documented key by key.
@@ -68,68 +74,8 @@ pub struct IngestSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SearchSettings {
-    pub commit_interval_ms: u64,
-    pub commit_docs: usize,
-    pub memory_mib: u32,
-    pub catch_up_margin_seconds: u32,
-    pub defer_batch: usize,
-    pub defer_busy_percent: u8,
-    pub defer_calm_ms: u64,
-    pub max_queued_kib: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliverySettings {
-    pub timeout_seconds: u64,
-    pub retry_delays_seconds: Vec<u64>,
-    pub retry_jitter_percent: u8,
-    pub concurrency: usize,
-    pub per_destination_concurrency: usize,
-    pub lease_seconds: u64,
-    pub heartbeat_seconds: u64,
-    pub poll_interval_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DashboardSettings {
     pub open_on_loopback: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    pub password_memory_kib: u32,
-    pub password_iterations: u32,
-    pub session_idle_minutes: u32,
-    pub session_absolute_hours: u32,
-    pub secure_cookies: bool,
-    pub login_failures_per_account: u32,
-    pub login_failures_per_address: u32,
-    pub login_window_minutes: u32,
-}
-
-impl AuthSettings {
-    pub fn password_params(&self) -> DigestParams {
-        DigestParams { memory_kib: self.password_memory_kib, iterations: self.password_iterations }
-    }
-
-    pub fn session_policy(&self) -> crate::auth::sessions::SessionPolicy {
-        crate::auth::sessions::SessionPolicy {
-            idle_ms: i64::from(self.session_idle_minutes) * 60_000,
-            absolute_ms: i64::from(self.session_absolute_hours) * 3_600_000,
-        }
-    }
-
-    pub fn throttle_limits(&self) -> crate::auth::throttle::Limits {
-        crate::auth::throttle::Limits {
-            per_account: self.login_failures_per_account,
-            per_address: self.login_failures_per_address,
-            window_ms: i64::from(self.login_window_minutes) * 60_000,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,22 +118,6 @@ impl SecretSettings {
     }
 }
 
-/// A subscription declared in the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DeclaredSubscription {
-    pub name: String,
-    pub source: String,
-    pub topic: String,
-    pub account: String,
-    pub channel_id: Option<String>,
-    pub auth: Option<String>,
-    pub token_header: Option<String>,
-    pub secret_env: Option<String>,
-    pub destination_url: Option<String>,
-    pub dedupe_header: Option<String>,
-}
-
 /// Values that only the environment may provide.
 #[derive(Clone, Default)]
 pub struct EnvSecrets {
@@ -202,6 +132,11 @@ pub struct EnvSecrets {
 impl EnvSecrets {
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// Shopify's app secrets: the current one, and the previous during a rotation.
+    pub fn shopify_app_secrets(&self) -> [Option<&SecretBytes>; 2] {
+        [self.shopify_secret.as_ref(), self.shopify_secret_previous.as_ref()]
     }
 }
 
@@ -268,6 +203,47 @@ impl Settings {
 
     pub fn master_key_file(&self) -> Option<&Path> {
         (!self.master_key_file.as_os_str().is_empty()).then_some(self.master_key_file.as_path())
+    }
+
+    /// What ingest needs.
+    pub fn ingest_options(&self) -> IngestOptions {
+        IngestOptions {
+            compression_level: self.ingest.compression_level,
+            discover: self.shopify.discover_unknown_topics,
+            tolerance_secs: self.standard.tolerance_seconds,
+            zoho_token_header: self.zoho.token_header.clone(),
+            zoho_signature: SignatureScheme {
+                header: self.zoho.signature.header.clone(),
+                encoding: self.zoho.signature.encoding,
+            },
+        }
+    }
+
+    /// What changing subscriptions needs.
+    pub fn control_options(&self) -> ControlOptions {
+        let d = &self.delivery;
+        ControlOptions {
+            // A destination's own timeout must leave its lease two heartbeats to spare.
+            max_timeout_seconds: u32::try_from(d.lease_seconds.saturating_sub(2 * d.heartbeat_seconds + 1))
+                .unwrap_or(u32::MAX)
+                .min(600),
+            digest: self.secrets.digest_params(),
+            zoho_token_header: self.zoho.token_header.clone(),
+        }
+    }
+
+    /// What the HTTP handlers need.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            public_url: if self.public_url.is_empty() {
+                format!("http://{}", self.listen)
+            } else {
+                self.public_url.trim_end_matches('/').to_owned()
+            },
+            max_body_bytes: self.ingest.max_body_bytes,
+            open_on_loopback: self.dashboard.open_on_loopback,
+            rotation_overlap_hours: self.secrets.rotation_overlap_hours,
+        }
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
@@ -480,5 +456,13 @@ mod tests {
         assert!(Settings::load(&flags, &BTreeMap::new()).is_err());
         let missing = Flags { config: Some(dir.path().join("absent.toml")), ..Flags::default() };
         assert!(matches!(Settings::load(&missing, &BTreeMap::new()), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn the_default_retry_schedule_is_close_to_shopifys() {
+        let defaults = Settings::defaults().unwrap().delivery;
+        assert_eq!(defaults.retry_delays_seconds.len() + 1, 8, "eight attempts");
+        let total: u64 = defaults.retry_delays_seconds.iter().sum();
+        assert!((3 * 3600..=5 * 3600).contains(&total), "about 4 hours, not {total} s");
     }
 }

@@ -40,7 +40,7 @@ impl CsrfKey {
     }
 
     fn mac(&self, binding: &[u8]) -> [u8; 32] {
-        crate::connectors::hmac_sha256(&self.0[..], &[binding])
+        crate::secrets::hmac_sha256(&self.0[..], &[binding])
     }
 }
 

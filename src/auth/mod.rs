@@ -6,57 +6,12 @@ pub mod csrf;
 pub mod operators;
 pub mod sessions;
 pub mod throttle;
-pub mod tokens;
 
-use std::fmt;
-use std::str::FromStr;
+use serde::Deserialize;
 
-use serde::{Deserialize, Serialize};
-
+use crate::domain::access::{Role, SessionPolicy, operator_label};
 use crate::domain::ids::{OperatorId, TokenId};
-use crate::secrets::{DigestParams, SecretBytes};
-
-/// What a principal may do; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Reads everything an operator sees: deliveries, payloads, health, subscriptions.
-    Viewer,
-    /// Also replays deliveries and retries handshakes.
-    Operator,
-    /// Also manages secrets, retention, subscriptions, operators, tokens and bulk actions.
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a role (expected viewer, operator or admin)")]
-pub struct RoleParseError(String);
-
-impl FromStr for Role {
-    type Err = RoleParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| RoleParseError(s.to_owned()))
-    }
-}
+use crate::secrets::DigestParams;
 
 /// Who is calling, as established from a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,8 +39,43 @@ impl Principal {
         match self {
             Principal::AdminToken => "admin-token".to_owned(),
             Principal::Token { name, .. } => format!("token:{name}"),
-            Principal::Operator { username, .. } => operators::label(username),
+            Principal::Operator { username, .. } => operator_label(username),
             Principal::Local => "local".to_owned(),
+        }
+    }
+}
+
+/// The `[auth]` section: password cost, session lifetimes, cookies and sign-in throttling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub password_memory_kib: u32,
+    pub password_iterations: u32,
+    pub session_idle_minutes: u32,
+    pub session_absolute_hours: u32,
+    pub secure_cookies: bool,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_address: u32,
+    pub login_window_minutes: u32,
+}
+
+impl AuthSettings {
+    pub fn password_params(&self) -> DigestParams {
+        DigestParams { memory_kib: self.password_memory_kib, iterations: self.password_iterations }
+    }
+
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            idle_ms: i64::from(self.session_idle_minutes) * 60_000,
+            absolute_ms: i64::from(self.session_absolute_hours) * 3_600_000,
+        }
+    }
+
+    pub fn throttle_limits(&self) -> throttle::Limits {
+        throttle::Limits {
+            per_account: self.login_failures_per_account,
+            per_address: self.login_failures_per_address,
+            window_ms: i64::from(self.login_window_minutes) * 60_000,
         }
     }
 }
@@ -98,7 +88,7 @@ const PASSWORD_CHECKS_AT_ONCE: usize = 2;
 pub struct Gate {
     pub csrf: csrf::CsrfKey,
     pub throttle: throttle::LoginThrottle,
-    pub sessions: sessions::SessionPolicy,
+    pub sessions: SessionPolicy,
     pub passwords: DigestParams,
     /// Cookies marked `Secure` and `__Host-` named (`auth.secure_cookies`).
     pub secure_cookies: bool,
@@ -111,7 +101,7 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(settings: &crate::config::AuthSettings, csrf_key: [u8; 32], operators_exist: bool) -> Self {
+    pub fn new(settings: &AuthSettings, csrf_key: [u8; 32], operators_exist: bool) -> Self {
         Self {
             csrf: csrf::CsrfKey::new(csrf_key),
             throttle: throttle::LoginThrottle::new(settings.throttle_limits()),
@@ -121,28 +111,5 @@ impl Gate {
             operators_exist,
             verifying: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
-    }
-}
-
-/// `prefix` and 32 random bytes in base64url, and the SHA-256 under which it is stored.
-pub fn random_credential(prefix: &str) -> (SecretBytes, [u8; 32]) {
-    use base64::Engine as _;
-    let bytes: [u8; 32] = rand::random();
-    let value = format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-    let digest = tokens::digest(value.as_bytes());
-    (SecretBytes::new(value.into_bytes()), digest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Role;
-
-    #[test]
-    fn roles_order_and_parse() {
-        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
-        for r in Role::ALL {
-            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
-        }
-        assert!("Admin".parse::<Role>().is_err() && "root".parse::<Role>().is_err());
     }
 }

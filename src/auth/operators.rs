@@ -1,40 +1,13 @@
 //! Operators: the people who sign in to the dashboard. Passwords are kept as salted argon2id digests
 //! whose cost comes from configuration (cheap in tests, OWASP's minimum by default).
 
-use serde::{Deserialize, Serialize};
-
-use super::Role;
-use crate::domain::Timestamp;
-use crate::domain::ids::OperatorId;
+use crate::domain::access::Operator;
 use crate::secrets::{DigestParams, SecretDigest, SecretError};
 
 /// Shorter passwords are refused; longer ones are cut off by nobody (argon2 takes any length up to the cap).
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// A cap so that a sign-in form cannot be used to make the server hash megabytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Operator {
-    pub id: OperatorId,
-    /// Lowercase, unique; how the operator signs in and how the audit log names them.
-    pub username: String,
-    pub role: Role,
-    pub password: SecretDigest,
-    pub created_at: Timestamp,
-    pub created_by: String,
-    pub password_changed_at: Timestamp,
-}
-
-impl Operator {
-    pub fn label(&self) -> String {
-        label(&self.username)
-    }
-}
-
-/// How the audit log names an operator.
-pub fn label(username: &str) -> String {
-    format!("operator:{username}")
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
@@ -83,6 +56,9 @@ pub fn verify_password(operator: Option<&Operator>, password: &str, params: Dige
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Timestamp;
+    use crate::domain::access::Role;
+    use crate::domain::ids::OperatorId;
 
     const CHEAP: DigestParams = DigestParams { memory_kib: 64, iterations: 1 };
 

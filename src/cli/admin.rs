@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{load_settings, open_stopped_store};
-use crate::auth::Role;
-use crate::auth::operators::{self, Operator};
+use crate::auth::operators;
 use crate::config::{Flags, Settings};
+use crate::domain::access::Operator;
+use crate::domain::access::Role;
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::ids::OperatorId;
 use crate::domain::{Clock as _, SystemClock};

@@ -7,10 +7,8 @@ pub mod zoho;
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::domain::RejectCause;
+use crate::secrets::hmac_sha256;
 
 /// Read access to request headers. Names are given in lower case; the first value wins.
 pub trait Headers: Sync {
@@ -117,15 +115,6 @@ pub(crate) fn bounded_id(name: &str, value: &str) -> Result<String, Rejection> {
         return Err(Rejection::malformed_header(name, &format!("is longer than {MAX_ID_LEN} characters")));
     }
     Ok(value.to_owned())
-}
-
-pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().into()
 }
 
 /// Index of the first key whose HMAC-SHA256 over `parts` equals `expected`. Every key is tried, and each

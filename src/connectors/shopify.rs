@@ -5,8 +5,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Headers, Rejection, bounded_id, first_header, hmac_sha256, match_hmac};
+use super::{Headers, Rejection, bounded_id, first_header, match_hmac};
 use crate::domain::RejectCause;
+use crate::secrets::hmac_sha256;
 
 /// What the headers of a Shopify delivery say, before the signature is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

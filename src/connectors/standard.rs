@@ -4,8 +4,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Headers, Rejection, bounded_id, header_str, hmac_sha256, match_hmac};
+use super::{Headers, Rejection, bounded_id, header_str, match_hmac};
 use crate::domain::{RejectCause, Timestamp};
+use crate::secrets::hmac_sha256;
 
 pub const SECRET_PREFIX: &str = "whsec_";
 

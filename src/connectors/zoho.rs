@@ -6,8 +6,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use super::{Headers, Rejection, header_str, hmac_sha256, match_token};
+use super::{Headers, Rejection, header_str, match_token};
 use crate::domain::RejectCause;
+use crate::secrets::hmac_sha256;
 
 /// The fields of a CRM notification body that identify and authenticate it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use crate::domain::{
     BulkReplayId, Delivery, DeliveryId, DeliveryStatus, Payload, ReplayId, Subscription, SubscriptionId,
     SubscriptionStatus, Timestamp,
 };
+use crate::domain::{Job, JobState};
 use crate::ingest::Recheck;
 use crate::ingest::registry::Entry;
-use crate::jobs::{Job, JobState};
 use crate::storage::{StoreError, audit, deliveries, jobs, replays, subscriptions};
 
 use super::{Control, ControlError};

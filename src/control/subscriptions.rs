@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use super::queue::DestinationState;
-use crate::config::{DeclaredSubscription, Settings};
+use serde::Deserialize;
+
 use crate::connectors::standard;
 use crate::domain::audit::{Actor, AuditAction, Change};
+use crate::domain::subscription::StoredSecret;
 use crate::domain::subscription::{Destination, Origin, Subscription, ZohoAuth, default_name, validate_name};
 use crate::domain::{Clock, Source, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::ingest::registry::{Entry, HeldSecret, Registry, SharedRegistry};
 use crate::jobs::worker::Wake;
-use crate::secrets::{DigestParams, MasterKey, SecretBytes, SecretDigest, StoredSecret};
+use crate::secrets::{DigestParams, MasterKey, SecretBytes, SecretDigest};
 use crate::storage::subscriptions::{self as repo, SLOT_CURRENT, SLOT_PREVIOUS};
 use crate::storage::{Store, StoreError};
 
@@ -76,6 +78,33 @@ pub struct Created {
 
 const MAX_FIELD: usize = 256;
 
+/// What changing subscriptions needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    /// The longest attempt a destination may ask for: its lease must outlive it.
+    pub max_timeout_seconds: u32,
+    /// argon2id cost of secret fingerprints.
+    pub digest: DigestParams,
+    /// The header a Zoho workflow webhook's shared token comes in by default.
+    pub zoho_token_header: String,
+}
+
+/// A subscription declared in the configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredSubscription {
+    pub name: String,
+    pub source: String,
+    pub topic: String,
+    pub account: String,
+    pub channel_id: Option<String>,
+    pub auth: Option<String>,
+    pub token_header: Option<String>,
+    pub secret_env: Option<String>,
+    pub destination_url: Option<String>,
+    pub dedupe_header: Option<String>,
+}
+
 /// The subscription-changing operations, shared by the API and the command line.
 pub struct Control {
     pub(super) store: Arc<Store>,
@@ -84,10 +113,7 @@ pub struct Control {
     pub(super) clock: Arc<dyn Clock>,
     /// Wakes the delivery queue after a replay or a resume made jobs ready.
     pub(super) wake: Wake,
-    /// The longest attempt a destination may ask for: its lease must outlive it.
-    max_timeout_seconds: u32,
-    digest: DigestParams,
-    zoho_token_header: String,
+    options: ControlOptions,
     /// Held by whatever changes a stored subscription and then its registry entry (a rotation, the sweep,
     /// a pause, a destination change), from its first read to its registry update, so that two of them
     /// never interleave: a lost secret, or a registry older than the store (ingest would then file
@@ -102,24 +128,10 @@ impl Control {
         registry: Arc<SharedRegistry>,
         master_key: MasterKey,
         clock: Arc<dyn Clock>,
-        settings: &Settings,
+        options: ControlOptions,
         wake: Wake,
     ) -> Self {
-        Self {
-            store,
-            registry,
-            master_key,
-            clock,
-            wake,
-            max_timeout_seconds: u32::try_from(
-                settings.delivery.lease_seconds.saturating_sub(2 * settings.delivery.heartbeat_seconds + 1),
-            )
-            .unwrap_or(u32::MAX)
-            .min(600),
-            digest: settings.secrets.digest_params(),
-            zoho_token_header: settings.zoho.token_header.clone(),
-            registry_lock: std::sync::Mutex::new(()),
-        }
+        Self { store, registry, master_key, clock, wake, options, registry_lock: std::sync::Mutex::new(()) }
     }
 
     pub(super) fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -130,7 +142,7 @@ impl Control {
     /// verify. Derived from the master key, so it is the same after every restart and stored nowhere.
     pub fn destination_secret(&self, id: SubscriptionId) -> String {
         use base64::Engine as _;
-        let key = crate::jobs::worker::destination_key(&crate::jobs::worker::signing_root(&self.master_key), id);
+        let key = crate::secrets::destination_key(&self.master_key.destination_signing_root(), &id.to_string());
         format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key))
     }
 
@@ -407,7 +419,7 @@ impl Control {
     }
 
     fn digest_of(&self, secret: &SecretBytes) -> Result<SecretDigest, ControlError> {
-        SecretDigest::compute(secret.expose(), self.digest).map_err(|e| invalid(e.to_string()))
+        SecretDigest::compute(secret.expose(), self.options.digest).map_err(|e| invalid(e.to_string()))
     }
 
     /// Checks a spec and turns it into a subscription and the secret it will verify with.
@@ -499,12 +511,12 @@ impl Control {
             return Ok(Destination::Store);
         };
         if let Some(t) = timeout_seconds
-            && !(1..=self.max_timeout_seconds).contains(&t)
+            && !(1..=self.options.max_timeout_seconds).contains(&t)
         {
             return Err(invalid(format!(
                 "`destination_timeout_seconds` must be between 1 and {} (the queue's lease, `delivery.lease_seconds`, \
                  less two heartbeats), not {t}",
-                self.max_timeout_seconds
+                self.options.max_timeout_seconds
             )));
         }
         if let Some(c) = concurrency
@@ -531,7 +543,8 @@ impl Control {
             (Some(_), Some(a)) if a != "channel" => Err(invalid("`auth` does not apply to a channel subscription")),
             (Some(channel_id), _) => Ok(ZohoAuth::Channel { channel_id: required("channel_id", channel_id)? }),
             (None, None | Some("token")) => {
-                let header = token_header.filter(|h| !h.is_empty()).unwrap_or_else(|| self.zoho_token_header.clone());
+                let header =
+                    token_header.filter(|h| !h.is_empty()).unwrap_or_else(|| self.options.zoho_token_header.clone());
                 validate_header_name("token_header", &header)?;
                 Ok(ZohoAuth::Token { header })
             }
@@ -544,11 +557,16 @@ impl Control {
 
     /// Applies the subscriptions declared in the configuration: creates the missing, updates the changed,
     /// and returns them with the secrets their `secret_env` variables hold.
-    pub fn apply_declared(&self, settings: &Settings) -> Result<Vec<Entry>, ControlError> {
+    /// `env` reads the environment variables `secret_env` names.
+    pub fn apply_declared(
+        &self,
+        declared: &[DeclaredSubscription],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Entry>, ControlError> {
         let mut entries = Vec::new();
-        for d in &settings.subscriptions {
+        for d in declared {
             let context = |e: ControlError| invalid(format!("declared subscription `{}`: {e}", d.name));
-            let (sub, secret) = self.apply_one(d, settings).map_err(context)?;
+            let (sub, secret) = self.apply_one(d, env).map_err(context)?;
             let held = match secret {
                 Some(s) => vec![held_from(&sub, "current", &s, &self.digest_of(&s)?, None, None)?],
                 None => Vec::new(),
@@ -561,18 +579,15 @@ impl Control {
     fn apply_one(
         &self,
         d: &DeclaredSubscription,
-        settings: &Settings,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(Subscription, Option<SecretBytes>), ControlError> {
         let secret = match &d.secret_env {
             Some(var) => Some(SecretBytes::new(
-                settings
-                    .env
-                    .var(var)
+                env(var)
                     .ok_or_else(|| {
                         invalid(format!("the environment variable `{var}` named by `secret_env` is not set"))
                     })?
-                    .as_bytes()
-                    .to_vec(),
+                    .into_bytes(),
             )),
             None => None,
         };
@@ -634,7 +649,12 @@ impl Control {
 
     /// Builds the registry: stored subscriptions with their unsealed secrets, the declared ones with the
     /// secrets from the environment, and the Shopify app secrets.
-    pub fn load_registry(&self, declared: Vec<Entry>, settings: &Settings) -> Result<Registry, ControlError> {
+    /// `app_secrets` are Shopify's app secrets: the current one, and the previous during a rotation.
+    pub fn load_registry(
+        &self,
+        declared: Vec<Entry>,
+        app_secrets: [Option<&SecretBytes>; 2],
+    ) -> Result<Registry, ControlError> {
         let db = self.store.db()?;
         let subs = repo::list(&db)?;
         let secrets = repo::all_secrets(&db)?;
@@ -658,9 +678,7 @@ impl Control {
             entries.push(Entry { sub, secrets: held });
         }
         let mut app = Vec::new();
-        for (label, s) in
-            [("app", &settings.env.shopify_secret), ("app_previous", &settings.env.shopify_secret_previous)]
-        {
+        for (label, s) in ["app", "app_previous"].into_iter().zip(app_secrets) {
             if let Some(s) = s {
                 let fingerprint = self.digest_of(s)?.fingerprint();
                 app.push(HeldSecret { label, key: s.clone(), expires_at: None, fingerprint, created_at: None });

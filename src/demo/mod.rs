@@ -12,15 +12,15 @@ use anyhow::Context as _;
 use self::factories::{Factory, SignedRequest};
 use crate::app::Core;
 use crate::config::Settings;
+use crate::contract::paths;
 use crate::control::SubscriptionSpec;
 use crate::domain::attempt::{ErrorClass, Tried};
+use crate::domain::settlement::{Decision, Filed, Settled};
 use crate::domain::subscription::Subscription;
 use crate::domain::{Clock, ManualClock, Source, SubscriptionStatus, Timestamp};
-use crate::http::paths;
 use crate::ingest::RequestMeta;
 use crate::ingest::writer::Stored;
 use crate::secrets::{MasterKey, SecretBytes};
-use crate::storage::jobs::Settled;
 use crate::storage::{StoreError, attempts, subscriptions, tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -304,7 +304,8 @@ async fn write_history(core: &Core, subs: &Subs, end: Timestamp) -> anyhow::Resu
                     excerpt: if ok { "ok".into() } else { "upstream unavailable".into() },
                 };
                 let settled = if k == attempts { last } else { Settled::Retrying };
-                attempts::file(&tx, job, Some(tried), settled, false, started_at)?;
+                let decision = Decision { settled, job: job.clone(), filed: Some(Filed::new(tried)), pause: false };
+                attempts::file(&tx, &decision, started_at)?;
             }
         }
         tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;

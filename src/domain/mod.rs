@@ -1,14 +1,17 @@
 //! Plain types and pure rules. Nothing in here performs I/O or knows about HTTP, redb or the runtime;
 //! `tests::domain_has_no_adapters` keeps it that way.
 
+pub mod access;
 pub mod attempt;
 pub mod audit;
 pub mod clock;
 pub mod delivery;
 pub mod health;
 pub mod ids;
+pub mod job;
 pub mod rejection;
 pub mod replay;
+pub mod settlement;
 pub mod source;
 pub mod status;
 pub mod subscription;
@@ -16,6 +19,7 @@ pub mod subscription;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use delivery::{Delivery, Payload};
 pub use ids::{BulkReplayId, DeliveryId, JobId, ReplayId, SubscriptionId};
+pub use job::{Job, JobIndex, JobKind, JobState, Lease};
 pub use rejection::RejectCause;
 pub use source::Source;
 pub use status::{DeliveryStatus, SubscriptionStatus};

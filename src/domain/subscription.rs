@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Source, SubscriptionId, SubscriptionStatus, Timestamp};
+use crate::secrets::{Sealed, SecretDigest};
 
 /// Where processing happens for a subscription's deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +159,16 @@ pub fn rotation_reminder(source: Source, previous_until: &str) -> String {
         "Now update the secret {side}. Until {previous_until} Hookplane accepts both secrets; after that, only the \
          new one."
     )
+}
+
+/// A secret as stored: sealed, with its digest and the time it was set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSecret {
+    pub sealed: Sealed,
+    pub digest: SecretDigest,
+    pub created_at: Timestamp,
+    /// For a previous secret: when it stops being accepted.
+    pub expires_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

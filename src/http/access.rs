@@ -13,24 +13,14 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::paths;
 use crate::auth::sessions::{COOKIE, COOKIE_SECURE};
-use crate::auth::{Gate, Principal, Role, csrf, tokens};
+use crate::auth::{Gate, Principal, csrf};
+use crate::contract::{Caller, paths};
+use crate::domain::access::Role;
 use crate::storage::StoreError;
 
 /// Largest form the CSRF check reads: dashboard forms are a few fields.
 const MAX_FORM_BYTES: usize = 64 * 1024;
-
-/// The caller of a dashboard page, as the guard established it.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Principal,
-    /// The token this page's forms carry; `None` for bearer callers, whose credential no other site can
-    /// make a browser send, so their requests need none.
-    pub csrf: Option<String>,
-    /// The digest of the session the caller rides on, for sign-out.
-    pub session: Option<[u8; 32]>,
-}
 
 /// The principal a bearer value names: the admin token or a live API token.
 pub async fn bearer(state: &AppState, presented: &[u8]) -> Result<Option<Principal>, StoreError> {
@@ -56,7 +46,7 @@ pub async fn session(state: &AppState, req: &Request) -> Result<Option<(Principa
 pub fn session_digest(req: &Request, gate: &Gate) -> Option<[u8; 32]> {
     let value = cookie(req, session_cookie(gate))?;
     let well_formed = value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    well_formed.then(|| tokens::digest(value.as_bytes()))
+    well_formed.then(|| crate::secrets::sha256(value.as_bytes()))
 }
 
 pub fn session_cookie(gate: &Gate) -> &'static str {
@@ -79,7 +69,7 @@ pub fn pre_session(req: &Request, gate: &Gate) -> (Vec<u8>, Option<HeaderValue>)
     match cookie(req, name).filter(|v| v.len() == 43) {
         Some(v) => ([b"pre:".as_slice(), v.as_bytes()].concat(), None),
         None => {
-            let (value, _) = crate::auth::random_credential("");
+            let (value, _) = crate::secrets::random_credential("");
             let value = String::from_utf8_lossy(value.expose()).into_owned();
             let set = set_cookie(gate, name, &value, None);
             ([b"pre:".as_slice(), value.as_bytes()].concat(), Some(set))
@@ -255,7 +245,7 @@ async fn identify(state: &AppState, req: &Request) -> Result<(Caller, Option<Hea
         let csrf = Some(gate.csrf.token(&session_binding(&digest)));
         return Ok((Caller { principal, csrf, session: Some(digest) }, None));
     }
-    if state.settings.dashboard.open_on_loopback && !gate.operators_exist && local(req) {
+    if state.settings.open_on_loopback && !gate.operators_exist && local(req) {
         let (binding, set) = pre_session(req, gate);
         return Ok((Caller { principal: Principal::Local, csrf: Some(gate.csrf.token(&binding)), session: None }, set));
     }
@@ -324,7 +314,7 @@ mod tests {
             "/dashboard/\\evil",
             "/é",
         ] {
-            assert_eq!(super::safe_next(Some(bad)), super::super::paths::DASHBOARD_WEBHOOKS, "{bad}");
+            assert_eq!(super::safe_next(Some(bad)), crate::contract::paths::DASHBOARD_WEBHOOKS, "{bad}");
         }
     }
 }

@@ -7,16 +7,17 @@ use poem::web::{Data, Path, Query};
 use poem::{IntoResponse as _, Response, handler};
 
 use super::AppState;
-use super::access::{self, Caller, Refusal, refusal_status};
-use super::api::types::{AttemptOut, BulkReplayOut, DeliveryOut, DeliveryPage, ReplayOut, SubscriptionOut};
-use super::api::types::{RotateSecretIn, TokenCreated, TokenIn, TokenOut};
+use super::access::{self, Refusal, refusal_status};
 use super::api::{
-    ApiError, AuditParams, DeliveryParams, ReplayResponse, StartBulkResponse, audit_export, audit_page, create_token,
+    ApiError, DeliveryParams, ReplayResponse, StartBulkResponse, audit_export, audit_page, create_token,
     dashboard_payload, export_disposition, query, replay, revoke_token, rotate_secret, set_paused, start_bulk_filter,
 };
-use super::paths;
 use super::problem::{Kind, Problem};
-use crate::auth::Role;
+use crate::contract::paths;
+use crate::contract::{AttemptOut, BulkReplayOut, DeliveryOut, DeliveryPage, ReplayOut, SubscriptionOut};
+use crate::contract::{AuditParams, Caller};
+use crate::contract::{RotateSecretIn, TokenCreated, TokenIn, TokenOut};
+use crate::domain::access::Role;
 use crate::domain::replay::BulkFilter;
 use crate::domain::{self, DeliveryId, Timestamp};
 use crate::storage::{StoreError, attempts, deliveries};

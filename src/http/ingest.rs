@@ -63,7 +63,7 @@ async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Ve
 /// Reads the body within the limit and hands it to the ingest service, or answers the rejection.
 async fn ingest(state: &AppState, req: &Request, body: Body, endpoint: Endpoint<'_>) -> Response {
     let meta = meta(req);
-    match read_body(body, meta.content_length, state.settings.ingest.max_body_bytes).await {
+    match read_body(body, meta.content_length, state.settings.max_body_bytes).await {
         Ok(bytes) => respond(state.ingest.receive(endpoint, &meta, &HeaderView(req.headers()), &bytes).await),
         Err(rejection) => {
             state.ingest.reject_early(&meta, &rejection);

@@ -9,11 +9,12 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::AppState;
-use super::access::{self, Caller};
+use super::access;
 use super::dashboard::html_response;
-use super::paths;
-use crate::auth::operators::{self, Operator};
-use crate::auth::sessions::{self, Session};
+use crate::auth::{operators, sessions};
+use crate::contract::Caller;
+use crate::contract::paths;
+use crate::domain::access::{Operator, Session};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::views::components::Tone;
 use crate::views::login::LoginPage;
@@ -88,7 +89,8 @@ pub async fn view_login_post(req: &Request, Data(state): Data<&AppState>, body: 
         return resp;
     }
 
-    let actor = Actor { label: operators::label(account), client: client.map(|ip| ip.to_string()) };
+    let actor =
+        Actor { label: crate::domain::access::operator_label(account), client: client.map(|ip| ip.to_string()) };
     let found = match username.clone() {
         Some(name) => match state.store.read(move |db| crate::storage::operators::find(db, &name)).await {
             Ok(found) => found,

@@ -8,7 +8,6 @@ mod dashboard;
 mod ingest;
 mod login;
 mod ops;
-pub mod paths;
 pub mod problem;
 mod security;
 
@@ -19,16 +18,29 @@ use std::time::Instant;
 use poem::http::HeaderValue;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Middleware, Request, Response, Route, get, post};
 
-use crate::config::Settings;
+use crate::contract::paths;
 use crate::control::Control;
 use crate::ingest::Ingest;
 use crate::secrets::SecretBytes;
 use crate::storage::Store;
 
+/// What the handlers need from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The base URL providers reach this instance at, for showing callback URLs; no trailing slash.
+    pub public_url: String,
+    /// Bodies over this many bytes are refused while reading (413).
+    pub max_body_bytes: usize,
+    /// Until the first operator exists, browsers on this machine may use the dashboard without signing in.
+    pub open_on_loopback: bool,
+    /// How long a replaced secret stays accepted when a rotation does not say.
+    pub rotation_overlap_hours: u32,
+}
+
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
+    pub settings: Arc<HttpSettings>,
     pub store: Arc<Store>,
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
@@ -40,7 +52,7 @@ pub struct AppState {
     pub clock: Arc<dyn crate::domain::Clock>,
     pub search: Arc<crate::search::SearchIndex>,
     pub gate: Arc<crate::auth::Gate>,
-    pub bulk: Arc<crate::jobs::bulk::BulkReplays>,
+    pub bulk: Arc<crate::control::bulk::BulkReplays>,
 }
 
 impl AppState {
@@ -50,11 +62,7 @@ impl AppState {
 
     /// The base URL providers reach this instance at, for showing callback URLs.
     pub fn public_url(&self) -> String {
-        if self.settings.public_url.is_empty() {
-            format!("http://{}", self.settings.listen)
-        } else {
-            self.settings.public_url.trim_end_matches('/').to_owned()
-        }
+        self.settings.public_url.clone()
     }
 }
 

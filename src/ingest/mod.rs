@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use self::registry::{Entry, HeldSecret, Registry, SharedRegistry};
 use self::writer::{Pending, Stored, Target, WriteError, WriterHandle, bind};
-use crate::config::Settings;
 use crate::connectors::zoho::SignatureScheme;
 use crate::connectors::{Headers, Rejection, STORED_HEADER_DENYLIST, header_value, shopify, standard, zoho};
 use crate::domain::Payload;
 use crate::domain::delivery::INITIATED_BY_PROVIDER;
 use crate::domain::ids::RejectionId;
+use crate::domain::job::PRELOAD_BODY_MAX;
 use crate::domain::subscription::ZohoAuth;
 use crate::domain::{Clock, Delivery, DeliveryId, DeliveryStatus, RejectCause, Source, SubscriptionId, Timestamp};
-use crate::jobs::handoff::PRELOAD_BODY_MAX;
-use crate::storage::deliveries::{NewDelivery, sha256_hex};
+use crate::secrets::sha256_hex;
+use crate::storage::deliveries::NewDelivery;
 use crate::storage::records::RejectionSample;
 use crate::storage::{StoreError, payload};
 
@@ -65,16 +65,26 @@ pub enum Endpoint<'a> {
     Standard(&'a str),
 }
 
+/// How ingest reads and keeps requests; built from `[ingest]`, `[shopify]`, `[standard]` and `[zoho]`.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// zstd level of stored payloads.
+    pub compression_level: i32,
+    /// Verified Shopify traffic for an unregistered shop and topic is kept under a `discovered` subscription.
+    pub discover: bool,
+    /// How far a Standard Webhooks timestamp may be from now.
+    pub tolerance_secs: i64,
+    /// The header a Zoho workflow webhook's shared token comes in, unless its subscription names another.
+    pub zoho_token_header: String,
+    pub zoho_signature: SignatureScheme,
+}
+
 /// The ingest service shared by the ingest endpoints.
 pub struct Ingest {
     writer: WriterHandle,
     registry: Arc<SharedRegistry>,
     clock: Arc<dyn Clock>,
-    compression_level: i32,
-    discover: bool,
-    tolerance_secs: i64,
-    zoho_token_header: String,
-    zoho_signature: SignatureScheme,
+    options: IngestOptions,
 }
 
 /// What every request needs once: the time it arrived, the registry as it was then, the body's digest.
@@ -116,24 +126,12 @@ struct Verified<'a> {
 
 impl Ingest {
     pub fn new(
-        settings: &Settings,
+        options: IngestOptions,
         writer: WriterHandle,
         registry: Arc<SharedRegistry>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
-            writer,
-            registry,
-            clock,
-            compression_level: settings.ingest.compression_level,
-            discover: settings.shopify.discover_unknown_topics,
-            tolerance_secs: settings.standard.tolerance_seconds,
-            zoho_token_header: settings.zoho.token_header.clone(),
-            zoho_signature: SignatureScheme {
-                header: settings.zoho.signature.header.clone(),
-                encoding: settings.zoho.signature.encoding,
-            },
-        }
+        Self { writer, registry, clock, options }
     }
 
     pub fn registry(&self) -> &Arc<SharedRegistry> {
@@ -214,7 +212,7 @@ impl Ingest {
         let matched = req.verify(body, &keys)?;
         let target = match entry {
             Some(e) => Target::Known(e.sub.id),
-            None if self.discover => {
+            None if self.options.discover => {
                 Target::DiscoverShopify { account: req.shop_domain.clone(), topic: req.topic.clone() }
             }
             None => {
@@ -280,8 +278,8 @@ impl Ingest {
                 (n.verify(&keys)?, Some(cx.body_sha256.clone()))
             }
             Some(ZohoAuth::Token { header }) => (zoho::verify_token(h, header, &keys)?, None),
-            Some(ZohoAuth::Signature) => (self.zoho_signature.verify(h, &meta.query, body, &keys)?, None),
-            None => (zoho::verify_token(h, &self.zoho_token_header, &keys)?, None),
+            Some(ZohoAuth::Signature) => (self.options.zoho_signature.verify(h, &meta.query, body, &keys)?, None),
+            None => (zoho::verify_token(h, &self.options.zoho_token_header, &keys)?, None),
         };
         let provider_id = match (provider_id, &entry.sub.dedupe_header) {
             (Some(d), _) => Some(d),
@@ -316,7 +314,7 @@ impl Ingest {
         let req = standard::read_request(h)?;
         let held = live(&entry.secrets, cx.now);
         let keys: Vec<&[u8]> = held.iter().map(|s| s.key.expose()).collect();
-        let matched = req.verify(body, &keys, cx.now, self.tolerance_secs)?;
+        let matched = req.verify(body, &keys, cx.now, self.options.tolerance_secs)?;
         Ok(Verified {
             target: Target::Known(entry.sub.id),
             source: Source::Standard,
@@ -351,7 +349,7 @@ impl Ingest {
             Source::Shopify => shopify::read_request(h).and_then(|r| r.verify(&p.body, &keys)),
             // The tolerance guards against replayed requests at ingest; here the time is the stored one.
             Source::Standard => standard::read_request(h).and_then(|r| {
-                r.verify(&p.body, &keys, Timestamp::from_millis(r.timestamp * 1000), self.tolerance_secs)
+                r.verify(&p.body, &keys, Timestamp::from_millis(r.timestamp * 1000), self.options.tolerance_secs)
             }),
             Source::Zoho => match reg.get(d.subscription_id).and_then(|e| e.sub.zoho.clone()) {
                 Some(ZohoAuth::Channel { .. }) => {
@@ -417,7 +415,7 @@ impl Ingest {
             Target::Known(id) => cx.registry.get(*id).and_then(|e| bind(&mut delivery, &e.sub)),
             Target::DiscoverShopify { .. } => None,
         };
-        let stored_payload = payload::encode(&headers, body, self.compression_level);
+        let stored_payload = payload::encode(&headers, body, self.options.compression_level);
         let new = match NewDelivery::new(delivery, stored_payload) {
             Ok(new) => new,
             Err(e) => return Err(IngestError::Unavailable(e.to_string())),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 
 use redb::{Durability, WriteTransaction};
@@ -12,16 +12,16 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{Entry, SharedRegistry};
 use crate::domain::health::Counters;
+use crate::domain::job::Preloaded;
 use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, SubscriptionStatus};
-use crate::jobs::handoff::{self, AnswerSink, Answers, Handoff, Preloaded, Taker};
-use crate::jobs::worker::Wake;
-use crate::jobs::{Job, JobState, Lease};
-use crate::search::indexer::IndexerHandle;
+use crate::domain::{Job, JobState, Lease};
 use crate::storage::dedupe::DedupeIndex;
 use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
+use crate::storage::jobs::Answers;
 use crate::storage::records::RejectionSample;
 use crate::storage::{Store, StoreError, jobs, rejections, stats, subscriptions};
+use crate::task::AliveGuard;
 
 /// Which subscription a verified delivery belongs to.
 #[derive(Debug, Clone)]
@@ -91,17 +91,26 @@ enum Op {
     Stop,
 }
 
-impl AnswerSink for WriterHandle {
-    fn answer(&self, answers: Answers) -> Result<(), Answers> {
-        match self.tx.try_send(Op::Answers(answers)) {
-            Ok(()) => Ok(()),
-            // try_send gives back what it was given.
-            Err(e) => match e.into_inner() {
-                Op::Answers(a) => Err(a),
-                _ => Ok(()),
-            },
-        }
-    }
+/// What the writer does around its commits besides writing. `app.rs` wires it to the delivery worker and
+/// the search indexer, so the writer knows neither.
+pub trait Hooks: Send + Sync {
+    /// Whom the next batch may lease new jobs to straight away, and how many.
+    fn lease_room(&self) -> Option<LeaseRoom>;
+    /// After a commit: the jobs it leased to `owner`, with what their first attempts need.
+    fn hand_over(&self, owner: &str, jobs: Vec<(Job, Preloaded)>);
+    /// After a commit that made jobs ready to claim, or handed some over.
+    fn wake(&self);
+    /// After a commit: the new deliveries with their stored payloads; `requests` is the batch's size.
+    fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, requests: usize);
+}
+
+/// A running worker that takes new jobs from the writer: its lease owner, its lease length, and how many
+/// more jobs it takes now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRoom {
+    pub owner: String,
+    pub lease_ms: i64,
+    pub left: usize,
 }
 
 /// The handle request handlers hold. Dropping every handle stops the writer after it drained its queue.
@@ -129,6 +138,19 @@ impl WriterHandle {
         let _ = self.tx.send(Op::Stop).await;
     }
 
+    /// Queues the delivery worker's answers, to be committed before the next group commit and made durable
+    /// by its fsync. `Err` gives them back when the queue is full or the writer has stopped.
+    pub fn answer(&self, answers: Answers) -> Result<(), Answers> {
+        match self.tx.try_send(Op::Answers(answers)) {
+            Ok(()) => Ok(()),
+            // try_send gives back what it was given.
+            Err(e) => match e.into_inner() {
+                Op::Answers(a) => Err(a),
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// Records a rejection when there is room; under a flood, samples are dropped rather than queued.
     pub fn reject(&self, sample: RejectionSample) {
         let _ = self.tx.try_send(Op::Reject(Box::new(sample)));
@@ -144,43 +166,20 @@ pub struct Writer {
 pub fn spawn(
     store: Arc<Store>,
     registry: Arc<SharedRegistry>,
-    indexer: Option<IndexerHandle>,
+    hooks: Arc<dyn Hooks>,
     queue: usize,
     max_batch: usize,
     alive: Arc<AtomicBool>,
-    link: QueueLink,
 ) -> std::io::Result<Writer> {
     let (tx, rx) = mpsc::channel(queue);
     let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
-        let _alive = AliveGuard(alive);
-        run(&store, &registry, indexer.as_ref(), rx, max_batch, &link);
+        let _alive = AliveGuard::new(alive);
+        run(&store, &registry, &*hooks, rx, max_batch);
     })?;
     Ok(Writer { handle: WriterHandle { tx }, thread })
 }
 
-struct AliveGuard(Arc<AtomicBool>);
-
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-/// How the writer reaches the delivery worker: it wakes it after committing new jobs, and hands it those it
-/// leased to it.
-pub struct QueueLink {
-    pub wake: Wake,
-    pub handoff: Arc<Handoff>,
-}
-
-fn run(
-    store: &Store,
-    registry: &SharedRegistry,
-    indexer: Option<&IndexerHandle>,
-    mut rx: mpsc::Receiver<Op>,
-    max_batch: usize,
-    q: &QueueLink,
-) {
+fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
     // Loaded now so the first request does not pay for it; dropped whenever a commit fails, because the
     // database may then hold more or less than memory says.
     let mut index = load_index(store);
@@ -221,20 +220,20 @@ fn run(
             continue;
         }
         let requests = pendings.len();
-        match commit(store, &mut index, pendings, &samples, q.handoff.room()) {
+        match commit(store, &mut index, pendings, &samples, hooks.lease_room()) {
             Ok(Committed { results, created, stored, handed }) => {
                 for sub in created {
                     registry.upsert(Entry { sub, secrets: Vec::new() });
                 }
-                hand_over(store, &q.handoff, handed);
+                if let Some((owner, handed)) = handed {
+                    hooks.hand_over(&owner, handed);
+                }
                 // A new job is ready to claim (`queued`) or waits in the hand-over (`processing`).
                 if stored.iter().any(|(d, _)| matches!(d.status, DeliveryStatus::Queued | DeliveryStatus::Processing)) {
-                    q.wake.wake();
+                    hooks.wake();
                 }
-                if let Some(indexer) = indexer
-                    && !stored.is_empty()
-                {
-                    indexer.stored(stored, requests);
+                if !stored.is_empty() {
+                    hooks.stored(stored, requests);
                 }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -273,35 +272,8 @@ fn answer(store: &Store, answers: Vec<Answers>, durable: bool) {
     if answers.is_empty() {
         return;
     }
-    let committed = store.db().and_then(|db| {
-        let mut tx = db.begin_write()?;
-        if !durable {
-            tx.set_durability(Durability::None)?;
-        }
-        for a in answers {
-            for (id, attempt, report) in a.items {
-                jobs::finish(&tx, &a.owner, id, attempt, report, a.now)?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    });
-    if let Err(e) = committed {
+    if let Err(e) = store.db().and_then(|db| jobs::file_answers(&db, answers, durable)) {
         tracing::error!(error = %e, "cannot record the delivery worker's answers; their jobs are tried again when their leases end");
-    }
-}
-
-/// Gives the worker the jobs just committed leased to it; when its run has ended meanwhile, makes them
-/// ready again for the next run to claim.
-fn hand_over(store: &Store, handoff: &Handoff, handed: Option<(String, Vec<(Job, Preloaded)>)>) {
-    let Some((owner, handed)) = handed else { return };
-    if handed.is_empty() {
-        return;
-    }
-    if let Err(back) = handoff.give(&owner, handed)
-        && let Err(e) = store.db().and_then(|db| handoff::return_to_store(&db, &owner, &back))
-    {
-        tracing::error!(error = %e, jobs = back.len(), "cannot hand back jobs of a stopped worker; they are sent when their leases end");
     }
 }
 
@@ -314,12 +286,6 @@ struct Committed {
     stored: Vec<(Delivery, Vec<u8>)>,
     /// The jobs leased to the running worker, with its lease owner, to hand over.
     handed: Option<(String, Vec<(Job, Preloaded)>)>,
-}
-
-/// Room to lease new jobs to the running worker in this batch.
-struct Room {
-    taker: Taker,
-    left: usize,
 }
 
 fn load_index(store: &Store) -> Option<DedupeIndex> {
@@ -337,7 +303,7 @@ fn commit(
     index: &mut Option<DedupeIndex>,
     pendings: Vec<Pending>,
     samples: &[RejectionSample],
-    room: Option<(Taker, usize)>,
+    room: Option<LeaseRoom>,
 ) -> Result<Committed, StoreError> {
     let db = match store.db() {
         Ok(db) => db,
@@ -356,7 +322,6 @@ fn commit(
         // Rejection samples alone are not worth an fsync; the next durable commit carries them.
         tx.set_durability(Durability::None)?;
     }
-    let room = room.map(|(taker, left)| Room { taker, left });
     let committed = write_batch(&tx, pendings, index, room)?;
     rejections::record(&tx, samples)?;
     tx.commit()?;
@@ -367,7 +332,7 @@ fn write_batch(
     tx: &WriteTransaction,
     pendings: Vec<Pending>,
     index: &mut DedupeIndex,
-    mut room: Option<Room>,
+    mut room: Option<LeaseRoom>,
 ) -> Result<Committed, StoreError> {
     let mut subs: HashMap<SubscriptionId, Option<Subscription>> = HashMap::new();
     let mut created = Vec::new();
@@ -423,9 +388,9 @@ fn write_batch(
         let delta = deltas.entry((sub_id.as_u128(), minute)).or_default();
         let handing = match (job.as_mut(), room.as_mut(), payload) {
             (Some(j), Some(r), Some(payload)) if j.state == JobState::Ready && r.left > 0 => {
-                let until = new.delivery.received_at.plus_millis(r.taker.lease_ms);
+                let until = new.delivery.received_at.plus_millis(r.lease_ms);
                 j.state = JobState::Leased;
-                j.lease = Some(Lease { owner: r.taker.owner.clone(), until });
+                j.lease = Some(Lease { owner: r.owner.clone(), until });
                 new.update(|d| d.status = DeliveryStatus::Processing)?;
                 r.left -= 1;
                 Some(Preloaded { sub, payload })
@@ -461,7 +426,7 @@ fn write_batch(
     }
     drop(writer);
     stats::apply(tx, &deltas)?;
-    let handed = room.map(|r| (r.taker.owner, handed));
+    let handed = room.map(|r| (r.owner, handed));
     Ok(Committed { results, created, stored, handed })
 }
 
@@ -498,47 +463,5 @@ fn discovered(account: &str, topic: &str, first: &NewDelivery) -> Subscription {
         last_verified_at: Some(at),
         consecutive_failures: 0,
         metadata: Default::default(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Clock, SystemClock};
-    use crate::jobs::handoff::tests::fresh;
-
-    /// A job written leased to `owner`, as `write_batch` leaves it.
-    fn leased(store: &Store, owner: &str) -> (Job, Preloaded) {
-        let (job, pre) = fresh(b"{}");
-        let db = store.db().unwrap();
-        let tx = db.begin_write().unwrap();
-        jobs::enqueue(&tx, &job).unwrap();
-        tx.commit().unwrap();
-        let claimed = jobs::claim(&db, owner, SystemClock.now(), 60_000, 1, 8).unwrap();
-        assert_eq!(claimed.len(), 1);
-        (claimed.into_iter().next().unwrap(), pre)
-    }
-
-    #[test]
-    fn jobs_leased_to_a_run_that_ended_meanwhile_are_ready_again_and_the_running_one_gets_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let db = store.db().unwrap();
-        let handoff = Handoff::new(8, 1 << 20);
-        handoff.open(Taker { owner: "i/deliver-1".into(), lease_ms: 60_000 });
-
-        let (mine, pre) = leased(&store, "i/deliver-1");
-        hand_over(&store, &handoff, Some(("i/deliver-1".into(), vec![(mine.clone(), pre)])));
-        assert_eq!(handoff.take(8), vec![mine.clone()]);
-        assert_eq!(jobs::get(&db, mine.id).unwrap().map(|j| j.state), Some(JobState::Leased));
-
-        // Committed for the run before, which ended between the commit and the hand-over.
-        let (old, pre) = leased(&store, "i/deliver-0");
-        hand_over(&store, &handoff, Some(("i/deliver-0".into(), vec![(old.clone(), pre)])));
-        assert!(handoff.take(8).is_empty());
-        let back = jobs::get(&db, old.id).unwrap().unwrap();
-        assert_eq!((back.state, back.attempts, back.lease), (JobState::Ready, 0, None), "no attempt counted");
-        let next = jobs::claim(&db, "i/deliver-1", SystemClock.now(), 60_000, 8, 8).unwrap();
-        assert_eq!(next.iter().map(|j| j.id).collect::<Vec<_>>(), vec![old.id], "the next claim finds it");
     }
 }

@@ -17,11 +17,11 @@ use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 
-use super::Job;
-use super::handoff::{AnswerSink, Answers, Handoff, Taker};
+use super::handoff::{AnswerSink, Handoff, Taker};
 use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
-use crate::domain::{Clock, JobId, Timestamp};
-use crate::storage::jobs::{self, Finished, Report};
+use crate::domain::settlement::{Next, Outcome, Report};
+use crate::domain::{Clock, Job, JobId};
+use crate::storage::jobs::{self, Answers};
 use crate::storage::{Store, StoreError};
 
 /// How the queue runs. The lease must outlive an attempt (the destination's timeout) plus a heartbeat, so
@@ -32,29 +32,6 @@ pub struct QueueConfig {
     pub heartbeat: Duration,
     pub batch: usize,
     pub schedule: RetrySchedule,
-}
-
-/// How an attempt ended, as the handler answers it: what it found, and what should happen next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// `None` when nothing was sent.
-    pub tried: Option<Tried>,
-    pub next: Next,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
-    Delivered,
-    /// Try again: after the destination's `Retry-After` when it gave one, else on the schedule.
-    Retry {
-        after: Option<Duration>,
-    },
-    /// 410 Gone: pause the destination and hold the job.
-    Gone,
-    /// Never try again.
-    GiveUp,
-    /// The destination is paused: hold the job, count nothing.
-    Hold,
 }
 
 impl apalis_core::task::into_response::IntoResponse for Outcome {
@@ -208,7 +185,7 @@ impl Persistence for RedbPersistence {
                     }),
                     next: Next::Retry { after: None },
                 });
-                answers.push((id, attempt, report(&self.config.schedule, now, attempt, outcome)));
+                answers.push((id, attempt, Report::new(&self.config.schedule, now, attempt, outcome, rand::random())));
             }
         }
         if answers.is_empty() {
@@ -229,14 +206,8 @@ impl Persistence for RedbPersistence {
             .read(move |db| {
                 // Not fsynced here: an fsync per answer batch would hold the single write lock that every
                 // acknowledgement waits for. The next durable commit (an ingest batch, or the flusher
-                // within `FLUSH_EVERY`) carries it to disk; a crash before that sends those attempts again,
-                // never loses a delivery.
-                let mut tx = db.begin_write()?;
-                tx.set_durability(redb::Durability::None)?;
-                for (id, attempt, report) in answers {
-                    jobs::finish(&tx, &owner, id, attempt, report, now)?;
-                }
-                tx.commit()?;
+                // within `FLUSH_EVERY`) carries it to disk.
+                jobs::file_answers(db, vec![Answers { owner, now, items: answers }], false)?;
                 dirty.store(true, Ordering::SeqCst);
                 Ok::<_, StoreError>(())
             })
@@ -247,27 +218,6 @@ impl Persistence for RedbPersistence {
         // Jobs are written by ingest in their delivery's own transaction, never through the sink.
         Err(StoreError::Invalid("jobs are enqueued with their delivery, not pushed".to_owned()))
     }
-}
-
-fn later(now: Timestamp, after: Duration) -> Timestamp {
-    now.plus_millis(i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// What the store does with attempt `made` of a job: the handler's verdict, with the retry schedule
-/// deciding when (and whether) a failed attempt is tried again.
-fn report(schedule: &RetrySchedule, now: Timestamp, made: u32, outcome: Outcome) -> Report {
-    let error = || outcome.tried.as_ref().and_then(|t| t.error.as_ref()).map_or_else(String::new, |(_, e)| e.clone());
-    let (finished, pause) = match outcome.next {
-        Next::Delivered => (Finished::Done, false),
-        Next::Retry { after } => match schedule.after(made, rand::random::<f64>()) {
-            Some(wait) => (Finished::Retry { at: later(now, after.unwrap_or(wait)), error: error() }, false),
-            None => (Finished::GiveUp { error: error() }, false),
-        },
-        Next::Gone => (Finished::Hold, true),
-        Next::GiveUp => (Finished::GiveUp { error: error() }, false),
-        Next::Hold => (Finished::Hold, false),
-    };
-    Report { finished, tried: outcome.tried, pause }
 }
 
 /// The backend a worker is built on.
@@ -361,12 +311,7 @@ mod tests {
             if self.refuse {
                 return Err(answers);
             }
-            let db = self.store.db().unwrap();
-            let tx = db.begin_write().unwrap();
-            for (id, attempt, report) in answers.items {
-                jobs::finish(&tx, &answers.owner, id, attempt, report, answers.now).unwrap();
-            }
-            tx.commit().unwrap();
+            jobs::file_answers(&self.store.db().unwrap(), vec![answers], true).unwrap();
             Ok(())
         }
     }

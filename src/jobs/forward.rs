@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::connectors::standard;
 use crate::domain::Timestamp;
 use crate::domain::attempt::{EXCERPT_BYTES, ErrorClass, Tried};
+use crate::domain::settlement::Next;
 
 /// Headers that describe one HTTP hop, not the delivery: never copied to the destination. `accept-encoding`
 /// said what the provider's client accepts; Hookplane's client asks for the answer as it is.
@@ -31,24 +32,14 @@ pub struct Attempted {
     pub retry_after: Option<Duration>,
 }
 
-/// What the queue does after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Delivered,
-    /// Try again: after the destination's `Retry-After` when it gave one, else on the backoff schedule.
-    Retry {
-        after: Option<Duration>,
-    },
-    /// 410 Gone: the destination does not want these any more; it is paused.
-    Gone,
-}
-
 impl Attempted {
-    pub fn verdict(&self) -> Verdict {
+    /// What the queue does next, from the destination's answer alone: delivered on 2xx, paused on 410
+    /// (the destination does not want these any more), otherwise tried again.
+    pub fn verdict(&self) -> Next {
         match self.tried.response_code {
-            Some(s) if (200..300).contains(&s) => Verdict::Delivered,
-            Some(410) => Verdict::Gone,
-            _ => Verdict::Retry { after: self.retry_after },
+            Some(s) if (200..300).contains(&s) => Next::Delivered,
+            Some(410) => Next::Gone,
+            _ => Next::Retry { after: self.retry_after },
         }
     }
 }
@@ -215,11 +206,11 @@ mod tests {
             tried: Tried { response_code: status, ..Tried::default() },
             retry_after: retry_after.map(Duration::from_secs),
         };
-        assert_eq!(a(Some(204), None).verdict(), Verdict::Delivered);
-        assert_eq!(a(Some(410), None).verdict(), Verdict::Gone);
-        assert_eq!(a(Some(503), Some(7)).verdict(), Verdict::Retry { after: Some(Duration::from_secs(7)) });
-        assert_eq!(a(Some(500), None).verdict(), Verdict::Retry { after: None });
-        assert_eq!(a(None, None).verdict(), Verdict::Retry { after: None });
+        assert_eq!(a(Some(204), None).verdict(), Next::Delivered);
+        assert_eq!(a(Some(410), None).verdict(), Next::Gone);
+        assert_eq!(a(Some(503), Some(7)).verdict(), Next::Retry { after: Some(Duration::from_secs(7)) });
+        assert_eq!(a(Some(500), None).verdict(), Next::Retry { after: None });
+        assert_eq!(a(None, None).verdict(), Next::Retry { after: None });
     }
 
     /// A destination that answers one request with `answer` (or never, when `None`) and hands back the
@@ -257,7 +248,7 @@ mod tests {
 
         let (url, seen) = destination(Some("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")).await;
         let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, Some(b"key")) }, t, Timestamp(0)).await;
-        assert_eq!((got.tried.response_code, got.verdict(), got.tried.error), (Some(204), Verdict::Delivered, None));
+        assert_eq!((got.tried.response_code, got.verdict(), got.tried.error), (Some(204), Next::Delivered, None));
         let request = seen.await.unwrap().to_ascii_lowercase();
         for h in [
             "x-shopify-hmac-sha256: abc=",
@@ -271,13 +262,13 @@ mod tests {
         let busy = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\ncontent-length: 4\r\n\r\nbusy";
         let (url, _) = destination(Some(busy)).await;
         let got = send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t, Timestamp(0)).await;
-        assert_eq!(got.verdict(), Verdict::Retry { after: Some(Duration::from_secs(7)) });
+        assert_eq!(got.verdict(), Next::Retry { after: Some(Duration::from_secs(7)) });
         assert_eq!((got.tried.excerpt.as_str(), got.tried.error.map(|e| e.0)), ("busy", Some(ErrorClass::Http)));
 
         let (url, _) = destination(Some("HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n")).await;
         assert_eq!(
             send(&client, &Outgoing { url: &url, ..outgoing(&provider, None) }, t, Timestamp(0)).await.verdict(),
-            Verdict::Gone
+            Next::Gone
         );
 
         let refused = {

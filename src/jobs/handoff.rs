@@ -14,28 +14,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use redb::Database;
 
-use super::Job;
-use crate::domain::subscription::Subscription;
-use crate::domain::{JobId, Payload, Timestamp};
-use crate::storage::jobs::Report;
-use crate::storage::{self, StoreError};
-
-/// Larger bodies are not carried along: their first attempt reads them from the store.
-pub const PRELOAD_BODY_MAX: usize = 256 * 1024;
+use crate::domain::job::Preloaded;
+use crate::domain::{Job, JobId, Payload};
+use crate::storage::jobs::Answers;
+use crate::storage::{self, Store, StoreError};
 
 /// Who takes handed-over jobs: the lease owner of the worker run now going, and how long its leases last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taker {
     pub owner: String,
     pub lease_ms: i64,
-}
-
-/// What a first attempt needs, as the writer committed it.
-#[derive(Debug)]
-pub struct Preloaded {
-    /// The subscription as stored when the delivery was committed.
-    pub sub: Subscription,
-    pub payload: Payload,
 }
 
 #[derive(Default)]
@@ -104,6 +92,19 @@ impl Handoff {
         Ok(())
     }
 
+    /// Hands over jobs committed leased to `owner`; when that run has ended meanwhile, makes them ready again
+    /// in the store for the next run to claim.
+    pub fn give_or_return(&self, store: &Store, owner: &str, jobs: Vec<(Job, Preloaded)>) {
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err(back) = self.give(owner, jobs)
+            && let Err(e) = store.db().and_then(|db| return_to_store(&db, owner, &back))
+        {
+            tracing::error!(error = %e, jobs = back.len(), "cannot hand back jobs of a stopped worker; they are sent when their leases end");
+        }
+    }
+
     /// Up to `max` handed-over jobs, oldest first.
     pub fn take(&self, max: usize) -> Vec<Job> {
         let mut s = self.lock();
@@ -138,14 +139,6 @@ fn size(p: &Payload) -> usize {
     p.body.len() + p.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
 }
 
-/// The answers of finished attempts, for one lease owner.
-#[derive(Debug)]
-pub struct Answers {
-    pub owner: String,
-    pub now: Timestamp,
-    pub items: Vec<(JobId, u32, Report)>,
-}
-
 /// Where the worker sends its answers to be committed: the ingest writer. `Err` gives them back when it
 /// cannot take them now (its queue is full, or it has stopped), for the worker to commit itself.
 pub trait AnswerSink: Send + Sync {
@@ -155,8 +148,11 @@ pub trait AnswerSink: Send + Sync {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::domain::JobState;
+    use crate::domain::subscription::Subscription;
     use crate::domain::subscription::{Destination, Origin};
     use crate::domain::{Clock, DeliveryId, Source, SubscriptionId, SubscriptionStatus, SystemClock};
+    use crate::storage::jobs;
 
     pub(crate) fn fresh(body: &[u8]) -> (Job, Preloaded) {
         let now = SystemClock.now();
@@ -239,5 +235,40 @@ pub(crate) mod tests {
         assert_eq!(h.room().map(|(_, n)| n), Some(0));
         h.take(1);
         assert_eq!(h.room().map(|(_, n)| n), Some(1));
+    }
+
+    /// A job written leased to `owner`, as the ingest writer leaves it.
+    fn leased(store: &Store, owner: &str) -> (Job, Preloaded) {
+        let (job, pre) = fresh(b"{}");
+        let db = store.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        jobs::enqueue(&tx, &job).unwrap();
+        tx.commit().unwrap();
+        let claimed = jobs::claim(&db, owner, SystemClock.now(), 60_000, 1, 8).unwrap();
+        assert_eq!(claimed.len(), 1);
+        (claimed.into_iter().next().unwrap(), pre)
+    }
+
+    #[test]
+    fn jobs_leased_to_a_run_that_ended_meanwhile_are_ready_again_and_the_running_one_gets_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let db = store.db().unwrap();
+        let handoff = Handoff::new(8, 1 << 20);
+        handoff.open(Taker { owner: "i/deliver-1".into(), lease_ms: 60_000 });
+
+        let (mine, pre) = leased(&store, "i/deliver-1");
+        handoff.give_or_return(&store, "i/deliver-1", vec![(mine.clone(), pre)]);
+        assert_eq!(handoff.take(8), vec![mine.clone()]);
+        assert_eq!(jobs::get(&db, mine.id).unwrap().map(|j| j.state), Some(JobState::Leased));
+
+        // Committed for the run before, which ended between the commit and the hand-over.
+        let (old, pre) = leased(&store, "i/deliver-0");
+        handoff.give_or_return(&store, "i/deliver-0", vec![(old.clone(), pre)]);
+        assert!(handoff.take(8).is_empty());
+        let back = jobs::get(&db, old.id).unwrap().unwrap();
+        assert_eq!((back.state, back.attempts, back.lease), (JobState::Ready, 0, None), "no attempt counted");
+        let next = jobs::claim(&db, "i/deliver-1", SystemClock.now(), 60_000, 8, 8).unwrap();
+        assert_eq!(next.iter().map(|j| j.id).collect::<Vec<_>>(), vec![old.id], "the next claim finds it");
     }
 }

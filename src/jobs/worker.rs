@@ -13,15 +13,17 @@ use apalis_core::worker::builder::WorkerBuilder;
 use futures_channel::mpsc;
 use tokio::sync::{Semaphore, watch};
 
-use super::Job;
-use super::backend::{Meeting, Next, Outcome, QueueConfig, RedbPersistence, RedbQueue};
-use super::forward::{self, Outgoing, Verdict};
+use super::backend::{Meeting, QueueConfig, RedbPersistence, RedbQueue};
+use super::forward::{self, Outgoing};
 use super::handoff::{self, Handoff};
-use crate::config::DeliverySettings;
+use crate::domain::Job;
 use crate::domain::attempt::{ErrorClass, RetrySchedule, Tried};
+use crate::domain::settlement::{Next, Outcome};
 use crate::domain::subscription::{Destination, Subscription};
 use crate::domain::{Clock, Payload, SubscriptionId, SubscriptionStatus};
 use crate::storage::{Store, StoreError, deliveries, subscriptions};
+use crate::task::AliveGuard;
+use serde::Deserialize;
 
 /// Wakes the queue's worker when the writer committed new jobs, so a delivery is sent as soon as it is
 /// stored rather than at the next poll.
@@ -57,15 +59,18 @@ impl Wake {
     }
 }
 
-/// The root every destination's signing key is derived from.
-pub fn signing_root(master: &crate::secrets::MasterKey) -> [u8; 32] {
-    master.derive("destination-signing")
-}
-
-/// The key Hookplane signs forwarded deliveries of `subscription` with, derived from the master key's
-/// destination-signing key so nothing more is stored. Receivers verify with it as a `whsec_` secret.
-pub fn destination_key(root: &[u8; 32], subscription: SubscriptionId) -> [u8; 32] {
-    crate::connectors::hmac_sha256(root, &[subscription.to_string().as_bytes()])
+/// The `[delivery]` section: timeouts, retries, concurrency and leases of the delivery queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub timeout_seconds: u64,
+    pub retry_delays_seconds: Vec<u64>,
+    pub retry_jitter_percent: u8,
+    pub concurrency: usize,
+    pub per_destination_concurrency: usize,
+    pub lease_seconds: u64,
+    pub heartbeat_seconds: u64,
+    pub poll_interval_ms: u64,
 }
 
 /// What the handler needs: where deliveries are, how to send them, and how many may go to one destination
@@ -145,7 +150,7 @@ impl Deliverer {
                 next: Next::Retry { after: None },
             };
         };
-        let key = destination_key(&self.signing_root, sub.id);
+        let key = crate::secrets::destination_key(&self.signing_root, &sub.id.to_string());
         let id = job.delivery_id.to_string();
         let now = self.clock.now();
         let out = Outgoing {
@@ -161,15 +166,11 @@ impl Deliverer {
         let timeout = timeout_seconds.map_or(self.timeout, |t| Duration::from_secs(u64::from(t)));
         let attempted = forward::send(&self.client, &out, timeout, now).await;
         let next = match attempted.verdict() {
-            Verdict::Delivered => Next::Delivered,
-            Verdict::Gone => Next::Gone,
             // Hookplane could not even make the request (a URL reqwest refuses): retrying changes nothing.
-            Verdict::Retry { .. }
-                if attempted.tried.error.as_ref().is_some_and(|(c, _)| *c == ErrorClass::Internal) =>
-            {
+            Next::Retry { .. } if attempted.tried.error.as_ref().is_some_and(|(c, _)| *c == ErrorClass::Internal) => {
                 Next::GiveUp
             }
-            Verdict::Retry { after } => Next::Retry { after },
+            next => next,
         };
         Outcome { tried: Some(attempted.tried), next }
     }
@@ -231,14 +232,6 @@ pub struct Queue {
     pub alive: Arc<AtomicBool>,
 }
 
-struct AliveGuard(Arc<AtomicBool>);
-
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
 /// What starting the queue needs from the core.
 pub struct QueueParts {
     pub store: Arc<Store>,
@@ -284,7 +277,7 @@ impl Queue {
         let (queue_store, queue_dirty) = (Arc::clone(&store), Arc::clone(&dirty));
         let queue_handoff = Arc::clone(&meeting.handoff);
         let alive = Arc::new(AtomicBool::new(true));
-        let guard = AliveGuard(Arc::clone(&alive));
+        let guard = AliveGuard::new(Arc::clone(&alive));
         let task = tokio::spawn(async move {
             let _alive = guard;
             // Each run of the worker has its own lease owner, so a run that starts after one failed

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
+use super::SearchSettings;
 use super::{Opened, SearchIndex, id_bytes};
-use crate::config::SearchSettings;
 use crate::domain::{Delivery, DeliveryId};
 use crate::storage::{Store, deliveries, payload};
 

@@ -22,8 +22,23 @@ use tantivy::tokenizer::{LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyze
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, doc};
 
 pub use query::{Hit, MAX_QUERY_CHARS, SearchError, SearchQuery, Snippets};
+use serde::Deserialize;
 
 use crate::domain::{Delivery, DeliveryId};
+
+/// The `[search]` section: how the indexer batches its commits and when it steps aside for ingest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSettings {
+    pub commit_interval_ms: u64,
+    pub commit_docs: usize,
+    pub memory_mib: u32,
+    pub catch_up_margin_seconds: u32,
+    pub defer_batch: usize,
+    pub defer_busy_percent: u8,
+    pub defer_calm_ms: u64,
+    pub max_queued_kib: usize,
+}
 
 /// Bumped when the schema or the way documents are built changes: an index of another version is rebuilt.
 pub const SCHEMA_VERSION: u32 = 2;

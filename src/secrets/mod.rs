@@ -9,7 +9,9 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::domain::Timestamp;
+mod hash;
+
+pub use hash::{destination_key, hmac_sha256, random_credential, sha256, sha256_hex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -79,7 +81,12 @@ impl MasterKey {
     /// A key for one other purpose (e.g. CSRF tokens), derived so that it is stable across restarts and
     /// reveals nothing of the master key.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        crate::connectors::hmac_sha256(&self.0[..], &[b"hookplane key derivation v1/", purpose.as_bytes()])
+        hmac_sha256(&self.0[..], &[b"hookplane key derivation v1/", purpose.as_bytes()])
+    }
+
+    /// The root every destination's signing key is derived from.
+    pub fn destination_signing_root(&self) -> [u8; 32] {
+        self.derive("destination-signing")
     }
 
     pub fn to_hex(&self) -> String {
@@ -189,16 +196,6 @@ fn argon2id(secret: &[u8], salt: &[u8], p: DigestParams) -> Result<Vec<u8>, Secr
     let mut out = vec![0u8; 32];
     argon.hash_password_into(secret, salt, &mut out).map_err(|e| SecretError::Digest(e.to_string()))?;
     Ok(out)
-}
-
-/// A secret as stored: sealed, with its digest and the time it was set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredSecret {
-    pub sealed: Sealed,
-    pub digest: SecretDigest,
-    pub created_at: Timestamp,
-    /// For a previous secret: when it stops being accepted.
-    pub expires_at: Option<Timestamp>,
 }
 
 /// Byte vectors as MessagePack binary rather than arrays of integers.

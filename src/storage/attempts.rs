@@ -4,15 +4,13 @@
 
 use redb::{Database, ReadableDatabase, WriteTransaction};
 
-use super::jobs::Settled;
 use super::{StoreError, deliveries, stats, subscriptions, tables};
-use crate::domain::attempt::{Attempt, ErrorClass, Tried};
+use crate::domain::attempt::Attempt;
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::delivery::INITIATED_BY_PROVIDER;
 use crate::domain::health::Counters;
-use crate::domain::replay::ReplayStatus;
+use crate::domain::settlement::Decision;
 use crate::domain::{DeliveryId, DeliveryStatus, SubscriptionStatus, Timestamp};
-use crate::jobs::Job;
 
 /// A delivery's attempts, first first.
 pub fn list(db: &Database, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
@@ -26,61 +24,36 @@ pub fn list(db: &Database, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreEr
     Ok(out)
 }
 
-/// Files the attempt `job` just made (`tried`; `None` when nothing was sent) as it `settled`, and moves
-/// everything that follows from it. `pause` is the destination's 410: its subscription is paused.
-pub fn file(
-    tx: &WriteTransaction,
-    job: &Job,
-    tried: Option<Tried>,
-    settled: Settled,
-    pause: bool,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+/// Writes what `decision` says follows an answered attempt, besides the job itself: the replay's status,
+/// and when something was sent, the attempt under its delivery, the delivery's status and last-attempt
+/// fields, the stats, the subscription's run of failures, and its pause on 410 (audited as `system`).
+pub fn file(tx: &WriteTransaction, decision: &Decision, now: Timestamp) -> Result<(), StoreError> {
+    let job = &decision.job;
     if let Some(replay) = job.replay_id {
-        let status = match settled {
-            Settled::Done => ReplayStatus::Succeeded,
-            Settled::Retrying => ReplayStatus::Retrying,
-            Settled::Dead => ReplayStatus::Failed,
-            Settled::Held => ReplayStatus::Held,
-            Settled::Requeued => ReplayStatus::Queued,
-            Settled::Stale => return Ok(()),
-        };
-        super::replays::set_status(tx, replay, status)?;
+        super::replays::set_status(tx, replay, decision.settled.replay_status())?;
     }
-    let Some(tried) = tried else {
+    let Some(filed) = &decision.filed else {
         // Nothing was sent (its destination is paused): it waits again, as it did before it was taken.
         return super::jobs::waiting(tx, job);
     };
-    let succeeded = tried.response_code.is_some_and(|c| (200..300).contains(&c));
-    let next = match settled {
-        Settled::Done => "delivered",
-        Settled::Retrying => "retry",
-        Settled::Held => "paused",
-        Settled::Requeued => "retry",
-        Settled::Dead | Settled::Stale => "gave_up",
-    };
+    let tried = &filed.tried;
     let by = job.initiated_by.as_deref().unwrap_or(INITIATED_BY_PROVIDER);
-    let mut filed = None;
+    let mut attempt = None;
     let updated = deliveries::update(tx, job.delivery_id, |d| {
         d.attempt_count += 1;
         d.last_attempted_at = Some(tried.started_at);
         d.response_code = tried.response_code;
         d.latency_ms = Some(tried.latency_ms);
         d.error_message = tried.error.as_ref().map(|(_, e)| e.clone());
-        d.status = match settled {
-            Settled::Done => DeliveryStatus::Succeeded,
-            Settled::Retrying => DeliveryStatus::Retrying,
-            Settled::Dead => DeliveryStatus::Failed,
-            Settled::Held | Settled::Requeued | Settled::Stale => DeliveryStatus::Queued,
-        };
-        filed = Some(Attempt::new(d.id, d.attempt_count, tried.clone(), by, next));
+        d.status = decision.settled.delivery_status();
+        attempt = Some(Attempt::new(d.id, d.attempt_count, tried.clone(), by, decision.settled.follow_up()));
     })?;
     // The delivery is gone (removed by retention while its job waited): nothing left to file under.
-    let (Some((before, after)), Some(attempt)) = (updated, filed) else { return Ok(()) };
+    let (Some((before, after)), Some(attempt)) = (updated, attempt) else { return Ok(()) };
     let key = (after.id.as_u128(), attempt.number);
     tx.open_table(tables::ATTEMPTS.def())?.insert(key, tables::ATTEMPTS.encode(&attempt)?.as_slice())?;
 
-    let mut delta = Counters { attempts: 1, attempt_failures: u64::from(!succeeded), ..Counters::default() };
+    let mut delta = Counters { attempts: 1, attempt_failures: u64::from(!filed.succeeded), ..Counters::default() };
     delta.record_latency(tried.latency_ms);
     delta.succeeded =
         u64::from(after.status == DeliveryStatus::Succeeded && before.status != DeliveryStatus::Succeeded);
@@ -89,14 +62,10 @@ pub fn file(
     deltas.insert((job.subscription_id.as_u128(), now.minute()), delta);
     stats::apply(tx, &deltas)?;
 
-    // What Hookplane could not do (a stop, a damaged body) says nothing about the destination.
-    let ours = tried.error.as_ref().is_some_and(|(c, _)| *c == ErrorClass::Internal);
     if let Some(sub) = subscriptions::get_in(tx, job.subscription_id)? {
         let mut changed = sub.clone();
-        if !ours {
-            changed.consecutive_failures = if succeeded { 0 } else { sub.consecutive_failures.saturating_add(1) };
-        }
-        if pause && sub.status != SubscriptionStatus::Paused {
+        changed.consecutive_failures = filed.failures.apply(sub.consecutive_failures);
+        if decision.pause && sub.status != SubscriptionStatus::Paused {
             changed.status = SubscriptionStatus::Paused;
             changed.updated_at = now;
             let code = tried.response_code.map_or_else(String::new, |c| c.to_string());

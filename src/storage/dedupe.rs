@@ -10,13 +10,12 @@
 use std::collections::HashMap;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
-use sha2::{Digest, Sha256};
 
 use super::{StoreError, tables};
 
 /// The first 8 bytes of SHA-256 of the dedupe key: stable across versions and platforms.
 pub fn fingerprint(key: &str) -> u64 {
-    let d = Sha256::digest(key.as_bytes());
+    let d = crate::secrets::sha256(key.as_bytes());
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 

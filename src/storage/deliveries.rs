@@ -4,13 +4,12 @@
 use std::collections::BinaryHeap;
 
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
-use sha2::{Digest, Sha256};
 
 use super::dedupe::{self, DedupeIndex};
 use super::{StoreError, payload, subscriptions, tables};
 use crate::domain::delivery::{Match, PREVIEW_BYTES, preview};
 use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, Timestamp};
-use crate::jobs::{Job, JobState};
+use crate::domain::{Job, JobState};
 
 /// A verified delivery on its way into storage, encoded before it reaches the writer so the one thread
 /// that commits spends its time on the tree, not on serialising.
@@ -228,7 +227,7 @@ pub fn body(db: &Database, id: DeliveryId) -> Result<Option<(Delivery, Payload)>
     let (record, stored) = split(row.value())?;
     let delivery = tables::DELIVERY_RECORD.decode(record)?;
     let p = payload::decode(stored)?;
-    if sha256_hex(&p.body) != delivery.body_sha256 {
+    if crate::secrets::sha256_hex(&p.body) != delivery.body_sha256 {
         return Err(StoreError::Corrupt {
             table: "deliveries_v1",
             detail: format!("the body of {id} does not match the digest taken when it arrived"),
@@ -279,10 +278,6 @@ pub fn get_full(db: &Database, id: DeliveryId) -> Result<Option<(Listed, Payload
 pub fn count(db: &Database) -> Result<u64, StoreError> {
     use redb::ReadableTableMetadata as _;
     Ok(db.begin_read()?.open_table(tables::DELIVERIES)?.len()?)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::hex::encode(&Sha256::digest(bytes))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,60 +1,49 @@
 //! The processing queue's durable state: claiming due jobs under a lease, extending leases, answering
 //! for a finished attempt, handing back jobs never started, and recovering jobs a stopped process held.
 //! Every operation is one write transaction, so a job is never held by two workers at once: a claim only
-//! takes jobs that are ready and due, or whose lease has ended.
+//! takes jobs that are ready and due, or whose lease has ended. What an answer does is decided by
+//! `domain::settlement`; this module writes it.
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
-use super::{StoreError, deliveries, tables};
-use crate::domain::attempt::{ErrorClass, Tried};
-use crate::domain::{DeliveryStatus, JobId, SubscriptionId, Timestamp};
-use crate::jobs::{Job, JobState, Lease};
+use super::{StoreError, attempts, deliveries, tables};
+use crate::domain::settlement::{self, Decision, Report, Settled};
+use crate::domain::{Job, JobId, JobIndex, JobState, SubscriptionId, SubscriptionStatus, Timestamp};
 
-/// How an attempt ended, as the worker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finished {
-    /// Done: the job leaves the queue.
-    Done,
-    /// Try again at `at` (backoff, or the destination's `Retry-After`), unless attempts have run out.
-    Retry { at: Timestamp, error: String },
-    /// Never try again (every attempt failed, or the delivery can no longer be sent).
-    GiveUp { error: String },
-    /// The destination is paused (or just answered 410 and is paused now): hold the job until resume.
-    Hold,
+/// The answers of finished attempts, for one lease owner.
+#[derive(Debug)]
+pub struct Answers {
+    pub owner: String,
+    pub now: Timestamp,
+    pub items: Vec<(JobId, u32, Report)>,
 }
 
-/// An answer for one attempt: how it ended, what the attempt found (`None` when nothing was sent, as for a
-/// job held because its destination was already paused), and whether the destination asked to be paused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub finished: Finished,
-    pub tried: Option<Tried>,
-    pub pause: bool,
+/// Commits the worker's answers in one transaction, without an fsync when `durable` is false: the next
+/// durable commit carries them, and a crash before it sends those attempts again, never loses a delivery.
+pub fn file_answers(db: &Database, answers: Vec<Answers>, durable: bool) -> Result<(), StoreError> {
+    let mut tx = db.begin_write()?;
+    if !durable {
+        tx.set_durability(redb::Durability::None)?;
+    }
+    for a in answers {
+        for (id, attempt, report) in a.items {
+            finish(&tx, &a.owner, id, attempt, report, a.now)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
-/// What happened to a job when its attempt was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
-    Done,
-    Retrying,
-    Dead,
-    Held,
-    /// Ready again without an attempt made.
-    Requeued,
-    /// The answer came from a worker that no longer holds the job (its lease ended and another worker
-    /// claimed it): ignored, so a late answer cannot undo a newer attempt.
-    Stale,
-}
-
-struct Tables<'tx> {
+/// The job tables, opened once per transaction.
+pub(super) struct JobTables<'tx> {
     jobs: Table<'tx, u128, &'static [u8]>,
     ready: Table<'tx, (i64, u128), ()>,
     leased: Table<'tx, (i64, u128), ()>,
     held: Table<'tx, (u128, u128), ()>,
 }
 
-impl<'tx> Tables<'tx> {
-    fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
+impl<'tx> JobTables<'tx> {
+    pub(super) fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
             jobs: tx.open_table(tables::JOBS.def())?,
             ready: tx.open_table(tables::JOBS_READY)?,
@@ -67,74 +56,69 @@ impl<'tx> Tables<'tx> {
         self.jobs.get(id)?.map(|v| tables::JOBS.decode(v.value())).transpose()
     }
 
-    fn put(&mut self, job: &Job) -> Result<(), StoreError> {
+    /// Writes a new job and the index entry its state puts it in.
+    pub(super) fn insert(&mut self, job: &Job) -> Result<(), StoreError> {
         self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
+        match job.index() {
+            Some(JobIndex::Ready { at, id }) => self.ready.insert((at, id), ())?,
+            Some(JobIndex::Leased { until, id }) => self.leased.insert((until, id), ())?,
+            Some(JobIndex::Held { subscription, id }) => self.held.insert((subscription, id), ())?,
+            None => None,
+        };
         Ok(())
     }
 
-    /// Takes `job` out of whichever index holds it.
     fn unindex(&mut self, job: &Job) -> Result<(), StoreError> {
-        match (&job.state, &job.lease) {
-            (JobState::Ready, _) => {
-                self.ready.remove((job.run_at.millis(), job.id.as_u128()))?;
-            }
-            (JobState::Leased, Some(lease)) => {
-                self.leased.remove((lease.until.millis(), job.id.as_u128()))?;
-            }
-            (JobState::Held, _) => {
-                self.held.remove((job.subscription_id.as_u128(), job.id.as_u128()))?;
-            }
-            _ => {}
-        }
+        match job.index() {
+            Some(JobIndex::Ready { at, id }) => self.ready.remove((at, id))?,
+            Some(JobIndex::Leased { until, id }) => self.leased.remove((until, id))?,
+            Some(JobIndex::Held { subscription, id }) => self.held.remove((subscription, id))?,
+            None => None,
+        };
         Ok(())
     }
 
-    fn make_ready(&mut self, job: &mut Job, at: Timestamp) -> Result<(), StoreError> {
+    /// Replaces `old` with `new`, moving it between indexes as its state says.
+    fn replace(&mut self, old: &Job, new: &Job) -> Result<(), StoreError> {
+        self.unindex(old)?;
+        self.insert(new)
+    }
+
+    fn remove(&mut self, job: &Job) -> Result<(), StoreError> {
         self.unindex(job)?;
-        job.state = JobState::Ready;
-        job.lease = None;
-        job.run_at = at;
-        self.ready.insert((at.millis(), job.id.as_u128()), ())?;
-        self.put(job)
+        self.jobs.remove(job.id.as_u128())?;
+        Ok(())
     }
 
     fn lease(&mut self, job: &mut Job, owner: &str, until: Timestamp) -> Result<(), StoreError> {
-        self.unindex(job)?;
-        job.state = JobState::Leased;
-        job.lease = Some(Lease { owner: owner.to_owned(), until });
-        self.leased.insert((until.millis(), job.id.as_u128()), ())?;
-        self.put(job)
+        let old = job.clone();
+        settlement::lease(job, owner, until);
+        self.replace(&old, job)
     }
 
-    fn hold(&mut self, job: &mut Job) -> Result<(), StoreError> {
-        self.unindex(job)?;
-        job.state = JobState::Held;
+    fn make_ready(&mut self, job: &mut Job, at: Timestamp) -> Result<(), StoreError> {
+        let old = job.clone();
+        job.state = JobState::Ready;
         job.lease = None;
-        self.held.insert((job.subscription_id.as_u128(), job.id.as_u128()), ())?;
-        self.put(job)
+        job.run_at = at;
+        self.replace(&old, job)
     }
 
-    fn kill(&mut self, job: &mut Job, error: String) -> Result<(), StoreError> {
-        self.unindex(job)?;
-        job.state = JobState::Dead;
-        job.lease = None;
-        job.last_error = Some(error);
-        self.put(job)
+    /// Writes what `decision` makes of `job`.
+    fn apply(&mut self, job: &Job, decision: &Decision) -> Result<(), StoreError> {
+        if decision.settled == Settled::Done { self.remove(job) } else { self.replace(job, &decision.job) }
     }
 }
 
 /// Adds a job inside the caller's transaction (a replay writes its job with its own record): ready, or held
 /// when it was made held because its destination is paused.
 pub fn enqueue(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
-    let mut t = Tables::open(tx)?;
     let mut job = job.clone();
-    match job.state {
-        JobState::Held => t.hold(&mut job),
-        _ => {
-            let at = job.run_at;
-            t.make_ready(&mut job, at)
-        }
+    if job.state != JobState::Held {
+        job.state = JobState::Ready;
     }
+    job.lease = None;
+    JobTables::open(tx)?.insert(&job)
 }
 
 /// Makes every job held for `subscription` ready at `now`, in the order they were held (their ids are
@@ -144,7 +128,7 @@ pub fn release_held(
     subscription: SubscriptionId,
     now: Timestamp,
 ) -> Result<Vec<Job>, StoreError> {
-    let mut t = Tables::open(tx)?;
+    let mut t = JobTables::open(tx)?;
     let sub = subscription.as_u128();
     let mut ids = Vec::new();
     for row in t.held.range((sub, 0)..=(sub, u128::MAX))? {
@@ -158,7 +142,6 @@ pub fn release_held(
     }
     Ok(released)
 }
-
 /// How many jobs are held for `subscription`.
 pub fn held_count(db: &Database, subscription: SubscriptionId) -> Result<usize, StoreError> {
     use redb::ReadableDatabase;
@@ -205,28 +188,23 @@ pub fn claim(
     tx.set_durability(redb::Durability::None)?;
     let mut claimed = Vec::new();
     {
-        let mut t = Tables::open(&tx)?;
+        let mut t = JobTables::open(&tx)?;
         let until = now.plus_millis(lease_ms);
         for (at, id) in due(&t.leased, now, batch)? {
-            let Some(mut job) = t.get(id)? else {
+            let Some(job) = t.get(id)? else {
                 // An index entry whose job is gone would be found first forever.
                 t.leased.remove((at, id))?;
                 continue;
             };
-            job.attempts += 1;
             let error = "the worker holding it stopped answering before its lease ended; it may or may not have reached the destination";
-            job.last_error = Some(error.to_owned());
-            let settled = if job.attempts >= max_attempts {
-                t.kill(&mut job, error.to_owned())?;
-                Settled::Dead
-            } else {
+            let decision = settlement::interrupted(&job, error, max_attempts, now);
+            t.apply(&job, &decision)?;
+            attempts::file(&tx, &decision, now)?;
+            if decision.settled == Settled::Retrying {
+                let mut job = decision.job;
                 t.lease(&mut job, owner, until)?;
-                claimed.push(job.clone());
-                Settled::Retrying
-            };
-            super::attempts::file(&tx, &job, Some(interrupted(now, error)), settled, false, now)?;
-            if settled == Settled::Retrying {
-                processing(&tx, &job)?;
+                taken(&tx, &job)?;
+                claimed.push(job);
             }
         }
         for (at, id) in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
@@ -235,7 +213,7 @@ pub fn claim(
                 continue;
             };
             t.lease(&mut job, owner, until)?;
-            processing(&tx, &job)?;
+            taken(&tx, &job)?;
             claimed.push(job);
         }
     }
@@ -243,26 +221,14 @@ pub fn claim(
     Ok(claimed)
 }
 
-/// A delivery whose job the worker holds is `processing`. One that ended already (a replay's) keeps its
-/// outcome until the replay's attempt is filed: the replay has its own status, and the stats count an
-/// outcome only when the status changes.
-fn processing(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
-    deliveries::update(tx, job.delivery_id, |d| {
-        if matches!(d.status, DeliveryStatus::Queued | DeliveryStatus::Retrying) {
-            d.status = DeliveryStatus::Processing;
-        }
-    })?;
+fn taken(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
+    deliveries::update(tx, job.delivery_id, |d| d.status = settlement::taken(d.status))?;
     Ok(())
 }
 
-/// A delivery whose job went back to wait without an attempt made is again `queued`, or `retrying` once an
-/// attempt was made.
+/// The delivery of a job that waits again without an attempt made.
 pub(super) fn waiting(tx: &WriteTransaction, job: &Job) -> Result<(), StoreError> {
-    deliveries::update(tx, job.delivery_id, |d| {
-        if d.status == DeliveryStatus::Processing {
-            d.status = if d.attempt_count > 0 { DeliveryStatus::Retrying } else { DeliveryStatus::Queued };
-        }
-    })?;
+    deliveries::update(tx, job.delivery_id, |d| d.status = settlement::waiting(d.status, d.attempt_count))?;
     Ok(())
 }
 
@@ -287,7 +253,7 @@ pub fn heartbeat(db: &Database, owner: &str, now: Timestamp, lease_ms: i64) -> R
     tx.set_durability(redb::Durability::None)?;
     let mut extended = 0;
     {
-        let mut t = Tables::open(&tx)?;
+        let mut t = JobTables::open(&tx)?;
         let mut mine = Vec::new();
         for row in t.leased.iter()? {
             let id = row?.0.value().1;
@@ -308,7 +274,7 @@ pub fn heartbeat(db: &Database, owner: &str, now: Timestamp, lease_ms: i64) -> R
 
 /// Records, inside the caller's transaction, how the attempt `owner` made of job `id` ended, and files the
 /// attempt under its delivery (see `storage::attempts`). `attempt` is the job's attempt number (1 for the
-/// first); an answer from a worker that no longer holds the job is ignored.
+/// first). `None` when the answer is stale (see `settlement::settle`) and changed nothing.
 pub fn finish(
     tx: &WriteTransaction,
     owner: &str,
@@ -316,56 +282,22 @@ pub fn finish(
     attempt: u32,
     report: Report,
     now: Timestamp,
-) -> Result<Settled, StoreError> {
-    let (settled, job) = {
-        let mut t = Tables::open(tx)?;
-        let Some(mut job) = t.get(id.as_u128())? else { return Ok(Settled::Stale) };
-        let holds = job.state == JobState::Leased && job.lease.as_ref().is_some_and(|l| l.owner == owner);
-        if !holds || attempt != job.attempts + 1 {
-            return Ok(Settled::Stale);
-        }
-        if report.tried.is_some() {
-            job.attempts = attempt;
-        }
-        let settled = match report.finished {
-            Finished::Done => {
-                t.unindex(&job)?;
-                t.jobs.remove(id.as_u128())?;
-                Settled::Done
-            }
-            Finished::Retry { at, error } => {
-                job.last_error = Some(error);
-                t.make_ready(&mut job, at)?;
-                Settled::Retrying
-            }
-            Finished::GiveUp { error } => {
-                t.kill(&mut job, error)?;
-                Settled::Dead
-            }
-            // Held only while the destination is still paused: a resume that came while this attempt ran
-            // has released the other held jobs already, and would never release this one.
-            Finished::Hold if report.pause || paused(tx, job.subscription_id)? => {
-                t.hold(&mut job)?;
-                Settled::Held
-            }
-            Finished::Hold => {
-                t.make_ready(&mut job, now)?;
-                Settled::Requeued
-            }
-        };
-        (settled, job)
+) -> Result<Option<Settled>, StoreError> {
+    let decision = {
+        let mut t = JobTables::open(tx)?;
+        let Some(job) = t.get(id.as_u128())? else { return Ok(None) };
+        // The subscription is read only for a hold that the destination did not ask for itself.
+        let paused = report.finished == settlement::Finished::Hold && !report.pause && paused(tx, job.subscription_id)?;
+        let Some(decision) = settlement::settle(&job, owner, attempt, report, paused, now) else { return Ok(None) };
+        t.apply(&job, &decision)?;
+        decision
     };
-    super::attempts::file(tx, &job, report.tried, settled, report.pause, now)?;
-    Ok(settled)
+    attempts::file(tx, &decision, now)?;
+    Ok(Some(decision.settled))
 }
 
 fn paused(tx: &WriteTransaction, sub: SubscriptionId) -> Result<bool, StoreError> {
-    Ok(super::subscriptions::get_in(tx, sub)?.is_some_and(|s| s.status == crate::domain::SubscriptionStatus::Paused))
-}
-
-/// An attempt whose answer never came: it may have reached the destination, so it counts.
-fn interrupted(now: Timestamp, error: &str) -> Tried {
-    Tried { started_at: now, error: Some((ErrorClass::Internal, error.to_owned())), ..Tried::default() }
+    Ok(super::subscriptions::get_in(tx, sub)?.is_some_and(|s| s.status == SubscriptionStatus::Paused))
 }
 
 /// Hands back jobs `owner` claimed but never started (at shutdown): ready again at their own run-at time,
@@ -374,7 +306,7 @@ pub fn release(db: &Database, owner: &str, ids: &[JobId]) -> Result<usize, Store
     let tx = db.begin_write()?;
     let mut released = 0;
     {
-        let mut t = Tables::open(&tx)?;
+        let mut t = JobTables::open(&tx)?;
         for id in ids {
             let Some(mut job) = t.get(id.as_u128())? else { continue };
             if job.state == JobState::Leased && job.lease.as_ref().is_some_and(|l| l.owner == owner) {
@@ -391,13 +323,13 @@ pub fn release(db: &Database, owner: &str, ids: &[JobId]) -> Result<usize, Store
 
 /// At the start of a worker run: every lease not held by this run (`instance`, the part of its owners before
 /// the `/`) was left by a process that stopped, since only one process can open the store, or by a run of
-/// the worker that failed. Those jobs are ready again now, and
-/// the interrupted attempt counts (it may have reached the destination). Returns how many.
+/// the worker that failed. Those jobs are ready again now, and the interrupted attempt counts (it may have
+/// reached the destination). Returns how many.
 pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, StoreError> {
     let tx = db.begin_write()?;
     let mut recovered = 0;
     {
-        let mut t = Tables::open(&tx)?;
+        let mut t = JobTables::open(&tx)?;
         let mut left = Vec::new();
         for row in t.leased.iter()? {
             let id = row?.0.value().1;
@@ -410,13 +342,13 @@ pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, S
                 left.push(job);
             }
         }
-        for mut job in left {
-            job.attempts += 1;
+        for job in left {
             let error =
                 "Hookplane stopped before this attempt finished; it may or may not have reached the destination";
-            job.last_error = Some(error.to_owned());
-            t.make_ready(&mut job, now)?;
-            super::attempts::file(&tx, &job, Some(interrupted(now, error)), Settled::Retrying, false, now)?;
+            // Never dead here: the claim that takes it next decides once its lease has run out again.
+            let decision = settlement::interrupted(&job, error, u32::MAX, now);
+            t.apply(&job, &decision)?;
+            attempts::file(&tx, &decision, now)?;
             recovered += 1;
         }
     }
@@ -427,7 +359,9 @@ pub fn recover(db: &Database, instance: &str, now: Timestamp) -> Result<usize, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DeliveryId, SubscriptionId};
+    use crate::domain::attempt::Tried;
+    use crate::domain::settlement::Finished;
+    use crate::domain::{DeliveryId, DeliveryStatus};
 
     const MAX: u32 = 3;
     const LEASE: i64 = 60_000;
@@ -448,7 +382,7 @@ mod tests {
         job.id
     }
 
-    fn fin(db: &redb::Database, owner: &str, id: JobId, attempt: u32, finished: Finished) -> Settled {
+    fn fin(db: &redb::Database, owner: &str, id: JobId, attempt: u32, finished: Finished) -> Option<Settled> {
         let tx = db.begin_write().unwrap();
         let report = Report { finished, tried: Some(Tried::default()), pause: false };
         let settled = finish(&tx, owner, id, attempt, report, Timestamp(0)).unwrap();
@@ -474,8 +408,8 @@ mod tests {
         let taken = claim(&db, "p1/w2", Timestamp(90_000), LEASE, 1, MAX).unwrap();
         assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
         // The first worker's late answer is ignored; the holder's counts.
-        assert_eq!(fin(&db, "p1/w1", a, 1, Finished::Done), Settled::Stale);
-        assert_eq!(fin(&db, "p1/w2", a, 2, Finished::Done), Settled::Done);
+        assert_eq!(fin(&db, "p1/w1", a, 1, Finished::Done), None);
+        assert_eq!(fin(&db, "p1/w2", a, 2, Finished::Done), Some(Settled::Done));
         assert!(claim(&db, "p1/w2", Timestamp(199_999), LEASE, 10, MAX).unwrap().is_empty());
         assert_eq!(ids(&claim(&db, "p1/w2", Timestamp(200_000), LEASE, 10, MAX).unwrap()), vec![later]);
     }
@@ -491,7 +425,7 @@ mod tests {
             let retry = Finished::Retry { at: Timestamp(now + 10_000), error: format!("503 #{attempt}") };
             let last = Finished::GiveUp { error: "out of attempts".into() };
             let settled = fin(&db, "p/w", a, attempt, if attempt < MAX { retry } else { last });
-            assert_eq!(settled, if attempt < MAX { Settled::Retrying } else { Settled::Dead });
+            assert_eq!(settled, Some(if attempt < MAX { Settled::Retrying } else { Settled::Dead }));
             assert!(claim(&db, "p/w", Timestamp(now + 9_999), LEASE, 1, MAX).unwrap().is_empty(), "backoff");
             now += 10_000;
         }
@@ -499,7 +433,7 @@ mod tests {
         let b = enqueue(&db, 0);
         claim(&db, "p/w", Timestamp(now), LEASE, 1, MAX).unwrap();
         let gone = Finished::GiveUp { error: "410 Gone".into() };
-        assert_eq!(fin(&db, "p/w", b, 1, gone), Settled::Dead);
+        assert_eq!(fin(&db, "p/w", b, 1, gone), Some(Settled::Dead));
     }
 
     #[test]
@@ -550,14 +484,14 @@ mod tests {
         assert_eq!(status(fresh.id), DeliveryStatus::Queued, "handed back unstarted");
         claim(&db, "p/w", t, LEASE, 1, MAX).unwrap();
         let retry = Finished::Retry { at: t, error: "503".into() };
-        assert_eq!(fin(&db, "p/w", job.id, 1, retry), Settled::Retrying);
+        assert_eq!(fin(&db, "p/w", job.id, 1, retry), Some(Settled::Retrying));
         assert_eq!(status(fresh.id), DeliveryStatus::Retrying);
         claim(&db, "p/w", t, LEASE, 1, MAX).unwrap();
         assert_eq!(status(fresh.id), DeliveryStatus::Processing);
         // Its destination was paused meanwhile: nothing sent, and it waits as `retrying` again.
         let tx = db.begin_write().unwrap();
         let hold = Report { finished: Finished::Hold, tried: None, pause: false };
-        assert_eq!(finish(&tx, "p/w", job.id, 2, hold, t).unwrap(), Settled::Requeued);
+        assert_eq!(finish(&tx, "p/w", job.id, 2, hold, t).unwrap(), Some(Settled::Requeued));
         tx.commit().unwrap();
         assert_eq!(status(fresh.id), DeliveryStatus::Retrying);
     }
@@ -599,7 +533,7 @@ mod tests {
         // The handler saw the destination paused; it was resumed before the answer was filed.
         let tx = db.begin_write().unwrap();
         let report = Report { finished: Finished::Hold, tried: None, pause: false };
-        assert_eq!(finish(&tx, "p/w", job.id, 1, report, Timestamp(5)).unwrap(), Settled::Requeued);
+        assert_eq!(finish(&tx, "p/w", job.id, 1, report, Timestamp(5)).unwrap(), Some(Settled::Requeued));
         tx.commit().unwrap();
         assert_eq!(ids(&claim(&db, "p/w", Timestamp(5), LEASE, 1, MAX).unwrap()), vec![job.id]);
         assert_eq!(held_count(&db, sub.id).unwrap(), 0);

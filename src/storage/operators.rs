@@ -3,7 +3,7 @@
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::{StoreError, audit, tables};
-use crate::auth::operators::Operator;
+use crate::domain::access::Operator;
 use crate::domain::audit::AuditEntry;
 use crate::secrets::SecretDigest;
 

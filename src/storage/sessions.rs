@@ -3,9 +3,9 @@
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{StoreError, audit, tables};
-use crate::auth::operators::Operator;
-use crate::auth::sessions::{Session, SessionPolicy, TOUCH_EVERY_MS};
 use crate::domain::Timestamp;
+use crate::domain::access::Operator;
+use crate::domain::access::{Session, SessionPolicy, TOUCH_EVERY_MS};
 use crate::domain::audit::AuditEntry;
 use crate::domain::ids::OperatorId;
 

@@ -3,9 +3,9 @@
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{StoreError, tables};
+use crate::domain::subscription::StoredSecret;
 use crate::domain::subscription::ZohoAuth;
 use crate::domain::{Source, Subscription, SubscriptionId};
-use crate::secrets::StoredSecret;
 
 /// Slot of the secret in use.
 pub const SLOT_CURRENT: u8 = 0;

@@ -5,16 +5,16 @@
 use redb::TableDefinition;
 
 use super::codec::{Codec, RecordTable};
-use crate::auth::operators::Operator;
-use crate::auth::sessions::Session;
-use crate::auth::tokens::ApiToken;
+use crate::domain::Job;
+use crate::domain::access::ApiToken;
+use crate::domain::access::Operator;
+use crate::domain::access::Session;
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
 use crate::domain::health::Counters;
 use crate::domain::replay::{BulkReplay, Replay};
+use crate::domain::subscription::StoredSecret;
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
-use crate::jobs::Job;
-use crate::secrets::StoredSecret;
 use crate::storage::records::RejectionSample;
 
 /// `meta`: key → number. Holds `schema_version`, the index of the last migration applied.

@@ -3,9 +3,9 @@
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::{StoreError, audit, tables};
-use crate::auth::Role;
-use crate::auth::tokens::{self, ApiToken};
 use crate::domain::Timestamp;
+use crate::domain::access::Role;
+use crate::domain::access::{ApiToken, TOKEN_PREFIX, looks_like_token};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::ids::TokenId;
 use crate::secrets::SecretBytes;
@@ -34,7 +34,7 @@ pub fn create(
                 )));
             }
         }
-        let (secret, digest) = tokens::generate();
+        let (secret, digest) = crate::secrets::random_credential(TOKEN_PREFIX);
         let token = ApiToken {
             id: TokenId::new(now),
             name: name.to_owned(),
@@ -58,12 +58,12 @@ pub fn create(
 
 /// The live token a presented bearer value names, if any.
 pub fn find(db: &Database, presented: &[u8]) -> Result<Option<ApiToken>, StoreError> {
-    if !tokens::looks_like_token(presented) {
+    if !looks_like_token(presented) {
         return Ok(None);
     }
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::API_TOKENS.def())?;
-    let found = t.get(tokens::digest(presented).as_slice())?;
+    let found = t.get(crate::secrets::sha256(presented).as_slice())?;
     match found {
         Some(v) => Ok(Some(tables::API_TOKENS.decode(v.value())?).filter(|t: &ApiToken| t.revoked_at.is_none())),
         None => Ok(None),

@@ -5,12 +5,12 @@ use maud::{Markup, Render, html};
 use super::components::{Banner, Tone};
 use super::format;
 use super::layout::{self, Chrome};
+use crate::contract::paths;
+use crate::contract::{AuditEntryOut, AuditPage};
 use crate::domain::audit::AuditAction;
-use crate::http::api::types::{AuditEntryOut, AuditPage};
-use crate::http::paths;
 
 pub struct AuditView<'a> {
-    pub filters: &'a crate::http::api::AuditParams,
+    pub filters: &'a crate::contract::AuditParams,
     /// Absent when the filters could not be applied; `error` says why.
     pub page: Option<&'a AuditPage>,
     pub error: Option<String>,
@@ -25,7 +25,7 @@ impl AuditView<'_> {
 }
 
 /// `base` with the filters of `f` (and `cursor`) as its query.
-fn with_query(base: &str, f: &crate::http::api::AuditParams, cursor: Option<&str>) -> String {
+fn with_query(base: &str, f: &crate::contract::AuditParams, cursor: Option<&str>) -> String {
     let pairs: Vec<(&str, &str)> = [
         ("action", f.action.as_deref()),
         ("performed_by", f.performed_by.as_deref()),

@@ -132,7 +132,7 @@ impl Render for ActionForm<'_> {
     fn render(&self) -> Markup {
         let replay = self.intent.starts_with("replay");
         html! {
-            form.action-form method="post" action=(crate::http::paths::DASHBOARD_WEBHOOKS) data-replay[replay] {
+            form.action-form method="post" action=(crate::contract::paths::DASHBOARD_WEBHOOKS) data-replay[replay] {
                 input type="hidden" name="intent" value=(self.intent);
                 input type="hidden" name=(self.field.0) value=(self.field.1);
                 input type="hidden" name="return_to" value=(self.return_to);

@@ -5,8 +5,8 @@ use maud::{Markup, Render, html};
 use super::components::{ActionForm, Banner, CopyButton, Tone};
 use super::webhooks::{source_label, status_badge};
 use super::{format, json, layout};
-use crate::http::api::types::{AttemptOut, DeliveryOut};
-use crate::http::paths;
+use crate::contract::paths;
+use crate::contract::{AttemptOut, DeliveryOut};
 
 /// Bodies up to this size are shown whole; larger ones show their 4 KB preview and a download link, so
 /// that one huge payload cannot make the page unusable.

@@ -3,8 +3,8 @@
 use maud::{DOCTYPE, Markup, html};
 
 use crate::auth::Principal;
-use crate::http::access::Caller;
-use crate::http::paths;
+use crate::contract::Caller;
+use crate::contract::paths;
 
 /// What the top bar shows of the caller.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +35,8 @@ impl Chrome {
             user: Some(user),
             csrf: caller.csrf.clone(),
             can_sign_out: caller.session.is_some(),
-            admin: caller.principal.role() == crate::auth::Role::Admin,
-            operator: caller.principal.role() >= crate::auth::Role::Operator,
+            admin: caller.principal.role() == crate::domain::access::Role::Admin,
+            operator: caller.principal.role() >= crate::domain::access::Role::Operator,
             notice: super::notice::Notice::default(),
         }
     }

@@ -5,7 +5,7 @@ use maud::{Markup, Render, html};
 use super::components::{Banner, Tone};
 use super::layout::{self, Chrome};
 use crate::auth::csrf;
-use crate::http::paths;
+use crate::contract::paths;
 
 pub struct LoginPage<'a> {
     pub csrf: &'a str,

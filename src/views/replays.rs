@@ -9,8 +9,8 @@ use super::format;
 use super::layout::{self, Chrome};
 use super::webhooks::{Filters, RANGES};
 use crate::auth::csrf;
-use crate::http::api::types::{BulkReplayOut, BulkStatus, SubscriptionOut};
-use crate::http::paths;
+use crate::contract::paths;
+use crate::contract::{BulkReplayOut, BulkStatus, SubscriptionOut};
 
 pub struct ReplaysView<'a> {
     pub bulks: &'a [BulkReplayOut],

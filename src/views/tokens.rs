@@ -5,9 +5,10 @@ use maud::{Markup, Render, html};
 use super::components::{Badge, Banner, CopyButton, Tone};
 use super::format;
 use super::layout::{self, Chrome};
-use crate::auth::{Role, csrf};
-use crate::http::api::types::{TokenCreated, TokenOut};
-use crate::http::paths;
+use crate::auth::csrf;
+use crate::contract::paths;
+use crate::contract::{TokenCreated, TokenOut};
+use crate::domain::access::Role;
 
 pub struct TokensView<'a> {
     pub tokens: &'a [TokenOut],
@@ -60,7 +61,7 @@ impl Render for TokensView<'_> {
                             @for t in self.tokens.iter().rev() {
                                 tr {
                                     td { (t.name) " " code.subdued { (t.id) } }
-                                    td { (crate::auth::Role::from(t.role).as_str()) }
+                                    td { (crate::domain::access::Role::from(t.role).as_str()) }
                                     td { time datetime=(t.created_at) { (format::time(&t.created_at)) } }
                                     td { (t.created_by) }
                                     td {

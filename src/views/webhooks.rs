@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::components::{ActionForm, Badge, Banner, CopyButton, Kpi, Sparkline, Tone};
 use super::layout::Chrome;
 use super::{format, layout};
+use crate::contract::paths;
+use crate::contract::{DashboardOut, DeliveryOut, MatchOut, SubscriptionOrigin, SubscriptionOut};
 use crate::domain;
-use crate::http::api::types::{DashboardOut, DeliveryOut, MatchOut, SubscriptionOrigin, SubscriptionOut};
-use crate::http::paths;
 
 /// The filter form as it arrives in the query string: the API's parameters, plus `range`, a time window
 /// ending now that the form offers instead of typing RFC 3339 times. Empty fields mean "any".
@@ -456,7 +456,7 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
             }
             p { a href=(Filters { subscription: Some(s.id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
             @if chrome.operator && s.destination_url.is_some() {
-                @let paused = s.status == crate::http::api::types::SubscriptionStatus::Paused;
+                @let paused = s.status == crate::contract::SubscriptionStatus::Paused;
                 @if paused {
                     p.subdued { "Paused: deliveries are received and stored, and wait until it is resumed." }
                 }

@@ -2,7 +2,7 @@
 //! and by signed-in session, a revoked token, an unknown token, a session that has ended, and the admin
 //! token.
 
-use hookplane::auth::Role;
+use hookplane::domain::access::Role;
 use hookplane::domain::audit::Actor;
 use hookplane::domain::{Clock as _, SystemClock};
 use hookplane::storage::tokens;

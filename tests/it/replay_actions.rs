@@ -2,7 +2,7 @@
 //! gets the API's own answers (schema, status, problem `code`, `Retry-After`), and without the script each
 //! action redirects back with a banner.
 
-use hookplane::auth::Role;
+use hookplane::domain::access::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

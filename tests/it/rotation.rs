@@ -1,9 +1,9 @@
 //! Secret rotation over real HTTP: double entry, the overlap during which both secrets verify, the sweep
 //! that drops the old one after it, the audit entries, and the dashboard's form.
 
-use hookplane::auth::Role;
 use hookplane::demo::factories::standard_request;
 use hookplane::domain::Timestamp;
+use hookplane::domain::access::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

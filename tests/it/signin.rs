@@ -1,8 +1,8 @@
 //! Signing in to the dashboard: sessions, their expiry and rotation, sign-out, CSRF, throttling, and the
 //! audit entries each leaves.
 
-use hookplane::auth::Role;
 use hookplane::domain::Timestamp;
+use hookplane::domain::access::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 

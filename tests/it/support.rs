@@ -255,8 +255,9 @@ pub async fn searched(s: &TestServer, query: &str, want: usize) -> Value {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Adds an operator to a stopped instance's store, as `hookplane admin create-user` does.
-pub fn add_operator(db: &redb::Database, username: &str, role: hookplane::auth::Role) {
-    use hookplane::auth::operators::{Operator, hash_password};
+pub fn add_operator(db: &redb::Database, username: &str, role: hookplane::domain::access::Role) {
+    use hookplane::auth::operators::hash_password;
+    use hookplane::domain::access::Operator;
     use hookplane::domain::audit::{Actor, AuditAction};
     let now = SystemClock.now();
     let params = hookplane::secrets::DigestParams { memory_kib: 64, iterations: 1 };

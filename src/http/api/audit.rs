@@ -7,7 +7,7 @@ use super::ApiTags;
 use super::auth::AdminAuth;
 use super::deliveries::time_range;
 use super::error::ApiError;
-use super::types::{AuditEntryOut, AuditPage};
+use crate::contract::{AuditEntryOut, AuditPage, AuditParams};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::ids::AuditId;
 use crate::http::AppState;
@@ -32,18 +32,6 @@ enum ExportAuditResponse {
     /// One JSON object per line (the `AuditEntryOut` shape), oldest first.
     #[oai(status = 200, content_type = "application/x-ndjson")]
     Ok(PlainText<String>, #[oai(header = "Content-Disposition")] String),
-}
-
-/// The filters as they arrive in a query string, shared by the API and the dashboard's audit page.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
-pub struct AuditParams {
-    pub action: Option<String>,
-    pub performed_by: Option<String>,
-    pub target_id: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
 }
 
 /// One page of the audit log, newest first.

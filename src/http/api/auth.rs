@@ -7,7 +7,8 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
+use crate::domain::access::Role;
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
 

@@ -10,7 +10,7 @@ use super::auth::ViewerAuth;
 use super::deliveries::{DeliveryParams, query};
 use super::error::ApiError;
 use super::subscriptions::subscription_out;
-use super::types::{BannerOut, DashboardOut, DeliveryStatus, KpisOut, Source, StatsOut, SubscriptionOut, time};
+use crate::contract::{BannerOut, DashboardOut, DeliveryStatus, KpisOut, Source, StatsOut, SubscriptionOut, time};
 use crate::http::AppState;
 use crate::loader::{self, Overview};
 

@@ -8,7 +8,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
-use super::types::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
+use crate::contract::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
 use crate::domain::audit::Actor;
 use crate::domain::{Delivery, Payload};
 use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
@@ -62,7 +62,7 @@ pub async fn webhooks_replay(
         return p.response();
     };
     let bearer = poem_openapi::auth::Bearer { token: token.to_owned() };
-    let principal = match super::auth::authorize(req, &bearer, crate::auth::Role::Operator).await {
+    let principal = match super::auth::authorize(req, &bearer, crate::domain::access::Role::Operator).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

@@ -11,11 +11,9 @@ mod rejections;
 mod replays;
 mod subscriptions;
 mod tokens;
-pub(crate) mod types;
 
 use poem_openapi::{OpenApiService, Tags};
 
-pub use audit::AuditParams;
 pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, ReplayResponse, query, replay};

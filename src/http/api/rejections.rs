@@ -6,7 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::ViewerAuth;
 use super::error::ApiError;
-use super::types::{RejectionCount, RejectionOut, RejectionsOut};
+use crate::contract::{RejectionCount, RejectionOut, RejectionsOut};
 use crate::http::AppState;
 use crate::storage::rejections;
 

@@ -6,13 +6,13 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
 use super::error::ApiError;
-use super::types::{BulkReplayIn, BulkReplayOut, BulkReplayPreview};
+use crate::contract::{BulkReplayIn, BulkReplayOut, BulkReplayPreview};
+use crate::control::bulk::{self, BulkError};
 use crate::domain::BulkReplayId;
 use crate::domain::audit::Actor;
 use crate::domain::replay::{BULK_DEFAULT_RATE, BULK_MAX, BULK_MAX_RATE, BulkFilter};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
-use crate::jobs::bulk::{self, BulkError};
 use crate::storage::replays;
 
 #[derive(Default)]

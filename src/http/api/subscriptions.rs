@@ -6,7 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
 use super::error::{ApiError, blocking};
-use super::types::{
+use crate::contract::{
     DestinationSecretOut, DestinationStateOut, HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated,
     SubscriptionIn, SubscriptionOut, SubscriptionPatchIn,
 };
@@ -106,7 +106,7 @@ pub(crate) async fn rotate_secret(
             "`secret` and `secret_confirmation` differ: type the new secret twice, exactly; nothing was changed",
         ));
     }
-    let hours = input.overlap_hours.unwrap_or(state.settings.secrets.rotation_overlap_hours);
+    let hours = input.overlap_hours.unwrap_or(state.settings.rotation_overlap_hours);
     if !(1..=720).contains(&hours) {
         return Err(ApiError::bad_request(format!(
             "`overlap_hours` must be between 1 and 720 (Shopify can take an hour to switch), not {hours}"
@@ -117,7 +117,7 @@ pub(crate) async fn rotate_secret(
     let secret = SecretBytes::new(input.secret.into_bytes());
     let rotated =
         blocking(move || control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)).await?;
-    let until = super::types::time(rotated.previous_expires_at);
+    let until = crate::contract::time(rotated.previous_expires_at);
     Ok(SecretRotated {
         reminder: crate::domain::subscription::rotation_reminder(rotated.subscription.source, &until),
         subscription: out(state, rotated.subscription),

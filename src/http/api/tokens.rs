@@ -6,7 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::AdminAuth;
 use super::error::ApiError;
-use super::types::{TokenCreated, TokenIn, TokenOut};
+use crate::contract::{TokenCreated, TokenIn, TokenOut};
 use crate::domain::audit::Actor;
 use crate::domain::ids::TokenId;
 use crate::http::AppState;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::control::{Control, ReplayError};
+use super::{Control, ReplayError};
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::replay::{BULK_MAX, BulkFilter, BulkReplay, BulkStatus};
 use crate::domain::{BulkReplayId, Clock, DeliveryId, DeliveryStatus, Source, SubscriptionId, Timestamp};
@@ -294,8 +294,7 @@ impl BulkReplays {
     async fn replay_one(&self, id: DeliveryId, by: &Actor, bulk: BulkReplayId) -> Result<(), ReplayError> {
         let (control, ingest, by) = (Arc::clone(&self.control), Arc::clone(&self.ingest), by.clone());
         tokio::task::spawn_blocking(move || {
-            control
-                .replay_blocking(id, &by, Some(bulk), |d, p| crate::control::queue::recheck_note(ingest.recheck(d, p)))
+            control.replay_blocking(id, &by, Some(bulk), |d, p| super::queue::recheck_note(ingest.recheck(d, p)))
         })
         .await
         .map_err(|e| ReplayError::Store(StoreError::Other(format!("replay task failed: {e}"))))?

@@ -1,0 +1,131 @@
+//! Replays, one delivery's or in bulk, as the API takes and answers them.
+
+use poem_openapi::{Enum, Object};
+
+use super::{DeliveryStatus, Source, time};
+
+mirror_enum!(
+    /// `queued` → `succeeded` | `retrying` → `failed`; `held` while the destination is paused.
+    ReplayStatus <=> crate::domain::replay::ReplayStatus { Queued, Retrying, Succeeded, Failed, Held }
+);
+
+/// A replay: a new attempt of a delivery, asked for by an operator.
+#[derive(Object, Debug, Clone)]
+pub struct ReplayOut {
+    pub id: String,
+    pub delivery_id: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub status: ReplayStatus,
+    /// Where the new attempt shows once made (`initiated_by` is the operator).
+    pub attempts_url: String,
+}
+
+impl From<crate::domain::replay::Replay> for ReplayOut {
+    fn from(r: crate::domain::replay::Replay) -> Self {
+        ReplayOut {
+            id: r.id.to_string(),
+            delivery_id: r.delivery_id.to_string(),
+            requested_by: r.requested_by,
+            requested_at: time(r.requested_at),
+            status: r.status.into(),
+            attempts_url: format!("/api/v1/deliveries/{}/attempts", r.delivery_id),
+        }
+    }
+}
+
+/// A bulk replay asked for: the delivery filters (as `GET /api/v1/deliveries` takes them; at least one), and
+/// either a dry run that only counts, or the rate to replay at.
+#[derive(Object, Debug, Clone, Default)]
+pub struct BulkReplayIn {
+    pub q: Option<String>,
+    pub source: Option<Source>,
+    pub topic: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    /// A subscription id.
+    pub subscription: Option<String>,
+    pub account: Option<String>,
+    /// RFC 3339, inclusive.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive; absent: everything received until now (not what arrives while it runs).
+    pub to: Option<String>,
+    /// Only count what would be replayed.
+    #[oai(default)]
+    pub dry_run: bool,
+    /// Replays per second, 1 to 200; 10 when absent, slow enough that live traffic flows.
+    pub rate_per_second: Option<u32>,
+}
+
+/// What a bulk replay would cover.
+#[derive(Object, Debug, Clone)]
+pub struct BulkReplayPreview {
+    pub matched: u64,
+    /// The most one bulk replay may cover; a filter matching more must be narrowed.
+    pub limit: u64,
+}
+
+mirror_enum!(
+    /// `running` until every matching delivery was handled, then `done`; or `cancelled`, or `failed`.
+    BulkStatus <=> crate::domain::replay::BulkStatus { Running, Done, Cancelled, Failed }
+);
+
+/// A bulk replay and its progress.
+#[derive(Object, Debug, Clone)]
+pub struct BulkReplayOut {
+    pub id: String,
+    pub requested_by: String,
+    pub requested_at: String,
+    pub status: BulkStatus,
+    /// The filter as applied, with `to` fixed at the start when it was not given.
+    pub filter: BulkFilterOut,
+    pub rate_per_second: u32,
+    pub matched: u64,
+    pub replayed: u64,
+    /// Replayed less than 5 minutes before, or not replayable.
+    pub skipped: u64,
+    /// Refused because the stored body failed its integrity check.
+    pub failed: u64,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct BulkFilterOut {
+    pub q: Option<String>,
+    pub source: Option<String>,
+    pub topic: Option<String>,
+    pub status: Option<String>,
+    pub subscription: Option<String>,
+    pub account: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl From<crate::domain::replay::BulkReplay> for BulkReplayOut {
+    fn from(b: crate::domain::replay::BulkReplay) -> Self {
+        let f = b.filter;
+        BulkReplayOut {
+            id: b.id.to_string(),
+            requested_by: b.requested_by,
+            requested_at: time(b.requested_at),
+            status: b.status.into(),
+            filter: BulkFilterOut {
+                q: f.q,
+                source: f.source,
+                topic: f.topic,
+                status: f.status,
+                subscription: f.subscription,
+                account: f.account,
+                from: f.from,
+                to: f.to,
+            },
+            rate_per_second: b.rate_per_second,
+            matched: b.matched,
+            replayed: b.replayed,
+            skipped: b.skipped,
+            failed: b.failed,
+            finished_at: b.finished_at.map(time),
+            error: b.error,
+        }
+    }
+}
