@@ -20,9 +20,10 @@ use hookplane::app::Core;
 use hookplane::config::{Flags, Settings};
 use hookplane::control::subscriptions::SubscriptionSpec;
 use hookplane::demo::factories::{Factory, shopify_request};
+use hookplane::domain::filter::Filter;
 use hookplane::domain::{Clock, DeliveryStatus, ManualClock, Source, SystemClock, Timestamp};
 use hookplane::loader::{self, Query};
-use hookplane::storage::deliveries::{self, Filter};
+use hookplane::storage::deliveries;
 
 const SECRET: &str = "bench-shopify-secret";
 const SHOPS: usize = 10;

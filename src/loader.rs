@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 
 use redb::{Database, ReadableDatabase};
 
+use crate::domain::filter::Filter;
 use crate::domain::health::{Counters, Degraded, Health};
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::search::{SearchError, SearchIndex, SearchQuery};
-use crate::storage::deliveries::{self, Filter, Page};
+use crate::storage::deliveries::{self, Page};
 use crate::storage::{StoreError, stats, subscriptions};
 
 /// Which deliveries the page shows.

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use super::{Control, ReplayError};
 use crate::domain::audit::{Actor, AuditAction, Change};
-use crate::domain::replay::{BULK_MAX, BulkFilter, BulkReplay, BulkStatus};
-use crate::domain::{BulkReplayId, Clock, DeliveryId, DeliveryStatus, Source, SubscriptionId, Timestamp};
+use crate::domain::filter::DeliveryFilter;
+use crate::domain::replay::{BULK_MAX, BulkReplay, BulkStatus};
+use crate::domain::{BulkReplayId, Clock, DeliveryId};
 use crate::ingest::Ingest;
 use crate::loader::{self, LoadError, Query};
 use crate::search::SearchIndex;
-use crate::storage::deliveries::Filter;
 use crate::storage::{Store, StoreError, audit, replays};
 
 /// Deliveries read per page while counting or replaying.
@@ -40,36 +40,9 @@ impl From<StoreError> for BulkError {
 }
 
 /// The filter as the loader applies it. The same parsing serves the request and a resume after restart.
-pub fn query_of(f: &BulkFilter) -> Result<Query, BulkError> {
-    let bad = |m: String| BulkError::Invalid(m);
-    let time = |name: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(|r| {
-                Timestamp::parse_rfc3339(r).ok_or_else(|| {
-                    bad(format!("`{name}` must be an RFC 3339 time like 2026-11-28T09:00:00Z, not `{r}`"))
-                })
-            })
-            .transpose()
-    };
-    let filter = Filter {
-        source: f.source.as_deref().map(str::parse::<Source>).transpose().map_err(bad)?,
-        topic: f.topic.clone(),
-        status: f.status.as_deref().map(str::parse::<DeliveryStatus>).transpose().map_err(bad)?,
-        subscription: f
-            .subscription
-            .as_deref()
-            .map(|s| s.parse::<SubscriptionId>().map_err(|e| bad(e.to_string())))
-            .transpose()?,
-        account: f.account.clone(),
-        from: time("from", &f.from)?,
-        to: time("to", &f.to)?,
-    };
-    if let (Some(a), Some(b)) = (filter.from, filter.to)
-        && a >= b
-    {
-        return Err(bad("`from` must be before `to`".to_owned()));
-    }
-    Ok(Query { text: f.q.clone().filter(|q| !q.trim().is_empty()), filter, before: None, limit: PAGE })
+pub fn query_of(f: &DeliveryFilter) -> Result<Query, BulkError> {
+    let (filter, text) = f.parse().map_err(BulkError::Invalid)?;
+    Ok(Query { text, filter, before: None, limit: PAGE })
 }
 
 /// The running bulk replays, and what they need.
@@ -119,7 +92,7 @@ impl BulkReplays {
     /// deliveries that arrive while it runs are not part of it.
     pub async fn start(
         self: &Arc<Self>,
-        mut filter: BulkFilter,
+        mut filter: DeliveryFilter,
         matched: u64,
         rate_per_second: u32,
         by: Actor,
@@ -293,11 +266,10 @@ impl BulkReplays {
 
     async fn replay_one(&self, id: DeliveryId, by: &Actor, bulk: BulkReplayId) -> Result<(), ReplayError> {
         let (control, ingest, by) = (Arc::clone(&self.control), Arc::clone(&self.ingest), by.clone());
-        tokio::task::spawn_blocking(move || {
+        crate::task::blocking(move || {
             control.replay_blocking(id, &by, Some(bulk), |d, p| super::queue::recheck_note(ingest.recheck(d, p)))
         })
         .await
-        .map_err(|e| ReplayError::Store(StoreError::Other(format!("replay task failed: {e}"))))?
         .map(|_| ())
     }
 

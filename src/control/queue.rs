@@ -36,6 +36,12 @@ pub enum ReplayError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::task::TaskFailed> for ReplayError {
+    fn from(e: crate::task::TaskFailed) -> Self {
+        ReplayError::Store(e.into())
+    }
+}
+
 /// What a replay's second look at the provider's signature found, as its audit entry says it; a signature
 /// that no longer verifies refuses the replay.
 pub fn recheck_note(found: Recheck) -> Result<String, ReplayError> {

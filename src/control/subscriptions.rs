@@ -26,6 +26,12 @@ pub enum ControlError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::task::TaskFailed> for ControlError {
+    fn from(e: crate::task::TaskFailed) -> Self {
+        ControlError::Store(e.into())
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> ControlError {
     ControlError::Invalid(msg.into())
 }
@@ -149,9 +155,7 @@ impl Control {
     /// Creates a subscription, or adopts the `discovered` Shopify subscription for the same shop and topic.
     pub async fn create(self: &Arc<Self>, spec: SubscriptionSpec, by: Actor) -> Result<Created, ControlError> {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.create_blocking(spec, &by))
-            .await
-            .map_err(|e| ControlError::Store(StoreError::Other(format!("task failed: {e}"))))?
+        crate::task::blocking(move || this.create_blocking(spec, &by)).await
     }
 
     /// Makes (or adopts) a subscription; the audit entry, made by `by`, commits with it.

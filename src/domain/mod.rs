@@ -6,6 +6,7 @@ pub mod attempt;
 pub mod audit;
 pub mod clock;
 pub mod delivery;
+pub mod filter;
 pub mod health;
 pub mod ids;
 pub mod job;

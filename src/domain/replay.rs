@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::filter::DeliveryFilter;
 use super::{BulkReplayId, DeliveryId, ReplayId, Timestamp};
 
 /// At most one replay of a delivery in this window…
@@ -56,20 +57,6 @@ pub const BULK_MAX: u64 = 100_000;
 pub const BULK_DEFAULT_RATE: u32 = 10;
 pub const BULK_MAX_RATE: u32 = 200;
 
-/// The filter of a bulk replay, as the operator gave it (the API's query parameters), kept to be applied
-/// again when the replay resumes after a restart.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BulkFilter {
-    pub q: Option<String>,
-    pub source: Option<String>,
-    pub topic: Option<String>,
-    pub status: Option<String>,
-    pub subscription: Option<String>,
-    pub account: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BulkStatus {
@@ -98,7 +85,7 @@ pub struct BulkReplay {
     pub id: BulkReplayId,
     pub requested_by: String,
     pub requested_at: Timestamp,
-    pub filter: BulkFilter,
+    pub filter: DeliveryFilter,
     pub rate_per_second: u32,
     /// How many deliveries matched when it started.
     pub matched: u64,

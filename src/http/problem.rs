@@ -116,6 +116,9 @@ impl Kind {
     }
 }
 
+/// How long a 503 asks the client to wait before trying again.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
 /// A problem document. `code` repeats the last part of `type` for clients that prefer a plain string.
 #[derive(Debug, Clone, Serialize, poem_openapi::Object)]
 pub struct Problem {
@@ -140,15 +143,17 @@ impl Problem {
         }
     }
 
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     pub fn response(&self) -> Response {
         let body = serde_json::to_vec(self).unwrap_or_default();
-        let mut resp = Response::builder()
-            .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-            .content_type("application/problem+json")
-            .body(body);
+        let mut resp =
+            Response::builder().status(self.status_code()).content_type("application/problem+json").body(body);
         if self.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
             // Providers and clients that honour it come back after a short pause rather than at once.
-            resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
+            resp.headers_mut().insert("retry-after", poem::http::HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         resp
     }

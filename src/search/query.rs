@@ -12,7 +12,7 @@ use tantivy::{Order, Term};
 use super::{SearchIndex, id_bytes};
 use crate::domain::DeliveryId;
 use crate::domain::delivery::Match;
-use crate::storage::deliveries::Filter;
+use crate::domain::filter::Filter;
 
 /// Longest query accepted: a query is typed by a person, and parsing cost grows with its length.
 pub const MAX_QUERY_CHARS: usize = 1024;

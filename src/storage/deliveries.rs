@@ -6,10 +6,12 @@ use std::collections::BinaryHeap;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use super::dedupe::{self, DedupeIndex};
+use super::jobs::JobTables;
 use super::{StoreError, payload, subscriptions, tables};
+use crate::domain::Job;
 use crate::domain::delivery::{Match, PREVIEW_BYTES, preview};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, Timestamp};
-use crate::domain::{Job, JobState};
+use crate::domain::filter::Filter;
+use crate::domain::{Delivery, DeliveryId, Payload, Source};
 
 /// A verified delivery on its way into storage, encoded before it reaches the writer so the one thread
 /// that commits spends its time on the tree, not on serialising.
@@ -85,7 +87,8 @@ pub enum Inserted {
 
 /// A delivery of `source` received at `at` with `status`, for tests that need one stored.
 #[cfg(test)]
-pub(crate) fn sample(at: Timestamp, source: Source, status: DeliveryStatus) -> Delivery {
+pub(crate) fn sample(at: crate::domain::Timestamp, source: Source, status: crate::domain::DeliveryStatus) -> Delivery {
+    use crate::domain::SubscriptionId;
     Delivery {
         id: DeliveryId::new(at),
         subscription_id: SubscriptionId::new(at),
@@ -122,10 +125,7 @@ pub(crate) fn put_sample(tx: &WriteTransaction, d: &Delivery) {
 pub struct DeliveryWriter<'tx> {
     deliveries: Table<'tx, u128, &'static [u8]>,
     by_subscription: Table<'tx, (u128, u128), Option<u64>>,
-    jobs: Table<'tx, u128, &'static [u8]>,
-    jobs_ready: Table<'tx, (i64, u128), ()>,
-    jobs_leased: Table<'tx, (i64, u128), ()>,
-    jobs_held: Table<'tx, (u128, u128), ()>,
+    jobs: JobTables<'tx>,
     by_status: Table<'tx, (u8, u8, u128), ()>,
 }
 
@@ -134,10 +134,7 @@ impl<'tx> DeliveryWriter<'tx> {
         Ok(Self {
             deliveries: tx.open_table(tables::DELIVERIES)?,
             by_subscription: tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?,
-            jobs: tx.open_table(tables::JOBS.def())?,
-            jobs_ready: tx.open_table(tables::JOBS_READY)?,
-            jobs_leased: tx.open_table(tables::JOBS_LEASED)?,
-            jobs_held: tx.open_table(tables::JOBS_HELD)?,
+            jobs: JobTables::open(tx)?,
             by_status: tx.open_table(tables::DELIVERIES_BY_STATUS)?,
         })
     }
@@ -170,19 +167,8 @@ impl<'tx> DeliveryWriter<'tx> {
             self.by_status.insert((code, tables::source_code(d.source), id), ())?;
         }
         if let Some(job) = job {
-            self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
-            match (&job.state, &job.lease) {
-                (JobState::Held, _) => {
-                    self.jobs_held.insert((job.subscription_id.as_u128(), job.id.as_u128()), ())?;
-                }
-                // Handed straight to the running worker (`jobs::handoff`).
-                (JobState::Leased, Some(lease)) => {
-                    self.jobs_leased.insert((lease.until.millis(), job.id.as_u128()), ())?;
-                }
-                _ => {
-                    self.jobs_ready.insert((job.run_at.millis(), job.id.as_u128()), ())?;
-                }
-            }
+            // Ready, held while its destination is paused, or leased straight to the running worker.
+            self.jobs.insert(job)?;
         }
         Ok(Inserted::New)
     }
@@ -278,26 +264,6 @@ pub fn get_full(db: &Database, id: DeliveryId) -> Result<Option<(Listed, Payload
 pub fn count(db: &Database) -> Result<u64, StoreError> {
     use redb::ReadableTableMetadata as _;
     Ok(db.begin_read()?.open_table(tables::DELIVERIES)?.len()?)
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub source: Option<Source>,
-    pub topic: Option<String>,
-    pub status: Option<DeliveryStatus>,
-    pub subscription: Option<SubscriptionId>,
-    pub account: Option<String>,
-    /// Received at or after this instant.
-    pub from: Option<Timestamp>,
-    /// Received before this instant.
-    pub to: Option<Timestamp>,
-}
-
-impl Filter {
-    /// Whether the filter narrows the subscriptions, so the per-subscription index can drive the scan.
-    fn by_subscription(&self) -> bool {
-        self.source.is_some() || self.topic.is_some() || self.subscription.is_some() || self.account.is_some()
-    }
 }
 
 /// Delivery ids from one index, newest first.

@@ -218,8 +218,9 @@ mod tests {
 
     #[test]
     fn schema_2_deliveries_that_moved_on_are_indexed_by_status() {
+        use crate::domain::filter::Filter;
         use crate::domain::{DeliveryId, DeliveryStatus, Source, Timestamp};
-        use crate::storage::deliveries::{self, Filter};
+        use crate::storage::deliveries;
 
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("t.redb")).unwrap();

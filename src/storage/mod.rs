@@ -60,6 +60,12 @@ pub enum StoreError {
     Other(String),
 }
 
+impl From<crate::task::TaskFailed> for StoreError {
+    fn from(e: crate::task::TaskFailed) -> Self {
+        StoreError::Other(e.to_string())
+    }
+}
+
 impl StoreError {
     /// Errors after which the open database must be dropped and reopened before anything can commit.
     pub fn needs_reopen(&self) -> bool {
@@ -135,9 +141,7 @@ impl Store {
         F: FnOnce(&Database) -> Result<T, E> + Send + 'static,
     {
         let store = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(&*store.db()?))
-            .await
-            .map_err(|e| StoreError::Other(format!("storage task failed: {e}")))?
+        crate::task::blocking(move || store.db().map(|db| f(&db))).await?
     }
 
     /// Drops the database and opens it again. Readers still holding it are waited for, briefly; if they do

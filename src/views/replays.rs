@@ -47,7 +47,7 @@ impl Render for ReplaysView<'_> {
                             select name="status" {
                                 option value="" { "Any status" }
                                 @for s in ["failed", "retrying", "succeeded", "queued"] {
-                                    option value=(s) selected[f.status.as_deref() == Some(s)] { (s) }
+                                    option value=(s) selected[f.filter.status.as_deref() == Some(s)] { (s) }
                                 }
                             }
                         }
@@ -55,18 +55,18 @@ impl Render for ReplaysView<'_> {
                             select name="subscription" {
                                 option value="" { "Any forwarding subscription" }
                                 @for s in self.subscriptions.iter().filter(|s| s.destination_url.is_some()) {
-                                    option value=(s.id) selected[f.subscription.as_deref() == Some(s.id.as_str())] { (s.name) }
+                                    option value=(s.id) selected[f.filter.subscription.as_deref() == Some(s.id.as_str())] { (s.name) }
                                 }
                             }
                         }
-                        label { span { "Topic" } input type="text" name="topic" value=[f.topic.as_deref()] placeholder="Any topic"; }
+                        label { span { "Topic" } input type="text" name="topic" value=[f.filter.topic.as_deref()] placeholder="Any topic"; }
                         label { span { "Received" }
                             select name="range" {
                                 option value="" { "Any time" }
                                 @for (value, label, _) in RANGES { option value=(value) selected[f.range.as_deref() == Some(value)] { (label) } }
                             }
                         }
-                        label { span { "Payload search" } input type="search" name="q" value=[f.q.as_deref()] maxlength="1024"; }
+                        label { span { "Payload search" } input type="search" name="q" value=[f.filter.q.as_deref()] maxlength="1024"; }
                         label { span { "Rate" }
                             select name="rate_per_second" {
                                 @for r in [1u32, 10, 50, 200] { option value=(r) selected[r == 10] { (r) " per second" } }

@@ -9,31 +9,19 @@ use super::layout::Chrome;
 use super::{format, layout};
 use crate::contract::paths;
 use crate::contract::{DashboardOut, DeliveryOut, MatchOut, SubscriptionOrigin, SubscriptionOut};
-use crate::domain;
+use crate::domain::filter::DeliveryFilter;
+use crate::domain::{self, Timestamp};
 
-/// The filter form as it arrives in the query string: the API's parameters, plus `range`, a time window
-/// ending now that the form offers instead of typing RFC 3339 times. Empty fields mean "any".
+/// The filter form as it arrives in the query string: the API's delivery filters, plus `range`, a time
+/// window ending now that the form offers instead of typing RFC 3339 times, and the page's cursor and size.
+/// Empty fields mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Filters {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub q: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    #[serde(flatten)]
+    pub filter: DeliveryFilter,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subscription: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,32 +41,41 @@ pub const RANGES: [(&str, &str, i64); 4] = [
 
 impl Filters {
     /// Blank fields (an untouched form control) become absent.
-    pub fn normalized(mut self) -> Self {
-        for f in [
-            &mut self.q,
-            &mut self.source,
-            &mut self.topic,
-            &mut self.status,
-            &mut self.range,
-            &mut self.subscription,
-            &mut self.account,
-            &mut self.from,
-            &mut self.to,
-            &mut self.cursor,
-            &mut self.limit,
-        ] {
-            if f.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                *f = None;
-            }
+    pub fn normalized(self) -> Self {
+        let blank = |f: Option<String>| f.filter(|v| !v.trim().is_empty());
+        Self {
+            filter: self.filter.normalized(),
+            range: blank(self.range),
+            cursor: blank(self.cursor),
+            limit: blank(self.limit),
+            rotated: self.rotated,
         }
-        self
     }
 
     /// Whether anything narrows the list (the cursor and page size do not).
     pub fn narrows(&self) -> bool {
-        let Self { q, source, topic, status, range, subscription, account, from, to, cursor: _, limit: _, rotated: _ } =
-            self;
-        [q, source, topic, status, range, subscription, account, from, to].iter().any(|f| f.is_some())
+        !self.filter.is_empty() || self.range.is_some()
+    }
+
+    /// A page of deliveries of one subscription, with `status` if given.
+    pub fn of_subscription(id: &str, status: Option<&str>) -> Self {
+        let filter = DeliveryFilter {
+            subscription: Some(id.to_owned()),
+            status: status.map(str::to_owned),
+            ..DeliveryFilter::default()
+        };
+        Self { filter, ..Self::default() }
+    }
+
+    /// The delivery filter the form asks for at `now`: its time window wins over a `from` carried along from
+    /// a link, so that changing it works.
+    pub fn delivery_filter(&self, now: Timestamp) -> Result<DeliveryFilter, String> {
+        let Some(range) = &self.range else { return Ok(self.filter.clone()) };
+        let Some((_, _, ms)) = RANGES.iter().find(|(v, _, _)| v == range) else {
+            let known: Vec<&str> = RANGES.iter().map(|(v, _, _)| *v).collect();
+            return Err(format!("`range` cannot be `{range}`: expected one of {}", known.join(", ")));
+        };
+        Ok(DeliveryFilter { from: Some(now.plus_millis(-ms).to_rfc3339()), ..self.filter.clone() })
     }
 
     /// This page's URL with another cursor (`None`: the newest page).
@@ -156,7 +153,7 @@ fn banners(d: &DashboardOut) -> Markup {
                 title: &format!("{} is degraded", b.subscription_name),
                 body: html! {
                     p { (b.message) }
-                    p { a href=(Filters { subscription: Some(b.subscription_id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
+                    p { a href=(Filters::of_subscription(&b.subscription_id, None).href(None)) { "Show its deliveries" } }
                 },
             })
         }
@@ -184,26 +181,26 @@ fn filter_bar(f: &Filters, d: &DashboardOut) -> Markup {
         form.card.filters method="get" action=(paths::DASHBOARD_WEBHOOKS) role="search" {
             div.search-field {
                 label.visually-hidden for="q" { "Search payloads" }
-                input #q type="search" name="q" value=[f.q.as_deref()] placeholder="Search payloads: words, \"a phrase\", customer.email:jon@example.com" maxlength="1024";
+                input #q type="search" name="q" value=[f.filter.q.as_deref()] placeholder="Search payloads: words, \"a phrase\", customer.email:jon@example.com" maxlength="1024";
             }
             div.filter-row {
                 label { span { "Source" }
                     select name="source" {
                         option value="" { "Any source" }
                         @for s in domain::Source::ALL {
-                            option value=(s.as_str()) selected[selected(&f.source, s.as_str())] { (source_label(s)) }
+                            option value=(s.as_str()) selected[selected(&f.filter.source, s.as_str())] { (source_label(s)) }
                         }
                     }
                 }
                 label { span { "Topic" }
-                    input type="text" name="topic" list="topics" value=[f.topic.as_deref()] placeholder="Any topic";
+                    input type="text" name="topic" list="topics" value=[f.filter.topic.as_deref()] placeholder="Any topic";
                     datalist #topics { @for t in &topics { option value=(t) {} } }
                 }
                 label { span { "Status" }
                     select name="status" {
                         option value="" { "Any status" }
                         @for s in domain::DeliveryStatus::ALL {
-                            option value=(s.as_str()) selected[selected(&f.status, s.as_str())] { (s.as_str()) }
+                            option value=(s.as_str()) selected[selected(&f.filter.status, s.as_str())] { (s.as_str()) }
                         }
                     }
                 }
@@ -215,10 +212,10 @@ fn filter_bar(f: &Filters, d: &DashboardOut) -> Markup {
                         }
                     }
                 }
-                @if let Some(s) = &f.subscription { input type="hidden" name="subscription" value=(s); }
-                @if let Some(a) = &f.account { input type="hidden" name="account" value=(a); }
-                @if let Some(v) = &f.from { input type="hidden" name="from" value=(v); }
-                @if let Some(v) = &f.to { input type="hidden" name="to" value=(v); }
+                @if let Some(s) = &f.filter.subscription { input type="hidden" name="subscription" value=(s); }
+                @if let Some(a) = &f.filter.account { input type="hidden" name="account" value=(a); }
+                @if let Some(v) = &f.filter.from { input type="hidden" name="from" value=(v); }
+                @if let Some(v) = &f.filter.to { input type="hidden" name="to" value=(v); }
                 @if let Some(v) = &f.limit { input type="hidden" name="limit" value=(v); }
                 button.button.button-primary type="submit" { "Apply" }
                 @if f.narrows() { a.button href=(paths::DASHBOARD_WEBHOOKS) { "Clear" } }
@@ -235,7 +232,7 @@ fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, chrome: &Chrome) 
             html! {
                 div.card.empty-state {
                     h2 { "No deliveries match" }
-                    p { "Nothing stored matches these filters" @if f.q.is_some() { " and this search" } "." }
+                    p { "Nothing stored matches these filters" @if f.filter.q.is_some() { " and this search" } "." }
                     a.button href=(paths::DASHBOARD_WEBHOOKS) { "Clear filters" }
                 }
             }
@@ -446,7 +443,7 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                     dt { "Recent failures" }
                     dd {
                         @if h.consecutive_failures == 0 { "none in a row" } @else { (h.consecutive_failures) " in a row" }
-                        " · " a href=(Filters { subscription: Some(s.id.clone()), status: Some("failed".into()), ..Filters::default() }.href(None)) { "failed deliveries" }
+                        " · " a href=(Filters::of_subscription(&s.id, Some("failed")).href(None)) { "failed deliveries" }
                     }
                     dt { "Latency, 24 h" }
                     dd { (format::millis(h.avg_latency_ms_24h)) " average · " (format::millis(h.p95_latency_ms_24h)) " p95" }
@@ -454,7 +451,7 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                 dt { "Destination" }
                 dd { @match &s.destination_url { Some(u) => code { (u) }, None => "kept here (store)" } }
             }
-            p { a href=(Filters { subscription: Some(s.id.clone()), ..Filters::default() }.href(None)) { "Show its deliveries" } }
+            p { a href=(Filters::of_subscription(&s.id, None).href(None)) { "Show its deliveries" } }
             @if chrome.operator && s.destination_url.is_some() {
                 @let paused = s.status == crate::contract::SubscriptionStatus::Paused;
                 @if paused {

@@ -5,10 +5,10 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::AdminAuth;
-use super::deliveries::time_range;
 use super::error::ApiError;
 use crate::contract::{AuditEntryOut, AuditPage, AuditParams};
 use crate::domain::audit::{AuditAction, AuditEntry};
+use crate::domain::filter::time_range;
 use crate::domain::ids::AuditId;
 use crate::http::AppState;
 use crate::storage::audit::{self, AuditFilter};
@@ -94,7 +94,7 @@ impl AuditParams {
             .map(str::parse::<AuditAction>)
             .transpose()
             .map_err(ApiError::bad_request)?;
-        let (from, to) = time_range(self.from, self.to)?;
+        let (from, to) = time_range(self.from.as_deref(), self.to.as_deref()).map_err(ApiError::bad_request)?;
         let blank = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         Ok(AuditFilter { action, performed_by: blank(self.performed_by), target_id: blank(self.target_id), from, to })
     }

@@ -7,10 +7,11 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::ViewerAuth;
-use super::deliveries::{DeliveryParams, query};
+use super::deliveries::{DeliveryParams, query, source_text, status_text};
 use super::error::ApiError;
 use super::subscriptions::subscription_out;
 use crate::contract::{BannerOut, DashboardOut, DeliveryStatus, KpisOut, Source, StatsOut, SubscriptionOut, time};
+use crate::domain::filter::DeliveryFilter;
 use crate::http::AppState;
 use crate::loader::{self, Overview};
 
@@ -79,18 +80,17 @@ impl DashboardApi {
         /// Page size, 1 to 500 (default 50).
         limit: Query<Option<u32>>,
     ) -> Result<DashboardResponse, ApiError> {
-        let q = query(DeliveryParams {
+        let filter = DeliveryFilter {
             q: q.0,
-            source: source.0,
+            source: source_text(source.0),
             topic: topic.0,
-            status: status.0,
+            status: status_text(status.0),
             subscription: subscription.0,
             account: account.0,
             from: from.0,
             to: to.0,
-            cursor: cursor.0,
-            limit: limit.0,
-        })?;
+        };
+        let q = query(DeliveryParams { filter, cursor: cursor.0, limit: limit.0 })?;
         Ok(DashboardResponse::Ok(Json(dashboard_payload(state, q).await?)))
     }
 

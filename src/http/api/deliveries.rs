@@ -10,13 +10,13 @@ use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
 use crate::contract::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
 use crate::domain::audit::Actor;
-use crate::domain::{Delivery, Payload};
-use crate::domain::{DeliveryId, SubscriptionId, Timestamp};
+use crate::domain::filter::DeliveryFilter;
+use crate::domain::{self, Delivery, DeliveryId, Payload};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
 use crate::loader;
 use crate::storage::attempts;
-use crate::storage::deliveries::{self, Filter};
+use crate::storage::deliveries;
 
 /// Page size when `limit` is absent, and the most a page may hold.
 const DEFAULT_LIMIT: u32 = 50;
@@ -43,7 +43,7 @@ pub(crate) async fn replay(state: &AppState, by: Actor, id: &str) -> Result<Repl
     let id = parse_delivery_id(id)?;
     let (control, ingest) = (Arc::clone(&state.control), Arc::clone(&state.ingest));
     let recheck = move |d: &Delivery, p: &Payload| crate::control::queue::recheck_note(ingest.recheck(d, p));
-    let made = super::error::blocking(move || control.replay_blocking(id, &by, None, recheck)).await?;
+    let made = crate::task::blocking(move || control.replay_blocking(id, &by, None, recheck)).await?;
     Ok(ReplayOut::from(made))
 }
 
@@ -88,14 +88,7 @@ enum GetDeliveryResponse {
 /// The delivery filters as they arrive in a query string, shared by every operation that lists deliveries.
 #[derive(Default)]
 pub(crate) struct DeliveryParams {
-    pub q: Option<String>,
-    pub source: Option<Source>,
-    pub topic: Option<String>,
-    pub status: Option<DeliveryStatus>,
-    pub subscription: Option<String>,
-    pub account: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
+    pub filter: DeliveryFilter,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }
@@ -113,45 +106,17 @@ pub(crate) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("`cursor` is not a cursor from this API: `{c}`")))
         })
         .transpose()?;
-    let subscription = p
-        .subscription
-        .as_deref()
-        .map(|s| s.parse::<SubscriptionId>().map_err(|e| ApiError::bad_request(e.to_string())))
-        .transpose()?;
-    let (from, to) = time_range(p.from, p.to)?;
-    let filter = Filter {
-        source: p.source.map(Into::into),
-        topic: p.topic,
-        status: p.status.map(Into::into),
-        subscription,
-        account: p.account,
-        from,
-        to,
-    };
-    let text = p.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    let (filter, text) = p.filter.parse().map_err(ApiError::bad_request)?;
     Ok(loader::Query { text, filter, before, limit: limit as usize })
 }
 
-/// The `from` and `to` query parameters: RFC 3339 times, `from` before `to`.
-pub(crate) fn time_range(
-    from: Option<String>,
-    to: Option<String>,
-) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError> {
-    let instant = |name: &str, raw: Option<String>| {
-        raw.map(|r| {
-            Timestamp::parse_rfc3339(&r).ok_or_else(|| {
-                ApiError::bad_request(format!("`{name}` must be an RFC 3339 time like 2026-11-28T09:00:00Z, not `{r}`"))
-            })
-        })
-        .transpose()
-    };
-    let (from, to) = (instant("from", from)?, instant("to", to)?);
-    if let (Some(f), Some(t)) = (from, to)
-        && f >= t
-    {
-        return Err(ApiError::bad_request("`from` must be before `to`"));
-    }
-    Ok((from, to))
+/// The API's own names of a source and a status, as the text filter takes them.
+pub(crate) fn source_text(s: Option<Source>) -> Option<String> {
+    s.map(|s| domain::Source::from(s).as_str().to_owned())
+}
+
+pub(crate) fn status_text(s: Option<DeliveryStatus>) -> Option<String> {
+    s.map(|s| domain::DeliveryStatus::from(s).as_str().to_owned())
 }
 
 fn parse_delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
@@ -190,18 +155,17 @@ impl DeliveriesApi {
         /// Page size, 1 to 500 (default 50).
         limit: Query<Option<u32>>,
     ) -> Result<ListDeliveriesResponse, ApiError> {
-        let q = query(DeliveryParams {
+        let filter = DeliveryFilter {
             q: q.0,
-            source: source.0,
+            source: source_text(source.0),
             topic: topic.0,
-            status: status.0,
+            status: status_text(status.0),
             subscription: subscription.0,
             account: account.0,
             from: from.0,
             to: to.0,
-            cursor: cursor.0,
-            limit: limit.0,
-        })?;
+        };
+        let q = query(DeliveryParams { filter, cursor: cursor.0, limit: limit.0 })?;
         let search = Arc::clone(&state.search);
         let page = state.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
         Ok(ListDeliveriesResponse::Ok(Json(DeliveryPage::from(page))))

@@ -3,7 +3,7 @@ use poem_openapi::payload::Json;
 
 use crate::control::{ControlError, ReplayError};
 use crate::domain::replay::Limited;
-use crate::http::problem::{Kind, Problem};
+use crate::http::problem::{Kind, Problem, RETRY_AFTER_SECONDS};
 use crate::loader::LoadError;
 use crate::search::SearchError;
 use crate::storage::StoreError;
@@ -39,42 +39,54 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        ApiError::BadRequest(Json(Problem::new(Kind::InvalidRequest, detail)))
+        Problem::new(Kind::InvalidRequest, detail).into()
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        ApiError::Forbidden(Json(Problem::new(Kind::Forbidden, detail)))
+        Problem::new(Kind::Forbidden, detail).into()
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        ApiError::NotFound(Json(Problem::new(Kind::NotFound, detail)))
+        Problem::new(Kind::NotFound, detail).into()
     }
 
     /// The status and problem document, for answers that are not JSON (the dashboard's pages).
     pub fn problem(&self) -> (poem::http::StatusCode, &Problem) {
+        let p = match self {
+            ApiError::BadRequest(p)
+            | ApiError::Unauthorized(p)
+            | ApiError::Forbidden(p)
+            | ApiError::NotFound(p)
+            | ApiError::Conflict(p)
+            | ApiError::TooManyRequests(p, _)
+            | ApiError::Internal(p)
+            | ApiError::Unavailable(p, _) => &p.0,
+        };
+        (p.status_code(), p)
+    }
+}
+
+/// The variant is the problem's own status (`Kind::status`, the one table of statuses). A rate limit
+/// carries its wait and is made where the wait is known.
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
         use poem::http::StatusCode;
-        match self {
-            ApiError::BadRequest(p) => (StatusCode::BAD_REQUEST, &p.0),
-            ApiError::Unauthorized(p) => (StatusCode::UNAUTHORIZED, &p.0),
-            ApiError::Forbidden(p) => (StatusCode::FORBIDDEN, &p.0),
-            ApiError::NotFound(p) => (StatusCode::NOT_FOUND, &p.0),
-            ApiError::Conflict(p) => (StatusCode::CONFLICT, &p.0),
-            ApiError::TooManyRequests(p, _) => (StatusCode::TOO_MANY_REQUESTS, &p.0),
-            ApiError::Internal(p) => (StatusCode::INTERNAL_SERVER_ERROR, &p.0),
-            ApiError::Unavailable(p, _) => (StatusCode::SERVICE_UNAVAILABLE, &p.0),
+        match p.status_code() {
+            StatusCode::BAD_REQUEST => ApiError::BadRequest(Json(p)),
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized(Json(p)),
+            StatusCode::FORBIDDEN => ApiError::Forbidden(Json(p)),
+            StatusCode::NOT_FOUND => ApiError::NotFound(Json(p)),
+            StatusCode::CONFLICT => ApiError::Conflict(Json(p)),
+            StatusCode::TOO_MANY_REQUESTS => ApiError::TooManyRequests(Json(p), 60),
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(Json(p), RETRY_AFTER_SECONDS),
+            _ => ApiError::Internal(Json(p)),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        let p = Problem::from(&e);
-        match e {
-            StoreError::Unavailable(_) => ApiError::Unavailable(Json(p), 5),
-            StoreError::Conflict(_) => ApiError::Conflict(Json(p)),
-            StoreError::Invalid(_) => ApiError::BadRequest(Json(p)),
-            _ => ApiError::Internal(Json(p)),
-        }
+        Problem::from(&e).into()
     }
 }
 
@@ -82,12 +94,10 @@ impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         match e {
             LoadError::Store(s) => s.into(),
-            LoadError::Search(SearchError::Invalid(msg)) => {
-                ApiError::BadRequest(Json(Problem::new(Kind::InvalidQuery, msg)))
-            }
+            LoadError::Search(SearchError::Invalid(msg)) => Problem::new(Kind::InvalidQuery, msg).into(),
             LoadError::Search(e @ SearchError::Index(_)) => {
                 tracing::error!(error = %e, "search failed");
-                ApiError::Internal(Json(Problem::new(Kind::Internal, e.to_string())))
+                Problem::new(Kind::Internal, e.to_string()).into()
             }
         }
     }
@@ -97,12 +107,12 @@ impl From<ReplayError> for ApiError {
     fn from(e: ReplayError) -> Self {
         match e {
             ReplayError::NotFound(msg) => ApiError::not_found(msg),
-            ReplayError::Refused(msg) => ApiError::Conflict(Json(Problem::new(Kind::NotReplayable, msg))),
+            ReplayError::Refused(msg) => Problem::new(Kind::NotReplayable, msg).into(),
             ReplayError::Integrity(msg) => {
                 tracing::error!(error = %msg, "a replay found a stored body that fails its digest");
-                ApiError::Internal(Json(Problem::new(Kind::IntegrityFailed, msg)))
+                Problem::new(Kind::IntegrityFailed, msg).into()
             }
-            ReplayError::SignatureFailed(msg) => ApiError::Conflict(Json(Problem::new(Kind::SignatureMismatch, msg))),
+            ReplayError::SignatureFailed(msg) => Problem::new(Kind::SignatureMismatch, msg).into(),
             ReplayError::Limited(limited, now) => {
                 let kind = match limited {
                     Limited::PerDelivery { .. } => Kind::ReplayLimitedPerDelivery,
@@ -123,18 +133,5 @@ impl From<ControlError> for ApiError {
             ControlError::NotFound(msg) => ApiError::not_found(msg),
             ControlError::Store(s) => s.into(),
         }
-    }
-}
-
-/// Runs an operation that writes to the store on the blocking pool: it may wait for redb's single write
-/// lock, which an ingest commit holds through its fsync.
-pub(crate) async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    E: Into<ApiError> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(done) => done.map_err(Into::into),
-        Err(e) => Err(StoreError::Other(format!("task failed: {e}")).into()),
     }
 }

@@ -5,12 +5,14 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
+use super::deliveries::{source_text, status_text};
 use super::error::ApiError;
 use crate::contract::{BulkReplayIn, BulkReplayOut, BulkReplayPreview};
 use crate::control::bulk::{self, BulkError};
 use crate::domain::BulkReplayId;
 use crate::domain::audit::Actor;
-use crate::domain::replay::{BULK_DEFAULT_RATE, BULK_MAX, BULK_MAX_RATE, BulkFilter};
+use crate::domain::filter::DeliveryFilter;
+use crate::domain::replay::{BULK_DEFAULT_RATE, BULK_MAX, BULK_MAX_RATE};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
 use crate::storage::replays;
@@ -57,16 +59,17 @@ fn parse_id(raw: &str) -> Result<BulkReplayId, ApiError> {
 
 /// Counts, or starts, a bulk replay for `by`.
 async fn start_bulk(state: &AppState, by: Actor, input: BulkReplayIn) -> Result<StartBulkResponse, ApiError> {
-    let filter = BulkFilter {
-        q: input.q.filter(|q| !q.trim().is_empty()),
-        source: input.source.map(|s| crate::domain::Source::from(s).as_str().to_owned()),
-        topic: input.topic.filter(|t| !t.is_empty()),
-        status: input.status.map(|s| crate::domain::DeliveryStatus::from(s).as_str().to_owned()),
-        subscription: input.subscription.filter(|s| !s.is_empty()),
-        account: input.account.filter(|a| !a.is_empty()),
-        from: input.from.filter(|f| !f.is_empty()),
-        to: input.to.filter(|t| !t.is_empty()),
-    };
+    let filter = DeliveryFilter {
+        q: input.q,
+        source: source_text(input.source),
+        topic: input.topic,
+        status: status_text(input.status),
+        subscription: input.subscription,
+        account: input.account,
+        from: input.from,
+        to: input.to,
+    }
+    .normalized();
     start_bulk_filter(state, by, filter, input.dry_run, input.rate_per_second).await
 }
 
@@ -75,11 +78,11 @@ async fn start_bulk(state: &AppState, by: Actor, input: BulkReplayIn) -> Result<
 pub(crate) async fn start_bulk_filter(
     state: &AppState,
     by: Actor,
-    filter: BulkFilter,
+    filter: DeliveryFilter,
     dry_run: bool,
     rate: Option<u32>,
 ) -> Result<StartBulkResponse, ApiError> {
-    if filter == BulkFilter::default() {
+    if filter.is_empty() {
         return Err(ApiError::bad_request(
             "give at least one filter (`status`, `subscription`, `topic`, `source`, `account`, `from`, `to` or `q`): \
              a bulk replay of everything is refused",

@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
-use super::error::{ApiError, blocking};
+use super::error::ApiError;
 use crate::contract::{
     DestinationSecretOut, DestinationStateOut, HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated,
     SubscriptionIn, SubscriptionOut, SubscriptionPatchIn,
@@ -65,7 +65,7 @@ pub(crate) async fn set_paused(
 ) -> Result<DestinationStateOut, ApiError> {
     let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
-    let done = blocking(move || control.set_paused_blocking(sub_id, pause, &by)).await?;
+    let done = crate::task::blocking(move || control.set_paused_blocking(sub_id, pause, &by)).await?;
     Ok(state_out(state, done))
 }
 
@@ -115,8 +115,10 @@ pub(crate) async fn rotate_secret(
     let sub_id = resolve(state, id)?;
     let control = std::sync::Arc::clone(&state.control);
     let secret = SecretBytes::new(input.secret.into_bytes());
-    let rotated =
-        blocking(move || control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)).await?;
+    let rotated = crate::task::blocking(move || {
+        control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)
+    })
+    .await?;
     let until = crate::contract::time(rotated.previous_expires_at);
     Ok(SecretRotated {
         reminder: crate::domain::subscription::rotation_reminder(rotated.subscription.source, &until),
@@ -195,7 +197,7 @@ impl SubscriptionsApi {
         };
         let sub_id = resolve(state, &id.0)?;
         let control = std::sync::Arc::clone(&state.control);
-        let done = blocking(move || control.change_destination_blocking(sub_id, patch, &by)).await?;
+        let done = crate::task::blocking(move || control.change_destination_blocking(sub_id, patch, &by)).await?;
         Ok(DestinationStateResponse::Ok(Json(state_out(state, done))))
     }
 

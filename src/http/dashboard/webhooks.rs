@@ -1,0 +1,239 @@
+//! `GET` and `POST /dashboard/webhooks`: the delivery history with its filters, and the page's actions
+//! (rotate a secret, replay, replay the latest, pause, resume).
+
+use maud::Render;
+use poem::http::StatusCode;
+use poem::web::{Data, Query};
+use poem::{IntoResponse as _, Response, handler};
+
+use super::{Intent, html_response, message_page, see_other};
+use crate::contract::RotateSecretIn;
+use crate::contract::paths;
+use crate::contract::{Caller, DeliveryPage, ReplayOut};
+use crate::domain::Timestamp;
+use crate::domain::access::Role;
+use crate::domain::filter::DeliveryFilter;
+use crate::http::AppState;
+use crate::http::access;
+use crate::http::api::{
+    ApiError, DeliveryParams, ReplayResponse, dashboard_payload, query, replay, rotate_secret, set_paused,
+};
+use crate::http::problem::{Kind, Problem};
+use crate::views::components::Tone;
+use crate::views::layout::Chrome;
+use crate::views::notice::Notice;
+use crate::views::webhooks::{Filters, PageError, WebhooksPage};
+#[handler]
+pub async fn view_webhooks_get(
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    Query(filters): Query<Filters>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let filters = filters.normalized();
+    let mut status = StatusCode::OK;
+    let mut error = None;
+    let mut deliveries_shown = true;
+    let data = match delivery_query(&filters, state.clock.now()) {
+        Ok(q) => dashboard_payload(state, q).await,
+        Err(e) => Err(e),
+    };
+    let data = match data {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let (code, p) = e.problem();
+            status = code;
+            let title = match code {
+                StatusCode::BAD_REQUEST => "These filters cannot be applied",
+                StatusCode::SERVICE_UNAVAILABLE => "The store cannot be read right now",
+                _ => "The deliveries cannot be shown",
+            };
+            error = Some(PageError { title: title.to_owned(), detail: p.detail.clone() });
+            // A bad filter or search still leaves the figures and subscriptions worth showing; the form
+            // stays filled in so that the mistake can be corrected.
+            if code == StatusCode::BAD_REQUEST {
+                deliveries_shown = false;
+                match query(DeliveryParams::default()) {
+                    Ok(q) => dashboard_payload(state, q).await.ok(),
+                    Err(_) => None,
+                }
+            } else {
+                None
+            }
+        }
+    };
+    let data = data.map(|mut d| {
+        if !deliveries_shown {
+            d.deliveries = DeliveryPage { items: Vec::new(), next_cursor: None };
+        }
+        d
+    });
+    let public_url = state.public_url();
+    let chrome = Chrome { notice, ..Chrome::of(caller) };
+    let page = WebhooksPage {
+        filters: &filters,
+        data: data.as_ref(),
+        deliveries_shown,
+        error,
+        public_url: &public_url,
+        chrome: &chrome,
+    };
+    html_response(status, page.render())
+}
+
+/// What the webhooks page's forms ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhooksIntent {
+    Rotate,
+    Replay,
+    ReplayLatest,
+    Pause,
+    Resume,
+}
+
+const EXPECTED: &str = "rotate, replay, replay_latest, pause or resume";
+
+/// What a form on the webhooks page asks for (`intent`) and its fields.
+#[derive(Default, serde::Deserialize)]
+pub struct WebhooksAction {
+    #[serde(default)]
+    intent: Intent<WebhooksIntent>,
+    subscription: Option<String>,
+    delivery: Option<String>,
+    /// The page the form was on, to return to with the outcome.
+    return_to: Option<String>,
+    secret: Option<String>,
+    secret_confirmation: Option<String>,
+    overlap_hours: Option<String>,
+}
+
+impl std::fmt::Debug for WebhooksAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhooksAction")
+            .field("intent", &self.intent)
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The page's actions (post/redirect/get): each answers with a redirect to the page, which shows the outcome.
+#[handler]
+pub async fn view_webhooks_post(
+    req: &poem::Request,
+    Data(state): Data<&AppState>,
+    Data(caller): Data<&Caller>,
+    poem::web::Form(mut action): poem::web::Form<WebhooksAction>,
+) -> Response {
+    let chrome = Chrome::of(caller);
+    let back = access::safe_next(action.return_to.as_deref()).to_owned();
+    let wants_json =
+        req.headers().get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
+    let result = match std::mem::take(&mut action.intent).known(EXPECTED) {
+        Err(e) => Err(e),
+        Ok(WebhooksIntent::Rotate) => rotate(req, state, caller, action).await,
+        Ok(intent @ (WebhooksIntent::Replay | WebhooksIntent::ReplayLatest)) => {
+            let replayed = replay_action(req, state, caller, intent, &action).await;
+            if wants_json {
+                // The script's request: the API's own answer, so both share one contract.
+                return match replayed {
+                    Ok(made) => ReplayResponse::Accepted(poem_openapi::payload::Json(made)).into_response(),
+                    Err(e) => e.into_response(),
+                };
+            }
+            match replayed {
+                Ok(made) => Ok(Notice::new("replayed", &made.delivery_id, None).on(&back)),
+                Err(ApiError::TooManyRequests(p, wait)) => {
+                    let target = action.delivery.clone().or(action.subscription.clone()).unwrap_or_default();
+                    Ok(Notice::new(&p.0.code, &target, Some(u64::from(wait))).on(&back))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Ok(intent @ (WebhooksIntent::Pause | WebhooksIntent::Resume)) => {
+            let pause = intent == WebhooksIntent::Pause;
+            let sub = action.subscription.clone().unwrap_or_default();
+            let by = access::actor(&caller.principal, req);
+            match set_paused(state, by, &sub, pause).await {
+                Ok(done) => {
+                    let (notice, count) = if pause { ("paused", None) } else { ("resumed", Some(done.released)) };
+                    Ok(Notice::new(notice, &done.subscription.name, count).on(&back))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(to) => see_other(&to),
+        Err(e) => {
+            let (status, p) = e.problem();
+            let title = if status == StatusCode::FORBIDDEN { "Not allowed" } else { "Nothing was changed" };
+            message_page(status, title, Tone::Critical, &p.detail, &chrome, None)
+        }
+    }
+}
+
+/// Replays the form's delivery, or for `replay_latest` the newest delivery of the form's subscription.
+async fn replay_action(
+    req: &poem::Request,
+    state: &AppState,
+    caller: &Caller,
+    intent: WebhooksIntent,
+    a: &WebhooksAction,
+) -> Result<ReplayOut, ApiError> {
+    let delivery = match (intent, &a.delivery, &a.subscription) {
+        (WebhooksIntent::Replay, Some(d), _) => d.clone(),
+        (WebhooksIntent::ReplayLatest, _, Some(sub)) => {
+            let filter = DeliveryFilter { subscription: Some(sub.clone()), ..DeliveryFilter::default() };
+            let params = DeliveryParams { filter, limit: Some(1), ..DeliveryParams::default() };
+            let page = dashboard_payload(state, query(params)?).await?;
+            page.deliveries.items.into_iter().next().map(|d| d.id).ok_or_else(|| {
+                ApiError::Conflict(poem_openapi::payload::Json(Problem::new(
+                    Kind::NotReplayable,
+                    format!("subscription `{sub}` has no deliveries to replay yet"),
+                )))
+            })?
+        }
+        _ => return Err(ApiError::bad_request("a replay needs `delivery` (or `subscription` for `replay_latest`)")),
+    };
+    replay(state, access::actor(&caller.principal, req), &delivery).await
+}
+
+async fn rotate(req: &poem::Request, state: &AppState, caller: &Caller, a: WebhooksAction) -> Result<String, ApiError> {
+    if caller.principal.role() < Role::Admin {
+        return Err(ApiError::forbidden(format!(
+            "Rotating a secret needs the admin role; {} has the {} role.",
+            caller.principal.label(),
+            caller.principal.role()
+        )));
+    }
+    let sub = a.subscription.unwrap_or_default();
+    let overlap_hours = match a.overlap_hours.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+        Some(h) => Some(h.parse::<u32>().map_err(|_| {
+            ApiError::bad_request(format!("`overlap_hours` must be a whole number of hours, not `{h}`"))
+        })?),
+        None => None,
+    };
+    let input = RotateSecretIn {
+        secret: a.secret.unwrap_or_default(),
+        secret_confirmation: a.secret_confirmation.unwrap_or_default(),
+        overlap_hours,
+    };
+    let rotated = rotate_secret(state, access::actor(&caller.principal, req), &sub, input).await?;
+    let query = serde_urlencoded::to_string([("rotated", rotated.subscription.id.as_str())]).unwrap_or_default();
+    Ok(format!("{}?{query}", paths::DASHBOARD_WEBHOOKS))
+}
+
+/// The form's fields as the API's query: blank means any, `range` is a window ending now.
+fn delivery_query(f: &Filters, now: Timestamp) -> Result<crate::loader::Query, ApiError> {
+    let limit = f
+        .limit
+        .as_deref()
+        .map(|l| {
+            l.parse::<u32>()
+                .map_err(|_| ApiError::bad_request(format!("`limit` cannot be `{l}`: expected a whole number")))
+        })
+        .transpose()?;
+    let filter = f.delivery_filter(now).map_err(ApiError::bad_request)?;
+    query(DeliveryParams { filter, cursor: f.cursor.clone(), limit })
+}
