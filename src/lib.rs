@@ -1,9 +1,11 @@
 //! Hookplane: a webhooks control plane in one binary.
 //!
-//! The layers, inside out: `domain` (plain types and rules) and `connectors` (provider verification) do no
-//! I/O; `storage` (redb), `ingest` (the write path) and `control` (subscription changes) are built on them;
-//! `loader` is the read model the API and the dashboard share; `views` renders it as HTML; `http` and
-//! `cli` are the edges; `app` wires everything together.
+//! The layers, inside out: `secrets` (crypto), `domain` (plain records and pure rules) and `connectors`
+//! (provider verification) do no I/O; `storage` (redb) writes what the domain decides; `ingest` (the write
+//! path), `jobs` (the delivery queue) and `search` build on storage; `control` carries out operators'
+//! changes; `loader` is the read model; `contract` is what the API and the pages share; `views` renders
+//! HTML; `http` and `cli` are the edges; `app` wires everything together. The table in
+//! `docs/architecture.md` says who may use whom, and `layers` holds the code to it.
 
 pub mod app;
 pub mod auth;
@@ -24,3 +26,6 @@ pub mod secrets;
 pub mod storage;
 pub mod task;
 pub mod views;
+
+#[cfg(test)]
+mod layers;

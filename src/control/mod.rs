@@ -2,10 +2,12 @@
 //! writing storage, and keeping the ingest registry in step with what was committed.
 
 pub mod bulk;
+mod declared;
+mod destinations;
 pub mod queue;
+mod secrets;
 pub mod subscriptions;
 
+pub use declared::DeclaredSubscription;
 pub use queue::{DestinationState, ReplayError};
-pub use subscriptions::{
-    Control, ControlError, ControlOptions, Created, DeclaredSubscription, DestinationPatch, Rotated, SubscriptionSpec,
-};
+pub use subscriptions::{Control, ControlError, ControlOptions, Created, DestinationPatch, Rotated, SubscriptionSpec};

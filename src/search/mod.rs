@@ -9,6 +9,7 @@
 //! id order), which also covers a crash between a redb commit and the next index commit.
 
 pub mod indexer;
+mod pressure;
 mod query;
 
 use std::collections::BTreeMap;
