@@ -196,7 +196,7 @@ impl From<crate::domain::attempt::Attempt> for AttemptOut {
             error: a.error,
             excerpt: a.excerpt,
             initiated_by: a.initiated_by,
-            next: a.next,
+            next: a.next.as_str().to_owned(),
         }
     }
 }

@@ -58,12 +58,33 @@ pub struct Attempt {
     pub excerpt: String,
     /// `provider` for the first run and its retries; the operator's label for a replay.
     pub initiated_by: String,
-    /// What the queue did next: `delivered`, `retry`, `paused` or `gave_up`.
-    pub next: String,
+    /// What the queue did next.
+    pub next: FollowUp,
+}
+
+/// What followed an attempt, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUp {
+    Delivered,
+    Retry,
+    Paused,
+    GaveUp,
+}
+
+impl FollowUp {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FollowUp::Delivered => "delivered",
+            FollowUp::Retry => "retry",
+            FollowUp::Paused => "paused",
+            FollowUp::GaveUp => "gave_up",
+        }
+    }
 }
 
 impl Attempt {
-    pub fn new(delivery_id: DeliveryId, number: u32, tried: Tried, initiated_by: &str, next: &str) -> Self {
+    pub fn new(delivery_id: DeliveryId, number: u32, tried: Tried, initiated_by: &str, next: FollowUp) -> Self {
         let (error_class, error) = match tried.error {
             Some((c, e)) => (Some(c), Some(e)),
             None => (None, None),
@@ -78,7 +99,7 @@ impl Attempt {
             error,
             excerpt: tried.excerpt,
             initiated_by: initiated_by.to_owned(),
-            next: next.to_owned(),
+            next,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::attempt::{ErrorClass, RetrySchedule, Tried};
+use super::attempt::{ErrorClass, FollowUp, RetrySchedule, Tried};
 use super::job::{Job, JobState, Lease};
 use super::replay::ReplayStatus;
 use super::{DeliveryStatus, Timestamp};
@@ -95,12 +95,12 @@ pub enum Settled {
 
 impl Settled {
     /// What the attempt's record says followed it.
-    pub const fn follow_up(self) -> &'static str {
+    pub const fn follow_up(self) -> FollowUp {
         match self {
-            Settled::Done => "delivered",
-            Settled::Retrying | Settled::Requeued => "retry",
-            Settled::Held => "paused",
-            Settled::Dead => "gave_up",
+            Settled::Done => FollowUp::Delivered,
+            Settled::Retrying | Settled::Requeued => FollowUp::Retry,
+            Settled::Held => FollowUp::Paused,
+            Settled::Dead => FollowUp::GaveUp,
         }
     }
 
@@ -336,7 +336,7 @@ mod tests {
             (d.settled, d.job.state, d.job.run_at, d.job.lease.clone()),
             (Settled::Retrying, JobState::Ready, Timestamp(9_000), None)
         );
-        assert_eq!((d.settled.follow_up(), d.filed.map(|f| f.failures)), ("retry", Some(FailureRun::Extend)));
+        assert_eq!((d.settled.follow_up(), d.filed.map(|f| f.failures)), (FollowUp::Retry, Some(FailureRun::Extend)));
 
         let d = settle(
             &job,
@@ -347,7 +347,7 @@ mod tests {
             Timestamp(5),
         )
         .unwrap();
-        assert_eq!((d.settled, d.job.state, d.settled.follow_up()), (Settled::Dead, JobState::Dead, "gave_up"));
+        assert_eq!((d.settled, d.job.state, d.settled.follow_up()), (Settled::Dead, JobState::Dead, FollowUp::GaveUp));
         assert_eq!(d.filed.map(|f| f.failures), Some(FailureRun::Keep), "Hookplane's own failure");
     }
 
