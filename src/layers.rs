@@ -46,14 +46,65 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The layers a line names through `crate::`, comments aside.
+/// The layers a line names through `crate::`, comments aside; a group (`crate::{a::X, b}`) names each of
+/// its top-level paths. A group split over several lines is read by [`grouped`].
 fn named(line: &str) -> Vec<String> {
     let code = line.split("//").next().unwrap_or("");
-    code.match_indices("crate::")
-        .filter(|(i, _)| !code[..*i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
-        .map(|(i, m)| code[i + m.len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
-        .filter(|n: &String| !n.is_empty())
-        .collect()
+    let ident = |s: &str| s.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let mut out = Vec::new();
+    for (i, m) in code.match_indices("crate::") {
+        if code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &code[i + m.len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => out.extend(top_level(group).iter().map(|p| ident(p))),
+            None => out.push(ident(rest)),
+        }
+    }
+    out.retain(|n| !n.is_empty() && n != "self");
+    out
+}
+
+/// The comma-separated paths at the top level of a group's text, up to its closing brace.
+fn top_level(group: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut parts) = (0usize, 0, Vec::new());
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                parts.push(&group[start..i]);
+                return parts;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&group[start..]);
+    parts
+}
+
+/// The layers named by `use crate::{` groups that rustfmt split over several lines.
+fn grouped(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim_end().ends_with("crate::{") {
+            let rest: Vec<&str> = lines[n + 1..].iter().map(|l| l.split("//").next().unwrap_or("")).collect();
+            let joined = rest.join(" ");
+            for p in top_level(&joined) {
+                let name: String = p.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && name != "self" {
+                    out.push((n, name));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -75,8 +126,10 @@ fn every_import_points_inward_as_the_layer_table_says() {
             continue;
         };
         let text = std::fs::read_to_string(&file).unwrap();
+        let split = grouped(&text);
         for (n, line) in text.lines().enumerate() {
-            for used in named(line) {
+            let more = split.iter().filter(|(at, _)| *at == n).map(|(_, name)| name.clone());
+            for used in named(line).into_iter().chain(more) {
                 if used != layer && !allowed.contains(&used) {
                     wrong.push(format!(
                         "{}:{}: `{layer}` may not use `{used}`: {}",
@@ -133,4 +186,7 @@ fn a_line_names_the_layers_of_its_crate_paths_only() {
     assert_eq!(named("use crate::storage::{Store, jobs};"), ["storage"]);
     assert_eq!(named("    let k = crate::secrets::sha256(b); // crate::http is only mentioned"), ["secrets"]);
     assert_eq!(named("use hookplane::domain::Job; mycrate::x"), Vec::<String>::new());
+    assert_eq!(named("use crate::{domain::{Job, Lease}, storage::jobs, self};"), ["domain", "storage"]);
+    let split = "use crate::{\n    domain::{Job, JobState},\n    storage::{Store, jobs}, // crate::http\n};\nfn x() {}";
+    assert_eq!(grouped(split), [(0, "domain".to_owned()), (0, "storage".to_owned())]);
 }

@@ -11,24 +11,16 @@ use super::{DeliveryStatus, Source, SubscriptionId, Timestamp};
 #[serde(default)]
 pub struct DeliveryFilter {
     /// Payload search text (see `search`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// A subscription id.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// RFC 3339, inclusive.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// RFC 3339, exclusive.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
 

@@ -67,7 +67,8 @@ impl ApiError {
 }
 
 /// The variant is the problem's own status (`Kind::status`, the one table of statuses). A rate limit
-/// carries its wait and is made where the wait is known.
+/// carries its wait and is made where the wait is known. No operation makes a problem of another status
+/// (405, 413 and 415 come from poem or ingest, never from here); one would answer 500.
 impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
         use poem::http::StatusCode;

@@ -60,16 +60,15 @@ fn parse_id(raw: &str) -> Result<BulkReplayId, ApiError> {
 /// Counts, or starts, a bulk replay for `by`.
 async fn start_bulk(state: &AppState, by: Actor, input: BulkReplayIn) -> Result<StartBulkResponse, ApiError> {
     let filter = DeliveryFilter {
-        q: input.q,
+        q: input.q.filter(|q| !q.trim().is_empty()),
         source: source_text(input.source),
-        topic: input.topic,
+        topic: input.topic.filter(|t| !t.is_empty()),
         status: status_text(input.status),
-        subscription: input.subscription,
-        account: input.account,
-        from: input.from,
-        to: input.to,
-    }
-    .normalized();
+        subscription: input.subscription.filter(|s| !s.is_empty()),
+        account: input.account.filter(|a| !a.is_empty()),
+        from: input.from.filter(|f| !f.is_empty()),
+        to: input.to.filter(|t| !t.is_empty()),
+    };
     start_bulk_filter(state, by, filter, input.dry_run, input.rate_per_second).await
 }
 

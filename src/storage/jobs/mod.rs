@@ -56,9 +56,15 @@ impl<'tx> JobTables<'tx> {
         self.jobs.get(id)?.map(|v| tables::JOBS.decode(v.value())).transpose()
     }
 
+    /// Rewrites a job's record where its index entry does not change.
+    fn put(&mut self, job: &Job) -> Result<(), StoreError> {
+        self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
+        Ok(())
+    }
+
     /// Writes a new job and the index entry its state puts it in.
     pub(super) fn insert(&mut self, job: &Job) -> Result<(), StoreError> {
-        self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
+        self.put(job)?;
         match job.index() {
             Some(JobIndex::Ready { at, id }) => self.ready.insert((at, id), ())?,
             Some(JobIndex::Leased { until, id }) => self.leased.insert((until, id), ())?,
@@ -201,10 +207,13 @@ pub fn claim(
             t.apply(&job, &decision)?;
             attempts::file(&tx, &decision, now)?;
             if decision.settled == Settled::Retrying {
-                let mut job = decision.job;
-                t.lease(&mut job, owner, until)?;
-                taken(&tx, &job)?;
-                claimed.push(job);
+                let mut again = decision.job;
+                t.lease(&mut again, owner, until)?;
+                // Taken again at once, it keeps its own run-at time: handed back unstarted, it waits where it did.
+                again.run_at = job.run_at;
+                t.put(&again)?;
+                taken(&tx, &again)?;
+                claimed.push(again);
             }
         }
         for (at, id) in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {
