@@ -14,7 +14,9 @@ use poem::listener::TcpAcceptor;
 use tokio::net::TcpListener;
 
 use crate::auth::Gate;
+use crate::auth::setup::LocalSetup;
 use crate::config::Settings;
+use crate::contract::paths;
 use crate::control::Control;
 use crate::control::bulk::BulkReplays;
 use crate::domain::Delivery;
@@ -30,7 +32,7 @@ use crate::jobs::handoff::{AnswerSink, Handoff};
 use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer, IndexerHandle};
-use crate::secrets::MasterKey;
+use crate::secrets::{MasterKey, SecretBytes};
 use crate::storage::Store;
 use crate::storage::jobs::Answers;
 
@@ -68,6 +70,8 @@ pub struct Core {
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
     writer_alive: Arc<AtomicBool>,
+    /// The setup link's code, printed once the listening address is known.
+    setup_code: Option<SecretBytes>,
 }
 
 impl Core {
@@ -93,7 +97,13 @@ impl Core {
             let store = Arc::clone(&store);
             tokio::task::spawn_blocking(move || crate::storage::operators::any(&*store.db()?)).await??
         };
-        let gate = Arc::new(Gate::new(&settings.auth, master_key.derive("csrf"), operators_exist));
+        let (setup, setup_code) = if operators_exist || !settings.dashboard.open_on_loopback {
+            (LocalSetup::closed(), None)
+        } else {
+            let (setup, code) = LocalSetup::open(settings.env.setup_code.as_ref());
+            (setup, Some(code))
+        };
+        let gate = Arc::new(Gate::new(&settings.auth, master_key.derive("csrf"), operators_exist, setup));
         let registry = Arc::new(SharedRegistry::default());
         let signing_root = master_key.destination_signing_root();
         let wake = Wake::default();
@@ -186,6 +196,7 @@ impl Core {
             writer: writer.handle,
             writer_thread: writer.thread,
             writer_alive,
+            setup_code,
         })
     }
 
@@ -282,6 +293,18 @@ pub async fn serve_with_clock(
     let addr = listener.local_addr()?;
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     tracing::info!(%addr, data_dir = %core.settings.data_dir.display(), "Hookplane is listening");
+    if let Some(code) = &core.setup_code {
+        let base = match core.settings.public_url.trim_end_matches('/') {
+            "" => format!("http://{addr}"),
+            configured => configured.to_owned(),
+        };
+        let link = format!("{base}{}?code={}", paths::SETUP, String::from_utf8_lossy(code.expose()));
+        tracing::info!(
+            "no operator exists yet: open {link} in a browser on this machine to use the dashboard (once; it \
+             lasts until that browser closes or Hookplane stops), or make an admin with `hookplane admin \
+             create-user --username NAME --role admin` while Hookplane is stopped"
+        );
+    }
     let grace = Duration::from_secs(core.settings.shutdown_grace_seconds);
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(http::routes(core.state()), shutdown, Some(grace))
@@ -319,15 +342,10 @@ fn hints(registry: &Registry, settings: &Settings, operators_exist: bool) {
             "SHOPIFY_WEBHOOK_SECRET is not set: /shopify/webhook accepts only subscriptions with their own secret"
         );
     }
-    if !operators_exist {
-        let local = if settings.dashboard.open_on_loopback {
-            "until one exists, the dashboard answers browsers on this machine only"
-        } else {
-            "until one exists, only API tokens can reach the dashboard"
-        };
+    if !operators_exist && !settings.dashboard.open_on_loopback {
         tracing::info!(
             "no operator can sign in yet: stop Hookplane and run `hookplane admin create-user --username NAME --role \
-             admin`; {local}"
+             admin`; until one exists, only API tokens can reach the dashboard"
         );
     }
     tracing::info!(subscriptions = registry.len(), "subscriptions loaded");

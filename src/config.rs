@@ -24,6 +24,7 @@ pub const DEFAULTS_TOML: &str = include_str!("../config/hookplane.example.toml")
 const ENV_CONFIG: &str = "HOOKPLANE_CONFIG";
 const ENV_MASTER_KEY: &str = "HOOKPLANE_MASTER_KEY";
 const ENV_ADMIN_TOKEN: &str = "HOOKPLANE_ADMIN_TOKEN";
+const ENV_SETUP_CODE: &str = "HOOKPLANE_SETUP_CODE";
 pub const ENV_SHOPIFY_SECRET: &str = "SHOPIFY_WEBHOOK_SECRET";
 pub const ENV_SHOPIFY_SECRET_PREVIOUS: &str = "SHOPIFY_WEBHOOK_SECRET_PREVIOUS";
 
@@ -123,6 +124,9 @@ impl SecretSettings {
 pub struct EnvSecrets {
     pub master_key: Option<String>,
     pub admin_token: Option<SecretBytes>,
+    /// The setup link's code instead of a random one, for automation that opens the dashboard before any
+    /// operator exists.
+    pub setup_code: Option<SecretBytes>,
     pub shopify_secret: Option<SecretBytes>,
     pub shopify_secret_previous: Option<SecretBytes>,
     /// Every variable, for `secret_env` references of declared subscriptions.
@@ -146,6 +150,7 @@ impl fmt::Debug for EnvSecrets {
         f.debug_struct("EnvSecrets")
             .field("master_key", &set(self.master_key.is_some()))
             .field("admin_token", &set(self.admin_token.is_some()))
+            .field("setup_code", &set(self.setup_code.is_some()))
             .field("shopify_secret", &set(self.shopify_secret.is_some()))
             .field("shopify_secret_previous", &set(self.shopify_secret_previous.is_some()))
             .finish_non_exhaustive()
@@ -188,11 +193,18 @@ impl Settings {
         settings.env = EnvSecrets {
             master_key: env.get(ENV_MASTER_KEY).filter(|v| !v.is_empty()).cloned(),
             admin_token: secret(env, ENV_ADMIN_TOKEN),
+            setup_code: secret(env, ENV_SETUP_CODE),
             shopify_secret: secret(env, ENV_SHOPIFY_SECRET),
             shopify_secret_previous: secret(env, ENV_SHOPIFY_SECRET_PREVIOUS),
             vars: env.clone(),
         };
         settings.validate(&origin)?;
+        if settings.env.setup_code.as_ref().is_some_and(|c| c.expose().len() < crate::auth::setup::MIN_CODE_CHARS) {
+            return Err(invalid(
+                ENV_SETUP_CODE,
+                format!("must be at least {} characters", crate::auth::setup::MIN_CODE_CHARS),
+            ));
+        }
         Ok(settings)
     }
 
@@ -331,7 +343,7 @@ fn apply_env(
 ) -> Result<(), ConfigError> {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("HOOKPLANE_") else { continue };
-        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN].contains(&name.as_str()) {
+        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN, ENV_SETUP_CODE].contains(&name.as_str()) {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();

@@ -5,6 +5,7 @@
 pub mod csrf;
 pub mod operators;
 pub mod sessions;
+pub mod setup;
 pub mod throttle;
 
 use serde::Deserialize;
@@ -22,14 +23,17 @@ pub enum Principal {
     Token { id: TokenId, name: String, role: Role },
     /// An operator signed in to the dashboard.
     Operator { id: OperatorId, username: String, role: Role },
-    /// A browser on this machine, before any operator exists (`dashboard.open_on_loopback`).
+    /// The browser on this machine that opened the start's setup link, before any operator exists
+    /// (`dashboard.open_on_loopback`). An operator, never an admin: it cannot make API tokens or change
+    /// secrets, so nothing it does outlives the first operator.
     Local,
 }
 
 impl Principal {
     pub fn role(&self) -> Role {
         match self {
-            Principal::AdminToken | Principal::Local => Role::Admin,
+            Principal::AdminToken => Role::Admin,
+            Principal::Local => Role::Operator,
             Principal::Token { role, .. } | Principal::Operator { role, .. } => *role,
         }
     }
@@ -92,16 +96,17 @@ pub struct Gate {
     pub passwords: DigestParams,
     /// Cookies marked `Secure` and `__Host-` named (`auth.secure_cookies`).
     pub secure_cookies: bool,
-    /// Until the first operator exists, browsers on this machine may use the dashboard without signing in.
     /// Operators are only made by the command line on a stopped instance, so this is read once at start.
     pub operators_exist: bool,
+    /// Until the first operator exists, the setup link lets one browser on this machine in.
+    pub setup: setup::LocalSetup,
     /// Password checks running at once. Each costs argon2's memory (19 MiB by default) and a core for tens
     /// of milliseconds; sign-ins beyond these wait their turn, so a flood of them cannot exhaust memory.
     pub verifying: tokio::sync::Semaphore,
 }
 
 impl Gate {
-    pub fn new(settings: &AuthSettings, csrf_key: [u8; 32], operators_exist: bool) -> Self {
+    pub fn new(settings: &AuthSettings, csrf_key: [u8; 32], operators_exist: bool, setup: setup::LocalSetup) -> Self {
         Self {
             csrf: csrf::CsrfKey::new(csrf_key),
             throttle: throttle::LoginThrottle::new(settings.throttle_limits()),
@@ -109,6 +114,7 @@ impl Gate {
             passwords: settings.password_params(),
             secure_cookies: settings.secure_cookies,
             operators_exist,
+            setup,
             verifying: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
     }

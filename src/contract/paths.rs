@@ -17,6 +17,8 @@ pub const OPENAPI_JSON: &str = "/api/openapi.json";
 pub const API_DOCS: &str = "/api/docs";
 pub const LOGIN: &str = "/login";
 pub const LOGOUT: &str = "/logout";
+/// The one-time link that lets a browser on this machine in before any operator exists.
+pub const SETUP: &str = "/setup";
 pub const DASHBOARD_WEBHOOKS: &str = "/dashboard/webhooks";
 pub const DASHBOARD_AUDIT: &str = "/dashboard/audit";
 pub const DASHBOARD_AUDIT_EXPORT: &str = "/dashboard/audit/export";

@@ -54,7 +54,7 @@ impl DemoInfo {
         let base = format!("http://{}", settings.listen);
         format!(
             "\nHookplane demo ({:?}) on {base}, data in {} (deleted on exit)\n\
-             \n  Dashboard:   {base}/dashboard/webhooks (from this machine, or with the API token as password)\n  \
+             \n  Dashboard:   open the one-time setup link logged below ({base}/setup?code=…) in a browser on this machine\n  \
              API token:   {token}\n  Deliveries:  curl -H 'Authorization: Bearer {token}' {base}/api/v1/deliveries\n  \
              API docs:    {base}/api/docs\n\
              \n  Shopify client secret:      {SHOPIFY_SECRET}\n  Zoho Leads channel token:   {ZOHO_LEADS_TOKEN} (channel {LEADS_CHANNEL})\n  \

@@ -33,10 +33,12 @@ pub enum AuditAction {
     DestinationResumed,
     BulkReplayStarted,
     BulkReplayCancelled,
+    /// A browser on this machine opened the setup link, before any operator existed.
+    SetupLinkUsed,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -53,6 +55,7 @@ impl AuditAction {
         AuditAction::DestinationResumed,
         AuditAction::BulkReplayStarted,
         AuditAction::BulkReplayCancelled,
+        AuditAction::SetupLinkUsed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl AuditAction {
             AuditAction::DestinationResumed => "destination_resumed",
             AuditAction::BulkReplayStarted => "bulk_replay_started",
             AuditAction::BulkReplayCancelled => "bulk_replay_cancelled",
+            AuditAction::SetupLinkUsed => "setup_link_used",
         }
     }
 }

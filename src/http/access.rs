@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::auth::sessions::{COOKIE, COOKIE_SECURE};
-use crate::auth::{Gate, Principal, csrf};
+use crate::auth::{Gate, Principal, csrf, setup};
 use crate::contract::{Caller, paths};
 use crate::domain::access::Role;
 use crate::storage::StoreError;
@@ -51,6 +51,10 @@ pub fn session_digest(req: &Request, gate: &Gate) -> Option<[u8; 32]> {
 
 pub fn session_cookie(gate: &Gate) -> &'static str {
     if gate.secure_cookies { COOKIE_SECURE } else { COOKIE }
+}
+
+pub fn local_cookie(gate: &Gate) -> &'static str {
+    if gate.secure_cookies { setup::COOKIE_SECURE } else { setup::COOKIE }
 }
 
 fn pre_session_cookie(gate: &Gate) -> &'static str {
@@ -117,8 +121,10 @@ pub fn actor(principal: &Principal, req: &Request) -> crate::domain::audit::Acto
 const PROXY_HEADERS: [&str; 5] = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "via"];
 
 /// A client on this machine that asked for this machine by name. The `Host` check keeps a web page the
-/// operator visits from reaching the dashboard through a DNS name rebound to 127.0.0.1.
-fn local(req: &Request) -> bool {
+/// operator visits from reaching the dashboard through a DNS name rebound to 127.0.0.1. A proxy on this
+/// machine that adds none of the headers passes too, which is why local access also takes the setup link's
+/// cookie.
+pub fn local(req: &Request) -> bool {
     let from_loopback = client_ip(req).is_some_and(|ip| ip.is_loopback());
     let proxied = PROXY_HEADERS.iter().any(|h| req.headers().contains_key(*h));
     from_loopback && !proxied && req.header(header::HOST).is_some_and(names_this_machine)
@@ -193,7 +199,7 @@ impl<E: Endpoint> Endpoint for PageGuardEndpoint<E> {
         let Some(state) = req.data::<AppState>().cloned() else {
             return Ok(super::dashboard::refused(Refusal::Unavailable));
         };
-        let (caller, set_cookie) = match identify(&state, &req).await {
+        let caller = match identify(&state, &req).await {
             Ok(found) => found,
             Err(refusal) => return Ok(super::dashboard::refused(refusal)),
         };
@@ -221,16 +227,12 @@ impl<E: Endpoint> Endpoint for PageGuardEndpoint<E> {
             req.set_body(body);
         }
         req.set_data(caller);
-        let mut resp = self.ep.call(req).await.map(IntoResponse::into_response)?;
-        if let Some(c) = set_cookie {
-            resp.headers_mut().append(header::SET_COOKIE, c);
-        }
-        Ok(resp)
+        self.ep.call(req).await.map(IntoResponse::into_response)
     }
 }
 
-/// The caller and, for a local browser seen for the first time, the cookie its forms will be bound to.
-async fn identify(state: &AppState, req: &Request) -> Result<(Caller, Option<HeaderValue>), Refusal> {
+/// The caller a request's credential names.
+async fn identify(state: &AppState, req: &Request) -> Result<Caller, Refusal> {
     let gate = &state.gate;
     if let Some(authorization) = req.header(header::AUTHORIZATION) {
         let token = bearer_value(authorization)
@@ -239,15 +241,19 @@ async fn identify(state: &AppState, req: &Request) -> Result<(Caller, Option<Hea
             .await
             .map_err(|_| Refusal::Unavailable)?
             .ok_or(Refusal::Unauthorized("The bearer token is not valid: it is unknown, or it was revoked."))?;
-        return Ok((Caller { principal, csrf: None, session: None }, None));
+        return Ok(Caller { principal, csrf: None, session: None });
     }
     if let Some((principal, digest)) = session(state, req).await.map_err(|_| Refusal::Unavailable)? {
         let csrf = Some(gate.csrf.token(&session_binding(&digest)));
-        return Ok((Caller { principal, csrf, session: Some(digest) }, None));
+        return Ok(Caller { principal, csrf, session: Some(digest) });
     }
-    if state.settings.open_on_loopback && !gate.operators_exist && local(req) {
-        let (binding, set) = pre_session(req, gate);
-        return Ok((Caller { principal: Principal::Local, csrf: Some(gate.csrf.token(&binding)), session: None }, set));
+    if state.settings.open_on_loopback
+        && !gate.operators_exist
+        && local(req)
+        && let Some(digest) = cookie(req, local_cookie(gate)).and_then(|v| gate.setup.browser(v))
+    {
+        let binding = [b"local:".as_slice(), &digest].concat();
+        return Ok(Caller { principal: Principal::Local, csrf: Some(gate.csrf.token(&binding)), session: None });
     }
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         let next = req.uri().path_and_query().map_or(paths::DASHBOARD_WEBHOOKS, |p| p.as_str()).to_owned();

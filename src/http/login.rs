@@ -10,13 +10,15 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::access;
-use super::dashboard::html_response;
-use crate::auth::{operators, sessions};
+use super::dashboard::{html_response, message_page};
+use crate::auth::setup::Refused;
+use crate::auth::{Principal, operators, sessions};
 use crate::contract::Caller;
 use crate::contract::paths;
 use crate::domain::access::{Operator, Session};
 use crate::domain::audit::{Actor, AuditAction, AuditEntry};
 use crate::views::components::Tone;
+use crate::views::layout::Chrome;
 use crate::views::login::LoginPage;
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +42,64 @@ impl std::fmt::Debug for LoginForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginForm").field("username", &self.username).field("password", &"***").finish_non_exhaustive()
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SetupQuery {
+    code: Option<String>,
+}
+
+/// The setup link (`/setup?code=…`, printed in the log at start): lets the browser on this machine that
+/// opens it in as the local principal, once, until any operator exists.
+#[handler]
+pub async fn view_setup_get(req: &Request, Data(state): Data<&AppState>, Query(q): Query<SetupQuery>) -> Response {
+    let gate = &state.gate;
+    let refuse = |status, title: &str, detail: &str| {
+        message_page(status, title, Tone::Warning, detail, &Chrome::default(), Some(paths::LOGIN))
+    };
+    if gate.operators_exist || !state.settings.open_on_loopback {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "No setup link",
+            "Operators sign in with their own accounts: the setup link is only for the time before the first \
+             operator exists, and only while dashboard.open_on_loopback is on.",
+        );
+    }
+    if !access::local(req) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Open it on this machine",
+            "The setup link works only in a browser on the machine Hookplane runs on, asking for it as \
+             127.0.0.1 or localhost, and not through a proxy.",
+        );
+    }
+    let cookie = match gate.setup.redeem(q.code.as_deref().unwrap_or("")) {
+        Ok(cookie) => cookie,
+        Err(Refused::Spent) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This setup link was used already",
+                "It lets one browser in, once. Use that browser, or restart Hookplane for a new link (it is \
+                 printed in the log), or make an operator with `hookplane admin create-user`.",
+            );
+        }
+        Err(Refused::Wrong) => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Not this start's setup link",
+                "The code does not match: open the link Hookplane printed in its log when it last started.",
+            );
+        }
+    };
+    let entry = Actor { label: Principal::Local.label(), client: access::client_ip(req).map(|ip| ip.to_string()) }
+        .entry(state.clock.now(), AuditAction::SetupLinkUsed);
+    if let Err(e) = state.store.read(move |db| crate::storage::audit::record(db, &entry)).await {
+        return unavailable(req, state, paths::DASHBOARD_WEBHOOKS, &e);
+    }
+    let value = String::from_utf8_lossy(cookie.expose()).into_owned();
+    let mut resp = super::dashboard::see_other(paths::DASHBOARD_WEBHOOKS);
+    resp.headers_mut().append(header::SET_COOKIE, access::set_cookie(gate, access::local_cookie(gate), &value, None));
+    resp
 }
 
 #[handler]

@@ -73,6 +73,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::ROOT, page(get(dashboard::view_root_get)))
         .at(paths::LOGIN, get(login::view_login_get).post(login::view_login_post))
         .at(paths::LOGOUT, page(post(login::view_logout_post)))
+        .at(paths::SETUP, get(login::view_setup_get))
         .at(
             paths::DASHBOARD_WEBHOOKS,
             get(access::PageGuard::viewer(dashboard::view_webhooks_get))

@@ -30,6 +30,11 @@ impl Render for LoginPage<'_> {
                     (Banner { tone: Tone::Info, title: "No operator exists yet", body: html! {
                         p { "Make the first one on the machine Hookplane runs on, while it is stopped:" }
                         pre { code { "hookplane admin create-user --username you --role admin" } }
+                        p {
+                            "Until then, a browser on that machine can use the dashboard as an operator: open the "
+                            "one-time setup link Hookplane printed in its log when it started ("
+                            code { "/setup?code=…" } ")."
+                        }
                     } })
                 }
                 form method="post" action=(paths::LOGIN) {

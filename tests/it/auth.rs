@@ -328,3 +328,62 @@ async fn admins_make_and_revoke_tokens_in_the_dashboard_and_the_api() {
     assert_eq!(revocations.len(), 2);
     assert_eq!(revocations[1]["changes"], json!([{ "field": "state", "before": "live", "after": "revoked" }]));
 }
+
+/// Before any operator exists: a proxy on this machine (nginx's default `proxy_pass http://127.0.0.1:…`,
+/// which sends `Host: 127.0.0.1:…` and none of the usual proxy headers) is anonymous on every page; only the
+/// browser that opened the setup link is let in, as an operator, and its cookie counts only from this
+/// machine.
+#[tokio::test]
+async fn before_any_operator_a_proxy_on_this_machine_is_anonymous_and_the_setup_link_makes_an_operator() {
+    let s = crate::support::TestServer::start().await;
+    // A forwarding subscription, so that the page shows an operator's forms, with their CSRF token.
+    let body = json!({"source": "shopify", "topic": "orders/create", "account": "m.myshopify.com", "destination_url": "http://127.0.0.1:9/"});
+    assert_eq!(s.post("/api/v1/subscriptions", body).await.0, StatusCode::CREATED);
+    let host = s.base.trim_start_matches("http://").to_owned();
+    let mut local = Browser::new(&s);
+    let opened = local.get(&format!("/setup?code={}", crate::support::SETUP_CODE)).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    let csrf = local.get("/dashboard/webhooks").await.csrf();
+    let jar: Vec<String> = local.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let cookie = jar.join("; ");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut checked = 0;
+    for (method, path, least) in page_routes() {
+        // As a proxy on this machine forwards a browser's request, with the setup link's cookie or without.
+        for (who, with_cookie) in [("proxy on this machine", false), ("setup cookie through a proxy", true)] {
+            let mut req = client
+                .request(method.clone(), s.url(path))
+                .header("host", &host)
+                .header("x-forwarded-proto", "https")
+                .header("x-client-ip", "203.0.113.9")
+                .form(&[("csrf", csrf.as_str())]);
+            if with_cookie {
+                req = req.header("cookie", &cookie).header("x-forwarded-for", "203.0.113.9");
+            }
+            let resp = req.send().await.unwrap();
+            let expected = if method == Method::GET { StatusCode::SEE_OTHER } else { StatusCode::UNAUTHORIZED };
+            assert_eq!(resp.status(), expected, "{who} {method} {path}");
+            checked += 1;
+        }
+        if path == "/logout" {
+            continue;
+        }
+        let p = if method == Method::POST {
+            local.post(path, &[("csrf", csrf.as_str())]).await
+        } else {
+            local.get(path).await
+        };
+        if Role::Operator < least {
+            assert_eq!(p.status, StatusCode::FORBIDDEN, "setup browser {method} {path}");
+        } else {
+            assert!(
+                ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&p.status),
+                "setup browser {method} {path}: {}",
+                p.status
+            );
+            assert!(!p.location().starts_with("/login"), "setup browser {method} {path}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, page_routes().len() * 3 - 1);
+}

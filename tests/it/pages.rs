@@ -27,7 +27,7 @@ impl Page {
 }
 
 async fn open(s: &TestServer, path: &str) -> Page {
-    let resp = s.client.get(s.url(path)).send().await.unwrap();
+    let resp = s.local().await.get(s.url(path)).send().await.unwrap();
     let (status, headers) = (resp.status(), resp.headers().clone());
     Page { status, headers, html: resp.text().await.unwrap() }
 }
@@ -151,7 +151,7 @@ async fn search_shows_highlighted_matches_and_hostile_payloads_stay_text() {
     view.has("{\n  &quot;customer&quot;: {\n    &quot;email&quot;");
     view.has("x-shopify-topic");
     view.has(&format!("href=\"/dashboard/webhooks/deliveries/{id}/body\" download"));
-    let dl = s.client.get(s.url(&format!("/dashboard/webhooks/deliveries/{id}/body"))).send().await.unwrap();
+    let dl = s.local().await.get(s.url(&format!("/dashboard/webhooks/deliveries/{id}/body"))).send().await.unwrap();
     assert_eq!(dl.headers()["content-type"], "application/octet-stream");
     assert_eq!(dl.headers()["cache-control"], "no-store");
     assert_eq!(dl.headers()["content-disposition"], format!("attachment; filename=\"{id}.json\""));
@@ -195,18 +195,89 @@ async fn bad_filters_and_queries_explain_themselves_and_show_no_list() {
 }
 
 #[tokio::test]
-async fn before_any_operator_only_this_machine_or_a_token_opens_the_dashboard() {
+async fn before_any_operator_only_the_setup_link_on_this_machine_or_a_token_opens_the_dashboard() {
     let s = TestServer::start().await;
+    // A forwarding subscription, so that the page shows an operator's forms, with their CSRF token.
+    let body = json!({"source": "shopify", "topic": "orders/create", "account": "m.myshopify.com", "destination_url": "http://127.0.0.1:9/"});
+    assert_eq!(s.post("/api/v1/subscriptions", body).await.0, StatusCode::CREATED);
     let root = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = root.get(s.url("/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()["location"], "/dashboard/webhooks");
+    assert_eq!(r.headers()["location"], "/login?next=%2F");
 
-    // Through a proxy on this machine a client is not local: it is sent to sign in, or gives a token.
-    let proxied = |path: &str| root.get(s.url(path)).header("x-forwarded-for", "203.0.113.9");
-    let r = proxied("/dashboard/webhooks").send().await.unwrap();
+    // Being on this machine is not enough: a proxy here makes every client look local.
+    let host = s.base.trim_start_matches("http://").to_owned();
+    let r = root.get(s.url("/dashboard/webhooks")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login?next=%2Fdashboard%2Fwebhooks");
+    // nginx's `proxy_pass http://127.0.0.1:8080` with a header outside any list: still sent to sign in.
+    let r = root
+        .get(s.url("/dashboard/tokens"))
+        .header("host", &host)
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "a proxy on this machine gets no admin page");
+    let login = root.get(s.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains("No operator exists yet") && login.contains("/setup?code="), "{login}");
+
+    // The setup link: refused through a proxy, with a wrong code, or from a name that is not this machine.
+    let setup = format!("/setup?code={SETUP_CODE}");
+    let r = root.get(s.url(&setup)).header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("on the machine Hookplane runs on"));
+    let r = root.get(s.url(&setup)).header("host", "rebound.example:80").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = root.get(s.url("/setup?code=guess")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("Not this start"));
+    // The right one lets this browser in, once, as an operator.
+    let mut b = Browser::new(&s);
+    let opened = b.get(&setup).await;
+    assert_eq!((opened.status, opened.location()), (StatusCode::SEE_OTHER, "/dashboard/webhooks"));
+    assert_eq!(b.get("/").await.location(), "/dashboard/webhooks");
+    let page = b.get("/dashboard/webhooks").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("this machine"), "{}", page.body);
+    let again = Browser::new(&s).get(&setup).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert!(again.body.contains("used already"), "{}", again.body);
+    // An operator, never an admin: no API token, no secret, no audit log.
+    for path in ["/dashboard/tokens", "/dashboard/audit"] {
+        assert_eq!(b.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let csrf = page.csrf();
+    let made =
+        b.post("/dashboard/tokens", &[("csrf", &csrf), ("intent", "create"), ("name", "x"), ("role", "admin")]).await;
+    assert_eq!(made.status, StatusCode::FORBIDDEN);
+    let rotate = [
+        ("csrf", csrf.as_str()),
+        ("intent", "rotate"),
+        ("subscription", "x"),
+        ("secret", "s"),
+        ("secret_confirmation", "s"),
+    ];
+    assert_eq!(b.post("/dashboard/webhooks", &rotate).await.status, StatusCode::FORBIDDEN);
+    let (_, tokens) = s.get("/api/v1/tokens").await;
+    assert_eq!(tokens, serde_json::json!([]), "nothing was made");
+    // Its cookie does not work through a proxy, and the API takes bearer tokens only.
+    let jar: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let cookie = jar.join("; ");
+    let r = root
+        .get(s.url("/dashboard/webhooks"))
+        .header("cookie", &cookie)
+        .header("via", "1.1 proxy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = root.get(s.url("/api/v1/deliveries")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (_, audit) = s.get("/api/v1/audit?action=setup_link_used").await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+    // A token opens the pages from anywhere.
+    let proxied = |path: &str| root.get(s.url(path)).header("x-forwarded-for", "203.0.113.9");
     let r = proxied("/dashboard/webhooks").bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // HTTP Basic is not a credential: sign-in replaced it.
@@ -215,30 +286,28 @@ async fn before_any_operator_only_this_machine_or_a_token_opens_the_dashboard() 
     assert!(r.text().await.unwrap().contains("Bearer"));
     let r = proxied("/dashboard/webhooks").bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    // The payload download is behind the same check.
+    // The payload download is behind the same check, and other paths keep their own answers.
     let r = proxied("/dashboard/webhooks/deliveries/nope/body").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    // A page elsewhere that rebinds its own name to 127.0.0.1 does not count as this machine.
-    let r = root.get(s.url("/dashboard/webhooks")).header("host", "rebound.example:80").send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    for h in ["x-real-ip", "via", "x-forwarded-host", "forwarded"] {
-        let r = root.get(s.url("/dashboard/webhooks")).header(h, "x").send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{h}");
-    }
-    // Other paths keep their own answers: an unknown path is still a 404 problem.
     let r = proxied("/no/such/page").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = root.get(s.url("/dashboard/webhooks")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
 
-    // Behind a proxy that adds no headers, the operator turns loopback access off: a credential is needed.
+    // The next start has a new link: the old browser is out until it opens it.
+    let dir = s.stop().await;
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    let mut old = Browser::new(&s);
+    old.cookies = b.cookies.clone();
+    assert_eq!(old.get("/dashboard/webhooks").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(old.get(&setup).await.status, StatusCode::SEE_OTHER, "the same code, as configured, opens it again");
+
+    // With loopback access off there is no setup link at all.
     let strict = TestServer::start_with(Options {
         env: env(&[("HOOKPLANE_DASHBOARD__OPEN_ON_LOOPBACK", "false")]),
         ..Options::default()
     })
     .await;
-    let r = root.get(strict.url("/dashboard/webhooks")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = root.get(strict.url(&setup)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = root.get(strict.url("/dashboard/webhooks")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }

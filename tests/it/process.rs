@@ -598,12 +598,18 @@ async fn admin_commands_make_operators_who_sign_in() {
     let proc = Proc::start(dir.path(), None);
     let busy = hookplane(&["admin", "create-user", "--username", "alice", "--role", "admin", "--data-dir", data], &key);
     assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by a running Hookplane: stop it first"));
-    let (status, log) = proc.terminate();
+    // The first start logs a one-time setup link for this machine, and how to make an operator.
+    let logged = proc.log.lock().unwrap().iter().find(|l| l.contains("no operator exists yet")).cloned();
+    let line = logged.expect("the first start says how to get in");
+    assert!(line.contains("hookplane admin create-user"), "{line}");
+    let link = line.split_whitespace().find(|w| w.starts_with(&format!("{}/setup?code=", proc.base))).unwrap();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let opened = client.get(link).send().await.unwrap();
+    assert_eq!(opened.status().as_u16(), 303, "{link}");
+    assert!(opened.headers()["set-cookie"].to_str().unwrap().starts_with("hookplane_local="));
+    assert_eq!(client.get(link).send().await.unwrap().status().as_u16(), 403, "once");
+    let (status, _) = proc.terminate();
     assert!(status.success());
-    assert!(
-        log.iter().any(|l| l.contains("no operator can sign in yet") && l.contains("hookplane admin create-user")),
-        "the first start says how to make an operator: {log:?}"
-    );
 
     let made = hookplane(&["admin", "create-user", "--username", "Alice", "--role", "admin", "--data-dir", data], &key);
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));

@@ -6,7 +6,7 @@ use hookplane::domain::access::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{ADMIN_TOKEN, Browser, Options, PASSWORD, TestServer, add_operator, env, with_store};
+use crate::support::{ADMIN_TOKEN, Browser, Options, PASSWORD, SETUP_CODE, TestServer, add_operator, env, with_store};
 
 async fn audit(s: &TestServer, query: &str) -> Vec<Value> {
     let r = s.client.get(s.url(&format!("/api/v1/audit?{query}"))).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
@@ -271,6 +271,7 @@ async fn secure_cookies_are_host_bound_when_configured() {
 async fn before_the_first_operator_this_machine_gets_in_and_is_told_how_to_close_it() {
     let s = TestServer::start().await;
     let mut b = Browser::new(&s);
+    assert_eq!(b.get(&format!("/setup?code={SETUP_CODE}")).await.status, StatusCode::SEE_OTHER);
     let page = b.get("/dashboard/webhooks").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("this machine"));

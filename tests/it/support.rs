@@ -15,12 +15,15 @@ use tokio::task::JoinHandle;
 pub const ADMIN_TOKEN: &str = "hp_test_admin_token";
 pub const SHOPIFY_SECRET: &str = "hush";
 pub const MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+/// The setup link's code, known to the tests instead of read from the log.
+pub const SETUP_CODE: &str = "test-setup-code-0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// The environment every test server starts from; `extra` adds or overrides variables.
 pub fn env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = [
         ("HOOKPLANE_MASTER_KEY", MASTER_KEY),
         ("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("HOOKPLANE_SETUP_CODE", SETUP_CODE),
         ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET),
         // Cheap digests: argon2's default cost would dominate test time.
         ("HOOKPLANE_SECRETS__DIGEST_MEMORY_KIB", "64"),
@@ -47,6 +50,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    local: tokio::sync::OnceCell<reqwest::Client>,
 }
 
 pub struct Options {
@@ -92,6 +96,7 @@ impl TestServer {
             clock: manual,
             shutdown: Some(tx),
             handle: Some(handle),
+            local: tokio::sync::OnceCell::new(),
         };
         // The listener is bound already, so this waits in the accept queue until the app is up.
         let ready = server.client.get(server.url("/readyz")).send().await.unwrap();
@@ -101,6 +106,22 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The browser on this machine that opened the setup link: the dashboard as the local principal, before
+    /// any operator exists. Made once per server, since the link lets one browser in.
+    pub async fn local(&self) -> &reqwest::Client {
+        self.local
+            .get_or_init(|| async {
+                let mut b = Browser::new(self);
+                let opened = b.get(&format!("/setup?code={SETUP_CODE}")).await;
+                assert_eq!(opened.status, StatusCode::SEE_OTHER, "the setup link: {}", opened.body);
+                let jar: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert(reqwest::header::COOKIE, jar.join("; ").parse().unwrap());
+                reqwest::Client::builder().default_headers(headers).build().unwrap()
+            })
+            .await
     }
 
     /// Stops the server gracefully and hands back its directory, for a restart on the same data.

@@ -69,7 +69,7 @@ pub fn html_response(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// A page with one banner; `sign_in` adds a link to the sign-in page.
-fn message_page(
+pub(super) fn message_page(
     status: StatusCode,
     title: &str,
     tone: Tone,
