@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use crate::search::indexer::{self, Indexer, IndexerHandle};
 use crate::secrets::{MasterKey, SecretBytes};
 use crate::storage::Store;
 use crate::storage::jobs::Answers;
+use crate::task::{AliveGuard, Vitals};
 
 /// The master key from `HOOKPLANE_MASTER_KEY` or `master_key_file`.
 pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
@@ -69,7 +69,9 @@ pub struct Core {
     indexer: Indexer,
     writer: WriterHandle,
     writer_thread: JoinHandle<()>,
-    writer_alive: Arc<AtomicBool>,
+    /// The parts that must keep running, watched: `/healthz` reports them, and losing the writer or the
+    /// queue stops the server (see [`serve_core`]).
+    pub vitals: Arc<Vitals>,
     /// The setup link's code, printed once the listening address is known.
     setup_code: Option<SecretBytes>,
 }
@@ -126,16 +128,22 @@ impl Core {
         };
         hints(&loaded, &settings, operators_exist);
         registry.replace(loaded);
-        let sweeper = spawn_secret_sweep(Arc::clone(&control));
+        let vitals = Vitals::new();
+        let sweeper = spawn_secret_sweep(Arc::clone(&control), vitals.part(SWEEP, false));
 
         let search_dir = settings.data_dir.join("search");
         let (search, opened) = tokio::task::spawn_blocking(move || SearchIndex::open(&search_dir)).await??;
         let search = Arc::new(search);
-        let indexer = indexer::spawn(Arc::clone(&search), Arc::clone(&store), opened, settings.search.clone())
-            .context("cannot start the search indexer")?;
+        let indexer = indexer::spawn(
+            Arc::clone(&search),
+            Arc::clone(&store),
+            opened,
+            settings.search.clone(),
+            vitals.part(INDEXER, false),
+        )
+        .context("cannot start the search indexer")?;
 
         let handoff = Arc::new(Handoff::new(settings.delivery.concurrency * 4, HANDOFF_MAX_BYTES));
-        let writer_alive = Arc::new(AtomicBool::new(true));
         let hooks = WriterHooks {
             store: Arc::clone(&store),
             handoff: Arc::clone(&handoff),
@@ -148,7 +156,7 @@ impl Core {
             Arc::new(hooks),
             settings.ingest.write_queue,
             settings.ingest.max_batch,
-            Arc::clone(&writer_alive),
+            vitals.part(WRITER, true),
         )
         .context("cannot start the writer thread")?;
         let queue = run_queue
@@ -160,6 +168,7 @@ impl Core {
                     signing_root,
                     wake: wake.clone(),
                     meeting: Meeting { handoff, sink: Some(Arc::new(WriterAnswers(writer.handle.clone()))) },
+                    guard: vitals.part(QUEUE, true),
                 })
             })
             .transpose()
@@ -195,7 +204,7 @@ impl Core {
             indexer,
             writer: writer.handle,
             writer_thread: writer.thread,
-            writer_alive,
+            vitals,
             setup_code,
         })
     }
@@ -203,6 +212,7 @@ impl Core {
     /// Commits what the writer has queued, stops it, and closes the database so the next start needs no
     /// repair.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.vitals.stopping();
         self.sweeper.abort();
         self.bulk.stop();
         if let Some(queue) = self.queue {
@@ -220,15 +230,20 @@ impl Core {
         Ok(())
     }
 
-    fn state(&self) -> AppState {
+    /// The ingest writer's handle, as request handlers hold it.
+    pub fn writer(&self) -> &WriterHandle {
+        &self.writer
+    }
+
+    /// What the HTTP handlers reach, for serving this core's routes.
+    pub fn state(&self) -> AppState {
         AppState {
             settings: Arc::new(self.settings.http_settings()),
             store: Arc::clone(&self.store),
             ingest: Arc::clone(&self.ingest),
             control: Arc::clone(&self.control),
             admin_token: self.settings.env.admin_token.clone(),
-            writer_alive: Arc::clone(&self.writer_alive),
-            queue_alive: self.queue.as_ref().map_or_else(|| Arc::new(AtomicBool::new(true)), |q| Arc::clone(&q.alive)),
+            vitals: Arc::clone(&self.vitals),
             clock: Arc::clone(&self.clock),
             search: Arc::clone(&self.search),
             gate: Arc::clone(&self.gate),
@@ -290,6 +305,17 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let core = Core::start(settings, clock).await?;
+    serve_core(core, listener, shutdown).await
+}
+
+/// Serves a started core until `shutdown` resolves, or until a part it cannot do without (the writer, the
+/// delivery queue) stops unasked. Either way in-flight requests finish and the core stops in order; a lost
+/// part then makes this an error, so the process exits non-zero and its supervisor starts it again.
+pub async fn serve_core(
+    core: Core,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     tracing::info!(%addr, data_dir = %core.settings.data_dir.display(), "Hookplane is listening");
@@ -306,21 +332,45 @@ pub async fn serve_with_clock(
         );
     }
     let grace = Duration::from_secs(core.settings.shutdown_grace_seconds);
+    let lost = Arc::new(std::sync::Mutex::new(None));
+    let stop = {
+        let (vitals, lost) = (Arc::clone(&core.vitals), Arc::clone(&lost));
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                part = vitals.lost() => {
+                    tracing::error!(part, "a part Hookplane cannot run without stopped unexpectedly; stopping so that it is started again");
+                    *lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(part);
+                }
+            }
+        }
+    };
     let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(http::routes(core.state()), shutdown, Some(grace))
+        .run_with_graceful_shutdown(http::routes(core.state()), stop, Some(grace))
         .await;
     core.stop().await?;
+    if let Some(part) = *lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        anyhow::bail!("the {part} stopped unexpectedly; Hookplane stopped too, with everything acknowledged on disk");
+    }
     tracing::info!("stopped cleanly");
     served.context("the HTTP server failed")
 }
+
+/// The watched parts, as `/healthz` names them.
+const WRITER: &str = "writer";
+const QUEUE: &str = "delivery queue";
+const INDEXER: &str = "search indexer";
+const SWEEP: &str = "secret sweep";
 
 /// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
 /// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.
 const SECRET_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Drops previous secrets whose overlap has ended: once at start, then every minute.
-fn spawn_secret_sweep(control: Arc<Control>) -> tokio::task::JoinHandle<()> {
+/// Drops previous secrets whose overlap has ended: once at start, then every minute. A sweep that fails
+/// (even by panicking, on the blocking pool) is logged and tried again at the next tick.
+fn spawn_secret_sweep(control: Arc<Control>, guard: AliveGuard) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let _alive = guard;
         let mut tick = tokio::time::interval(SECRET_SWEEP_EVERY);
         loop {
             tick.tick().await;

@@ -21,6 +21,7 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod loader;
+pub mod logging;
 pub mod search;
 pub mod secrets;
 pub mod storage;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{init_tracing, load_settings, runtime};
+use super::{load_settings, runtime};
 use crate::config::Flags;
 use crate::demo::{self, Scenario};
 use crate::domain::SystemClock;
@@ -28,7 +28,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings =
         load_settings(&Flags { config: args.config, listen: args.listen, data_dir: args.data_dir.clone() })?;
-    init_tracing(&settings.log);
+    crate::logging::init(&settings.log);
     let rt = runtime()?;
     // Held until the server stops: dropping it deletes the demo data.
     let mut demo_dir = None;
@@ -36,7 +36,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let dir = tempfile::Builder::new().prefix("hookplane-demo-").tempdir()?;
         let info = demo::prepare(&mut settings, dir.path(), scenario)?;
         demo::seed(&settings, scenario, &SystemClock).context("seeding the demo data failed")?;
-        println!("{}", info.banner(&settings));
+        // Not `println!`: it panics when standard output cannot be written (a full disk under a redirect).
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "{}", info.banner(&settings));
         demo_dir = Some(dir);
     }
     rt.block_on(async move {

@@ -12,7 +12,6 @@ pub mod problem;
 mod security;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use poem::http::HeaderValue;
@@ -45,9 +44,8 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
     pub admin_token: Option<SecretBytes>,
-    /// False once the writer thread has stopped; `/readyz` reports it.
-    pub writer_alive: Arc<AtomicBool>,
-    pub queue_alive: Arc<AtomicBool>,
+    /// The parts that must keep running; `/healthz` and `/readyz` report them.
+    pub vitals: Arc<crate::task::Vitals>,
     /// "Now" for health windows: a manual clock in tests and demos.
     pub clock: Arc<dyn crate::domain::Clock>,
     pub search: Arc<crate::search::SearchIndex>,
@@ -56,8 +54,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn ready(&self) -> bool {
-        self.store.is_open() && self.writer_alive.load(Ordering::SeqCst) && self.queue_alive.load(Ordering::SeqCst)
+    /// What keeps the instance from accepting traffic now, part by part; empty when it is ready. Never
+    /// waits on storage.
+    pub fn not_ready(&self) -> Vec<(&'static str, &'static str)> {
+        let mut not = Vec::new();
+        if !self.store.is_open() {
+            not.push(("storage", "the database is not open: it is being reopened after a failed write, or closing"));
+        }
+        for part in self.vitals.gone_fatal() {
+            not.push((part, "stopped"));
+        }
+        not
     }
 
     /// The base URL providers reach this instance at, for showing callback URLs.
@@ -106,6 +113,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::API_DOCS, get(docs_page(security::InlinePage::new(api.swagger_ui_html()))))
         .nest(paths::API, api.into_endpoint())
         .catch_all_error(problem::from_poem_error)
+        .with(poem::middleware::CatchPanic::new().with_handler(problem::from_panic))
         .with(security::SecurityHeaders)
         .with(RequestLog)
         .data(state)

@@ -34,6 +34,8 @@ pub enum Kind {
     IntegrityFailed,
     /// A stored delivery no longer verifies under the secret that verified it when it arrived.
     SignatureMismatch,
+    /// A part the process needs has stopped (`/healthz`).
+    Unhealthy,
 }
 
 impl Kind {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::NotReplayable => "not_replayable",
             Kind::IntegrityFailed => "integrity_failed",
             Kind::SignatureMismatch => "signature_mismatch",
+            Kind::Unhealthy => "unhealthy",
         }
     }
 
@@ -81,6 +84,7 @@ impl Kind {
             Kind::Internal | Kind::IntegrityFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::ReplayLimitedPerDelivery | Kind::ReplayLimitedPerOperator => StatusCode::TOO_MANY_REQUESTS,
             Kind::NotReplayable | Kind::SignatureMismatch => StatusCode::CONFLICT,
+            Kind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -112,6 +116,7 @@ impl Kind {
             Kind::NotReplayable => "Not replayable",
             Kind::IntegrityFailed => "Stored body failed its integrity check",
             Kind::SignatureMismatch => "Signature no longer verifies",
+            Kind::Unhealthy => "A part of Hookplane has stopped",
         }
     }
 }
@@ -220,4 +225,10 @@ pub async fn from_poem_error(err: poem::Error) -> Response {
         _ => err.to_string(),
     };
     Problem::new(kind, detail).response()
+}
+
+/// The answer to a request whose handler panicked: a problem document rather than a closed connection.
+pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Response {
+    tracing::error!(panic = %crate::task::panic_message(&*payload), "a request handler panicked");
+    Problem::new(Kind::Internal, "an internal error occurred; the server log has the details").response()
 }

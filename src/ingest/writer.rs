@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 
 use redb::{Durability, WriteTransaction};
@@ -162,18 +161,18 @@ pub struct Writer {
     pub thread: JoinHandle<()>,
 }
 
-/// Starts the writer thread. `alive` turns false when it stops, for whatever reason, so readiness reflects it.
+/// Starts the writer thread. `guard` marks it gone when it stops, for whatever reason.
 pub fn spawn(
     store: Arc<Store>,
     registry: Arc<SharedRegistry>,
     hooks: Arc<dyn Hooks>,
     queue: usize,
     max_batch: usize,
-    alive: Arc<AtomicBool>,
+    guard: AliveGuard,
 ) -> std::io::Result<Writer> {
     let (tx, rx) = mpsc::channel(queue);
     let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
-        let _alive = AliveGuard::new(alive);
+        let _alive = guard;
         run(&store, &registry, &*hooks, rx, max_batch);
     })?;
     Ok(Writer { handle: WriterHandle { tx }, thread })

@@ -228,8 +228,6 @@ pub struct Queue {
     store: Arc<Store>,
     dirty: Arc<AtomicBool>,
     handoff: Arc<Handoff>,
-    /// False once the worker's loop has ended, for readiness.
-    pub alive: Arc<AtomicBool>,
 }
 
 /// What starting the queue needs from the core.
@@ -240,11 +238,13 @@ pub struct QueueParts {
     pub signing_root: [u8; 32],
     pub wake: Wake,
     pub meeting: Meeting,
+    /// Marks the queue gone when its loop ends.
+    pub guard: AliveGuard,
 }
 
 impl Queue {
     pub fn start(parts: QueueParts) -> anyhow::Result<Self> {
-        let QueueParts { store, clock, settings, signing_root, wake, meeting } = parts;
+        let QueueParts { store, clock, settings, signing_root, wake, meeting, guard } = parts;
         let client = reqwest::Client::builder()
             .user_agent(concat!("Hookplane/", env!("CARGO_PKG_VERSION")))
             // A destination that redirects is misconfigured; following it could send the body elsewhere.
@@ -276,8 +276,6 @@ impl Queue {
         let flusher = tokio::spawn(flush_every(Arc::clone(&store), Arc::clone(&dirty)));
         let (queue_store, queue_dirty) = (Arc::clone(&store), Arc::clone(&dirty));
         let queue_handoff = Arc::clone(&meeting.handoff);
-        let alive = Arc::new(AtomicBool::new(true));
-        let guard = AliveGuard::new(Arc::clone(&alive));
         let task = tokio::spawn(async move {
             let _alive = guard;
             // Each run of the worker has its own lease owner, so a run that starts after one failed
@@ -320,7 +318,7 @@ impl Queue {
                 }
             }
         });
-        Ok(Self { stop, task, flusher, store: queue_store, dirty: queue_dirty, handoff: queue_handoff, alive })
+        Ok(Self { stop, task, flusher, store: queue_store, dirty: queue_dirty, handoff: queue_handoff })
     }
 
     /// Stops claiming, lets attempts in flight finish for up to `grace`, and hands back what was claimed

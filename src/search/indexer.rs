@@ -1,5 +1,6 @@
 //! The indexer thread: the only owner of the `IndexWriter`.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,7 @@ use super::pressure::Pressure;
 use super::{Opened, SearchIndex, id_bytes};
 use crate::domain::{Delivery, DeliveryId};
 use crate::storage::{Store, deliveries, payload};
+use crate::task::AliveGuard;
 
 /// Deliveries read from redb per transaction while catching up or rebuilding.
 const SCAN_BATCH: usize = 512;
@@ -98,11 +100,14 @@ pub fn parse_position(payload: &str) -> Option<Position> {
     Some(Position { resume, newest: newest.max(resume) })
 }
 
+/// Starts the indexer thread. It is restarted in place when it fails (the index is derived data: a restart
+/// catches up from storage, from the index's last commit), and `guard` says it is gone meanwhile.
 pub fn spawn(
     index: Arc<SearchIndex>,
     store: Arc<Store>,
     opened: Opened,
     settings: SearchSettings,
+    guard: AliveGuard,
 ) -> Result<Indexer, super::IndexError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let pressure = Arc::new(Pressure::new(&settings));
@@ -118,29 +123,85 @@ pub fn spawn(
             if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
                 tracing::debug!(error = %e, "cannot lower the indexer's priority");
             }
-            let writer = match index.index.writer_with_num_threads(1, settings.memory_mib as usize * 1024 * 1024) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot open the search index for writing; search will not see new deliveries");
-                    return;
-                }
-            };
-            let position = match opened {
+            let mut position = match opened {
                 Opened::Resume(p) => p,
                 Opened::Rebuild => None,
             };
-            let mut w = Worker::new(index, store, writer, settings, position.map(|p| p.newest), pressure, stop_flag);
-            let from = position.map(|p| {
-                let margin = i64::from(w.settings.catch_up_margin_seconds) * 1000;
-                DeliveryId::first_at(p.resume.timestamp().plus_millis(-margin))
-            });
-            if let Err(e) = w.catch_up(from, &mut |_| {}, false) {
-                tracing::error!(error = %e, "catching up the search index failed; searches may miss deliveries until the next start");
+            let mut backoff = RESTART_FIRST;
+            loop {
+                let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    index_until_stopped(&index, &store, &settings, position, &pressure, &stop_flag, &rx)
+                }));
+                let why = match run {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => format!("{e:#}"),
+                    Err(panic) => crate::task::panic_message(&*panic),
+                };
+                guard.down();
+                tracing::error!(reason = %why, restart_in_s = backoff.as_secs(), "the search indexer stopped; it restarts and catches up from storage");
+                if !sleep_unless(&stop_flag, backoff) {
+                    return;
+                }
+                backoff = (backoff * 2).min(RESTART_MAX);
+                // From what the index last committed, which is all it holds.
+                position = index.index.load_metas().ok().and_then(|m| m.payload.as_deref().and_then(parse_position));
+                guard.revive();
             }
-            w.run(&rx);
         })
         .map_err(|e| super::IndexError::Io { path: Default::default(), source: e })?;
     Ok(Indexer { handle, thread: Some(thread), stopping })
+}
+
+/// The first wait before the indexer restarts, and the longest, doubling in between.
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(60);
+
+/// Waits `total`, unless `stop` is set meanwhile; true when the wait ran its course.
+fn sleep_unless(stop: &AtomicBool, total: Duration) -> bool {
+    let until = Instant::now() + total;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        #[allow(clippy::disallowed_methods)] // the indexer's own thread, never the runtime
+        std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
+/// One run of the indexer: catch up from `position`, then index what the writer hands over until told to
+/// stop. An error is a failure to start; the run's own errors are logged and retried inside it.
+fn index_until_stopped(
+    index: &Arc<SearchIndex>,
+    store: &Arc<Store>,
+    settings: &SearchSettings,
+    position: Option<Position>,
+    pressure: &Arc<Pressure>,
+    stopping: &Arc<AtomicBool>,
+    rx: &Receiver<Msg>,
+) -> anyhow::Result<()> {
+    let writer = index
+        .index
+        .writer_with_num_threads(1, settings.memory_mib as usize * 1024 * 1024)
+        .context("cannot open the search index for writing")?;
+    let mut w = Worker::new(
+        Arc::clone(index),
+        Arc::clone(store),
+        writer,
+        settings.clone(),
+        position.map(|p| p.newest),
+        Arc::clone(pressure),
+        Arc::clone(stopping),
+    );
+    let from = position.map(|p| {
+        let margin = i64::from(w.settings.catch_up_margin_seconds) * 1000;
+        DeliveryId::first_at(p.resume.timestamp().plus_millis(-margin))
+    });
+    if let Err(e) = w.catch_up(from, &mut |_| {}, false) {
+        tracing::error!(error = %e, "catching up the search index failed; searches may miss deliveries until the next start");
+    }
+    w.run(rx);
+    Ok(())
 }
 
 /// Deletes the index in `dir` and indexes every stored delivery again, in the calling thread and with

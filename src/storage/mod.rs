@@ -129,8 +129,10 @@ impl Store {
             .ok_or_else(|| StoreError::Unavailable("the database is being reopened after a failed write".into()))
     }
 
+    /// Whether the database is open now. Never waits: while a reopen holds the lock (it may wait seconds
+    /// for readers), the answer is no.
     pub fn is_open(&self) -> bool {
-        self.db.read().is_ok_and(|g| g.is_some())
+        self.db.try_read().is_ok_and(|g| g.is_some())
     }
 
     /// Runs `f` on the blocking pool.

@@ -9,6 +9,7 @@ mod auth;
 mod bulk;
 mod dashboard;
 mod demo;
+mod faults;
 mod openapi;
 mod pages;
 mod process;

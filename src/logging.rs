@@ -1,0 +1,57 @@
+//! Logging that can never take a thread down. The log goes to standard output, which an operator may have
+//! sent to a file on a disk that fills up. tracing's formatter reports a failed write with `eprintln!`, and
+//! `eprintln!` panics when standard error cannot be written either: the first error logged on a full disk
+//! would kill whichever thread logged it (the writer, the indexer, a request's task). Here a line that cannot
+//! be written is dropped and counted instead.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Log lines dropped because standard output refused them, since the process started.
+pub fn dropped_lines() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Standard output that never fails: what it cannot write it counts and forgets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lossy;
+
+impl Write for Lossy {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if io::stdout().lock().write_all(buf).is_err() {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stdout().lock().flush();
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lossy {
+    type Writer = Lossy;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Lossy
+    }
+}
+
+/// Installs the process's logger: `filter` (or `RUST_LOG`), to standard output through [`Lossy`], with the
+/// formatter's own error reports turned off.
+pub fn init(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(io::stdout().is_terminal())
+        .with_writer(Lossy)
+        .log_internal_errors(false)
+        .try_init();
+}

@@ -1,0 +1,187 @@
+//! Faults: the process keeps working, or fails loudly, never half-alive. A log that cannot be written takes
+//! nothing down; a part the process cannot do without that stops makes `/healthz` and `/readyz` say so,
+//! requests still get an answer, and the server stops with an error after closing the store cleanly.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookplane::app::{Core, serve_core};
+use hookplane::config::{Flags, Settings};
+use hookplane::demo::factories::shopify_request;
+use hookplane::domain::SystemClock;
+use poem::listener::TcpAcceptor;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Bounds a wait that only a broken build would exceed, so the suite fails instead of hanging.
+const GENEROUS: Duration = Duration::from_secs(60);
+
+async fn core(dir: &tempfile::TempDir) -> Core {
+    let flags = Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() };
+    let settings = Settings::load(&flags, &env(&[])).unwrap();
+    Core::start(settings, Arc::new(SystemClock)).await.unwrap()
+}
+
+fn order(id: &str) -> hookplane::demo::factories::SignedRequest {
+    shopify_request(
+        "orders/create",
+        "faults.myshopify.com",
+        br#"{"id":1}"#.to_vec(),
+        SHOPIFY_SECRET.as_bytes(),
+        id,
+        now(),
+    )
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    req: &hookplane::demo::factories::SignedRequest,
+) -> reqwest::Response {
+    let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone());
+    for (k, v) in &req.headers {
+        r = r.header(k, v);
+    }
+    r.send().await.unwrap()
+}
+
+async fn json(resp: reqwest::Response) -> (StatusCode, Option<String>, Value) {
+    let status = resp.status();
+    let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, serde_json::from_str(&resp.text().await.unwrap()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn when_the_writer_is_gone_every_request_is_answered_and_health_and_readiness_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = core(&dir).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let routes = hookplane::http::routes(core.state());
+    let server = tokio::spawn(poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap()).run(routes));
+    let client = reqwest::Client::new();
+    assert_eq!(json(send(&client, &base, &order("before")).await).await.0, StatusCode::OK);
+    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+
+    // The writer thread ends though nobody asked the server to stop.
+    core.writer().stop().await;
+    let (status, retry, problem) = json(send(&client, &base, &order("after")).await).await;
+    assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("5")), "{problem}");
+    assert_eq!(problem["code"], "storage_unavailable");
+    let (status, _, health) = json(client.get(format!("{base}/healthz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!((health["code"].as_str(), health["detail"].as_str()), (Some("unhealthy"), Some("not running: writer")));
+    let (status, _, ready) = json(client.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready["detail"], "writer: stopped");
+    server.abort();
+    core.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn losing_the_writer_stops_the_server_with_an_error_after_closing_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = core(&dir).await;
+    let writer = core.writer().clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = tokio::spawn(serve_core(core, listener, std::future::pending()));
+    let client = reqwest::Client::new();
+    let (status, _, stored) = json(send(&client, &base, &order("kept")).await).await;
+    assert_eq!(status, StatusCode::OK);
+
+    writer.stop().await;
+    let ended = tokio::time::timeout(GENEROUS, served).await.expect("the server stops by itself").unwrap();
+    let err = ended.expect_err("losing the writer is an error, so the process exits non-zero");
+    assert!(err.to_string().contains("the writer stopped unexpectedly"), "{err:#}");
+    // The store was closed in order: it opens again at once, with the acknowledged delivery.
+    let store = hookplane::storage::Store::open(&dir.path().join("data")).unwrap();
+    let id = stored["delivery_id"].as_str().unwrap().parse().unwrap();
+    assert!(hookplane::storage::deliveries::get(&store.db().unwrap(), id).unwrap().is_some());
+}
+
+/// The real binary with its log and its standard error on a device where every write fails, as a log on a
+/// full disk does: it starts, takes webhooks, refuses bad ones (logging each refusal), and stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_cannot_be_written_takes_nothing_down() {
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookplane"))
+        .arg("serve")
+        .env_clear()
+        .env("HOOKPLANE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HOOKPLANE_DATA_DIR", dir.path())
+        .env("HOOKPLANE_MASTER_KEY", MASTER_KEY)
+        .env("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(full())
+        .stderr(full())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + GENEROUS;
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the server died: it could not write its log");
+        assert!(std::time::Instant::now() < deadline, "the server never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in 0..20 {
+        let (status, _, body) = json(send(&client, &base, &order(&format!("full-{n}"))).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let forged = shopify_request(
+            "orders/create",
+            "faults.myshopify.com",
+            b"{}".to_vec(),
+            b"wrong",
+            &format!("x-{n}"),
+            now(),
+        );
+        assert_eq!(send(&client, &base, &forged).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stopped cleanly: {status}");
+}
+
+/// The search indexer is derived data, so it restarts in place: here it cannot open the index for writing
+/// at start (another writer holds the index's lock), `/healthz` names it while it is down, and once the lock
+/// is free it restarts by itself and indexes what arrived meanwhile.
+#[tokio::test]
+async fn an_indexer_that_fails_restarts_in_place_and_catches_up() {
+    let dir = TestServer::start().await.stop().await;
+    let index = tantivy::Index::open_in_dir(dir.path().join("data/search")).unwrap();
+    let holder: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    let (status, health) = s.get("/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["detail"], "not running: search indexer");
+    let req = shopify_request(
+        "orders/create",
+        "faults.myshopify.com",
+        br#"{"note":"while the indexer was down"}"#.to_vec(),
+        SHOPIFY_SECRET.as_bytes(),
+        "down-1",
+        now(),
+    );
+    assert_eq!(s.send_json(&req).await.0, StatusCode::OK, "ingest does not need the indexer");
+    drop(holder);
+    let deadline = std::time::Instant::now() + GENEROUS;
+    while s.get("/healthz").await.0 != StatusCode::OK {
+        assert!(std::time::Instant::now() < deadline, "the indexer never restarted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    searched(&s, "q=%22indexer+was+down%22", 1).await;
+}
