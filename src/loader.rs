@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::domain::filter::Filter;
 use crate::domain::health::{Counters, Degraded, Health};
@@ -108,13 +108,29 @@ pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Re
     Ok(Page { items, next_cursor })
 }
 
+/// A subscription with its health, showing the status its health decides (`Health::status`).
+fn with_health(tx: &ReadTransaction, mut sub: Subscription, now: Timestamp) -> Result<SubscriptionHealth, StoreError> {
+    let health = stats::health(tx, &sub, now)?;
+    sub.status = health.status(sub.status);
+    Ok(SubscriptionHealth { subscription: sub, health })
+}
+
+/// One subscription with its health.
+pub fn subscription(
+    db: &Database,
+    id: SubscriptionId,
+    now: Timestamp,
+) -> Result<Option<SubscriptionHealth>, StoreError> {
+    let tx = db.begin_read()?;
+    subscriptions::get_in_read(&tx, id)?.map(|sub| with_health(&tx, sub, now)).transpose()
+}
+
 /// Every subscription with its health, oldest first, read in one transaction.
 pub fn overview(db: &Database, now: Timestamp) -> Result<Overview, StoreError> {
     let tx = db.begin_read()?;
     let mut subs = Vec::new();
     for sub in subscriptions::list_in(&tx)? {
-        let health = stats::health(&tx, &sub, now)?;
-        subs.push(SubscriptionHealth { subscription: sub, health });
+        subs.push(with_health(&tx, sub, now)?);
     }
     let kpis = kpis(&subs);
     let banners = subs
@@ -136,8 +152,7 @@ fn kpis(subs: &[SubscriptionHealth]) -> Kpis {
     let mut failing: BTreeSet<(Source, &str)> = BTreeSet::new();
     for s in subs {
         day.add(&s.health.totals_24h);
-        let status = s.subscription.status;
-        if matches!(status, Failing | HandshakeFailed) || !s.health.degraded().is_empty() {
+        if matches!(s.subscription.status, Failing | HandshakeFailed) {
             failing.insert((s.subscription.source, s.subscription.topic.as_str()));
         }
     }

@@ -17,11 +17,11 @@ use crate::control::SubscriptionSpec;
 use crate::domain::attempt::{ErrorClass, Tried};
 use crate::domain::settlement::{Decision, Filed, Settled};
 use crate::domain::subscription::Subscription;
-use crate::domain::{Clock, ManualClock, Source, SubscriptionStatus, Timestamp};
+use crate::domain::{Clock, ManualClock, Source, Timestamp};
 use crate::ingest::RequestMeta;
 use crate::ingest::writer::Stored;
 use crate::secrets::{MasterKey, SecretBytes};
-use crate::storage::{StoreError, attempts, subscriptions, tables};
+use crate::storage::{StoreError, attempts, tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -314,14 +314,6 @@ async fn write_history(core: &Core, subs: &Subs, end: Timestamp) -> anyhow::Resu
         Ok(())
     })
     .await??;
-    if failing {
-        let db = core.store.db()?;
-        let before = subscriptions::get(&db, orders)?.context("the orders subscription vanished")?;
-        let after = Subscription { status: SubscriptionStatus::Failing, ..before.clone() };
-        let tx = db.begin_write().map_err(StoreError::from)?;
-        subscriptions::update(&tx, &before, &after)?;
-        tx.commit().map_err(StoreError::from)?;
-    }
     Ok(())
 }
 

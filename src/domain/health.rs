@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{SubscriptionStatus, Timestamp};
 
 /// Latency histogram buckets: bucket 0 holds attempts under 1 ms, bucket `i` those under `2^i` ms, the
 /// last one everything slower (about 65 s and up). Fixed, so minute rows add up into hours and days.
@@ -111,7 +111,7 @@ fn bucket_upper_ms(bucket: usize) -> u32 {
 }
 
 /// Health figures of one subscription as of `now`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
     pub last_delivery_at: Option<Timestamp>,
     pub deliveries_24h: u64,
@@ -172,6 +172,19 @@ impl Health {
             p95_latency_ms_24h: day.latency_percentile_ms(0.95),
             hourly_24h,
             totals_24h: day,
+        }
+    }
+
+    /// The status a subscription shows, given the one stored: `failing` exactly while a degradation rule
+    /// holds, and `active` again by itself once it no longer does. Paused, discovered, expiring and
+    /// handshake-failed subscriptions show what is stored.
+    pub fn status(&self, stored: SubscriptionStatus) -> SubscriptionStatus {
+        match stored {
+            SubscriptionStatus::Active | SubscriptionStatus::Failing if self.degraded().is_empty() => {
+                SubscriptionStatus::Active
+            }
+            SubscriptionStatus::Active | SubscriptionStatus::Failing => SubscriptionStatus::Failing,
+            other => other,
         }
     }
 
@@ -289,5 +302,16 @@ mod tests {
     fn the_first_day_since_the_epoch_does_not_underflow() {
         let h = Health::from_rollups(at(2, 0), &[(0, Counters { received: 4, ..Counters::default() })], &[], None, 0);
         assert_eq!(h.hourly_24h[21], 4);
+    }
+
+    #[test]
+    fn failing_is_what_the_rules_say_and_clears_by_itself() {
+        use crate::domain::SubscriptionStatus::{Active, Discovered, Failing, Paused};
+        let healthy = Health { consecutive_failures: 5, success_rate_1h: Some(0.9), ..Health::default() };
+        let streak = Health { consecutive_failures: 6, ..healthy.clone() };
+        let rate = Health { success_rate_1h: Some(0.89), ..healthy.clone() };
+        assert_eq!((healthy.status(Active), healthy.status(Failing)), (Active, Active), "clears by itself");
+        assert_eq!((streak.status(Active), rate.status(Active)), (Failing, Failing));
+        assert_eq!((streak.status(Paused), rate.status(Discovered)), (Paused, Discovered), "kept as stored");
     }
 }

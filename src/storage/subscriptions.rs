@@ -34,7 +34,10 @@ pub fn natural_key(sub: &Subscription) -> Option<String> {
 }
 
 pub fn get(db: &Database, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
-    let tx = db.begin_read()?;
+    get_in_read(&db.begin_read()?, id)
+}
+
+pub fn get_in_read(tx: &ReadTransaction, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
     let t = tx.open_table(tables::SUBSCRIPTIONS.def())?;
     t.get(id.as_u128())?.map(|v| tables::SUBSCRIPTIONS.decode(v.value())).transpose()
 }

@@ -639,3 +639,30 @@ async fn a_destination_is_changed_in_place_audited_and_going_back_to_store_ends_
     assert_problem(&got, 409, "conflict");
     assert!(got.1["detail"].as_str().unwrap().contains("adopt it first"), "{}", got.1);
 }
+
+/// A subscription is `failing` exactly while a degradation rule holds, and `active` again by itself once
+/// deliveries succeed: the status, the figure and the banner read that one decision.
+#[tokio::test]
+async fn failing_is_shown_while_the_rule_holds_and_clears_by_itself() {
+    let dest = Destination::start(&vec![Answer::Status(503); 6]).await;
+    // Six attempts at once, then an hour's wait before the seventh.
+    let s = server("0,0,0,0,0,3600", &[]).await;
+    let sub = forwarding(&s, "orders/cancelled", &dest.url).await;
+    let id = deliver(&s, "orders/cancelled", 1).await;
+    until(&s, &id, "attempt_count", json!(6)).await;
+    let (_, shown) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(shown["status"], "failing", "more than 5 failed attempts in a row: {shown}");
+    let (_, stats) = s.get("/api/v1/stats").await;
+    assert_eq!(stats["kpis"]["failing_topics"], 1, "{stats}");
+    assert_eq!(stats["banners"].as_array().map(Vec::len), Some(1), "{stats}");
+    let (_, list) = s.get("/api/v1/subscriptions").await;
+    assert_eq!(list.as_array().unwrap().iter().find(|x| x["id"] == sub.as_str()).unwrap()["status"], "failing");
+
+    // The destination recovers: the next attempt succeeds, and nothing is failing any more.
+    s.clock.advance_millis(3_600_001);
+    until(&s, &id, "status", json!("succeeded")).await;
+    let (_, shown) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(shown["status"], "active", "{shown}");
+    let (_, stats) = s.get("/api/v1/stats").await;
+    assert_eq!((stats["kpis"]["failing_topics"].clone(), stats["banners"].clone()), (json!(0), json!([])), "{stats}");
+}

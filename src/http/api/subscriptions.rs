@@ -17,7 +17,6 @@ use crate::domain::health::Health;
 use crate::http::AppState;
 use crate::loader;
 use crate::secrets::SecretBytes;
-use crate::storage::subscriptions;
 
 #[derive(Default)]
 pub struct SubscriptionsApi;
@@ -166,12 +165,13 @@ impl SubscriptionsApi {
     ) -> Result<GetSubscriptionResponse, ApiError> {
         let reg = state.ingest.registry().snapshot();
         let found = reg.by_name_or_id(&id.0).map(|e| e.sub.id);
+        let now = state.clock.now();
         let sub = match found {
-            Some(sid) => state.store.read(move |db| subscriptions::get(db, sid)).await?,
+            Some(sid) => state.store.read(move |db| loader::subscription(db, sid, now)).await?,
             None => None,
         };
-        let sub = sub.ok_or_else(|| ApiError::not_found(format!("no subscription `{}`", id.0)))?;
-        Ok(GetSubscriptionResponse::Ok(Json(out(state, sub))))
+        let s = sub.ok_or_else(|| ApiError::not_found(format!("no subscription `{}`", id.0)))?;
+        Ok(GetSubscriptionResponse::Ok(Json(subscription_out(state, s.subscription, Some(&s.health)))))
     }
 
     /// Change where and how a subscription's deliveries are forwarded: its destination URL (`null` keeps
