@@ -5,8 +5,7 @@ use crate::domain::audit::{Actor, AuditAction, AuditEntry, Change};
 use crate::domain::replay::{self, Limited, Replay, ReplayStatus};
 use crate::domain::subscription::Destination;
 use crate::domain::{
-    BulkReplayId, Delivery, DeliveryId, DeliveryStatus, Payload, ReplayId, Subscription, SubscriptionId,
-    SubscriptionStatus, Timestamp,
+    BulkReplayId, Delivery, DeliveryId, Payload, ReplayId, Subscription, SubscriptionId, SubscriptionStatus, Timestamp,
 };
 use crate::domain::{Job, JobState};
 use crate::ingest::Recheck;
@@ -160,7 +159,7 @@ impl Control {
             Err(e) => return Err(e.into()),
         };
         let (delivery, payload) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
-        if matches!(delivery.status, DeliveryStatus::Queued | DeliveryStatus::Processing | DeliveryStatus::Retrying) {
+        if delivery.status.attempts_under_way() {
             // Its own job is still live: a replay now would send it twice, side by side.
             return Err(ReplayError::Refused(format!(
                 "{id} is still {}: it will be sent on its own (or on resume, when its destination is paused); \

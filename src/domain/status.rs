@@ -29,6 +29,25 @@ impl DeliveryStatus {
         DeliveryStatus::Stored,
     ];
 
+    /// Its own job is live: a replay now would send it twice, side by side.
+    pub const fn attempts_under_way(self) -> bool {
+        matches!(self, DeliveryStatus::Queued | DeliveryStatus::Processing | DeliveryStatus::Retrying)
+    }
+
+    /// Why a replay of a delivery in this status would be refused, if it would: its own attempts are under
+    /// way, or it was kept rather than forwarded.
+    pub const fn replay_refusal(self) -> Option<&'static str> {
+        if self.attempts_under_way() {
+            return Some("Its own attempts are under way: replay it once it has succeeded or failed.");
+        }
+        match self {
+            DeliveryStatus::Stored => {
+                Some("Its subscription keeps its deliveries: there is no destination to replay to.")
+            }
+            _ => None,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Queued => "queued",

@@ -142,3 +142,24 @@ impl Render for ActionForm<'_> {
         }
     }
 }
+
+/// A control that cannot be used here, and why, readable by everyone: in its title for the pointer, and
+/// through `aria-describedby` for a screen reader.
+pub struct Unavailable<'a> {
+    pub label: &'a str,
+    pub reason: &'a str,
+    /// Unique on the page: the reason's element id is made from it.
+    pub key: &'a str,
+}
+
+impl Render for Unavailable<'_> {
+    fn render(&self) -> Markup {
+        let id = format!("why-{}", self.key);
+        html! {
+            span.action-form.unavailable {
+                button.button type="button" disabled title=(self.reason) aria-describedby=(id) { (self.label) }
+                span.visually-hidden id=(id) { (self.reason) }
+            }
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{ActionForm, Banner, CopyButton, Tone};
+use super::components::{ActionForm, Banner, CopyButton, Tone, Unavailable};
 use super::webhooks::{source_label, status_badge};
 use super::{format, json, layout};
 use crate::contract::paths;
@@ -52,15 +52,18 @@ impl Render for DeliveryPage<'_> {
             div.page-header {
                 h1 { code { (d.topic) } " " (status_badge(d)) }
                 p.subdued { (d.id) }
-                @if self.chrome.operator && crate::domain::DeliveryStatus::from(d.status) != crate::domain::DeliveryStatus::Stored {
-                    (ActionForm {
-                        intent: "replay",
-                        field: ("delivery", &d.id),
-                        label: "Replay",
-                        return_to: &view,
-                        csrf: self.chrome.csrf.as_deref(),
-                        primary: true,
-                    })
+                @if self.chrome.operator {
+                    @match crate::domain::DeliveryStatus::from(d.status).replay_refusal() {
+                        Some(reason) => (Unavailable { label: "Replay", reason, key: &d.id }),
+                        None => (ActionForm {
+                            intent: "replay",
+                            field: ("delivery", &d.id),
+                            label: "Replay",
+                            return_to: &view,
+                            csrf: self.chrome.csrf.as_deref(),
+                            primary: true,
+                        }),
+                    }
                 }
             }
             @if let Some(e) = &d.error_message {

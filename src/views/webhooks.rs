@@ -4,7 +4,7 @@
 use maud::{Markup, Render, html};
 use serde::{Deserialize, Serialize};
 
-use super::components::{ActionForm, Badge, Banner, CopyButton, Kpi, Sparkline, Tone};
+use super::components::{ActionForm, Badge, Banner, CopyButton, Kpi, Sparkline, Tone, Unavailable};
 use super::layout::Chrome;
 use super::{format, layout};
 use crate::contract::paths;
@@ -310,15 +310,18 @@ fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str) -> Markup {
                         span.menu-note { "Event ID " code { (event) } }
                     }
                 }
-                @if chrome.operator && status != domain::DeliveryStatus::Stored {
-                    (ActionForm {
-                        intent: "replay",
-                        field: ("delivery", &d.id),
-                        label: "Replay",
-                        return_to: here,
-                        csrf: chrome.csrf.as_deref(),
-                        primary: false,
-                    })
+                @if chrome.operator {
+                    @match status.replay_refusal() {
+                        Some(reason) => (Unavailable { label: "Replay", reason, key: &d.id }),
+                        None => (ActionForm {
+                            intent: "replay",
+                            field: ("delivery", &d.id),
+                            label: "Replay",
+                            return_to: here,
+                            csrf: chrome.csrf.as_deref(),
+                            primary: false,
+                        }),
+                    }
                 }
             }
         }

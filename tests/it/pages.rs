@@ -311,3 +311,30 @@ async fn before_any_operator_only_the_setup_link_on_this_machine_or_a_token_open
     let r = root.get(strict.url("/dashboard/webhooks")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// Replay is offered only where the API would take it; elsewhere the control is disabled and says why, to
+/// the pointer (title) and to a screen reader (`aria-describedby`).
+#[tokio::test]
+async fn replay_is_offered_only_where_it_can_work_and_elsewhere_says_why() {
+    let s = seeded(Scenario::Failing).await;
+    let p = open(&s, "/dashboard/webhooks?limit=200").await;
+    let (_, api) = s.get("/api/v1/deliveries?limit=200").await;
+    let mut seen = std::collections::BTreeSet::new();
+    for d in api["items"].as_array().unwrap() {
+        let (id, status) = (d["id"].as_str().unwrap(), d["status"].as_str().unwrap());
+        let row = p.html.split(&format!("{ROWS}{id}\"")).nth(1).unwrap().split("</tr>").next().unwrap();
+        let offered = row.contains("name=\"intent\" value=\"replay\"");
+        let disabled = row.contains("disabled title=\"") && row.contains(&format!("aria-describedby=\"why-{id}\""));
+        match status {
+            "succeeded" | "failed" => assert!(offered && !disabled, "{status} {id}: {row}"),
+            _ => assert!(!offered && disabled, "{status} {id}: {row}"),
+        }
+        seen.insert(status.to_owned());
+    }
+    assert!(["succeeded", "failed", "retrying", "stored"].iter().all(|s| seen.contains(*s)), "{seen:?}");
+    // The delivery page follows the same rule.
+    let retrying = api["items"].as_array().unwrap().iter().find(|d| d["status"] == "retrying").unwrap();
+    let page = open(&s, &format!("/dashboard/webhooks/deliveries/{}", retrying["id"].as_str().unwrap())).await;
+    page.has("Its own attempts are under way");
+    assert_eq!(page.count("name=\"intent\" value=\"replay\""), 0);
+}
