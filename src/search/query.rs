@@ -42,17 +42,58 @@ pub struct Hit {
 }
 
 /// Makes the snippets of one page of results.
-pub struct Snippets(SnippetGenerator);
+pub struct Snippets {
+    words: SnippetGenerator,
+    /// The values of the query's JSON paths (`customer.email:jon@example.com`), lower-cased as indexed:
+    /// they match the payload field, which the word snippets do not see.
+    values: Vec<String>,
+}
+
+/// Bytes of context on each side of a JSON path's value in its fragment.
+const VALUE_CONTEXT: usize = 100;
 
 impl Snippets {
     pub fn of(&self, body: &[u8]) -> Match {
         let body = String::from_utf8_lossy(&body[..body.len().min(super::MAX_INDEXED_BYTES)]);
-        let s = self.0.snippet(&body);
-        Match {
-            fragment: s.fragment().to_owned(),
-            highlights: s.highlighted().iter().map(|r| (r.start, r.end)).collect(),
+        let s = self.words.snippet(&body);
+        if !s.fragment().is_empty() {
+            return Match {
+                fragment: s.fragment().to_owned(),
+                highlights: s.highlighted().iter().map(|r| (r.start, r.end)).collect(),
+            };
         }
+        self.value_match(&body).unwrap_or(Match { fragment: String::new(), highlights: Vec::new() })
     }
+
+    /// The fragment around the first JSON path value found in `body` (any case), with it highlighted.
+    fn value_match(&self, body: &str) -> Option<Match> {
+        let lower = body.to_ascii_lowercase();
+        let (at, len) = self
+            .values
+            .iter()
+            .filter(|v| !v.is_empty())
+            .find_map(|v| lower.find(v.as_str()).map(|at| (at, v.len())))?;
+        let mut start = at.saturating_sub(VALUE_CONTEXT);
+        while !body.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (at + len + VALUE_CONTEXT).min(body.len());
+        while !body.is_char_boundary(end) {
+            end += 1;
+        }
+        Some(Match { fragment: body[start..end].to_owned(), highlights: vec![(at - start, at - start + len)] })
+    }
+}
+
+/// The string value a JSON path term looks for: its serialized value is the path, a 0 byte, the value's
+/// type code and the value.
+fn json_value(term: &Term) -> Option<String> {
+    if term.typ() != tantivy::schema::Type::Json {
+        return None;
+    }
+    let bytes = term.serialized_value_bytes();
+    let (typ, value) = bytes.split_at(bytes.iter().position(|b| *b == 0)? + 1).1.split_first()?;
+    (*typ == tantivy::schema::Type::Str.to_code()).then(|| String::from_utf8_lossy(value).into_owned())
 }
 
 impl SearchIndex {
@@ -121,9 +162,11 @@ impl SearchIndex {
     pub fn snippets(&self, text: &str) -> Result<Snippets, SearchError> {
         let query = self.parse(text)?;
         let searcher = self.reader.searcher();
-        let mut generator = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
-        generator.set_max_num_chars(240);
-        Ok(Snippets(generator))
+        let mut words = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
+        words.set_max_num_chars(240);
+        let mut values = Vec::new();
+        query.query_terms(&mut |term, _| values.extend(json_value(term)));
+        Ok(Snippets { words, values })
     }
 
     /// Whether the index holds this delivery (for tests and the catch-up).

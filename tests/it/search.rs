@@ -50,6 +50,15 @@ async fn words_phrases_paths_and_filters_find_the_right_deliveries() {
     assert_eq!(ids(&searched(&s, "q=%22please%20wrap%22", 0).await), Vec::<&str>::new(), "word order counts");
     let by_email = searched(&s, "q=customer.email:%22jon@example.com%22", 1).await;
     assert_eq!(ids(&by_email), [sent[0].as_str()], "a JSON path matches that value only");
+    // Its match is the fragment around the value, with the value highlighted as sent.
+    let m = &by_email["items"][0]["match"];
+    let fragment = m["fragment"].as_str().unwrap();
+    let [start, end] = [0, 1].map(|i| m["highlights"][0][i].as_u64().unwrap() as usize);
+    assert_eq!(&fragment[start..end], "jon@example.com", "{m}");
+    let upper = searched(&s, "q=line_items.sku:sku-1043", 1).await;
+    let m = &upper["items"][0]["match"];
+    let [start, end] = [0, 1].map(|i| m["highlights"][0][i].as_u64().unwrap() as usize);
+    assert_eq!(&m["fragment"].as_str().unwrap()[start..end], "SKU-1043", "in the case it was sent: {m}");
     // A path matches a whole value, whatever its case; words inside values are found without a path.
     assert_eq!(ids(&searched(&s, "q=customer.email:JON@example.COM", 1).await), [sent[0].as_str()]);
     assert_eq!(ids(&searched(&s, "q=line_items.sku:sku-1043", 1).await), [sent[1].as_str()]);
