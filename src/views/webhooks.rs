@@ -145,15 +145,27 @@ impl Render for WebhooksPage<'_> {
     }
 }
 
+/// One banner per degraded subscription, listing every rule that fires for it.
 fn banners(d: &DashboardOut) -> Markup {
+    let mut by_subscription: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for b in &d.banners {
+        match by_subscription.iter_mut().find(|(id, _, _)| *id == b.subscription_id) {
+            Some((_, _, messages)) => messages.push(&b.message),
+            None => by_subscription.push((&b.subscription_id, &b.subscription_name, vec![&b.message])),
+        }
+    }
     html! {
-        @for b in &d.banners {
+        @for (id, name, messages) in &by_subscription {
             (Banner {
                 tone: Tone::Critical,
-                title: &format!("{} is degraded", b.subscription_name),
+                title: &format!("{name} is degraded"),
                 body: html! {
-                    p { (b.message) }
-                    p { a href=(Filters::of_subscription(&b.subscription_id, None).href(None)) { "Show its deliveries" } }
+                    @if let [only] = messages.as_slice() {
+                        p { (only) }
+                    } @else {
+                        ul { @for m in messages { li { (m) } } }
+                    }
+                    p { a href=(Filters::of_subscription(id, None).href(None)) { "Show its deliveries" } }
                 },
             })
         }
