@@ -20,7 +20,8 @@ pub struct ServeArgs {
     /// Data directory (overrides `data_dir` and HOOKPLANE_DATA_DIR).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Run on a throwaway data directory seeded with a scenario, with throwaway keys.
+    /// Run on a throwaway data directory seeded with a scenario, with throwaway keys and a processing
+    /// service of its own (default: HOOKPLANE_DEMO).
     #[arg(long, value_enum, value_name = "SCENARIO")]
     demo: Option<Scenario>,
 }
@@ -32,16 +33,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     // Held until the server stops: dropping it deletes the demo data.
     let mut demo_dir = None;
-    if let Some(scenario) = args.demo {
+    let mut processing = None;
+    let scenario = match args.demo {
+        Some(s) => Some(s),
+        None => match std::env::var("HOOKPLANE_DEMO") {
+            Ok(v) if !v.is_empty() => Some(
+                <Scenario as clap::ValueEnum>::from_str(&v, true)
+                    .map_err(|e| anyhow::anyhow!("HOOKPLANE_DEMO: {e} (base, failing or empty)"))?,
+            ),
+            _ => None,
+        },
+    };
+    if let Some(scenario) = scenario {
         let dir = tempfile::Builder::new().prefix("hookplane-demo-").tempdir()?;
         let info = demo::prepare(&mut settings, dir.path(), scenario)?;
-        demo::seed(&settings, scenario, &SystemClock).context("seeding the demo data failed")?;
+        let mock =
+            demo::processing::Processing::bind(scenario).context("cannot start the demo's processing service")?;
+        demo::seed(&settings, scenario, &SystemClock, &|name| mock.url(name))
+            .context("seeding the demo data failed")?;
+        processing = Some(mock);
         // Not `println!`: it panics when standard output cannot be written (a full disk under a redirect).
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), "{}", info.banner(&settings));
         demo_dir = Some(dir);
     }
     rt.block_on(async move {
+        let _processing = processing.map(demo::processing::Processing::serve).transpose()?;
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

@@ -1,8 +1,10 @@
 //! `hookplane serve --demo …`: a throwaway instance seeded with a scenario. Deliveries go in through the
 //! real ingest path (verification, dedupe, group commit), with a clock that walks through the last day;
-//! their processing history is then written as the queue would have left it.
+//! their processing history is then written as the queue would have left it. Its forwarding subscriptions
+//! send to a processing service run inside the process (`processing`), which answers as the scenario says.
 
 pub mod factories;
+pub mod processing;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -88,14 +90,20 @@ pub fn prepare(settings: &mut Settings, dir: &Path, scenario: Scenario) -> anyho
     Ok(DemoInfo { scenario, admin_token })
 }
 
-/// Seeds `settings.data_dir` with `scenario`, using a clock that ends at `now.now()`.
-pub fn seed(settings: &Settings, scenario: Scenario, now: &dyn Clock) -> anyhow::Result<()> {
+/// Seeds `settings.data_dir` with `scenario`, using a clock that ends at `now.now()`. The subscriptions that
+/// forward send to `processing` (see [`processing::Processing::url`]).
+pub fn seed(
+    settings: &Settings,
+    scenario: Scenario,
+    now: &dyn Clock,
+    processing: &dyn Fn(&str) -> String,
+) -> anyhow::Result<()> {
     let end = now.now();
     let clock = Arc::new(ManualClock::new(end.plus_millis(-24 * 3_600_000)));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let core = Core::start_without_queue(settings.clone(), clock.clone()).await?;
-        let result = seed_with(&core, &clock, scenario, end).await;
+        let result = seed_with(&core, &clock, scenario, end, processing).await;
         core.stop().await?;
         result
     })
@@ -106,8 +114,14 @@ struct Subs {
     failing_destination: bool,
 }
 
-async fn seed_with(core: &Core, clock: &ManualClock, scenario: Scenario, end: Timestamp) -> anyhow::Result<()> {
-    let subs = create_subscriptions(core).await?;
+async fn seed_with(
+    core: &Core,
+    clock: &ManualClock,
+    scenario: Scenario,
+    end: Timestamp,
+    processing: &dyn Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    let subs = create_subscriptions(core, processing).await?;
     if scenario == Scenario::Empty {
         return Ok(());
     }
@@ -186,7 +200,7 @@ async fn seed_with(core: &Core, clock: &ManualClock, scenario: Scenario, end: Ti
     write_history(core, &failing, end).await
 }
 
-async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
+async fn create_subscriptions(core: &Core, processing: &dyn Fn(&str) -> String) -> anyhow::Result<Subs> {
     let spec = |source, topic: &str, account: &str, name: &str| SubscriptionSpec {
         source: Some(source),
         topic: topic.into(),
@@ -194,12 +208,11 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
         name: Some(name.into()),
         ..SubscriptionSpec::default()
     };
-    let sync = "http://127.0.0.1:9000/webhooks";
     let orders = core
         .control
         .create(
             SubscriptionSpec {
-                destination_url: Some(format!("{sync}/shopify")),
+                destination_url: Some(processing(processing::ORDERS)),
                 ..spec(Source::Shopify, "orders/create", SHOP, "shop-orders")
             },
             demo(),
@@ -224,7 +237,7 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
                 SubscriptionSpec {
                     channel_id: Some(channel.into()),
                     secret: Some(SecretBytes::new(token.as_bytes().to_vec())),
-                    destination_url: Some(format!("{sync}/zoho")),
+                    destination_url: Some(processing("zoho")),
                     ..spec(Source::Zoho, topic, "org-60012345", name)
                 },
                 demo(),
@@ -245,7 +258,7 @@ async fn create_subscriptions(core: &Core) -> anyhow::Result<Subs> {
         .create(
             SubscriptionSpec {
                 secret: Some(SecretBytes::new(STANDARD_SECRET.as_bytes().to_vec())),
-                destination_url: Some(format!("{sync}/billing")),
+                destination_url: Some(processing("billing")),
                 ..spec(Source::Standard, "invoice.paid", "billing-service", "billing-events")
             },
             demo(),

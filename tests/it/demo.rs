@@ -101,3 +101,44 @@ async fn empty_has_subscriptions_and_no_deliveries() {
     );
     assert_eq!(s.send_json(&req).await.0, 200);
 }
+
+/// With its processing service (as `serve --demo` runs it), the demo behaves like production: in the
+/// failing scenario a live order is refused with 503 and retried, while the other destinations take
+/// theirs.
+#[tokio::test]
+async fn the_demo_forwards_to_its_own_processing_service_which_answers_as_the_scenario_says() {
+    let mock = demo::processing::Processing::bind(Scenario::Failing).unwrap();
+    let url = |name: &str| mock.url(name);
+    let s = seeded_forwarding_to(Scenario::Failing, &url).await;
+    let _serving = mock.serve().unwrap();
+    let now = hookplane::domain::SystemClock;
+    let at = hookplane::domain::Clock::now(&now);
+    let order = demo::factories::shopify_request(
+        "orders/create",
+        demo::SHOP,
+        br#"{"id":1}"#.to_vec(),
+        SHOPIFY_SECRET.as_bytes(),
+        "live-order",
+        at,
+    );
+    let paid =
+        demo::factories::standard_request("billing-events", demo::STANDARD_SECRET, "msg_live", at, b"{}".to_vec());
+    let (mut failed_at, mut paid_at) = (None, None);
+    let (st, sent) = s.send_json(&order).await;
+    assert_eq!(st, 200, "{sent}");
+    let order_id = sent["delivery_id"].as_str().unwrap().to_owned();
+    let (st, sent) = s.send_json(&paid).await;
+    assert_eq!(st, 200, "{sent}");
+    let paid_id = sent["delivery_id"].as_str().unwrap().to_owned();
+    for _ in 0..600 {
+        let (_, o) = s.get(&format!("/api/v1/deliveries/{order_id}")).await;
+        let (_, p) = s.get(&format!("/api/v1/deliveries/{paid_id}")).await;
+        (failed_at, paid_at) = (o["response_code"].as_u64(), p["response_code"].as_u64());
+        if failed_at.is_some() && p["status"] == "succeeded" {
+            assert_eq!(o["status"], "retrying", "{o}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!((failed_at, paid_at), (Some(503), Some(200)));
+}

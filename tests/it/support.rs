@@ -235,13 +235,25 @@ pub async fn body_of(client: &reqwest::Client, base: &str, delivery_id: &str) ->
     resp.bytes().await.unwrap().to_vec()
 }
 
-/// A server on a data directory seeded with a demo scenario, as `hookplane serve --demo` starts one.
+/// A server on a data directory seeded with a demo scenario, as `hookplane serve --demo` starts one, but
+/// with no processing service: the demo's destinations are an address nobody answers.
 pub async fn seeded(scenario: hookplane::demo::Scenario) -> TestServer {
+    seeded_forwarding_to(scenario, &|name: &str| format!("http://127.0.0.1:9/{name}")).await
+}
+
+/// The same, its subscriptions forwarding to `processing(name)`.
+pub async fn seeded_forwarding_to(
+    scenario: hookplane::demo::Scenario,
+    processing: &(dyn Fn(&str) -> String + Sync),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(&Flags::default(), &env(&[])).unwrap();
     hookplane::demo::prepare(&mut settings, dir.path(), scenario).unwrap();
     let key = settings.env.master_key.clone().unwrap();
-    tokio::task::spawn_blocking(move || hookplane::demo::seed(&settings, scenario, &SystemClock))
+    let urls: std::collections::HashMap<String, String> =
+        ["shopify", "zoho", "billing"].into_iter().map(|n| (n.to_owned(), processing(n))).collect();
+    let to = move |name: &str| urls.get(name).cloned().unwrap_or_default();
+    tokio::task::spawn_blocking(move || hookplane::demo::seed(&settings, scenario, &SystemClock, &to))
         .await
         .unwrap()
         .unwrap();
