@@ -83,6 +83,7 @@ pub struct DashboardSettings {
 #[serde(deny_unknown_fields)]
 pub struct ShopifySettings {
     pub discover_unknown_topics: bool,
+    pub api_version: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +256,7 @@ impl Settings {
             max_body_bytes: self.ingest.max_body_bytes,
             open_on_loopback: self.dashboard.open_on_loopback,
             rotation_overlap_hours: self.secrets.rotation_overlap_hours,
+            shopify_api_version: self.shopify.api_version.clone(),
         }
     }
 
@@ -289,6 +291,10 @@ impl Settings {
         )?;
         check((10..=60_000).contains(&d.poll_interval_ms), "delivery.poll_interval_ms must be between 10 and 60000")?;
         check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
+        check(
+            self.shopify.api_version.len() == 7 && self.shopify.api_version.as_bytes()[4] == b'-',
+            "shopify.api_version must be a quarterly version like 2026-10",
+        )?;
         check(
             !self.zoho.token_header.trim().is_empty() && !self.zoho.signature.header.trim().is_empty(),
             "zoho.token_header and zoho.signature.header must name a header",

@@ -34,6 +34,8 @@ pub struct HttpSettings {
     pub open_on_loopback: bool,
     /// How long a replaced secret stays accepted when a rotation does not say.
     pub rotation_overlap_hours: u32,
+    /// The Shopify Admin API version named in the commands the dashboard offers.
+    pub shopify_api_version: String,
 }
 
 /// What every handler can reach. Cheap to clone.

@@ -103,6 +103,8 @@ pub struct WebhooksPage<'a> {
     pub error: Option<PageError>,
     /// Where providers reach this instance, for the `send-test` example.
     pub public_url: &'a str,
+    /// The Shopify Admin API version for the test-webhook command of the empty state.
+    pub shopify_api_version: &'a str,
     pub chrome: &'a Chrome,
 }
 
@@ -136,7 +138,7 @@ impl Render for WebhooksPage<'_> {
                     p.bulk-link { a href={ (paths::DASHBOARD_REPLAYS) "?" (qs) } { "Replay every delivery matching these filters…" } }
                 }
                 @if self.deliveries_shown {
-                    div #deliveries data-live { (deliveries(self.filters, d, self.public_url, self.chrome)) }
+                    div #deliveries data-live { (deliveries(self.filters, d, self.public_url, self.shopify_api_version, self.chrome)) }
                 }
                 (subscriptions(d, self.chrome))
             }
@@ -236,7 +238,7 @@ fn filter_bar(f: &Filters, d: &DashboardOut) -> Markup {
     }
 }
 
-fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, chrome: &Chrome) -> Markup {
+fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, api_version: &str, chrome: &Chrome) -> Markup {
     let page = &d.deliveries;
     let here = f.href(f.cursor.as_deref());
     if page.items.is_empty() {
@@ -249,7 +251,7 @@ fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, chrome: &Chrome) 
                 }
             }
         } else {
-            empty_state(public_url)
+            empty_state(public_url, api_version)
         };
     }
     html! {
@@ -361,7 +363,8 @@ fn highlighted(m: &MatchOut) -> Markup {
     }
 }
 
-fn empty_state(public_url: &str) -> Markup {
+fn empty_state(public_url: &str, api_version: &str) -> Markup {
+    let shopify = shopify_trigger(public_url, api_version);
     html! {
         div.card.empty-state {
             h2 { "No webhooks yet" }
@@ -372,8 +375,30 @@ fn empty_state(public_url: &str) -> Markup {
                 "; " code { "--source zoho" } " and " code { "--source standard" } " send the others. "
                 "Run " code { "hookplane send-test --help" } " for every option."
             }
+            p { "Or have Shopify's CLI send its sample, from your app's folder:" }
+            pre.command { code #shopify-trigger { (shopify) } }
+            (CopyButton { label: "Copy command", text: None, target: Some("shopify-trigger") })
+            p.subdued {
+                "Shopify's CLI sends to a local address only when its host is " code { "localhost" }
+                ", and elsewhere only over HTTPS."
+            }
         }
     }
+}
+
+/// The Shopify CLI command that sends its sample `orders/create` to this instance's callback URL. The CLI
+/// posts to a local address itself only when it is named `localhost`.
+fn shopify_trigger(public_url: &str, api_version: &str) -> String {
+    let base = ["http://127.0.0.1", "http://[::1]"]
+        .iter()
+        .find_map(|local| public_url.strip_prefix(local))
+        .filter(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        .map_or_else(|| public_url.to_owned(), |rest| format!("http://localhost{rest}"));
+    format!(
+        "shopify app webhook trigger --topic orders/create --api-version {api_version} --delivery-method http \\\n  \
+         --address {base}{} --client-secret \"$SHOPIFY_WEBHOOK_SECRET\"",
+        paths::SHOPIFY_WEBHOOK
+    )
 }
 
 /// The success message after a rotation, with what to do on the provider's side.

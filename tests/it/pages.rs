@@ -115,6 +115,13 @@ async fn empty_scenario_shows_how_to_send_a_test_webhook() {
     assert_eq!(p.count(ROWS), 0);
     p.has("No webhooks yet");
     p.has("hookplane send-test --url http://");
+    // Shopify's CLI command, at this instance's callback URL (the configured 127.0.0.1:8080) named
+    // `localhost`, the one local name the CLI takes.
+    p.has(
+        "shopify app webhook trigger --topic orders/create --api-version 2026-10 --delivery-method http \\\n  \
+         --address http://localhost:8080/shopify/webhook --client-secret &quot;$SHOPIFY_WEBHOOK_SECRET&quot;",
+    );
+    p.has("data-copy-target=\"shopify-trigger\"");
     // A filter that matches nothing is a different message.
     let none = open(&s, "/dashboard/webhooks?topic=nothing%2Fhere").await;
     none.has("No deliveries match");

@@ -76,6 +76,7 @@ pub async fn view_webhooks_get(
         deliveries_shown,
         error,
         public_url: &public_url,
+        shopify_api_version: &state.settings.shopify_api_version,
         chrome: &chrome,
     };
     html_response(status, page.render())
