@@ -77,6 +77,7 @@ pub struct IngestSettings {
 #[serde(deny_unknown_fields)]
 pub struct DashboardSettings {
     pub open_on_loopback: bool,
+    pub logs_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +258,7 @@ impl Settings {
             open_on_loopback: self.dashboard.open_on_loopback,
             rotation_overlap_hours: self.secrets.rotation_overlap_hours,
             shopify_api_version: self.shopify.api_version.clone(),
+            logs_url: Some(self.dashboard.logs_url.trim().to_owned()).filter(|u| !u.is_empty()),
         }
     }
 
@@ -315,12 +317,9 @@ impl Settings {
             "auth.login_failures_per_account and auth.login_failures_per_address must be at least 1",
         )?;
         check(a.login_window_minutes >= 1, "auth.login_window_minutes must be at least 1")?;
-        check(
-            self.public_url.is_empty()
-                || self.public_url.starts_with("http://")
-                || self.public_url.starts_with("https://"),
-            "public_url must start with http:// or https://",
-        )?;
+        let web = |url: &str| url.is_empty() || url.starts_with("http://") || url.starts_with("https://");
+        check(web(&self.public_url), "public_url must start with http:// or https://")?;
+        check(web(self.dashboard.logs_url.trim()), "dashboard.logs_url must start with http:// or https://")?;
         Ok(())
     }
 }
@@ -484,5 +483,17 @@ mod tests {
         assert_eq!(schedule.max_attempts(), 8);
         let total: u64 = defaults.retry_delays_seconds.iter().sum();
         assert!((3 * 3600..=5 * 3600).contains(&total), "about 4 hours, not {total} s");
+    }
+
+    #[test]
+    fn the_logs_link_is_a_web_address_or_nothing() {
+        let with = |url: &str| Settings::load(&Flags::default(), &env(&[("HOOKPLANE_DASHBOARD__LOGS_URL", url)]));
+        assert_eq!(
+            with("https://logs.example/hookplane").unwrap().http_settings().logs_url.as_deref(),
+            Some("https://logs.example/hookplane")
+        );
+        assert_eq!(with("").unwrap().http_settings().logs_url, None);
+        let err = with("javascript:alert(1)").unwrap_err().to_string();
+        assert!(err.contains("dashboard.logs_url"), "{err}");
     }
 }

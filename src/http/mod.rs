@@ -36,6 +36,8 @@ pub struct HttpSettings {
     pub rotation_overlap_hours: u32,
     /// The Shopify Admin API version named in the commands the dashboard offers.
     pub shopify_api_version: String,
+    /// Where the processing service's logs are read, linked from the dashboard's error banner.
+    pub logs_url: Option<String>,
 }
 
 /// What every handler can reach. Cheap to clone.

@@ -10,5 +10,6 @@ pub mod layout;
 pub mod login;
 pub mod notice;
 pub mod replays;
+mod subscriptions;
 pub mod tokens;
 pub mod webhooks;

@@ -346,3 +346,16 @@ async fn replay_is_offered_only_where_it_can_work_and_elsewhere_says_why() {
     page.has("Its own attempts are under way");
     assert_eq!(page.count("name=\"intent\" value=\"replay\""), 0);
 }
+
+/// The error banner links to the processing service's logs when the page fails, configured by
+/// `dashboard.logs_url`; a mistake in the filters is not a failure, and gets no link.
+#[tokio::test]
+async fn a_mistake_in_the_filters_gets_no_logs_link() {
+    let opts =
+        Options { env: env(&[("HOOKPLANE_DASHBOARD__LOGS_URL", "https://logs.example/sync")]), ..Options::default() };
+    let s = TestServer::start_with(opts).await;
+    let p = open(&s, "/dashboard/webhooks?range=2w").await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    p.has("These filters cannot be applied");
+    assert_eq!(p.count("https://logs.example/sync"), 0);
+}

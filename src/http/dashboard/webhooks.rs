@@ -48,7 +48,8 @@ pub async fn view_webhooks_get(
                 StatusCode::SERVICE_UNAVAILABLE => "The store cannot be read right now",
                 _ => "The deliveries cannot be shown",
             };
-            error = Some(PageError { title: title.to_owned(), detail: p.detail.clone() });
+            let logs_url = state.settings.logs_url.clone().filter(|_| code != StatusCode::BAD_REQUEST);
+            error = Some(PageError { title: title.to_owned(), detail: p.detail.clone(), logs_url });
             // A bad filter or search still leaves the figures and subscriptions worth showing; the form
             // stays filled in so that the mistake can be corrected.
             if code == StatusCode::BAD_REQUEST {

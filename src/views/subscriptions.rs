@@ -1,0 +1,149 @@
+//! The subscription panels of the webhooks page: one per subscription, with its callback URL, secret,
+//! health and actions, and the reminder after a rotation.
+
+use maud::{Markup, html};
+
+use super::components::{ActionForm, Badge, Banner, CopyButton, Sparkline, Tone};
+use super::format;
+use super::layout::Chrome;
+use super::webhooks::{Filters, source_label};
+use crate::contract::paths;
+use crate::contract::{DashboardOut, SubscriptionOrigin, SubscriptionOut};
+use crate::domain;
+
+/// The success message after a rotation, with what to do on the provider's side.
+pub(super) fn rotated_banner(s: &SubscriptionOut) -> Markup {
+    let until = s.secrets.iter().find(|k| k.slot == "previous").and_then(|k| k.expires_at.as_deref());
+    let reminder = until.map(|u| domain::subscription::rotation_reminder(s.source.into(), &format::time(u)));
+    html! {
+        (Banner { tone: Tone::Success, title: &format!("Secret rotated for {}", s.name), body: html! {
+            @if let Some(r) = &reminder { p { (r) } }
+        } })
+    }
+}
+
+pub(super) fn subscriptions(d: &DashboardOut, chrome: &Chrome) -> Markup {
+    html! {
+        section.subscriptions aria-labelledby="subscriptions-title" {
+            h2 #subscriptions-title { "Subscriptions" }
+            @if d.subscriptions.is_empty() {
+                div.card { p.subdued { "No subscriptions. Declare them in the configuration file or create them with " code { "POST /api/v1/subscriptions" } "." } }
+            }
+            @for s in &d.subscriptions { (subscription_panel(s, &d.generated_at, chrome)) }
+        }
+    }
+}
+
+fn subscription_badge(s: &SubscriptionOut) -> Badge<'static> {
+    use domain::SubscriptionStatus::{Active, Discovered, Expiring, Failing, HandshakeFailed, Paused};
+    let status = domain::SubscriptionStatus::from(s.status);
+    let degraded = s.health.as_ref().is_some_and(|h| !h.degraded.is_empty());
+    match status {
+        Active if degraded => Badge { tone: Tone::Critical, label: "Degraded" },
+        Active => Badge { tone: Tone::Success, label: "Active" },
+        Failing => Badge { tone: Tone::Critical, label: "Failing" },
+        HandshakeFailed => Badge { tone: Tone::Critical, label: "Handshake failed" },
+        Expiring => Badge { tone: Tone::Warning, label: "Expiring" },
+        Paused => Badge { tone: Tone::Warning, label: "Paused" },
+        Discovered => Badge { tone: Tone::Info, label: "Discovered" },
+    }
+}
+
+fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup {
+    let current = s.secrets.iter().find(|k| k.slot == "current" || k.slot == "app");
+    let secret_age = current.and_then(|k| k.created_at.as_deref()).and_then(|c| format::age(c, now));
+    let previous = s.secrets.iter().find(|k| k.slot == "previous" || k.slot == "app_previous");
+    html! {
+        details.card.subscription data-subscription=(s.id) {
+            summary {
+                span.subscription-name { (s.name) }
+                (subscription_badge(s))
+                span.subdued { (source_label(s.source.into())) " · " code { (s.topic) } }
+                @if let Some(h) = &s.health {
+                    (Sparkline { values: &h.hourly_24h, label: format!("{} deliveries in the last 24 hours, by hour", h.deliveries_24h) })
+                }
+            }
+            dl.facts {
+                dt { "Callback URL" }
+                dd { code #{ "cb-" (s.id) } { (s.callback_url) } " " (CopyButton { label: "Copy", text: Some(&s.callback_url), target: None }) }
+                dt { "Account" } dd { (s.account) }
+                dt { "Secret" }
+                dd {
+                    @match current {
+                        Some(k) => {
+                            code { (k.fingerprint) }
+                            @if let Some(age) = &secret_age { " · " (age) " old" }
+                            @if let Some(p) = previous {
+                                " · previous " code { (p.fingerprint) } " still accepted"
+                                @if let Some(until) = &p.expires_at { " until " (format::time(until)) }
+                            }
+                        }
+                        None => span.subdued { "none held" },
+                    }
+                }
+                dt { "Last handshake" }
+                dd { @match &s.last_verified_at { Some(t) => (format::time(t)), None => span.subdued { "never" } } }
+                @if let Some(h) = &s.health {
+                    dt { "Last delivery" }
+                    dd { @match &h.last_delivery_at { Some(t) => (format::time(t)), None => span.subdued { "none yet" } } }
+                    dt { "Deliveries" }
+                    dd { (format::count(h.deliveries_24h)) " in 24 h · " (format::count(h.deliveries_1h)) " in the last hour" }
+                    dt { "Success rate" }
+                    dd { (format::percent(h.success_rate_24h)) " over 24 h · " (format::percent(h.success_rate_1h)) " over 1 h" }
+                    dt { "Recent failures" }
+                    dd {
+                        @if h.consecutive_failures == 0 { "none in a row" } @else { (h.consecutive_failures) " in a row" }
+                        " · " a href=(Filters::of_subscription(&s.id, Some("failed")).href(None)) { "failed deliveries" }
+                    }
+                    dt { "Latency, 24 h" }
+                    dd { (format::millis(h.avg_latency_ms_24h)) " average · " (format::millis(h.p95_latency_ms_24h)) " p95" }
+                }
+                dt { "Destination" }
+                dd { @match &s.destination_url { Some(u) => code { (u) }, None => "kept here (store)" } }
+            }
+            p { a href=(Filters::of_subscription(&s.id, None).href(None)) { "Show its deliveries" } }
+            @if chrome.operator && s.destination_url.is_some() {
+                @let paused = s.status == crate::contract::SubscriptionStatus::Paused;
+                @if paused {
+                    p.subdued { "Paused: deliveries are received and stored, and wait until it is resumed." }
+                }
+                div.actions {
+                    (ActionForm { intent: "replay_latest", field: ("subscription", &s.id), label: "Replay latest", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                    @if paused {
+                        (ActionForm { intent: "resume", field: ("subscription", &s.id), label: "Resume", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: true })
+                    } @else {
+                        (ActionForm { intent: "pause", field: ("subscription", &s.id), label: "Pause", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                    }
+                }
+            }
+            @if chrome.admin && current.is_some_and(|k| k.slot == "current") && s.origin != SubscriptionOrigin::Config {
+                (rotate_form(s, chrome))
+            }
+        }
+    }
+}
+
+/// Rotation, for admins: the new secret typed twice, and how long the old one stays accepted.
+fn rotate_form(s: &SubscriptionOut, chrome: &Chrome) -> Markup {
+    html! {
+    details.rotate {
+        summary { "Rotate secret" }
+        form.rotate-form method="post" action=(paths::DASHBOARD_WEBHOOKS) autocomplete="off" {
+            input type="hidden" name="intent" value="rotate";
+            input type="hidden" name="subscription" value=(s.id);
+            @if let Some(t) = &chrome.csrf { input type="hidden" name=(crate::auth::csrf::FIELD) value=(t); }
+            label { span { "New secret" } input type="password" name="secret" autocomplete="new-password" required; }
+            label { span { "Type it again" } input type="password" name="secret_confirmation" autocomplete="new-password" required; }
+            label { span { "Accept the old secret for" }
+                select name="overlap_hours" {
+                    option value="" selected { "the configured overlap" }
+                    option value="1" { "1 hour" }
+                    option value="24" { "24 hours" }
+                    option value="72" { "3 days" }
+                    option value="168" { "7 days" }
+                }
+            }
+            button.button.button-primary type="submit" { "Rotate" }
+        }
+    }    }
+}
