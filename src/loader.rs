@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::domain::filter::Filter;
-use crate::domain::health::{Counters, Degraded, Health};
+use crate::domain::health::{Counters, Degraded, Health, TIMELINE_ATTEMPTS};
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::search::{SearchError, SearchIndex, SearchQuery};
 use crate::storage::deliveries::{self, Page};
-use crate::storage::{StoreError, stats, subscriptions};
+use crate::storage::{StoreError, attempts, stats, subscriptions};
 
 /// Which deliveries the page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,7 +110,8 @@ pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Re
 
 /// A subscription with its health, showing the status its health decides (`Health::status`).
 fn with_health(tx: &ReadTransaction, mut sub: Subscription, now: Timestamp) -> Result<SubscriptionHealth, StoreError> {
-    let health = stats::health(tx, &sub, now)?;
+    let mut health = stats::health(tx, &sub, now)?;
+    health.recent_attempts = attempts::recent_of_subscription(tx, sub.id, TIMELINE_ATTEMPTS)?;
     sub.status = health.status(sub.status);
     Ok(SubscriptionHealth { subscription: sub, health })
 }

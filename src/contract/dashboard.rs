@@ -29,6 +29,17 @@ pub struct HealthOut {
     pub hourly_24h: Vec<u64>,
     /// Why the subscription needs attention; empty when it does not.
     pub degraded: Vec<String>,
+    /// The last attempts (up to 20) to hand its deliveries to the destination, oldest first.
+    pub recent_attempts: Vec<AttemptMarkOut>,
+}
+
+/// One attempt on a subscription's failure timeline.
+#[derive(Object, Debug, Clone)]
+pub struct AttemptMarkOut {
+    pub started_at: String,
+    /// Absent when no answer came (a timeout, no connection).
+    pub response_code: Option<u16>,
+    pub succeeded: bool,
 }
 
 impl From<&Health> for HealthOut {
@@ -45,6 +56,15 @@ impl From<&Health> for HealthOut {
             p95_latency_ms_24h: h.p95_latency_ms_24h,
             hourly_24h: h.hourly_24h.clone(),
             degraded: h.degraded().into_iter().map(|d| d.code().to_owned()).collect(),
+            recent_attempts: h
+                .recent_attempts
+                .iter()
+                .map(|m| AttemptMarkOut {
+                    started_at: time(m.started_at),
+                    response_code: m.response_code,
+                    succeeded: m.succeeded,
+                })
+                .collect(),
         }
     }
 }

@@ -126,6 +126,19 @@ pub struct Health {
     pub hourly_24h: Vec<u64>,
     /// The counters of the last 24 hours together, for figures across subscriptions.
     pub totals_24h: Counters,
+    /// The last attempts to hand its deliveries to the destination, oldest first: its failure timeline.
+    pub recent_attempts: Vec<AttemptMark>,
+}
+
+/// How many attempts the failure timeline shows.
+pub const TIMELINE_ATTEMPTS: usize = 20;
+
+/// One attempt on a failure timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptMark {
+    pub started_at: Timestamp,
+    pub response_code: Option<u16>,
+    pub succeeded: bool,
 }
 
 /// Hours of history in [`Health::hourly_24h`].
@@ -172,6 +185,7 @@ impl Health {
             p95_latency_ms_24h: day.latency_percentile_ms(0.95),
             hourly_24h,
             totals_24h: day,
+            recent_attempts: Vec::new(),
         }
     }
 

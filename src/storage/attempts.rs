@@ -2,15 +2,15 @@
 //! status and last-attempt fields, the subscription's run of failures (and its pause on 410), the stats
 //! rollups, and the replay row the attempt answers.
 
-use redb::{Database, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::{StoreError, deliveries, stats, subscriptions, tables};
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::{Actor, AuditAction, Change};
 use crate::domain::delivery::INITIATED_BY_PROVIDER;
-use crate::domain::health::Counters;
+use crate::domain::health::{AttemptMark, Counters};
 use crate::domain::settlement::Decision;
-use crate::domain::{DeliveryId, DeliveryStatus, SubscriptionStatus, Timestamp};
+use crate::domain::{DeliveryId, DeliveryStatus, SubscriptionId, SubscriptionStatus, Timestamp};
 
 /// A delivery's attempts, first first.
 pub fn list(db: &Database, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreError> {
@@ -22,6 +22,40 @@ pub fn list(db: &Database, delivery: DeliveryId) -> Result<Vec<Attempt>, StoreEr
         out.push(tables::ATTEMPTS.decode(row?.1.value())?);
     }
     Ok(out)
+}
+
+/// Deliveries read, newest first, for a subscription's failure timeline: enough to find its last attempts
+/// without reading every delivery of a subscription that keeps most of them.
+const TIMELINE_DELIVERIES: usize = 200;
+
+/// The last `limit` attempts of `subscription`'s deliveries, oldest first, from its newest deliveries.
+pub fn recent_of_subscription(
+    tx: &ReadTransaction,
+    subscription: SubscriptionId,
+    limit: usize,
+) -> Result<Vec<AttemptMark>, StoreError> {
+    let index = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
+    let attempts = tx.open_table(tables::ATTEMPTS.def())?;
+    let sub = subscription.as_u128();
+    let mut marks = Vec::new();
+    for row in index.range((sub, 0)..=(sub, u128::MAX))?.rev().take(TIMELINE_DELIVERIES) {
+        let id = row?.0.value().1;
+        for a in attempts.range((id, 0)..=(id, u32::MAX))? {
+            let a = tables::ATTEMPTS.decode(a?.1.value())?;
+            marks.push(AttemptMark {
+                started_at: a.started_at,
+                response_code: a.response_code,
+                succeeded: a.succeeded(),
+            });
+        }
+        if marks.len() >= limit * 2 {
+            break;
+        }
+    }
+    // Retries of older deliveries can be newer than the first attempts of newer ones.
+    marks.sort_by_key(|m| m.started_at);
+    let skip = marks.len().saturating_sub(limit);
+    Ok(marks.split_off(skip))
 }
 
 /// Writes what `decision` says follows an answered attempt, besides the job itself: the replay's status,

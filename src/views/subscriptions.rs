@@ -8,7 +8,7 @@ use super::format;
 use super::layout::Chrome;
 use super::webhooks::{Filters, source_label};
 use crate::contract::paths;
-use crate::contract::{DashboardOut, SubscriptionOrigin, SubscriptionOut};
+use crate::contract::{AttemptMarkOut, DashboardOut, SubscriptionOrigin, SubscriptionOut};
 use crate::domain;
 
 /// The success message after a rotation, with what to do on the provider's side.
@@ -94,6 +94,7 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                     dd {
                         @if h.consecutive_failures == 0 { "none in a row" } @else { (h.consecutive_failures) " in a row" }
                         " · " a href=(Filters::of_subscription(&s.id, Some("failed")).href(None)) { "failed deliveries" }
+                        @if !h.recent_attempts.is_empty() { (timeline(&h.recent_attempts)) }
                     }
                     dt { "Latency, 24 h" }
                     dd { (format::millis(h.avg_latency_ms_24h)) " average · " (format::millis(h.p95_latency_ms_24h)) " p95" }
@@ -146,4 +147,19 @@ fn rotate_form(s: &SubscriptionOut, chrome: &Chrome) -> Markup {
             button.button.button-primary type="submit" { "Rotate" }
         }
     }    }
+}
+
+/// The last attempts as a strip of outcomes, oldest first, each with its time and answer on hover and, for
+/// keyboards and screen readers, on focus.
+fn timeline(marks: &[AttemptMarkOut]) -> Markup {
+    let failed = marks.iter().filter(|m| !m.succeeded).count();
+    html! {
+        ol.timeline aria-label={ "The last " (marks.len()) " attempts, oldest first: " (failed) " failed" } {
+            @for m in marks {
+                @let answer = m.response_code.map_or_else(|| "no answer".to_owned(), |c| c.to_string());
+                @let said = format!("{} at {}: {}", if m.succeeded { "Delivered" } else { "Failed" }, format::time(&m.started_at), answer);
+                li.tick.tick-ok[m.succeeded].tick-failed[!m.succeeded] tabindex="0" title=(said) aria-label=(said) {}
+            }
+        }
+    }
 }

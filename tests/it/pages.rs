@@ -93,6 +93,13 @@ async fn failing_scenario_raises_banners_and_error_badges_and_filters_narrow_the
     p.has("consecutive failed attempts");
     p.has("succeeded in the last hour");
     p.has("badge badge-critical\">Failing");
+    // Its failure timeline: the last 20 attempts, each readable on hover and focus.
+    let strip = p.html.split("<ol class=\"timeline\"").nth(1).unwrap().split("</ol>").next().unwrap();
+    assert_eq!(strip.matches("<li").count(), 20, "{strip}");
+    assert!(
+        strip.contains("tick-failed") && strip.contains("tabindex=\"0\"") && strip.contains("Failed at "),
+        "{strip}"
+    );
 
     let failed = open(&s, "/dashboard/webhooks?status=failed&source=shopify&topic=orders%2Fcreate&range=24h").await;
     assert_eq!(failed.status, StatusCode::OK);

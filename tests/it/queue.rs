@@ -652,6 +652,11 @@ async fn failing_is_shown_while_the_rule_holds_and_clears_by_itself() {
     until(&s, &id, "attempt_count", json!(6)).await;
     let (_, shown) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
     assert_eq!(shown["status"], "failing", "more than 5 failed attempts in a row: {shown}");
+    let timeline = |s: &serde_json::Value| -> Vec<(Option<u64>, bool)> {
+        let marks = s["health"]["recent_attempts"].as_array().unwrap();
+        marks.iter().map(|m| (m["response_code"].as_u64(), m["succeeded"].as_bool().unwrap())).collect()
+    };
+    assert_eq!(timeline(&shown), vec![(Some(503), false); 6], "its failure timeline, oldest first");
     let (_, stats) = s.get("/api/v1/stats").await;
     assert_eq!(stats["kpis"]["failing_topics"], 1, "{stats}");
     assert_eq!(stats["banners"].as_array().map(Vec::len), Some(1), "{stats}");
@@ -663,6 +668,7 @@ async fn failing_is_shown_while_the_rule_holds_and_clears_by_itself() {
     until(&s, &id, "status", json!("succeeded")).await;
     let (_, shown) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
     assert_eq!(shown["status"], "active", "{shown}");
+    assert_eq!(timeline(&shown).last(), Some(&(Some(200), true)), "the newest attempt last");
     let (_, stats) = s.get("/api/v1/stats").await;
     assert_eq!((stats["kpis"]["failing_topics"].clone(), stats["banners"].clone()), (json!(0), json!([])), "{stats}");
 }
