@@ -39,7 +39,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => match std::env::var("HOOKPLANE_DEMO") {
             Ok(v) if !v.is_empty() => Some(
                 <Scenario as clap::ValueEnum>::from_str(&v, true)
-                    .map_err(|e| anyhow::anyhow!("HOOKPLANE_DEMO: {e} (base, failing or empty)"))?,
+                    .map_err(|e| anyhow::anyhow!("HOOKPLANE_DEMO: {e} (base, failing, empty or rate-limited)"))?,
             ),
             _ => None,
         },

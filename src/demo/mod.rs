@@ -33,7 +33,13 @@ pub enum Scenario {
     Failing,
     /// Subscriptions and secrets, no deliveries yet.
     Empty,
+    /// The healthy day, in which the three newest orders were replayed a minute ago: replaying one of them
+    /// again is refused for the next four minutes.
+    RateLimited,
 }
+
+/// How many of the newest orders the rate-limited scenario has replayed already.
+pub const REPLAYED_ALREADY: usize = 3;
 
 pub const SHOP: &str = "hookplane-demo.myshopify.com";
 /// Throwaway credentials of the demo; printed at start so requests can be signed by hand.
@@ -197,7 +203,12 @@ async fn seed_with(
         t = t.plus_millis(300_000 + (i * 7_919 % 120) as i64 * 1_000);
     }
     let failing = Subs { failing_destination: scenario == Scenario::Failing, ..subs };
-    write_history(core, &failing, end).await
+    write_history(core, &failing, end).await?;
+    if scenario == Scenario::RateLimited {
+        clock.set(end.plus_millis(-60_000));
+        replay_newest_orders(core, failing.orders.id).await?;
+    }
+    Ok(())
 }
 
 async fn create_subscriptions(core: &Core, processing: &dyn Fn(&str) -> String) -> anyhow::Result<Subs> {
@@ -265,6 +276,22 @@ async fn create_subscriptions(core: &Core, processing: &dyn Fn(&str) -> String) 
         )
         .await?;
     Ok(Subs { orders, failing_destination: false })
+}
+
+/// Replays the newest orders as the demo, through the replay operation operators use, so their limits hold.
+async fn replay_newest_orders(core: &Core, orders: crate::domain::SubscriptionId) -> anyhow::Result<()> {
+    let db = core.store.db()?;
+    let filter = crate::domain::filter::Filter { subscription: Some(orders), ..Default::default() };
+    let page = crate::storage::deliveries::list(&db, &filter, None, REPLAYED_ALREADY)?;
+    for listed in page.items {
+        let (control, ingest, id) = (Arc::clone(&core.control), Arc::clone(&core.ingest), listed.delivery.id);
+        crate::task::blocking(move || {
+            control.replay_blocking(id, &demo(), None, |d, p| crate::control::queue::recheck_note(ingest.recheck(d, p)))
+        })
+        .await
+        .with_context(|| format!("replaying {id} for the rate-limited scenario"))?;
+    }
+    Ok(())
 }
 
 /// Hands a signed request to ingest in-process, as the HTTP handler would: for seeding and benchmarks.

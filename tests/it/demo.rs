@@ -142,3 +142,45 @@ async fn the_demo_forwards_to_its_own_processing_service_which_answers_as_the_sc
     }
     assert_eq!((failed_at, paid_at), (Some(503), Some(200)));
 }
+
+/// The rate-limited scenario: the newest orders were replayed a minute ago, so replaying one again is
+/// refused with the seconds left, while an older order can be replayed.
+#[tokio::test]
+async fn rate_limited_has_orders_at_their_replay_limit() {
+    // With the demo's own processing service, as `serve --demo rate-limited` runs: the earlier replays are
+    // delivered, and the orders stay succeeded.
+    let mock = demo::processing::Processing::bind(Scenario::RateLimited).unwrap();
+    let url = |name: &str| mock.url(name);
+    let s = seeded_forwarding_to(Scenario::RateLimited, &url).await;
+    let _serving = mock.serve().unwrap();
+    let (_, orders) = s.get("/api/v1/deliveries?topic=orders/create&limit=10").await;
+    let ids: Vec<&str> = orders["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    for id in &ids[..demo::REPLAYED_ALREADY] {
+        let resp = s
+            .client
+            .post(s.url(&format!("/api/v1/deliveries/{id}/replay")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let (status, problem) = json_of(resp).await;
+        assert_eq!(
+            (status.as_u16(), problem["code"].as_str()),
+            (429, Some("replay_limited_per_delivery")),
+            "{problem}"
+        );
+        assert!((200..=240).contains(&retry), "about four minutes left: {retry}");
+    }
+    let older = ids[demo::REPLAYED_ALREADY];
+    let resp = s
+        .client
+        .post(s.url(&format!("/api/v1/deliveries/{older}/replay")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let (_, audit) = s.get("/api/v1/audit?action=delivery_replayed&performed_by=demo").await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(demo::REPLAYED_ALREADY), "{audit}");
+}
