@@ -4,6 +4,15 @@ use hookplane::demo::{self, Scenario};
 
 use crate::support::*;
 
+/// A seeded server whose subscriptions forward to the demo's own processing service, serving as
+/// `serve --demo` runs it; keep the handle for as long as it should serve.
+async fn with_processing(scenario: Scenario) -> (TestServer, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let mock = demo::processing::Processing::bind(scenario).unwrap();
+    let url = |name: &str| mock.url(name);
+    let s = seeded_forwarding_to(scenario, &url).await;
+    (s, mock.serve().unwrap())
+}
+
 fn count(items: &[serde_json::Value], field: &str, value: &str) -> usize {
     items.iter().filter(|d| d[field] == value).count()
 }
@@ -107,10 +116,7 @@ async fn empty_has_subscriptions_and_no_deliveries() {
 /// theirs.
 #[tokio::test]
 async fn the_demo_forwards_to_its_own_processing_service_which_answers_as_the_scenario_says() {
-    let mock = demo::processing::Processing::bind(Scenario::Failing).unwrap();
-    let url = |name: &str| mock.url(name);
-    let s = seeded_forwarding_to(Scenario::Failing, &url).await;
-    let _serving = mock.serve().unwrap();
+    let (s, _serving) = with_processing(Scenario::Failing).await;
     let now = hookplane::domain::SystemClock;
     let at = hookplane::domain::Clock::now(&now);
     let order = demo::factories::shopify_request(
@@ -149,10 +155,7 @@ async fn the_demo_forwards_to_its_own_processing_service_which_answers_as_the_sc
 async fn rate_limited_has_orders_at_their_replay_limit() {
     // With the demo's own processing service, as `serve --demo rate-limited` runs: the earlier replays are
     // delivered, and the orders stay succeeded.
-    let mock = demo::processing::Processing::bind(Scenario::RateLimited).unwrap();
-    let url = |name: &str| mock.url(name);
-    let s = seeded_forwarding_to(Scenario::RateLimited, &url).await;
-    let _serving = mock.serve().unwrap();
+    let (s, _serving) = with_processing(Scenario::RateLimited).await;
     let (_, orders) = s.get("/api/v1/deliveries?topic=orders/create&limit=10").await;
     let ids: Vec<&str> = orders["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
     for id in &ids[..demo::REPLAYED_ALREADY] {
