@@ -72,8 +72,9 @@ pub struct Core {
     /// The parts that must keep running, watched: `/healthz` reports them, and losing the writer or the
     /// queue stops the server (see [`serve_core`]).
     pub vitals: Arc<Vitals>,
-    /// The setup link's code, printed once the listening address is known.
-    setup_code: Option<SecretBytes>,
+    /// Whether the setup link is open, and its code when it may be printed (not a configured one); the link
+    /// is printed once the listening address is known.
+    setup_code: Option<Option<SecretBytes>>,
 }
 
 impl Core {
@@ -102,8 +103,8 @@ impl Core {
         let (setup, setup_code) = if operators_exist || !settings.dashboard.open_on_loopback {
             (LocalSetup::closed(), None)
         } else {
-            let (setup, code) = LocalSetup::open(settings.env.setup_code.as_ref());
-            (setup, Some(code))
+            let (setup, printable) = LocalSetup::open(settings.env.setup_code.as_ref());
+            (setup, Some(printable))
         };
         let gate = Arc::new(Gate::new(&settings.auth, master_key.derive("csrf"), operators_exist, setup));
         let registry = Arc::new(SharedRegistry::default());
@@ -220,14 +221,17 @@ impl Core {
         }
         self.writer.stop().await;
         let thread = self.writer_thread;
-        tokio::task::spawn_blocking(move || thread.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        // A writer that panicked is reported, after the rest is closed in order all the same.
+        let writer = match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(anyhow::anyhow!("the writer thread panicked")),
+            Err(e) => Err(anyhow::anyhow!("joining the writer thread failed: {e}")),
+        };
         let mut indexer = self.indexer;
         tokio::task::spawn_blocking(move || indexer.stop()).await?;
         let store = self.store;
         tokio::task::spawn_blocking(move || store.close()).await?;
-        Ok(())
+        writer
     }
 
     /// The ingest writer's handle, as request handlers hold it.
@@ -320,11 +324,14 @@ pub async fn serve_core(
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     tracing::info!(%addr, data_dir = %core.settings.data_dir.display(), "Hookplane is listening");
     if let Some(code) = &core.setup_code {
-        let base = match core.settings.public_url.trim_end_matches('/') {
-            "" => format!("http://{addr}"),
-            configured => configured.to_owned(),
-        };
-        let link = format!("{base}{}?code={}", paths::SETUP, String::from_utf8_lossy(code.expose()));
+        // Always this machine's own address: the public URL may be a proxy's, and the link is for a browser
+        // here (through a proxy it is refused, and the code would land in the proxy's log).
+        let ip = if addr.ip().is_loopback() { addr.ip() } else { std::net::Ipv4Addr::LOCALHOST.into() };
+        let base = format!("http://{}", std::net::SocketAddr::new(ip, addr.port()));
+        let code = code
+            .as_ref()
+            .map_or_else(|| "<HOOKPLANE_SETUP_CODE>".to_owned(), |c| String::from_utf8_lossy(c.expose()).into_owned());
+        let link = format!("{base}{}?code={code}", paths::SETUP);
         tracing::info!(
             "no operator exists yet: open {link} in a browser on this machine to use the dashboard (once; it \
              lasts until that browser closes or Hookplane stops), or make an admin with `hookplane admin \

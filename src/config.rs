@@ -25,6 +25,8 @@ const ENV_CONFIG: &str = "HOOKPLANE_CONFIG";
 const ENV_MASTER_KEY: &str = "HOOKPLANE_MASTER_KEY";
 const ENV_ADMIN_TOKEN: &str = "HOOKPLANE_ADMIN_TOKEN";
 const ENV_SETUP_CODE: &str = "HOOKPLANE_SETUP_CODE";
+/// Read by `serve` itself: the demo scenario to run.
+pub const ENV_DEMO: &str = "HOOKPLANE_DEMO";
 pub const ENV_SHOPIFY_SECRET: &str = "SHOPIFY_WEBHOOK_SECRET";
 pub const ENV_SHOPIFY_SECRET_PREVIOUS: &str = "SHOPIFY_WEBHOOK_SECRET_PREVIOUS";
 
@@ -294,7 +296,13 @@ impl Settings {
         check((10..=60_000).contains(&d.poll_interval_ms), "delivery.poll_interval_ms must be between 10 and 60000")?;
         check(self.standard.tolerance_seconds >= 1, "standard.tolerance_seconds must be at least 1")?;
         check(
-            self.shopify.api_version.len() == 7 && self.shopify.api_version.as_bytes()[4] == b'-',
+            self.shopify.api_version.len() == 7
+                && self
+                    .shopify
+                    .api_version
+                    .bytes()
+                    .enumerate()
+                    .all(|(i, b)| if i == 4 { b == b'-' } else { b.is_ascii_digit() }),
             "shopify.api_version must be a quarterly version like 2026-10",
         )?;
         check(
@@ -348,7 +356,7 @@ fn apply_env(
 ) -> Result<(), ConfigError> {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("HOOKPLANE_") else { continue };
-        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN, ENV_SETUP_CODE].contains(&name.as_str()) {
+        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN, ENV_SETUP_CODE, ENV_DEMO].contains(&name.as_str()) {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -495,5 +503,12 @@ mod tests {
         assert_eq!(with("").unwrap().http_settings().logs_url, None);
         let err = with("javascript:alert(1)").unwrap_err().to_string();
         assert!(err.contains("dashboard.logs_url"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_variable_is_not_a_configuration_key() {
+        assert!(Settings::load(&Flags::default(), &env(&[("HOOKPLANE_DEMO", "base")])).is_ok());
+        let bad = env(&[("HOOKPLANE_SHOPIFY__API_VERSION", "2026-1x")]);
+        assert!(Settings::load(&Flags::default(), &bad).unwrap_err().to_string().contains("shopify.api_version"));
     }
 }

@@ -8,6 +8,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::domain::filter::Filter;
 use crate::domain::health::{Counters, Degraded, Health, TIMELINE_ATTEMPTS};
+use crate::domain::subscription::Destination;
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::search::{SearchError, SearchIndex, SearchQuery};
 use crate::storage::deliveries::{self, Page};
@@ -111,7 +112,11 @@ pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Re
 /// A subscription with its health, showing the status its health decides (`Health::status`).
 fn with_health(tx: &ReadTransaction, mut sub: Subscription, now: Timestamp) -> Result<SubscriptionHealth, StoreError> {
     let mut health = stats::health(tx, &sub, now)?;
-    health.recent_attempts = attempts::recent_of_subscription(tx, sub.id, TIMELINE_ATTEMPTS)?;
+    // A subscription that keeps its deliveries makes no attempts (one that did before keeps its panel's
+    // other figures).
+    if matches!(sub.destination, Destination::Http { .. }) {
+        health.recent_attempts = attempts::recent_of_subscription(tx, sub.id, TIMELINE_ATTEMPTS)?;
+    }
     sub.status = health.status(sub.status);
     Ok(SubscriptionHealth { subscription: sub, health })
 }

@@ -3,6 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a part that restarts in place may be down before the process counts as unhealthy: longer
+/// than its longest wait between restarts, so a restart under way does not get the process restarted.
+pub const RESTART_GRACE: Duration = Duration::from_secs(120);
 
 /// The parts of the process it is of no use without: the ingest writer, the delivery queue, the search
 /// indexer, the secret sweep. Each runs holding an [`AliveGuard`] from here, which marks it gone however it
@@ -20,7 +25,39 @@ pub struct Vitals {
 struct Part {
     name: &'static str,
     fatal: bool,
-    alive: Arc<AtomicBool>,
+    alive: Arc<Liveness>,
+}
+
+/// Whether a part runs, and since when it does not.
+#[derive(Debug)]
+struct Liveness {
+    alive: AtomicBool,
+    down_since: Mutex<Option<Instant>>,
+}
+
+impl Liveness {
+    fn new(alive: bool) -> Self {
+        Self { alive: AtomicBool::new(alive), down_since: Mutex::new((!alive).then(Instant::now)) }
+    }
+
+    fn set(&self, alive: bool) {
+        let mut since = self.down_since.lock().unwrap_or_else(PoisonError::into_inner);
+        if alive {
+            *since = None;
+        } else if since.is_none() {
+            *since = Some(Instant::now());
+        }
+        self.alive.store(alive, Ordering::SeqCst);
+    }
+
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Down since before `cutoff`.
+    fn down_before(&self, cutoff: Instant) -> bool {
+        self.down_since.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|t| t <= cutoff)
+    }
 }
 
 impl Vitals {
@@ -31,7 +68,7 @@ impl Vitals {
     /// Registers a part, alive from now on, and the guard its thread or task holds while it runs. A part
     /// registered again under the same name (a restart) replaces the earlier one.
     pub fn part(self: &Arc<Self>, name: &'static str, fatal: bool) -> AliveGuard {
-        let alive = Arc::new(AtomicBool::new(true));
+        let alive = Arc::new(Liveness::new(true));
         let mut parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
         parts.retain(|p| p.name != name);
         parts.push(Part { name, fatal, alive: Arc::clone(&alive) });
@@ -40,25 +77,28 @@ impl Vitals {
         AliveGuard { alive, vitals: Some(Arc::clone(self)) }
     }
 
-    /// Whether the part named `name` runs.
-    pub fn alive(&self, name: &str) -> bool {
-        self.parts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .any(|p| p.name == name && p.alive.load(Ordering::SeqCst))
-    }
-
     /// The parts that are gone.
     pub fn gone(&self) -> Vec<&'static str> {
         let parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
-        parts.iter().filter(|p| !p.alive.load(Ordering::SeqCst)).map(|p| p.name).collect()
+        parts.iter().filter(|p| !p.alive.is_alive()).map(|p| p.name).collect()
+    }
+
+    /// What makes the process unhealthy at `now`: a fatal part gone, or a part that restarts in place gone
+    /// for longer than [`RESTART_GRACE`].
+    pub fn unhealthy(&self, now: Instant) -> Vec<&'static str> {
+        let cutoff = now.checked_sub(RESTART_GRACE).unwrap_or(now);
+        let parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+        parts
+            .iter()
+            .filter(|p| !p.alive.is_alive() && (p.fatal || p.alive.down_before(cutoff)))
+            .map(|p| p.name)
+            .collect()
     }
 
     /// The parts gone whose loss stops the process.
     pub fn gone_fatal(&self) -> Vec<&'static str> {
         let parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
-        parts.iter().filter(|p| p.fatal && !p.alive.load(Ordering::SeqCst)).map(|p| p.name).collect()
+        parts.iter().filter(|p| p.fatal && !p.alive.is_alive()).map(|p| p.name).collect()
     }
 
     /// An orderly stop begins: parts ending from now on are not lost.
@@ -76,7 +116,7 @@ impl Vitals {
             changed.as_mut().enable();
             if !self.stopping.load(Ordering::SeqCst) {
                 let parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(p) = parts.iter().find(|p| p.fatal && !p.alive.load(Ordering::SeqCst)) {
+                if let Some(p) = parts.iter().find(|p| p.fatal && !p.alive.is_alive()) {
                     return p.name;
                 }
             }
@@ -89,16 +129,11 @@ impl Vitals {
 /// on cancellation alike.
 #[derive(Debug)]
 pub struct AliveGuard {
-    alive: Arc<AtomicBool>,
+    alive: Arc<Liveness>,
     vitals: Option<Arc<Vitals>>,
 }
 
 impl AliveGuard {
-    /// A guard on a flag of its own, outside any [`Vitals`].
-    pub fn new(alive: Arc<AtomicBool>) -> Self {
-        Self { alive, vitals: None }
-    }
-
     /// Marks the part alive again, after it restarted in place.
     pub fn revive(&self) {
         self.set(true);
@@ -110,7 +145,7 @@ impl AliveGuard {
     }
 
     fn set(&self, alive: bool) {
-        self.alive.store(alive, Ordering::SeqCst);
+        self.alive.set(alive);
         if let Some(v) = &self.vitals {
             v.changed.notify_waiters();
         }
@@ -160,6 +195,9 @@ mod tests {
         assert!(vitals.gone().is_empty());
         indexer.down();
         assert_eq!(vitals.gone(), ["indexer"], "a part restarting in place is gone meanwhile");
+        let now = Instant::now();
+        assert!(vitals.unhealthy(now).is_empty(), "but not unhealthy while it may still come back");
+        assert_eq!(vitals.unhealthy(now + RESTART_GRACE), ["indexer"], "unless it stays gone");
         indexer.revive();
         drop(indexer);
         assert!(vitals.lost().now_or_never().is_none(), "an indexer is restarted, not lost");
@@ -170,6 +208,7 @@ mod tests {
         std::thread::spawn(move || drop(writer)).join().unwrap();
         assert_eq!(waiting.await.unwrap(), "writer", "woken by the writer's end");
         assert_eq!(vitals.gone(), ["writer", "indexer"]);
+        assert_eq!(vitals.unhealthy(Instant::now()), ["writer"], "a fatal part at once");
 
         let calm = Vitals::new();
         let queue = calm.part("queue", true);

@@ -17,12 +17,18 @@ pub const COOKIE_SECURE: &str = "__Host-hookplane_local";
 /// Shorter configured codes are refused: the code is the only thing between a proxy and the dashboard.
 pub const MIN_CODE_CHARS: usize = 32;
 
+/// Wrong codes after which the link closes until the next start, so a code cannot be guessed at leisure.
+pub const MAX_WRONG: u32 = 10;
+
 #[derive(Debug, Default)]
 struct State {
     /// The digest of the code, until it is spent.
     code: Option<[u8; 32]>,
+    /// The digest of the code last spent, until its browser is let in for good (see [`LocalSetup::undo`]).
+    spent: Option<[u8; 32]>,
     /// The digest of the cookie given for it.
     browser: Option<[u8; 32]>,
+    wrong: u32,
 }
 
 /// The setup code and the one browser it let in.
@@ -34,20 +40,26 @@ pub struct LocalSetup {
 /// Why a setup link was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// Another browser opened it already, or the code is not this start's.
+    /// Another browser opened it already.
     Spent,
     Wrong,
+    /// Too many wrong codes: closed until the next start.
+    Closed,
 }
 
 impl LocalSetup {
-    /// Setup open with `code` (a configured one, or a fresh random one); returns the code to print.
-    pub fn open(configured: Option<&SecretBytes>) -> (Self, SecretBytes) {
-        let code = match configured {
-            Some(c) => c.clone(),
-            None => random_credential("").0,
+    /// Setup open with `configured` as the code, or a fresh random one, which is returned for the log. A
+    /// configured code is never printed: it outlives this start.
+    pub fn open(configured: Option<&SecretBytes>) -> (Self, Option<SecretBytes>) {
+        let (code, printable) = match configured {
+            Some(c) => (c.clone(), None),
+            None => {
+                let c = random_credential("").0;
+                (c.clone(), Some(c))
+            }
         };
-        let state = State { code: Some(sha256(code.expose())), browser: None };
-        (Self { state: Mutex::new(state) }, code)
+        let state = State { code: Some(sha256(code.expose())), ..State::default() };
+        (Self { state: Mutex::new(state) }, printable)
     }
 
     /// No setup link: operators exist, or local access is turned off.
@@ -62,14 +74,28 @@ impl LocalSetup {
     /// Spends the code and returns the cookie value for the browser that presented it.
     pub fn redeem(&self, presented: &str) -> Result<SecretBytes, Refused> {
         let mut s = self.lock();
+        if s.wrong >= MAX_WRONG {
+            return Err(Refused::Closed);
+        }
         let Some(code) = s.code else { return Err(Refused::Spent) };
         if !bool::from(sha256(presented.as_bytes()).ct_eq(&code)) {
+            s.wrong += 1;
             return Err(Refused::Wrong);
         }
         let (cookie, digest) = random_credential("");
-        s.code = None;
+        s.spent = s.code.take();
         s.browser = Some(digest);
         Ok(cookie)
+    }
+
+    /// Takes back the last redemption, when what had to go with it (its audit entry) failed: the code works
+    /// again and the cookie given for it does not.
+    pub fn undo(&self) {
+        let mut s = self.lock();
+        if let Some(code) = s.spent.take() {
+            s.code = Some(code);
+            s.browser = None;
+        }
     }
 
     /// The digest of the cookie value `presented`, when it is the browser that opened the setup link.
@@ -87,7 +113,7 @@ mod tests {
     #[test]
     fn the_code_lets_in_one_browser_once() {
         let (setup, code) = LocalSetup::open(None);
-        let code = String::from_utf8(code.expose().to_vec()).unwrap();
+        let code = String::from_utf8(code.unwrap().expose().to_vec()).unwrap();
         assert_eq!(code.len(), 43, "256 random bits");
         assert_eq!(setup.redeem("guess").map(|_| ()), Err(Refused::Wrong));
         let cookie = setup.redeem(&code).unwrap();
@@ -98,5 +124,23 @@ mod tests {
         assert!(setup.browser(&cookie).is_some(), "the first browser keeps its way in");
         assert!(LocalSetup::closed().browser(&cookie).is_none());
         assert_eq!(LocalSetup::closed().redeem(&code).map(|_| ()), Err(Refused::Spent));
+    }
+
+    #[test]
+    fn an_undone_redemption_gives_the_code_back_and_wrong_codes_close_the_link() {
+        let configured = SecretBytes::new(b"a-configured-setup-code-of-32-chars-or-more".to_vec());
+        let (setup, printable) = LocalSetup::open(Some(&configured));
+        assert!(printable.is_none(), "a configured code is never printed");
+        let cookie = setup.redeem("a-configured-setup-code-of-32-chars-or-more").unwrap();
+        setup.undo();
+        assert!(setup.browser(std::str::from_utf8(cookie.expose()).unwrap()).is_none(), "its cookie is void");
+        assert!(setup.redeem("a-configured-setup-code-of-32-chars-or-more").is_ok(), "and the code works again");
+
+        let (setup, code) = LocalSetup::open(None);
+        let code = String::from_utf8(code.unwrap().expose().to_vec()).unwrap();
+        for _ in 0..MAX_WRONG {
+            assert_eq!(setup.redeem("guess").map(|_| ()), Err(Refused::Wrong));
+        }
+        assert_eq!(setup.redeem(&code).map(|_| ()), Err(Refused::Closed), "closed even to the right code");
     }
 }

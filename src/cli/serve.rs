@@ -36,7 +36,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut processing = None;
     let scenario = match args.demo {
         Some(s) => Some(s),
-        None => match std::env::var("HOOKPLANE_DEMO") {
+        None => match std::env::var(crate::config::ENV_DEMO) {
             Ok(v) if !v.is_empty() => Some(
                 <Scenario as clap::ValueEnum>::from_str(&v, true)
                     .map_err(|e| anyhow::anyhow!("HOOKPLANE_DEMO: {e} (base, failing, empty or rate-limited)"))?,

@@ -90,10 +90,21 @@ pub async fn view_setup_get(req: &Request, Data(state): Data<&AppState>, Query(q
                 "The code does not match: open the link Hookplane printed in its log when it last started.",
             );
         }
+        Err(Refused::Closed) => {
+            tracing::warn!("the setup link is closed after too many wrong codes; it opens again at the next start");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "The setup link is closed",
+                "Too many wrong codes were tried. Restart Hookplane for the link to open again, or make an operator \
+                 with `hookplane admin create-user`.",
+            );
+        }
     };
     let entry = Actor { label: Principal::Local.label(), client: access::client_ip(req).map(|ip| ip.to_string()) }
         .entry(state.clock.now(), AuditAction::SetupLinkUsed);
     if let Err(e) = state.store.read(move |db| crate::storage::audit::record(db, &entry)).await {
+        // Not let in without its audit entry: the code works again once the store does.
+        gate.setup.undo();
         return unavailable(req, state, paths::DASHBOARD_WEBHOOKS, &e);
     }
     let value = String::from_utf8_lossy(cookie.expose()).into_owned();

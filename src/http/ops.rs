@@ -8,16 +8,19 @@ use super::AppState;
 use super::problem::{Kind, Problem};
 
 /// Every part the process needs runs: the writer, the delivery queue, the search indexer, the secret sweep.
-/// 503 as soon as one is gone, naming it, so that a container's health check, systemd or Kubernetes acts
-/// (losing the writer or the queue also stops the process; the others restart in place).
+/// 503 naming what is gone, so that a container's health check, systemd or Kubernetes acts: at once for the
+/// writer or the queue (whose loss also stops the process), and for a part that restarts in place (the
+/// indexer, the sweep) once it has stayed gone past `task::RESTART_GRACE`; until then 200, `degraded`.
 #[handler]
 pub async fn healthz(Data(state): Data<&AppState>) -> Response {
-    let gone = state.vitals.gone();
-    if gone.is_empty() {
-        return Json(json!({ "status": "ok" })).into_response();
+    let unhealthy = state.vitals.unhealthy(std::time::Instant::now());
+    if !unhealthy.is_empty() {
+        return Problem::new(Kind::Unhealthy, format!("not running: {}", unhealthy.join(", "))).response();
     }
-    let detail = format!("not running: {}", gone.join(", "));
-    Problem::new(Kind::Unhealthy, detail).response()
+    match state.vitals.gone().as_slice() {
+        [] => Json(json!({ "status": "ok" })).into_response(),
+        restarting => Json(json!({ "status": "degraded", "restarting": restarting })).into_response(),
+    }
 }
 
 /// Storage is open and the writer and the queue run: the instance accepts traffic. Answers at once, never
