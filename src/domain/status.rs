@@ -34,17 +34,16 @@ impl DeliveryStatus {
         matches!(self, DeliveryStatus::Queued | DeliveryStatus::Processing | DeliveryStatus::Retrying)
     }
 
-    /// Why a replay of a delivery in this status would be refused, if it would: its own attempts are under
-    /// way, or it was kept rather than forwarded.
-    pub const fn replay_refusal(self) -> Option<&'static str> {
+    /// Why a replay of a delivery in this status would be refused, if it would, when its subscription
+    /// `forwards` now or not: its own attempts are under way, or there is no destination to replay to. The
+    /// replay itself decides by the same two facts.
+    pub const fn replay_refusal(self, forwards: bool) -> Option<&'static str> {
         if self.attempts_under_way() {
-            return Some("Its own attempts are under way: replay it once it has succeeded or failed.");
-        }
-        match self {
-            DeliveryStatus::Stored => {
-                Some("Its subscription keeps its deliveries: there is no destination to replay to.")
-            }
-            _ => None,
+            Some("Its own attempts are under way: replay it once it has succeeded or failed.")
+        } else if !forwards {
+            Some("Its subscription keeps its deliveries: there is no destination to replay to.")
+        } else {
+            None
         }
     }
 

@@ -39,6 +39,8 @@ pub struct DeliveryPage<'a> {
     pub delivery: &'a DeliveryOut,
     pub attempts: &'a [AttemptOut],
     pub body: Body,
+    /// Its subscription forwards now: a replay has somewhere to go.
+    pub forwards: bool,
     pub chrome: &'a super::layout::Chrome,
 }
 
@@ -53,7 +55,7 @@ impl Render for DeliveryPage<'_> {
                 h1 { code { (d.topic) } " " (status_badge(d)) }
                 p.subdued { (d.id) }
                 @if self.chrome.operator {
-                    @match crate::domain::DeliveryStatus::from(d.status).replay_refusal() {
+                    @match crate::domain::DeliveryStatus::from(d.status).replay_refusal(self.forwards) {
                         Some(reason) => (Unavailable { label: "Replay", reason, key: &d.id }),
                         None => (ActionForm {
                             intent: "replay",

@@ -272,7 +272,11 @@ fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, api_version: &str
                     th scope="col" { span.visually-hidden { "Actions" } }
                 } }
                 tbody {
-                    @for item in &page.items { (delivery_row(item, chrome, &here)) }
+                    @let forwarding: std::collections::HashSet<&str> =
+                        d.subscriptions.iter().filter(|s| s.destination_url.is_some()).map(|s| s.id.as_str()).collect();
+                    @for item in &page.items {
+                        (delivery_row(item, chrome, &here, forwarding.contains(item.subscription_id.as_str())))
+                    }
                 }
             }
             nav.pagination aria-label="Pages" {
@@ -308,7 +312,8 @@ pub fn source_label(s: domain::Source) -> &'static str {
     }
 }
 
-fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str) -> Markup {
+/// One row; `forwards` says whether its subscription forwards now (so a replay has somewhere to go).
+fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str, forwards: bool) -> Markup {
     let status = domain::DeliveryStatus::from(d.status);
     let view = paths::delivery_view(&d.id);
     html! {
@@ -330,7 +335,7 @@ fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str) -> Markup {
                     }
                 }
                 @if chrome.operator {
-                    @match status.replay_refusal() {
+                    @match status.replay_refusal(forwards) {
                         Some(reason) => (Unavailable { label: "Replay", reason, key: &d.id }),
                         None => (ActionForm {
                             intent: "replay",

@@ -71,8 +71,16 @@ async fn when_the_writer_is_gone_every_request_is_answered_and_health_and_readin
     let (status, retry, problem) = json(send(&client, &base, &order("after")).await).await;
     assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("5")), "{problem}");
     assert_eq!(problem["code"], "storage_unavailable");
-    let (status, _, health) = json(client.get(format!("{base}/healthz")).send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The thread ends once it has drained its queue: health follows as soon as it has.
+    let deadline = std::time::Instant::now() + GENEROUS;
+    let health = loop {
+        let (status, _, health) = json(client.get(format!("{base}/healthz")).send().await.unwrap()).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break health;
+        }
+        assert!(std::time::Instant::now() < deadline, "the writer never ended: {health}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!((health["code"].as_str(), health["detail"].as_str()), (Some("unhealthy"), Some("not running: writer")));
     let (status, _, ready) = json(client.get(format!("{base}/readyz")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -166,8 +174,17 @@ async fn an_indexer_that_fails_restarts_in_place_and_catches_up() {
     let index = tantivy::Index::open_in_dir(dir.path().join("data/search")).unwrap();
     let holder: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
     let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
-    let (status, health) = s.get("/healthz").await;
-    assert_eq!(status, StatusCode::OK, "{health}");
+    // The indexer fails on its own thread, moments after the server is ready.
+    let deadline = std::time::Instant::now() + GENEROUS;
+    let health = loop {
+        let (status, health) = s.get("/healthz").await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        if health["status"] != "ok" {
+            break health;
+        }
+        assert!(std::time::Instant::now() < deadline, "the indexer never failed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(health, serde_json::json!({"status": "degraded", "restarting": ["search indexer"]}));
     let req = shopify_request(
         "orders/create",

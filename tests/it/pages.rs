@@ -366,3 +366,37 @@ async fn a_mistake_in_the_filters_gets_no_logs_link() {
     p.has("These filters cannot be applied");
     assert_eq!(p.count("https://logs.example/sync"), 0);
 }
+
+/// Whether Replay is offered follows the subscription's destination now, as the replay itself does: a
+/// delivery kept while its subscription kept deliveries can be replayed once it forwards.
+#[tokio::test]
+async fn replay_follows_the_subscriptions_destination_now() {
+    let s = TestServer::start().await;
+    let body = json!({"source": "shopify", "topic": "orders/paid", "account": "kept.myshopify.com"});
+    let (st, made) = s.post("/api/v1/subscriptions", body).await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let sub = made["subscription"]["id"].as_str().unwrap().to_owned();
+    let req = shopify_request(
+        "orders/paid",
+        "kept.myshopify.com",
+        b"{}".to_vec(),
+        SHOPIFY_SECRET.as_bytes(),
+        "kept-1",
+        now(),
+    );
+    let id = s.send_json(&req).await.1["delivery_id"].as_str().unwrap().to_owned();
+    let page = open(&s, &format!("/dashboard/webhooks/deliveries/{id}")).await;
+    page.has("keeps its deliveries");
+
+    let dest = crate::queue::Destination::start(&[]).await;
+    let (st, changed) = s.patch(&format!("/api/v1/subscriptions/{sub}"), json!({"destination_url": dest.url})).await;
+    assert_eq!(st, StatusCode::OK, "{changed}");
+    let page = open(&s, &format!("/dashboard/webhooks/deliveries/{id}")).await;
+    assert_eq!(page.count("name=\"intent\" value=\"replay\""), 1, "offered on its page");
+    let table = open(&s, "/dashboard/webhooks").await;
+    let row = table.html.split(&format!("{ROWS}{id}\"")).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("name=\"intent\" value=\"replay\""), "and in the table: {row}");
+    let (st, replayed, _) = crate::queue::s_post(&s, &format!("/api/v1/deliveries/{id}/replay")).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{replayed}");
+    assert_eq!(dest.wait_for(1).await[0].body, b"{}".to_vec());
+}

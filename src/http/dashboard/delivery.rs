@@ -9,6 +9,7 @@ use poem::{Response, handler};
 use super::{error_page, html_response, not_found};
 use crate::contract::{AttemptOut, Caller, DeliveryOut};
 use crate::domain::DeliveryId;
+use crate::domain::subscription::Destination;
 use crate::http::AppState;
 use crate::http::api::ApiError;
 use crate::storage::{StoreError, attempts, deliveries};
@@ -34,17 +35,22 @@ pub async fn view_delivery_get(
     };
     let found = state
         .store
-        .read(move |db| Ok::<_, StoreError>(deliveries::get_full(db, id)?.map(|f| (f, attempts::list(db, id)))))
+        .read(move |db| {
+            let Some(full) = deliveries::get_full(db, id)? else { return Ok::<_, StoreError>(None) };
+            let sub = crate::storage::subscriptions::get(db, full.0.delivery.subscription_id)?;
+            let forwards = sub.is_some_and(|s| matches!(s.destination, Destination::Http { .. }));
+            Ok(Some((full, attempts::list(db, id), forwards)))
+        })
         .await;
     match found {
-        Ok(Some(((listed, payload), tried))) => {
+        Ok(Some(((listed, payload), tried, forwards))) => {
             let body = Body::of(&payload.body);
             let delivery = DeliveryOut::new(listed, Some(payload.headers));
             let attempts: Vec<AttemptOut> = match tried {
                 Ok(list) => list.into_iter().map(AttemptOut::from).collect(),
                 Err(e) => return error_page(ApiError::from(e), &chrome),
             };
-            let page = DeliveryView { delivery: &delivery, attempts: &attempts, body, chrome: &chrome };
+            let page = DeliveryView { delivery: &delivery, attempts: &attempts, body, forwards, chrome: &chrome };
             html_response(StatusCode::OK, page.render())
         }
         Ok(None) => {
