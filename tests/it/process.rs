@@ -599,8 +599,15 @@ async fn admin_commands_make_operators_who_sign_in() {
     let busy = hookplane(&["admin", "create-user", "--username", "alice", "--role", "admin", "--data-dir", data], &key);
     assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by a running Hookplane: stop it first"));
     // The first start logs a one-time setup link for this machine, and how to make an operator.
-    let logged = proc.log.lock().unwrap().iter().find(|l| l.contains("no operator exists yet")).cloned();
-    let line = logged.expect("the first start says how to get in");
+    // Logged right after "listening", which is what `Proc::start` waited for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let line = loop {
+        if let Some(l) = proc.log.lock().unwrap().iter().find(|l| l.contains("no operator exists yet")).cloned() {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first start says how to get in");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     assert!(line.contains("hookplane admin create-user"), "{line}");
     let link = line.split_whitespace().find(|w| w.starts_with(&format!("{}/setup?code=", proc.base))).unwrap();
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
