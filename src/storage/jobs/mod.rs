@@ -56,15 +56,10 @@ impl<'tx> JobTables<'tx> {
         self.jobs.get(id)?.map(|v| tables::JOBS.decode(v.value())).transpose()
     }
 
-    /// Rewrites a job's record where its index entry does not change.
-    fn put(&mut self, job: &Job) -> Result<(), StoreError> {
-        self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
-        Ok(())
-    }
 
     /// Writes a new job and the index entry its state puts it in.
     pub(super) fn insert(&mut self, job: &Job) -> Result<(), StoreError> {
-        self.put(job)?;
+        self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
         match job.index() {
             Some(JobIndex::Ready { at, id }) => self.ready.insert((at, id), ())?,
             Some(JobIndex::Leased { until, id }) => self.leased.insert((until, id), ())?,
@@ -204,16 +199,16 @@ pub fn claim(
             };
             let error = "the worker holding it stopped answering before its lease ended; it may or may not have reached the destination";
             let decision = settlement::interrupted(&job, error, max_attempts, now);
-            t.apply(&job, &decision)?;
             attempts::file(&tx, &decision, now)?;
             if decision.settled == Settled::Retrying {
-                let mut again = decision.job;
-                t.lease(&mut again, owner, until)?;
-                // Taken again at once, it keeps its own run-at time: handed back unstarted, it waits where it did.
-                again.run_at = job.run_at;
-                t.put(&again)?;
+                // Taken again at once, keeping its own run-at time: handed back unstarted, it waits where it did.
+                let mut again = Job { run_at: job.run_at, ..decision.job };
+                settlement::lease(&mut again, owner, until);
+                t.replace(&job, &again)?;
                 taken(&tx, &again)?;
                 claimed.push(again);
+            } else {
+                t.apply(&job, &decision)?;
             }
         }
         for (at, id) in due(&t.ready, now, batch.saturating_sub(claimed.len()))? {

@@ -49,6 +49,7 @@ fn a_job_is_held_by_one_worker_until_its_lease_ends() {
     assert!(claim(&db, "p1/w2", Timestamp(61_000), LEASE, 1, MAX).unwrap().is_empty(), "extended to 90 s");
     let taken = claim(&db, "p1/w2", Timestamp(90_000), LEASE, 1, MAX).unwrap();
     assert_eq!((ids(&taken), taken[0].attempts), (vec![a], 1));
+    assert_eq!(taken[0].run_at, Timestamp(1_000), "taken again, it keeps its own run-at time");
     // The first worker's late answer is ignored; the holder's counts.
     assert_eq!(fin(&db, "p1/w1", a, 1, Finished::Done), None);
     assert_eq!(fin(&db, "p1/w2", a, 2, Finished::Done), Some(Settled::Done));
