@@ -18,8 +18,8 @@ fn bodies() -> Vec<(String, Vec<u8>)> {
     (0..5).map(|i| (format!("fixture-{i}"), format!(r#"{{"id":{i},"note":"v1 fixture"}}"#).into_bytes())).collect()
 }
 
-async fn write_fixture() {
-    let s = TestServer::start().await;
+/// What both fixtures hold: a Standard Webhooks subscription with its sealed secret, and five orders.
+async fn sealed_secret_and_orders(s: &TestServer) {
     let (st, _) = s
         .post(
             "/api/v1/subscriptions",
@@ -31,6 +31,11 @@ async fn write_fixture() {
         let req = shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), &id, now());
         assert_eq!(s.send_json(&req).await.0, 200);
     }
+}
+
+async fn write_fixture() {
+    let s = TestServer::start().await;
+    sealed_secret_and_orders(&s).await;
     let dir = s.stop().await;
     std::fs::create_dir_all(std::path::Path::new(FIXTURE).parent().unwrap()).unwrap();
     std::fs::copy(dir.path().join("data/hookplane.redb"), FIXTURE).unwrap();
@@ -102,17 +107,7 @@ async fn write_v6_fixture() {
     .await;
     let mut b = Browser::new(&s);
     assert_eq!(b.sign_in(OPERATOR, PASSWORD).await.status, 303, "a session");
-    let (st, _) = s
-        .post(
-            "/api/v1/subscriptions",
-            json!({"source": "standard", "topic": "t", "account": "a", "name": "fixture-standard", "secret": STANDARD_SECRET}),
-        )
-        .await;
-    assert_eq!(st, 201);
-    for (id, body) in bodies() {
-        let req = shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), &id, now());
-        assert_eq!(s.send_json(&req).await.0, 200);
-    }
+    sealed_secret_and_orders(&s).await;
     // A delivery answered 503 then 200, then replayed by an operator's token: three attempts.
     forwarding(&s, FORWARDED, &dest.url).await;
     let id = deliver(&s, FORWARDED, 1).await;

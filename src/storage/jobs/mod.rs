@@ -56,7 +56,6 @@ impl<'tx> JobTables<'tx> {
         self.jobs.get(id)?.map(|v| tables::JOBS.decode(v.value())).transpose()
     }
 
-
     /// Writes a new job and the index entry its state puts it in.
     pub(super) fn insert(&mut self, job: &Job) -> Result<(), StoreError> {
         self.jobs.insert(job.id.as_u128(), tables::JOBS.encode(job)?.as_slice())?;
