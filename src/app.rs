@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use crate::auth::Gate;
 use crate::auth::setup::LocalSetup;
 use crate::config::Settings;
+use crate::contract::demo::MockDestinations;
 use crate::contract::paths;
 use crate::control::Control;
 use crate::control::bulk::BulkReplays;
@@ -75,6 +76,8 @@ pub struct Core {
     /// Whether the setup link is open, and its code when it may be printed (not a configured one); the link
     /// is printed once the listening address is known.
     setup_code: Option<Option<SecretBytes>>,
+    /// The demo's processing service, whose destinations the dashboard flips; only under `serve --demo`.
+    pub demo: Option<Arc<dyn MockDestinations>>,
 }
 
 impl Core {
@@ -207,6 +210,7 @@ impl Core {
             writer_thread: writer.thread,
             vitals,
             setup_code,
+            demo: None,
         })
     }
 
@@ -252,6 +256,7 @@ impl Core {
             search: Arc::clone(&self.search),
             gate: Arc::clone(&self.gate),
             bulk: Arc::clone(&self.bulk),
+            demo: self.demo.clone(),
         }
     }
 }
@@ -299,16 +304,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_clock(settings, Arc::new(SystemClock), listener, shutdown).await
-}
-
-pub async fn serve_with_clock(
-    settings: Settings,
-    clock: Arc<dyn Clock>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let core = Core::start(settings, clock).await?;
+    let core = Core::start(settings, Arc::new(SystemClock)).await?;
     serve_core(core, listener, shutdown).await
 }
 

@@ -58,12 +58,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         demo_dir = Some(dir);
     }
     rt.block_on(async move {
+        let destinations = processing.as_ref().map(demo::processing::Processing::destinations);
         let _processing = processing.map(demo::processing::Processing::serve).transpose()?;
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        crate::app::serve_with_clock(settings, Arc::new(SystemClock), listener, shutdown).await
+        let mut core = crate::app::Core::start(settings, Arc::new(SystemClock)).await?;
+        core.demo = destinations;
+        crate::app::serve_core(core, listener, shutdown).await
     })?;
     drop(demo_dir);
     Ok(())

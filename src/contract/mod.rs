@@ -28,6 +28,7 @@ mod admin;
 mod caller;
 mod dashboard;
 mod deliveries;
+pub mod demo;
 pub mod paths;
 mod replays;
 mod subscriptions;

@@ -155,7 +155,8 @@ impl Control {
         for (label, s) in ["app", "app_previous"].into_iter().zip(app_secrets) {
             if let Some(s) = s {
                 let fingerprint = self.digest_of(s)?.fingerprint();
-                app.push(HeldSecret { label, key: s.clone(), expires_at: None, fingerprint, created_at: None });
+                let seen = repo::app_secret_first_seen(&db, &fingerprint, self.clock.now())?;
+                app.push(HeldSecret { label, key: s.clone(), expires_at: None, fingerprint, created_at: Some(seen) });
             }
         }
         Ok(Registry::new(entries, app))

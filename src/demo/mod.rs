@@ -304,38 +304,44 @@ pub async fn send(core: &Core, req: &SignedRequest) -> anyhow::Result<Stored> {
 }
 
 /// Writes the processing history the queue would have produced, attempt by attempt through the path the
-/// worker's answers take (`attempts::file`): mostly first-try successes, a few successes after a retry, and,
-/// when the scenario says so, a failing orders destination. The jobs are then dropped: the demo has no
-/// processing service to hand them to.
+/// worker's answers take (`attempts::file`): mostly first-try successes and a few successes after a retry.
+/// When the scenario says so, the orders destination fails during two outages, each attempt at the time
+/// the retry schedule gives: one ten hours ago, whose deliveries have run out of attempts since, and one
+/// that began two hours ago and goes on, whose deliveries are still retrying. Those keep their jobs, due
+/// when the schedule says, so the worker carries on with them; every other job is dropped, its attempts
+/// written here.
 async fn write_history(core: &Core, subs: &Subs, end: Timestamp) -> anyhow::Result<()> {
     let db = core.store.db()?;
     let orders = subs.orders.id;
     let failing = subs.failing_destination;
-    let fail_from = end.plus_millis(-2 * 3_600_000);
+    let delays: Vec<i64> = core.settings.delivery.retry_delays_seconds.iter().map(|s| (*s as i64) * 1_000).collect();
+    let outages =
+        [(end.plus_millis(-10 * 3_600_000), end.plus_millis(-8 * 3_600_000)), (end.plus_millis(-2 * 3_600_000), end)];
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         let tx = db.begin_write()?;
         let mut queued = Vec::new();
         for row in redb::ReadableTable::range::<u128>(&tx.open_table(tables::JOBS.def())?, ..)? {
             queued.push(tables::JOBS.decode(row?.1.value())?);
         }
-        let mut failures = 0u32;
+        let mut waiting = Vec::new();
         for (n, job) in queued.iter().enumerate() {
             let at = job.created_at;
             let latency = 40 + (n as u32 * 37 % 260);
-            let fails = failing && job.subscription_id == orders && at >= fail_from;
-            // Every fourth failing delivery is still retrying; the others ran out of attempts.
-            let (attempts, last): (u32, _) = if fails {
-                failures += 1;
-                if failures.is_multiple_of(4) { (3, Settled::Retrying) } else { (8, Settled::Dead) }
+            let fails = failing
+                && job.subscription_id == orders
+                && outages.iter().any(|(from, to)| at.millis() >= from.millis() && at.millis() < to.millis());
+            let (times, last) = if fails {
+                failing_attempts(at, &delays, end)
             } else {
-                (if n % 17 == 5 { 2 } else { 1 }, Settled::Done)
+                let tries: i64 = if n % 17 == 5 { 2 } else { 1 };
+                // A retry a minute later, within what is left of the day.
+                let times = (0..tries).map(|k| at.plus_millis((k * 60_000).min(end.millis() - at.millis()))).collect();
+                (times, Settled::Done)
             };
-            // Spread over the time left before the end of the day, at most five minutes apart.
-            let step = ((end.millis() - at.millis()) / i64::from(attempts + 1)).clamp(1_000, 300_000);
-            for k in 1..=attempts {
-                let started_at = at.plus_millis(step * i64::from(k));
-                let ok = k == attempts && last == Settled::Done;
-                let code = if ok { 200 } else { [500u16, 502, 503][(n + k as usize) % 3] };
+            let count = times.len();
+            for (k, started_at) in times.iter().copied().enumerate() {
+                let ok = k + 1 == count && last == Settled::Done;
+                let code = if ok { 200 } else { [500u16, 502, 503][(n + k) % 3] };
                 let tried = Tried {
                     started_at,
                     response_code: Some(code),
@@ -343,18 +349,44 @@ async fn write_history(core: &Core, subs: &Subs, end: Timestamp) -> anyhow::Resu
                     error: (!ok).then(|| (ErrorClass::Http, format!("the destination answered {code}"))),
                     excerpt: if ok { "ok".into() } else { "upstream unavailable".into() },
                 };
-                let settled = if k == attempts { last } else { Settled::Retrying };
+                let settled = if k + 1 == count { last } else { Settled::Retrying };
                 let decision = Decision { settled, job: job.clone(), filed: Some(Filed::new(tried)), pause: false };
                 attempts::file(&tx, &decision, started_at)?;
+            }
+            if last == Settled::Retrying {
+                let mut job = job.clone();
+                job.attempts = count as u32;
+                job.run_at =
+                    times.last().copied().unwrap_or(at).plus_millis(delays.get(count - 1).copied().unwrap_or(0));
+                job.last_error = Some("the destination answered 503".to_owned());
+                waiting.push(job);
             }
         }
         tx.open_table(tables::JOBS_READY)?.retain(|_, _| false)?;
         tx.open_table(tables::JOBS.def())?.retain(|_, _| false)?;
+        for job in &waiting {
+            crate::storage::jobs::enqueue(&tx, job)?;
+        }
         tx.commit()?;
         Ok(())
     })
     .await??;
     Ok(())
+}
+
+/// The attempts of a delivery made at `at` to a destination that has failed since: one at `at`, then one
+/// after each wait of the retry schedule that ended by `end`. It has run out of attempts (`Dead`) when the
+/// schedule is through, and is `Retrying` otherwise.
+fn failing_attempts(at: Timestamp, delays: &[i64], end: Timestamp) -> (Vec<Timestamp>, Settled) {
+    let mut times = vec![at];
+    for wait in delays {
+        let next = times.last().copied().unwrap_or(at).plus_millis(*wait);
+        if next.millis() > end.millis() {
+            return (times, Settled::Retrying);
+        }
+        times.push(next);
+    }
+    (times, Settled::Dead)
 }
 
 /// How the audit log names what the demo seeding does.

@@ -2,7 +2,6 @@
 //! deliveries here, so live deliveries and replays succeed or fail as the scenario says instead of failing
 //! against an address nobody answers.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -12,26 +11,19 @@ use poem::web::{Data, Path};
 use poem::{EndpointExt, Response, Route, Server, handler};
 
 use super::Scenario;
+use crate::contract::demo::{MockDestination, MockDestinations, MockMode};
 
-/// How one destination of the mock answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
-    /// 200, after a realistic latency.
-    Healthy,
-    /// 503.
-    Failing,
-}
-
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    behaviours: Mutex<HashMap<String, Behaviour>>,
+    base: String,
+    /// Each destination in the order the demo named it, with how it answers.
+    modes: Mutex<Vec<(String, MockMode)>>,
     answered: AtomicU64,
 }
 
 /// The mock processing service, bound and not yet serving.
 pub struct Processing {
     listener: std::net::TcpListener,
-    base: String,
     state: Arc<State>,
 }
 
@@ -42,16 +34,23 @@ impl Processing {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let base = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(State::default());
+        let state = Arc::new(State { base, modes: Mutex::default(), answered: AtomicU64::new(0) });
         if scenario == Scenario::Failing {
-            state.set(ORDERS, Behaviour::Failing);
+            state.add(ORDERS);
+            state.set(ORDERS, MockMode::Failing);
         }
-        Ok(Self { listener, base, state })
+        Ok(Self { listener, state })
     }
 
     /// The URL a demo subscription forwards to, one per destination `name`.
     pub fn url(&self, name: &str) -> String {
-        format!("{}/processing/{name}", self.base)
+        self.state.add(name);
+        self.state.url(name)
+    }
+
+    /// Its destinations, for the dashboard to flip while it serves.
+    pub fn destinations(&self) -> Arc<dyn MockDestinations> {
+        Arc::clone(&self.state) as Arc<dyn MockDestinations>
     }
 
     /// Serves on the current tokio runtime until the process ends.
@@ -66,12 +65,36 @@ impl Processing {
 pub const ORDERS: &str = "shopify";
 
 impl State {
-    fn set(&self, name: &str, b: Behaviour) {
-        self.behaviours.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), b);
+    fn url(&self, name: &str) -> String {
+        format!("{}/processing/{name}", self.base)
     }
 
-    fn of(&self, name: &str) -> Behaviour {
-        self.behaviours.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied().unwrap_or(Behaviour::Healthy)
+    fn add(&self, name: &str) {
+        let mut modes = self.modes.lock().unwrap_or_else(PoisonError::into_inner);
+        if !modes.iter().any(|(n, _)| n == name) {
+            modes.push((name.to_owned(), MockMode::Healthy));
+        }
+    }
+
+    fn of(&self, name: &str) -> MockMode {
+        let modes = self.modes.lock().unwrap_or_else(PoisonError::into_inner);
+        modes.iter().find(|(n, _)| n == name).map_or(MockMode::Healthy, |(_, m)| *m)
+    }
+}
+
+impl MockDestinations for State {
+    fn list(&self) -> Vec<MockDestination> {
+        let modes = self.modes.lock().unwrap_or_else(PoisonError::into_inner);
+        modes
+            .iter()
+            .map(|(name, mode)| MockDestination { name: name.clone(), url: self.url(name), mode: *mode })
+            .collect()
+    }
+
+    fn set(&self, name: &str, mode: MockMode) -> Option<MockMode> {
+        let mut modes = self.modes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, m) = modes.iter_mut().find(|(n, _)| n == name)?;
+        Some(std::mem::replace(m, mode))
     }
 }
 
@@ -80,13 +103,21 @@ async fn receive(Path(name): Path<String>, Data(state): Data<&Arc<State>>) -> Re
     use poem::http::StatusCode;
     let n = state.answered.fetch_add(1, Ordering::Relaxed);
     match state.of(&name) {
-        Behaviour::Healthy => {
+        MockMode::Healthy => {
             // The same spread of latencies as the demo's history: 40 to 300 ms.
             tokio::time::sleep(Duration::from_millis(40 + n * 37 % 260)).await;
             Response::builder().status(StatusCode::OK).body("processed")
         }
-        Behaviour::Failing => {
+        MockMode::Failing => {
             Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("the demo processing service is failing")
+        }
+        MockMode::Slow => {
+            // Past the longest timeout a destination may have (600 s): every attempt times out.
+            tokio::time::sleep(Duration::from_secs(601)).await;
+            Response::builder().status(StatusCode::OK).body("processed, too late")
+        }
+        MockMode::Gone => {
+            Response::builder().status(StatusCode::GONE).body("the demo processing service removed this endpoint")
         }
     }
 }

@@ -35,10 +35,12 @@ pub enum AuditAction {
     BulkReplayCancelled,
     /// A browser on this machine opened the setup link, before any operator existed.
     SetupLinkUsed,
+    /// Under `serve --demo`: an operator changed how a destination of the demo's processing service answers.
+    DemoDestinationChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -56,6 +58,7 @@ impl AuditAction {
         AuditAction::BulkReplayStarted,
         AuditAction::BulkReplayCancelled,
         AuditAction::SetupLinkUsed,
+        AuditAction::DemoDestinationChanged,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl AuditAction {
             AuditAction::BulkReplayStarted => "bulk_replay_started",
             AuditAction::BulkReplayCancelled => "bulk_replay_cancelled",
             AuditAction::SetupLinkUsed => "setup_link_used",
+            AuditAction::DemoDestinationChanged => "demo_destination_changed",
         }
     }
 }

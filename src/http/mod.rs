@@ -55,6 +55,8 @@ pub struct AppState {
     pub search: Arc<crate::search::SearchIndex>,
     pub gate: Arc<crate::auth::Gate>,
     pub bulk: Arc<crate::control::bulk::BulkReplays>,
+    /// The demo's processing service, under `serve --demo`: the dashboard offers to flip its destinations.
+    pub demo: Option<Arc<dyn crate::contract::demo::MockDestinations>>,
 }
 
 impl AppState {

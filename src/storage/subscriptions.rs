@@ -5,7 +5,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use super::{StoreError, tables};
 use crate::domain::subscription::StoredSecret;
 use crate::domain::subscription::ZohoAuth;
-use crate::domain::{Source, Subscription, SubscriptionId};
+use crate::domain::{Source, Subscription, SubscriptionId, Timestamp};
 
 /// Slot of the secret in use.
 pub const SLOT_CURRENT: u8 = 0;
@@ -153,4 +153,27 @@ pub fn secret_in(tx: &WriteTransaction, id: SubscriptionId, slot: u8) -> Result<
 pub fn remove_secret(tx: &WriteTransaction, id: SubscriptionId, slot: u8) -> Result<(), StoreError> {
     tx.open_table(tables::SECRETS.def())?.remove((id.as_u128(), slot))?;
     Ok(())
+}
+
+/// When this instance first held the Shopify app secret with `fingerprint`, recording `now` the first time.
+/// The secret comes from the environment, which says nothing of its age: the dashboard counts it from here.
+pub fn app_secret_first_seen(db: &Database, fingerprint: &str, now: Timestamp) -> Result<Timestamp, StoreError> {
+    let key = format!("app_secret_seen:{fingerprint}");
+    if let Some(ms) = db.begin_read()?.open_table(tables::META)?.get(key.as_str())? {
+        return Ok(Timestamp::from_millis(i64::try_from(ms.value()).unwrap_or(i64::MAX)));
+    }
+    let tx = db.begin_write()?;
+    let seen = {
+        let mut meta = tx.open_table(tables::META)?;
+        let stored = meta.get(key.as_str())?.map(|ms| ms.value());
+        match stored {
+            Some(ms) => Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX)),
+            None => {
+                meta.insert(key.as_str(), u64::try_from(now.millis()).unwrap_or(0))?;
+                now
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(seen)
 }

@@ -103,15 +103,28 @@ impl Render for Sparkline<'_> {
 /// next to it.
 pub struct CopyButton<'a> {
     pub label: &'a str,
-    /// The text to copy, or `None` with `target` naming an element whose text is copied.
-    pub text: Option<&'a str>,
-    pub target: Option<&'a str>,
+    pub what: Copied<'a>,
+}
+
+/// What a [`CopyButton`] puts on the clipboard.
+pub enum Copied<'a> {
+    /// This text.
+    Text(&'a str),
+    /// The text of the element with this id.
+    Element(&'a str),
+    /// What this URL of the site answers: a delivery's exact body, not the indented copy on the page.
+    Url(&'a str),
 }
 
 impl Render for CopyButton<'_> {
     fn render(&self) -> Markup {
+        let (text, target, url) = match self.what {
+            Copied::Text(t) => (Some(t), None, None),
+            Copied::Element(id) => (None, Some(id), None),
+            Copied::Url(u) => (None, None, Some(u)),
+        };
         html! {
-            button.button.button-plain type="button" hidden data-copy=[self.text] data-copy-target=[self.target] { (self.label) }
+            button.button.button-plain type="button" hidden data-copy=[text] data-copy-target=[target] data-copy-url=[url] { (self.label) }
         }
     }
 }
@@ -159,6 +172,41 @@ impl Render for Unavailable<'_> {
             span.action-form.unavailable {
                 button.button type="button" disabled title=(self.reason) aria-describedby=(id) { (self.label) }
                 span.visually-hidden id=(id) { (self.reason) }
+            }
+        }
+    }
+}
+
+/// A short success message (`role="status"`, so a screen reader says it without moving focus). The script
+/// lets it fade after a few seconds; without the script it stays at the foot of the page.
+pub struct Toast<'a> {
+    pub title: &'a str,
+    pub body: Markup,
+}
+
+impl Render for Toast<'_> {
+    fn render(&self) -> Markup {
+        html! {
+            div.toast role="status" aria-live="polite" data-toast {
+                p.toast-title { (self.title) }
+                div.toast-body { (self.body) }
+            }
+        }
+    }
+}
+
+/// A time as "5 min ago" from `now`, with the exact UTC time on hover; the script keeps the words current.
+pub struct Ago<'a> {
+    pub at: &'a str,
+    pub now: &'a str,
+}
+
+impl Render for Ago<'_> {
+    fn render(&self) -> Markup {
+        let exact = super::format::time(self.at);
+        html! {
+            time datetime=(self.at) title=(exact) data-ago {
+                (super::format::ago(self.at, self.now).unwrap_or(exact))
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{ActionForm, Banner, CopyButton, Tone, Unavailable};
+use super::components::{ActionForm, Banner, Copied, CopyButton, Tone, Unavailable};
 use super::webhooks::{source_label, status_badge};
 use super::{format, json, layout};
 use crate::contract::paths;
@@ -79,7 +79,7 @@ impl Render for DeliveryPage<'_> {
                     dt { "Response" } dd { @if let Some(c) = d.response_code { (c) } @else { "—" } " · " (format::millis(d.latency_ms)) }
                     @if let Some(p) = &d.provider_delivery_id { dt { "Provider delivery ID" } dd { code { (p) } } }
                     @if let Some(e) = &d.event_id {
-                        dt { "Event ID" } dd { code { (e) } " " (CopyButton { label: "Copy", text: Some(e), target: None }) }
+                        dt { "Event ID" } dd { code { (e) } " " (CopyButton { label: "Copy", what: Copied::Text(e) }) }
                     }
                     dt { "Verified with" } dd { (d.verified_with) " secret" }
                     dt { "Initiated by" } dd { (d.initiated_by) }
@@ -91,7 +91,11 @@ impl Render for DeliveryPage<'_> {
                 div.card-header {
                     h2 #payload-title { "Payload" }
                     div.actions {
-                        (CopyButton { label: "Copy", text: None, target: Some("#payload") })
+                        // The exact body when it is shown whole; only the preview when that is all there is.
+                        @match &self.body {
+                            Body::Full { .. } => (CopyButton { label: "Copy", what: Copied::Url(&download) }),
+                            Body::Preview => (CopyButton { label: "Copy preview", what: Copied::Element("payload") }),
+                        }
                         a.button href=(download) download { "Download" }
                     }
                 }

@@ -26,6 +26,16 @@ pub fn age(then: &str, now: &str) -> Option<String> {
     })
 }
 
+/// `just now`, `42 s ago`, `5 min ago`, `3 h ago`, `12 days ago`; the script's copy of this rule keeps
+/// the words current between refreshes.
+pub fn ago(then: &str, now: &str) -> Option<String> {
+    let (t, n) = (Timestamp::parse_rfc3339(then)?, Timestamp::parse_rfc3339(now)?);
+    if n.millis() - t.millis() < 10_000 {
+        return Some("just now".to_owned());
+    }
+    Some(format!("{} ago", age(then, now)?))
+}
+
 pub fn percent(rate: Option<f64>) -> String {
     match rate {
         // One decimal, so that 99.96 % does not read as a perfect 100 %.
@@ -71,6 +81,9 @@ mod tests {
         assert_eq!(age("2026-11-28T09:00:00Z", "2026-11-28T09:00:42Z").as_deref(), Some("42 s"));
         assert_eq!(age("2026-11-28T06:00:00Z", "2026-11-28T09:30:00Z").as_deref(), Some("3 h"));
         assert_eq!(age("2026-11-16T09:00:00Z", "2026-11-28T09:00:00Z").as_deref(), Some("12 days"));
+        assert_eq!(ago("2026-11-28T09:00:00Z", "2026-11-28T09:00:04Z").as_deref(), Some("just now"));
+        assert_eq!(ago("2026-11-28T09:00:00Z", "2026-11-28T09:05:30Z").as_deref(), Some("5 min ago"));
+        assert_eq!(ago("2026-11-28T09:00:00Z", "2026-11-28T08:00:00Z").as_deref(), Some("just now"), "a clock ahead");
         assert_eq!(percent(Some(0.9996)), "99.9 %");
         assert_eq!(percent(Some(1.0)), "100 %");
         assert_eq!(percent(None), "—");

@@ -83,6 +83,8 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                     div #notices { (chrome.notice) }
                     (main)
                 }
+                // Where the script's toasts appear: a live region from the start, so screen readers say them.
+                div #toasts .toasts aria-live="polite" {}
             }
         }
     }

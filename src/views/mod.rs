@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod components;
 pub mod delivery;
+mod demo;
 mod format;
 pub mod json;
 pub mod layout;

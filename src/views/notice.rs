@@ -4,19 +4,20 @@
 use maud::{Markup, Render, html};
 use serde::{Deserialize, Serialize};
 
-use super::components::{Banner, Tone};
+use super::components::{Banner, Toast, Tone};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Notice {
     /// `replayed`, `replay_limited_per_delivery`, `replay_limited_per_operator`, `paused`, `resumed`,
-    /// `bulk_counted`, `bulk_started` or `bulk_cancelled`.
+    /// `bulk_counted`, `bulk_started`, `bulk_cancelled` or `demo_destination`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
     /// The delivery or subscription it was about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Seconds until a limit allows another replay; deliveries a resume released.
+    /// Seconds until a limit allows another replay; deliveries a resume released; how a demo destination
+    /// answers now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<String>,
 }
@@ -57,7 +58,7 @@ impl Render for Notice {
         };
         match self.notice.as_deref() {
             Some("replayed") => html! {
-                (Banner { tone: Tone::Success, title: "Replay queued", body: html! {
+                (Toast { title: "Replay queued", body: html! {
                     p { "A new attempt of " code { (target) } " is on its way; it shows among the delivery's attempts." }
                 } })
             },
@@ -72,12 +73,12 @@ impl Render for Notice {
                 ),
             ),
             Some("paused") => html! {
-                (Banner { tone: Tone::Warning, title: "Destination paused", body: html! {
+                (Toast { title: "Destination paused", body: html! {
                     p { "Deliveries for " (target) " are still received and stored, and wait until it is resumed." }
                 } })
             },
             Some("resumed") => html! {
-                (Banner { tone: Tone::Success, title: "Destination resumed", body: html! {
+                (Toast { title: "Destination resumed", body: html! {
                     p { (count) " held deliver" @if count == "1" { "y" } @else { "ies" } " for " (target) " are being sent, oldest first." }
                 } })
             },
@@ -87,15 +88,23 @@ impl Render for Notice {
                 } })
             },
             Some("bulk_started") => html! {
-                (Banner { tone: Tone::Success, title: "Bulk replay started", body: html! {
+                (Toast { title: "Bulk replay started", body: html! {
                     p { code { (target) } " replays " (count) " deliveries in the background; its progress shows below." }
                 } })
             },
             Some("bulk_cancelled") => html! {
-                (Banner { tone: Tone::Info, title: "Bulk replay cancelled", body: html! {
+                (Toast { title: "Bulk replay cancelled", body: html! {
                     p { code { (target) } " stopped; what it replayed stays replayed." }
                 } })
             },
+            Some("demo_destination") => {
+                let mode = crate::contract::demo::MockMode::parse(count).map_or(count, |m| m.label());
+                html! {
+                    (Toast { title: "Demo destination changed", body: html! {
+                        p { "The demo's " code { (target) } " destination now answers " (mode) "." }
+                    } })
+                }
+            }
             _ => html! {},
         }
     }

@@ -3,7 +3,7 @@
 
 use maud::{Markup, html};
 
-use super::components::{ActionForm, Badge, Banner, CopyButton, Sparkline, Tone};
+use super::components::{ActionForm, Ago, Badge, Copied, CopyButton, Sparkline, Toast, Tone};
 use super::format;
 use super::layout::Chrome;
 use super::webhooks::{Filters, source_label};
@@ -12,11 +12,11 @@ use crate::contract::{AttemptMarkOut, DashboardOut, SubscriptionOrigin, Subscrip
 use crate::domain;
 
 /// The success message after a rotation, with what to do on the provider's side.
-pub(super) fn rotated_banner(s: &SubscriptionOut) -> Markup {
+pub(super) fn rotated_toast(s: &SubscriptionOut) -> Markup {
     let until = s.secrets.iter().find(|k| k.slot == "previous").and_then(|k| k.expires_at.as_deref());
     let reminder = until.map(|u| domain::subscription::rotation_reminder(s.source.into(), &format::time(u)));
     html! {
-        (Banner { tone: Tone::Success, title: &format!("Secret rotated for {}", s.name), body: html! {
+        (Toast { title: &format!("Secret rotated for {}", s.name), body: html! {
             @if let Some(r) = &reminder { p { (r) } }
         } })
     }
@@ -52,9 +52,12 @@ fn subscription_badge(s: &SubscriptionOut) -> Badge<'static> {
 fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup {
     let current = s.secrets.iter().find(|k| k.slot == "current" || k.slot == "app");
     let secret_age = current.and_then(|k| k.created_at.as_deref()).and_then(|c| format::age(c, now));
+    // The app secret comes from the environment: its age counts from when this instance first held it.
+    let age_words = if current.is_some_and(|k| k.slot == "app") { " in use here" } else { " old" };
+    let degraded = s.health.as_ref().is_some_and(|h| !h.degraded.is_empty());
     let previous = s.secrets.iter().find(|k| k.slot == "previous" || k.slot == "app_previous");
     html! {
-        details.card.subscription data-subscription=(s.id) {
+        details.card.subscription data-subscription=(s.id) open[degraded] {
             summary {
                 span.subscription-name { (s.name) }
                 (subscription_badge(s))
@@ -65,14 +68,14 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
             }
             dl.facts {
                 dt { "Callback URL" }
-                dd { code #{ "cb-" (s.id) } { (s.callback_url) } " " (CopyButton { label: "Copy", text: Some(&s.callback_url), target: None }) }
+                dd { code #{ "cb-" (s.id) } { (s.callback_url) } " " (CopyButton { label: "Copy", what: Copied::Text(&s.callback_url) }) }
                 dt { "Account" } dd { (s.account) }
                 dt { "Secret" }
                 dd {
                     @match current {
                         Some(k) => {
                             code { (k.fingerprint) }
-                            @if let Some(age) = &secret_age { " · " (age) " old" }
+                            @if let Some(age) = &secret_age { " · " (age) (age_words) }
                             @if let Some(p) = previous {
                                 " · previous " code { (p.fingerprint) } " still accepted"
                                 @if let Some(until) = &p.expires_at { " until " (format::time(until)) }
@@ -82,10 +85,10 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                     }
                 }
                 dt { "Last handshake" }
-                dd { @match &s.last_verified_at { Some(t) => (format::time(t)), None => span.subdued { "never" } } }
+                dd { @match &s.last_verified_at { Some(t) => (Ago { at: t, now }), None => span.subdued { "never" } } }
                 @if let Some(h) = &s.health {
                     dt { "Last delivery" }
-                    dd { @match &h.last_delivery_at { Some(t) => (format::time(t)), None => span.subdued { "none yet" } } }
+                    dd { @match &h.last_delivery_at { Some(t) => (Ago { at: t, now }), None => span.subdued { "none yet" } } }
                     dt { "Deliveries" }
                     dd { (format::count(h.deliveries_24h)) " in 24 h · " (format::count(h.deliveries_1h)) " in the last hour" }
                     dt { "Success rate" }

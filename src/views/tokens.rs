@@ -2,7 +2,7 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{Badge, Banner, CopyButton, Tone};
+use super::components::{Badge, Banner, Copied, CopyButton, Tone};
 use super::format;
 use super::layout::{self, Chrome};
 use crate::auth::csrf;
@@ -31,7 +31,7 @@ impl Render for TokensView<'_> {
             @if let Some(m) = self.made {
                 (Banner { tone: Tone::Success, title: &format!("Made token {}", m.token.name), body: html! {
                     p { "Copy it now: it is shown this once, and Hookplane keeps only its SHA-256." }
-                    p { code #new-token { (m.secret) } " " (CopyButton { label: "Copy", text: None, target: Some("#new-token") }) }
+                    p { code #new-token { (m.secret) } " " (CopyButton { label: "Copy", what: Copied::Element("new-token") }) }
                 } })
             }
             section.card aria-labelledby="make-title" {

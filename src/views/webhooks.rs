@@ -4,9 +4,10 @@
 use maud::{Markup, Render, html};
 use serde::{Deserialize, Serialize};
 
-use super::components::{ActionForm, Badge, Banner, CopyButton, Kpi, Tone, Unavailable};
+use super::components::{ActionForm, Ago, Badge, Banner, Copied, CopyButton, Kpi, Tone, Unavailable};
 use super::layout::Chrome;
 use super::{format, layout};
+use crate::contract::demo::MockDestination;
 use crate::contract::paths;
 use crate::contract::{DashboardOut, DeliveryOut, MatchOut};
 use crate::domain::filter::DeliveryFilter;
@@ -107,6 +108,8 @@ pub struct WebhooksPage<'a> {
     pub public_url: &'a str,
     /// The Shopify Admin API version for the test-webhook command of the empty state.
     pub shopify_api_version: &'a str,
+    /// The demo's processing service's destinations, under `serve --demo`.
+    pub demo: Option<&'a [MockDestination]>,
     pub chrome: &'a Chrome,
 }
 
@@ -119,6 +122,15 @@ impl Render for WebhooksPage<'_> {
                     p.subdued #as-of data-live { "As of " time datetime=(d.generated_at) { (format::time(&d.generated_at)) } }
                 }
             }
+            @if let (Some(destinations), Some(d)) = (self.demo, self.data) {
+                (super::demo::banner(destinations, d, self.chrome))
+            }
+            // Outside the live region: a refresh must not bring the message back once it has faded.
+            @if let (Some(id), Some(d)) = (&self.filters.rotated, self.data) {
+                @if let Some(s) = d.subscriptions.iter().find(|s| &s.id == id) {
+                    (super::subscriptions::rotated_toast(s))
+                }
+            }
             div #live data-live {
                 @if let Some(e) = &self.error {
                     (Banner { tone: Tone::Critical, title: &e.title, body: html! {
@@ -126,17 +138,13 @@ impl Render for WebhooksPage<'_> {
                         @if let Some(url) = &e.logs_url { p { a href=(url) { "Open the processing service's logs" } } }
                     } })
                 }
-                @if let (Some(id), Some(d)) = (&self.filters.rotated, self.data) {
-                    @if let Some(s) = d.subscriptions.iter().find(|s| &s.id == id) {
-                        (super::subscriptions::rotated_banner(s))
-                    }
-                }
                 @if let Some(d) = self.data {
                     (banners(d))
                     (kpis(d))
                 }
             }
             @if let Some(d) = self.data {
+                (super::subscriptions::subscriptions(d, self.chrome))
                 (filter_bar(self.filters, d))
                 @if self.chrome.admin && self.filters.narrows() {
                     @let qs = serde_urlencoded::to_string(Filters { cursor: None, limit: None, ..self.filters.clone() }).unwrap_or_default();
@@ -145,7 +153,6 @@ impl Render for WebhooksPage<'_> {
                 @if self.deliveries_shown {
                     div #deliveries data-live { (deliveries(self.filters, d, self.public_url, self.shopify_api_version, self.chrome)) }
                 }
-                (super::subscriptions::subscriptions(d, self.chrome))
             }
         };
         layout::page("Webhooks", self.chrome, main)
@@ -275,7 +282,7 @@ fn deliveries(f: &Filters, d: &DashboardOut, public_url: &str, api_version: &str
                     @let forwarding: std::collections::HashSet<&str> =
                         d.subscriptions.iter().filter(|s| s.destination_url.is_some()).map(|s| s.id.as_str()).collect();
                     @for item in &page.items {
-                        (delivery_row(item, chrome, &here, forwarding.contains(item.subscription_id.as_str())))
+                        (delivery_row(item, chrome, &here, forwarding.contains(item.subscription_id.as_str()), &d.generated_at))
                     }
                 }
             }
@@ -313,13 +320,13 @@ pub fn source_label(s: domain::Source) -> &'static str {
 }
 
 /// One row; `forwards` says whether its subscription forwards now (so a replay has somewhere to go).
-fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str, forwards: bool) -> Markup {
+fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str, forwards: bool, now: &str) -> Markup {
     let status = domain::DeliveryStatus::from(d.status);
     let view = paths::delivery_view(&d.id);
     html! {
-        tr data-delivery=(d.id) {
-            td { a href=(view) { time datetime=(d.received_at) { (format::time(&d.received_at)) } } }
-            td { code { (d.topic) } }
+        tr data-delivery=(d.id) data-subscription=(d.subscription_id) {
+            td.event-time { a href=(view) { (Ago { at: &d.received_at, now }) } }
+            td { code { (breakable(&d.topic)) } }
             td { (source_label(d.source.into())) }
             td.status { (status_badge(d)) " " span.subdued { (status.as_str()) } }
             td.numeric { @if let Some(c) = d.response_code { (c) } @else { "—" } }
@@ -328,9 +335,9 @@ fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str, forwards: bool) ->
                 details.menu {
                     summary.button.button-plain aria-label={ "Actions for " (d.id) } { "•••" }
                     div.menu-items {
-                        a href=(view) { "View payload" }
+                        a href=(view) data-payload=(paths::delivery_download(&d.id)) { "View payload" }
                         @let event = d.event_id.as_deref().or(d.provider_delivery_id.as_deref()).unwrap_or(&d.id);
-                        (CopyButton { label: "Copy event ID", text: Some(event), target: None })
+                        (CopyButton { label: "Copy event ID", what: Copied::Text(event) })
                         span.menu-note { "Event ID " code { (event) } }
                     }
                 }
@@ -351,6 +358,16 @@ fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str, forwards: bool) ->
         }
         @if let Some(m) = &d.matched {
             tr.match-row { td colspan="7" { (highlighted(m)) } }
+        }
+    }
+}
+
+/// A topic that may wrap after each `/` on a narrow screen (`customers/data_request`), and nowhere else.
+fn breakable(topic: &str) -> Markup {
+    let mut parts = topic.split('/').peekable();
+    html! {
+        @while let Some(part) = parts.next() {
+            (part) @if parts.peek().is_some() { "/" wbr; }
         }
     }
 }
@@ -387,7 +404,7 @@ fn empty_state(public_url: &str, api_version: &str) -> Markup {
             }
             p { "Or have Shopify's CLI send its sample, from your app's folder:" }
             pre.command { code #shopify-trigger { (shopify) } }
-            (CopyButton { label: "Copy command", text: None, target: Some("shopify-trigger") })
+            (CopyButton { label: "Copy command", what: Copied::Element("shopify-trigger") })
             p.subdued {
                 "Shopify's CLI sends to a local address only when its host is " code { "localhost" }
                 ", and elsewhere only over HTTPS."
@@ -429,6 +446,7 @@ mod tests {
                 }),
                 public_url: "http://127.0.0.1:8080",
                 shopify_api_version: "2026-10",
+                demo: None,
                 chrome: &Chrome::default(),
             }
             .render()

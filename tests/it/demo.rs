@@ -1,6 +1,7 @@
 //! The demo scenarios seed what they promise, through the real ingest path, and the server starts on them.
 
 use hookplane::demo::{self, Scenario};
+use reqwest::StatusCode;
 
 use crate::support::*;
 
@@ -9,7 +10,7 @@ use crate::support::*;
 async fn with_processing(scenario: Scenario) -> (TestServer, tokio::task::JoinHandle<std::io::Result<()>>) {
     let mock = demo::processing::Processing::bind(scenario).unwrap();
     let url = |name: &str| mock.url(name);
-    let s = seeded_forwarding_to(scenario, &url).await;
+    let s = seeded_forwarding_to(scenario, &url, Some(mock.destinations())).await;
     (s, mock.serve().unwrap())
 }
 
@@ -77,18 +78,50 @@ async fn failing_has_a_failing_destination() {
         list.iter().all(|a| a["started_at"].as_str().unwrap() <= now().to_rfc3339().as_str()),
         "none in the future"
     );
+    // The outage going on: its deliveries are still retrying, each attempt when the retry schedule says, and
+    // their jobs wait for the next one.
+    let retrying = s.all_deliveries("status=retrying").await;
+    assert!(retrying.len() >= 5, "{} retrying", retrying.len());
+    assert!(retrying.iter().all(|d| d["topic"] == "orders/create"));
+    let (_, list) = s.get(&format!("/api/v1/deliveries/{}/attempts", retrying[0]["id"].as_str().unwrap())).await;
+    let list = list.as_array().unwrap();
+    assert!(!list.is_empty() && list.len() < 8 && list.iter().all(|a| a["next"] == "retry"), "{list:?}");
     let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
     assert_eq!(orders["status"], "failing");
     assert!(orders["consecutive_failures"].as_u64().unwrap() >= 5);
 
-    // The failing destination raises banners for the orders subscription only, and counts as a failing topic.
+    // The failing destination raises its banner for the orders subscription only, and counts as a failing
+    // topic. Its deliveries of the last hour are all retrying, so none has ended to lower its success rate.
     let (_, stats) = s.get("/api/v1/stats").await;
     let banners = stats["banners"].as_array().unwrap();
     let codes: Vec<&str> = banners.iter().map(|b| b["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, ["failure_streak", "low_success_rate"], "{banners:?}");
+    assert_eq!(codes, ["failure_streak"], "{banners:?}");
     assert!(banners.iter().all(|b| b["subscription_name"] == "shop-orders"));
     assert_eq!(stats["kpis"]["failing_topics"], 1);
     assert!(stats["kpis"]["success_rate_24h"].as_f64().unwrap() < 1.0);
+
+    // Each retrying delivery keeps one job, due after its last attempt when the schedule says.
+    let attempts: std::collections::HashMap<String, u64> =
+        retrying.iter().map(|d| (d["id"].as_str().unwrap().to_owned(), d["attempt_count"].as_u64().unwrap())).collect();
+    let dir = s.stop().await;
+    let store = hookplane::storage::Store::open(&dir.path().join("data")).unwrap();
+    let db = store.db().unwrap();
+    let tx = redb::ReadableDatabase::begin_read(&*db).unwrap();
+    let table = tx.open_table(hookplane::storage::tables::JOBS.def()).unwrap();
+    let mut jobs = Vec::new();
+    for row in redb::ReadableTable::iter(&table).unwrap() {
+        jobs.push(hookplane::storage::tables::JOBS.decode(row.unwrap().1.value()).unwrap());
+    }
+    assert_eq!(jobs.len(), retrying.len(), "one job for each retrying delivery, and no other");
+    let at = now();
+    for job in &jobs {
+        // A retry that came due while the test ran has counted one more.
+        let listed = attempts.get(&job.delivery_id.to_string()).copied().unwrap_or(u64::MAX);
+        assert!((listed..8).contains(&u64::from(job.attempts)), "{listed} attempts listed: {job:?}");
+        assert!(job.run_at.millis() > at.millis() - 60_000, "due after its last attempt: {job:?}");
+    }
+    drop((table, tx, db));
+    store.close();
 }
 
 #[tokio::test]
@@ -186,4 +219,99 @@ async fn rate_limited_has_orders_at_their_replay_limit() {
     assert_eq!(resp.status().as_u16(), 202);
     let (_, audit) = s.get("/api/v1/audit?action=delivery_replayed&performed_by=demo").await;
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(demo::REPLAYED_ALREADY), "{audit}");
+}
+
+/// The demo's banner flips its destinations, audited like any other change: the failing scenario's orders
+/// destination made healthy, "Replay latest" replays the newest order that can be replayed (the newer ones
+/// are still retrying on their own), it is delivered, and the failure clears by itself.
+#[tokio::test]
+async fn the_demo_banner_flips_a_destination_and_a_replay_then_clears_the_failure() {
+    let (s, _serving) = with_processing(Scenario::Failing).await;
+    let mut b = Browser::new(&s);
+    assert_eq!(b.get(&format!("/setup?code={SETUP_CODE}")).await.status, StatusCode::SEE_OTHER);
+    let page = b.get("/dashboard/webhooks").await;
+    let csrf = page.csrf();
+    assert!(
+        page.body.contains("data-demo-healthy=") && page.body.contains("name=\"intent\" value=\"demo_destination\"")
+    );
+    assert!(page.body.contains("<option value=\"failing\" selected>Failing (503)</option>"), "{}", page.body);
+    let flip = |mode: &'static str, destination: &'static str| {
+        [
+            ("intent", "demo_destination"),
+            ("destination", destination),
+            ("mode", mode),
+            ("return_to", "/dashboard/webhooks"),
+        ]
+    };
+
+    // Bad input is refused and changes nothing.
+    for (form, detail) in [
+        (flip("sideways", "shopify"), "`sideways` is not a way"),
+        (flip("healthy", "nowhere"), "no destination `nowhere`"),
+    ] {
+        let mut form = form.to_vec();
+        form.push(("csrf", &csrf));
+        let refused = b.post("/dashboard/webhooks", &form).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(refused.body.contains(detail), "{}", refused.body);
+    }
+    let (_, audit) = s.get("/api/v1/audit?action=demo_destination_changed").await;
+    assert!(audit["items"].as_array().unwrap().is_empty(), "{audit}");
+
+    let mut form = flip("healthy", "shopify").to_vec();
+    form.push(("csrf", &csrf));
+    let done = b.post("/dashboard/webhooks", &form).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let shown = b.get(done.location()).await;
+    assert!(shown.body.contains("Demo destination changed") && shown.body.contains("Healthy (200)"), "{}", shown.body);
+    // The same again changes nothing, and is not audited twice.
+    assert_eq!(b.post("/dashboard/webhooks", &form).await.status, StatusCode::SEE_OTHER);
+    let (_, audit) = s.get("/api/v1/audit?action=demo_destination_changed").await;
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{audit}");
+    assert_eq!((items[0]["target_id"].as_str(), items[0]["performed_by"].as_str()), (Some("shopify"), Some("local")));
+    assert_eq!(items[0]["changes"], serde_json::json!([{ "field": "mode", "before": "failing", "after": "healthy" }]));
+
+    let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
+    assert_eq!(orders["status"], "failing");
+    let id = orders["id"].as_str().unwrap().to_owned();
+    let replayed = b
+        .post_for_json("/dashboard/webhooks", &[("intent", "replay_latest"), ("subscription", &id), ("csrf", &csrf)])
+        .await;
+    assert_eq!(replayed.status, StatusCode::ACCEPTED, "{}", replayed.body);
+    let made: serde_json::Value = serde_json::from_str(&replayed.body).unwrap();
+    let delivery = made["delivery_id"].as_str().unwrap();
+    let newest_retrying = s.all_deliveries("status=retrying").await;
+    assert!(newest_retrying.iter().all(|d| d["id"] != delivery), "not one still retrying on its own");
+    let mut cleared = serde_json::Value::Null;
+    for _ in 0..200 {
+        let (_, stats) = s.get("/api/v1/stats").await;
+        if stats["kpis"]["failing_topics"] == 0 {
+            cleared = stats;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(cleared["banners"].as_array().is_some_and(Vec::is_empty), "the failure clears: {cleared}");
+    let (_, orders) = s.get("/api/v1/subscriptions/shop-orders").await;
+    assert_eq!((orders["status"].as_str(), orders["consecutive_failures"].as_u64()), (Some("active"), Some(0)));
+}
+
+/// Only a demo has destinations to flip.
+#[tokio::test]
+async fn outside_the_demo_there_is_no_destination_to_flip() {
+    let s = seeded(Scenario::Base).await;
+    let mut b = Browser::new(&s);
+    assert_eq!(b.get(&format!("/setup?code={SETUP_CODE}")).await.status, StatusCode::SEE_OTHER);
+    let page = b.get("/dashboard/webhooks").await;
+    assert!(!page.body.contains("data-demo"), "no demo banner");
+    let csrf = page.csrf();
+    let refused = b
+        .post(
+            "/dashboard/webhooks",
+            &[("intent", "demo_destination"), ("destination", "shopify"), ("mode", "gone"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(refused.body.contains("this instance is not a demo"), "{}", refused.body);
 }

@@ -59,11 +59,13 @@ pub struct Options {
     /// Use a manual clock set to this instant instead of the wall clock.
     pub clock_at: Option<Timestamp>,
     pub dir: Option<TempDir>,
+    /// The demo's processing service, as `serve --demo` hands it to the dashboard.
+    pub demo: Option<Arc<dyn hookplane::contract::demo::MockDestinations>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { env: env(&[]), config_toml: None, clock_at: None, dir: None }
+        Self { env: env(&[]), config_toml: None, clock_at: None, dir: None, demo: None }
     }
 }
 
@@ -86,7 +88,9 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(hookplane::app::serve_with_clock(settings, clock, listener, async move {
+        let mut core = hookplane::app::Core::start(settings, clock).await.unwrap();
+        core.demo = opts.demo;
+        let handle = tokio::spawn(hookplane::app::serve_core(core, listener, async move {
             let _ = rx.await;
         }));
         let server = Self {
@@ -238,13 +242,14 @@ pub async fn body_of(client: &reqwest::Client, base: &str, delivery_id: &str) ->
 /// A server on a data directory seeded with a demo scenario, as `hookplane serve --demo` starts one, but
 /// with no processing service: the demo's destinations are an address nobody answers.
 pub async fn seeded(scenario: hookplane::demo::Scenario) -> TestServer {
-    seeded_forwarding_to(scenario, &|name: &str| format!("http://127.0.0.1:9/{name}")).await
+    seeded_forwarding_to(scenario, &|name: &str| format!("http://127.0.0.1:9/{name}"), None).await
 }
 
 /// The same, its subscriptions forwarding to `processing(name)`.
 pub async fn seeded_forwarding_to(
     scenario: hookplane::demo::Scenario,
     processing: &(dyn Fn(&str) -> String + Sync),
+    demo: Option<Arc<dyn hookplane::contract::demo::MockDestinations>>,
 ) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::load(&Flags::default(), &env(&[])).unwrap();
@@ -260,6 +265,7 @@ pub async fn seeded_forwarding_to(
     TestServer::start_with(Options {
         env: env(&[("HOOKPLANE_MASTER_KEY", &key)]),
         dir: Some(dir),
+        demo,
         ..Options::default()
     })
     .await

@@ -8,11 +8,13 @@ use poem::{IntoResponse as _, Response, handler};
 
 use super::{Intent, html_response, message_page, see_other};
 use crate::contract::RotateSecretIn;
+use crate::contract::demo::MockMode;
 use crate::contract::paths;
 use crate::contract::{Caller, DeliveryPage, ReplayOut};
-use crate::domain::Timestamp;
 use crate::domain::access::Role;
+use crate::domain::audit::{AuditAction, Change};
 use crate::domain::filter::DeliveryFilter;
+use crate::domain::{DeliveryStatus, Timestamp};
 use crate::http::AppState;
 use crate::http::access;
 use crate::http::api::{
@@ -71,6 +73,7 @@ pub async fn view_webhooks_get(
     });
     let public_url = state.public_url();
     let chrome = Chrome { notice, ..Chrome::of(caller) };
+    let demo = state.demo.as_ref().map(|d| d.list());
     let page = WebhooksPage {
         filters: &filters,
         data: data.as_ref(),
@@ -78,6 +81,7 @@ pub async fn view_webhooks_get(
         error,
         public_url: &public_url,
         shopify_api_version: &state.settings.shopify_api_version,
+        demo: demo.as_deref(),
         chrome: &chrome,
     };
     html_response(status, page.render())
@@ -92,9 +96,11 @@ pub enum WebhooksIntent {
     ReplayLatest,
     Pause,
     Resume,
+    /// Under `serve --demo`: how a destination of the demo's processing service answers.
+    DemoDestination,
 }
 
-const EXPECTED: &str = "rotate, replay, replay_latest, pause or resume";
+const EXPECTED: &str = "rotate, replay, replay_latest, pause, resume or demo_destination";
 
 /// What a form on the webhooks page asks for (`intent`) and its fields.
 #[derive(Default, serde::Deserialize)]
@@ -108,6 +114,8 @@ pub struct WebhooksAction {
     secret: Option<String>,
     secret_confirmation: Option<String>,
     overlap_hours: Option<String>,
+    destination: Option<String>,
+    mode: Option<String>,
 }
 
 impl std::fmt::Debug for WebhooksAction {
@@ -164,6 +172,16 @@ pub async fn view_webhooks_post(
                 Err(e) => Err(e),
             }
         }
+        Ok(WebhooksIntent::DemoDestination) => {
+            demo_destination(req, state, caller, &action).await.map(|(name, mode)| {
+                let notice = Notice {
+                    notice: Some("demo_destination".to_owned()),
+                    target: Some(name),
+                    count: Some(mode.as_str().to_owned()),
+                };
+                notice.on(&back)
+            })
+        }
     };
     match result {
         Ok(to) => see_other(&to),
@@ -175,7 +193,12 @@ pub async fn view_webhooks_post(
     }
 }
 
-/// Replays the form's delivery, or for `replay_latest` the newest delivery of the form's subscription.
+/// How many of a subscription's newest deliveries `replay_latest` looks through for one it can replay.
+const LATEST_LOOKED_AT: u32 = 100;
+
+/// Replays the form's delivery, or for `replay_latest` the newest delivery of the form's subscription that
+/// can be replayed: newer ones whose own attempts are under way are sent anyway, and a replay of them would
+/// be refused.
 async fn replay_action(
     req: &poem::Request,
     state: &AppState,
@@ -187,14 +210,24 @@ async fn replay_action(
         (WebhooksIntent::Replay, Some(d), _) => d.clone(),
         (WebhooksIntent::ReplayLatest, _, Some(sub)) => {
             let filter = DeliveryFilter { subscription: Some(sub.clone()), ..DeliveryFilter::default() };
-            let params = DeliveryParams { filter, limit: Some(1), ..DeliveryParams::default() };
+            let params = DeliveryParams { filter, limit: Some(LATEST_LOOKED_AT), ..DeliveryParams::default() };
             let page = dashboard_payload(state, query(params)?).await?;
-            page.deliveries.items.into_iter().next().map(|d| d.id).ok_or_else(|| {
-                ApiError::Conflict(poem_openapi::payload::Json(Problem::new(
-                    Kind::NotReplayable,
-                    format!("subscription `{sub}` has no deliveries to replay yet"),
-                )))
-            })?
+            let newest = page.deliveries.items.iter().find(|d| !DeliveryStatus::from(d.status).attempts_under_way());
+            match (newest, page.deliveries.items.is_empty()) {
+                (Some(d), _) => d.id.clone(),
+                (None, empty) => {
+                    let detail = if empty {
+                        format!("subscription `{sub}` has no deliveries to replay yet")
+                    } else {
+                        format!(
+                            "the newest {} deliveries of subscription `{sub}` are all still being sent on their own; \
+                             replay one once it has succeeded or failed",
+                            page.deliveries.items.len()
+                        )
+                    };
+                    return Err(Problem::new(Kind::NotReplayable, detail).into());
+                }
+            }
         }
         _ => return Err(ApiError::bad_request("a replay needs `delivery` (or `subscription` for `replay_latest`)")),
     };
@@ -224,6 +257,37 @@ async fn rotate(req: &poem::Request, state: &AppState, caller: &Caller, a: Webho
     let rotated = rotate_secret(state, access::actor(&caller.principal, req), &sub, input).await?;
     let query = serde_urlencoded::to_string([("rotated", rotated.subscription.id.as_str())]).unwrap_or_default();
     Ok(format!("{}?{query}", paths::DASHBOARD_WEBHOOKS))
+}
+
+/// Changes how a destination of the demo's processing service answers, audited like any other change:
+/// the entry is written first, so a change is never made without it.
+async fn demo_destination(
+    req: &poem::Request,
+    state: &AppState,
+    caller: &Caller,
+    a: &WebhooksAction,
+) -> Result<(String, MockMode), ApiError> {
+    let Some(demo) = &state.demo else {
+        return Err(Problem::new(
+            Kind::Conflict,
+            "this instance is not a demo: its destinations are real services, not Hookplane's to change",
+        )
+        .into());
+    };
+    let name = a.destination.clone().unwrap_or_default();
+    let mode = MockMode::parse(a.mode.as_deref().unwrap_or_default()).map_err(ApiError::bad_request)?;
+    let Some(before) = demo.list().into_iter().find(|m| m.name == name).map(|m| m.mode) else {
+        return Err(ApiError::bad_request(format!("the demo has no destination `{name}`")));
+    };
+    if before != mode {
+        let entry = access::actor(&caller.principal, req)
+            .entry(state.clock.now(), AuditAction::DemoDestinationChanged)
+            .target(&name)
+            .change(Change::changed("mode", before.as_str(), mode.as_str()));
+        state.store.read(move |db| crate::storage::audit::record(db, &entry)).await.map_err(ApiError::from)?;
+        demo.set(&name, mode);
+    }
+    Ok((name, mode))
 }
 
 /// The form's fields as the API's query: blank means any, `range` is a window ending now.
