@@ -102,7 +102,8 @@ impl Render for DeliveryPage<'_> {
                 @match &self.body {
                     Body::Full { text, pretty } => {
                         @if !pretty { p.subdued { "Not JSON: shown as received." } }
-                        pre #payload { code { (text) } }
+                        // Focusable: it scrolls, and a keyboard must be able to scroll it.
+                        pre #payload tabindex="0" aria-label="Payload" { code { (text) } }
                     }
                     Body::Preview => {
                         (Banner {
@@ -110,7 +111,7 @@ impl Render for DeliveryPage<'_> {
                             title: "Only the 4 KB preview is shown",
                             body: html! { p { "The body is " (format::bytes(d.size_bytes)) ". " a href=(download) download { "Download it" } " for every byte." } },
                         })
-                        pre #payload { code { (d.preview) } }
+                        pre #payload tabindex="0" aria-label="Payload preview" { code { (d.preview) } }
                     }
                 }
             }
@@ -118,7 +119,7 @@ impl Render for DeliveryPage<'_> {
             @if let Some(headers) = &d.headers {
                 section.card aria-labelledby="headers-title" {
                     h2 #headers-title { "Headers" }
-                    table.index-table {
+                    table.index-table.headers-table {
                         thead { tr { th scope="col" { "Name" } th scope="col" { "Value" } } }
                         tbody { @for h in headers { tr { td { code { (h.name) } } td { code { (h.value) } } } } }
                     }
@@ -137,6 +138,8 @@ fn attempts(list: &[AttemptOut]) -> Markup {
             @if list.is_empty() {
                 p.subdued { "None yet: the delivery is kept here, or waits for its first attempt." }
             } @else {
+                // Scrolls sideways by itself on a narrow screen, reachable by keyboard, rather than the page.
+                div.table-scroll tabindex="0" role="region" aria-label="Attempts" {
                 table.index-table {
                     thead { tr {
                         th.numeric scope="col" { "#" }
@@ -164,6 +167,7 @@ fn attempts(list: &[AttemptOut]) -> Markup {
                             }
                         }
                     }
+                }
                 }
             }
         }
