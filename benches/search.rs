@@ -282,7 +282,7 @@ fn main() {
         let mut times = Vec::with_capacity(a.queries);
         for _ in 0..a.queries {
             let t = Instant::now();
-            let p = loader::load(&db, &core.search, q, now).unwrap();
+            let p = loader::load(&db, &core.search, q, now, &Default::default()).unwrap();
             assert_eq!(p.overview.subscriptions.len(), SHOPS * TOPICS.len());
             times.push(t.elapsed());
         }

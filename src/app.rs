@@ -12,6 +12,7 @@ use poem::Server;
 use poem::listener::TcpAcceptor;
 use tokio::net::TcpListener;
 
+use crate::alerts::Alerts;
 use crate::auth::Gate;
 use crate::auth::setup::LocalSetup;
 use crate::config::Settings;
@@ -78,6 +79,9 @@ pub struct Core {
     setup_code: Option<Option<SecretBytes>>,
     /// The demo's processing service, whose destinations the dashboard flips; only under `serve --demo`.
     pub demo: Option<Arc<dyn MockDestinations>>,
+    /// The alert rules, incidents and their notifications.
+    pub alerts: Arc<Alerts>,
+    alerting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -147,12 +151,22 @@ impl Core {
         )
         .context("cannot start the search indexer")?;
 
+        let sinks = crate::sinks::Sinks::new(settings.sink_settings()).context("cannot set up the alert sinks")?;
+        let alerts = Arc::new(Alerts::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::new(settings.alerts.rules()),
+            sinks,
+            registry.snapshot().shopify_app.iter().map(|s| s.fingerprint.clone()).collect(),
+            settings.alerts.evaluate_every(),
+        ));
         let handoff = Arc::new(Handoff::new(settings.delivery.concurrency * 4, HANDOFF_MAX_BYTES));
         let hooks = WriterHooks {
             store: Arc::clone(&store),
             handoff: Arc::clone(&handoff),
             wake: wake.clone(),
             indexer: indexer.handle.clone(),
+            alerts: Arc::clone(&alerts),
         };
         let writer = writer::spawn(
             Arc::clone(&store),
@@ -193,6 +207,7 @@ impl Core {
         if run_queue {
             bulk.resume().await.context("cannot read the bulk replays to go on with")?;
         }
+        let alerting = run_queue.then(|| Arc::clone(&alerts).spawn(vitals.part(ALERTS, false)));
         Ok(Self {
             settings,
             store,
@@ -211,6 +226,8 @@ impl Core {
             vitals,
             setup_code,
             demo: None,
+            alerts,
+            alerting,
         })
     }
 
@@ -219,6 +236,9 @@ impl Core {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.vitals.stopping();
         self.sweeper.abort();
+        if let Some(alerting) = &self.alerting {
+            alerting.abort();
+        }
         self.bulk.stop();
         if let Some(queue) = self.queue {
             queue.stop(Duration::from_secs(self.settings.shutdown_grace_seconds)).await;
@@ -257,6 +277,7 @@ impl Core {
             gate: Arc::clone(&self.gate),
             bulk: Arc::clone(&self.bulk),
             demo: self.demo.clone(),
+            alerts: Arc::clone(&self.alerts),
         }
     }
 }
@@ -268,6 +289,7 @@ struct WriterHooks {
     handoff: Arc<Handoff>,
     wake: Wake,
     indexer: IndexerHandle,
+    alerts: Arc<Alerts>,
 }
 
 impl Hooks for WriterHooks {
@@ -285,6 +307,10 @@ impl Hooks for WriterHooks {
 
     fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, requests: usize) {
         self.indexer.stored(deliveries, requests);
+    }
+
+    fn answered(&self) {
+        self.alerts.poke();
     }
 }
 
@@ -364,6 +390,7 @@ const WRITER: &str = "writer";
 const QUEUE: &str = "delivery queue";
 const INDEXER: &str = "search indexer";
 const SWEEP: &str = "secret sweep";
+const ALERTS: &str = "alerts";
 
 /// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
 /// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.

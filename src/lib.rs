@@ -7,6 +7,7 @@
 //! HTML; `http` and `cli` are the edges; `app` wires everything together. The table in
 //! `docs/architecture.md` says who may use whom, and `layers` holds the code to it.
 
+pub mod alerts;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod loader;
 pub mod logging;
 pub mod search;
 pub mod secrets;
+pub mod sinks;
 pub mod storage;
 pub mod task;
 pub mod views;

@@ -8,11 +8,12 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::domain::filter::Filter;
 use crate::domain::health::{Counters, Degraded, Health, TIMELINE_ATTEMPTS};
+use crate::domain::incident::{AlertRules, Subject};
 use crate::domain::subscription::Destination;
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::search::{SearchError, SearchIndex, SearchQuery};
 use crate::storage::deliveries::{self, Page};
-use crate::storage::{StoreError, attempts, stats, subscriptions};
+use crate::storage::{StoreError, attempts, incidents, stats, subscriptions};
 
 /// Which deliveries the page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct Banner {
     pub subscription_id: SubscriptionId,
     pub subscription_name: String,
     pub reason: Degraded,
+    /// The incident open for this rule, once the alert evaluator has opened it.
+    pub incident: Option<crate::domain::ids::IncidentId>,
 }
 
 /// Subscriptions with their health, the figures of the page, and the banners: everything but deliveries.
@@ -74,8 +77,14 @@ pub enum LoadError {
     Search(#[from] SearchError),
 }
 
-pub fn load(db: &Database, search: &SearchIndex, query: &Query, now: Timestamp) -> Result<DashboardPayload, LoadError> {
-    let overview = overview(db, now)?;
+pub fn load(
+    db: &Database,
+    search: &SearchIndex,
+    query: &Query,
+    now: Timestamp,
+    rules: &AlertRules,
+) -> Result<DashboardPayload, LoadError> {
+    let overview = overview(db, now, rules)?;
     let deliveries = deliveries_page(db, search, query)?;
     Ok(DashboardPayload { overview, deliveries })
 }
@@ -109,9 +118,16 @@ pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Re
     Ok(Page { items, next_cursor })
 }
 
-/// A subscription with its health, showing the status its health decides (`Health::status`).
-fn with_health(tx: &ReadTransaction, mut sub: Subscription, now: Timestamp) -> Result<SubscriptionHealth, StoreError> {
+/// A subscription with its health judged against its thresholds, showing the status that decides
+/// (`Health::status`).
+fn with_health(
+    tx: &ReadTransaction,
+    mut sub: Subscription,
+    now: Timestamp,
+    rules: &AlertRules,
+) -> Result<SubscriptionHealth, StoreError> {
     let mut health = stats::health(tx, &sub, now)?;
+    health.judge(rules.for_subscription(&sub.name));
     // A subscription that keeps its deliveries makes no attempts (one that did before keeps its panel's
     // other figures).
     if matches!(sub.destination, Destination::Http { .. }) {
@@ -126,29 +142,32 @@ pub fn subscription(
     db: &Database,
     id: SubscriptionId,
     now: Timestamp,
+    rules: &AlertRules,
 ) -> Result<Option<SubscriptionHealth>, StoreError> {
     let tx = db.begin_read()?;
-    subscriptions::get_in_read(&tx, id)?.map(|sub| with_health(&tx, sub, now)).transpose()
+    subscriptions::get_in_read(&tx, id)?.map(|sub| with_health(&tx, sub, now, rules)).transpose()
 }
 
 /// Every subscription with its health, oldest first, read in one transaction.
-pub fn overview(db: &Database, now: Timestamp) -> Result<Overview, StoreError> {
+pub fn overview(db: &Database, now: Timestamp, rules: &AlertRules) -> Result<Overview, StoreError> {
     let tx = db.begin_read()?;
     let mut subs = Vec::new();
     for sub in subscriptions::list_in(&tx)? {
-        subs.push(with_health(&tx, sub, now)?);
+        subs.push(with_health(&tx, sub, now, rules)?);
     }
     let kpis = kpis(&subs);
-    let banners = subs
-        .iter()
-        .flat_map(|s| {
-            s.health.degraded().into_iter().map(|reason| Banner {
+    let mut banners = Vec::new();
+    for s in &subs {
+        for &reason in &s.health.degraded {
+            let subject = Subject::Subscription(s.subscription.id);
+            banners.push(Banner {
                 subscription_id: s.subscription.id,
                 subscription_name: s.subscription.name.clone(),
                 reason,
-            })
-        })
-        .collect();
+                incident: incidents::open_id_in(&tx, subject, reason.rule())?,
+            });
+        }
+    }
     Ok(Overview { generated_at: now, subscriptions: subs, kpis, banners })
 }
 

@@ -14,6 +14,19 @@ pub fn dropped_lines() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
+/// An error with its causes, for a log line or a stored answer: a client's own message alone ("error
+/// sending request") says too little.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Standard output that never fails: what it cannot write it counts and forgets.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Lossy;

@@ -11,6 +11,7 @@ export const PAGES = [
   { name: 'webhooks', nav: 'Webhooks', heading: 'Webhooks' },
   { name: 'delivery', heading: null },
   { name: 'bulk-replays', nav: 'Bulk replays', heading: 'Bulk replays' },
+  { name: 'incidents', nav: 'Incidents', heading: 'Incidents' },
   { name: 'api-tokens', nav: 'API tokens', heading: 'API tokens' },
   { name: 'audit-log', nav: 'Audit log', heading: 'Audit log' },
   { name: 'sign-in', heading: 'Sign in' },

@@ -10,11 +10,13 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
             anyhow::bail!("declared subscription `{}`: the environment variable `{var}` is not set", d.name);
         }
     }
+    let sinks: Vec<&str> = settings.sink_settings().kinds().iter().map(|k| k.as_str()).collect();
     println!(
-        "configuration is valid: listen {}, data_dir {}, {} declared subscription(s)",
+        "configuration is valid: listen {}, data_dir {}, {} declared subscription(s), alert sinks: {}",
         settings.listen,
         settings.data_dir.display(),
-        settings.subscriptions.len()
+        settings.subscriptions.len(),
+        if sinks.is_empty() { "none (incidents show in the dashboard only)".to_owned() } else { sinks.join(", ") }
     );
     Ok(())
 }

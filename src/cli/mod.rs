@@ -1,6 +1,7 @@
 //! The command line. `main` calls [`run`]; each subcommand lives in its own file.
 
 mod admin;
+mod alerts;
 mod check;
 mod reindex;
 mod send_test;
@@ -44,6 +45,9 @@ enum Command {
     /// Make and change operators, and make, list and revoke API tokens. Run it while Hookplane is stopped.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Try the alert sinks.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -121,6 +125,7 @@ pub fn run() -> ExitCode {
         Command::SendTest(args) => send_test::run(args),
         Command::Reindex(args) => reindex::run(args),
         Command::Admin(cmd) => admin::run(cmd),
+        Command::Alerts(cmd) => alerts::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

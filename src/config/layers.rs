@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::alerts::ENV_WEBHOOK_SECRET;
 use super::{ConfigError, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_DEMO, ENV_MASTER_KEY, ENV_SETUP_CODE, invalid};
 
 pub(super) fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -25,7 +26,9 @@ pub(super) fn apply_env(
 ) -> Result<(), ConfigError> {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("HOOKPLANE_") else { continue };
-        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN, ENV_SETUP_CODE, ENV_DEMO].contains(&name.as_str()) {
+        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN, ENV_SETUP_CODE, ENV_DEMO, ENV_WEBHOOK_SECRET]
+            .contains(&name.as_str())
+        {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -35,6 +38,7 @@ pub(super) fn apply_env(
         let value = match default {
             toml::Value::Integer(_) => raw.trim().parse().map(toml::Value::Integer).ok(),
             toml::Value::Boolean(_) => raw.trim().parse().map(toml::Value::Boolean).ok(),
+            toml::Value::Float(_) => raw.trim().parse().map(toml::Value::Float).ok(),
             toml::Value::String(_) => Some(toml::Value::String(raw.clone())),
             // A list of numbers, written `1,2,3`.
             toml::Value::Array(_) => raw

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::alerts::settings::AlertSettings;
 use crate::auth::AuthSettings;
 use crate::connectors::zoho::{SignatureEncoding, SignatureScheme};
 use crate::control::{ControlOptions, DeclaredSubscription};
@@ -17,6 +18,7 @@ use crate::jobs::worker::DeliverySettings;
 use crate::search::SearchSettings;
 use crate::secrets::{DigestParams, SecretBytes};
 
+mod alerts;
 mod layers;
 
 use layers::{apply_env, merge};
@@ -64,6 +66,7 @@ pub struct Settings {
     pub standard: StandardSettings,
     pub zoho: ZohoSettings,
     pub secrets: SecretSettings,
+    pub alerts: AlertSettings,
     pub subscriptions: Vec<DeclaredSubscription>,
     /// Secrets taken from the environment; never from a file.
     #[serde(skip)]
@@ -252,19 +255,26 @@ impl Settings {
         }
     }
 
+    /// The base URL providers and people reach this instance at; no trailing slash.
+    pub fn public_base(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
     /// What the HTTP handlers need.
     pub fn http_settings(&self) -> HttpSettings {
         HttpSettings {
-            public_url: if self.public_url.is_empty() {
-                format!("http://{}", self.listen)
-            } else {
-                self.public_url.trim_end_matches('/').to_owned()
-            },
+            public_url: self.public_base(),
             max_body_bytes: self.ingest.max_body_bytes,
             open_on_loopback: self.dashboard.open_on_loopback,
             rotation_overlap_hours: self.secrets.rotation_overlap_hours,
             shopify_api_version: self.shopify.api_version.clone(),
             logs_url: Some(self.dashboard.logs_url.trim().to_owned()).filter(|u| !u.is_empty()),
+            alert_rules: std::sync::Arc::new(self.alerts.rules()),
+            runbook_url: self.runbook_url(),
         }
     }
 
@@ -332,7 +342,7 @@ impl Settings {
         let web = |url: &str| url.is_empty() || url.starts_with("http://") || url.starts_with("https://");
         check(web(&self.public_url), "public_url must start with http:// or https://")?;
         check(web(self.dashboard.logs_url.trim()), "dashboard.logs_url must start with http:// or https://")?;
-        Ok(())
+        self.validate_alerts(origin)
     }
 }
 

@@ -55,7 +55,7 @@ impl From<&Health> for HealthOut {
             avg_latency_ms_24h: h.avg_latency_ms_24h,
             p95_latency_ms_24h: h.p95_latency_ms_24h,
             hourly_24h: h.hourly_24h.clone(),
-            degraded: h.degraded().into_iter().map(|d| d.code().to_owned()).collect(),
+            degraded: h.degraded.iter().map(|d| d.code().to_owned()).collect(),
             recent_attempts: h
                 .recent_attempts
                 .iter()
@@ -101,15 +101,26 @@ pub struct BannerOut {
     /// `failure_streak` or `low_success_rate`.
     pub code: String,
     pub message: String,
+    /// The alert rule that watches this condition.
+    pub rule: super::AlertRule,
+    /// The incident open for it, once the alert evaluator has opened one.
+    pub incident_id: Option<String>,
+    /// The rule's section of the runbook.
+    pub runbook_url: String,
 }
 
-impl From<&Banner> for BannerOut {
-    fn from(b: &Banner) -> Self {
+impl BannerOut {
+    /// `runbook` is the runbook without a section.
+    pub fn new(b: &Banner, runbook: &str) -> Self {
+        let rule = b.reason.rule();
         Self {
             subscription_id: b.subscription_id.to_string(),
             subscription_name: b.subscription_name.clone(),
             code: b.reason.code().to_owned(),
             message: b.reason.message(),
+            rule: rule.into(),
+            incident_id: b.incident.map(|i| i.to_string()),
+            runbook_url: format!("{runbook}#{}", rule.as_str()),
         }
     }
 }

@@ -29,6 +29,7 @@ mod caller;
 mod dashboard;
 mod deliveries;
 pub mod demo;
+mod incidents;
 pub mod paths;
 mod replays;
 mod subscriptions;
@@ -39,6 +40,7 @@ pub use admin::*;
 pub use caller::Caller;
 pub use dashboard::*;
 pub use deliveries::*;
+pub use incidents::*;
 pub use replays::*;
 pub use subscriptions::*;
 

@@ -24,6 +24,10 @@ pub const DASHBOARD_AUDIT: &str = "/dashboard/audit";
 pub const DASHBOARD_AUDIT_EXPORT: &str = "/dashboard/audit/export";
 pub const DASHBOARD_TOKENS: &str = "/dashboard/tokens";
 pub const DASHBOARD_REPLAYS: &str = "/dashboard/replays";
+pub const DASHBOARD_INCIDENTS: &str = "/dashboard/incidents";
+pub const DASHBOARD_INCIDENT: &str = "/dashboard/incidents/:id";
+/// The runbook, one section per alert rule (its anchor is the rule's name).
+pub const RUNBOOK: &str = "/docs/runbook";
 pub const DASHBOARD_DELIVERY: &str = "/dashboard/webhooks/deliveries/:id";
 pub const DASHBOARD_DELIVERY_BODY: &str = "/dashboard/webhooks/deliveries/:id/body";
 const ASSET_PREFIX: &str = "/assets/";
@@ -36,6 +40,11 @@ pub fn asset(name: &str) -> String {
 /// The payload view of a delivery.
 pub fn delivery_view(id: &str) -> String {
     format!("{DASHBOARD_WEBHOOKS}/deliveries/{id}")
+}
+
+/// An incident's page.
+pub fn incident_view(id: &str) -> String {
+    format!("{DASHBOARD_INCIDENTS}/{id}")
 }
 
 /// The exact body of a delivery, as a download.

@@ -37,10 +37,12 @@ pub enum AuditAction {
     SetupLinkUsed,
     /// Under `serve --demo`: an operator changed how a destination of the demo's processing service answers.
     DemoDestinationChanged,
+    /// An operator acknowledged an incident: they are on it, and the sinks are told.
+    IncidentAcknowledged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -59,6 +61,7 @@ impl AuditAction {
         AuditAction::BulkReplayCancelled,
         AuditAction::SetupLinkUsed,
         AuditAction::DemoDestinationChanged,
+        AuditAction::IncidentAcknowledged,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl AuditAction {
             AuditAction::BulkReplayCancelled => "bulk_replay_cancelled",
             AuditAction::SetupLinkUsed => "setup_link_used",
             AuditAction::DemoDestinationChanged => "demo_destination_changed",
+            AuditAction::IncidentAcknowledged => "incident_acknowledged",
         }
     }
 }

@@ -3,16 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::incident::Thresholds;
 use super::{SubscriptionStatus, Timestamp};
 
 /// Latency histogram buckets: bucket 0 holds attempts under 1 ms, bucket `i` those under `2^i` ms, the
 /// last one everything slower (about 65 s and up). Fixed, so minute rows add up into hours and days.
 pub const LATENCY_BUCKETS: usize = 18;
-
-/// More consecutive failed attempts than this degrade a subscription.
-pub const FAILURE_STREAK_LIMIT: u32 = 5;
-/// A success rate under this over the last hour degrades a subscription.
-pub const MIN_SUCCESS_RATE_1H: f64 = 0.9;
 
 /// What happened to one subscription in one period (a minute or an hour). Fields are added as the features
 /// that count them land; rows written before read the new fields as zero.
@@ -120,6 +116,8 @@ pub struct Health {
     pub success_rate_24h: Option<f64>,
     pub success_rate_1h: Option<f64>,
     pub consecutive_failures: u32,
+    /// Attempts to hand deliveries to the destination over the last 60 minutes.
+    pub attempts_1h: u64,
     pub avg_latency_ms_24h: Option<u32>,
     pub p95_latency_ms_24h: Option<u32>,
     /// Deliveries per hour over the last 24 hours, oldest first; the last is the current hour so far.
@@ -128,6 +126,8 @@ pub struct Health {
     pub totals_24h: Counters,
     /// The last attempts to hand its deliveries to the destination, oldest first: its failure timeline.
     pub recent_attempts: Vec<AttemptMark>,
+    /// Why this subscription needs attention, as [`Health::judge`] decided against its thresholds.
+    pub degraded: Vec<Degraded>,
 }
 
 /// How many attempts the failure timeline shows.
@@ -181,12 +181,31 @@ impl Health {
             success_rate_24h: day.success_rate(),
             success_rate_1h: hour.success_rate(),
             consecutive_failures,
+            attempts_1h: hour.attempts,
             avg_latency_ms_24h: day.avg_latency_ms(),
             p95_latency_ms_24h: day.latency_percentile_ms(0.95),
             hourly_24h,
             totals_24h: day,
             recent_attempts: Vec::new(),
+            degraded: Vec::new(),
         }
+    }
+
+    /// Decides, against the subscription's thresholds, which degradation rules hold: more than N consecutive
+    /// failed attempts, or a success rate under the threshold over the last hour once that hour holds enough
+    /// attempts. The status, the banners and the incidents all read this one decision.
+    pub fn judge(&mut self, t: &Thresholds) {
+        let mut out = Vec::new();
+        if self.consecutive_failures > t.consecutive_failures {
+            out.push(Degraded::FailureStreak { count: self.consecutive_failures, limit: t.consecutive_failures });
+        }
+        if let Some(rate) = self.success_rate_1h
+            && rate < t.success_rate
+            && self.attempts_1h >= t.min_attempts
+        {
+            out.push(Degraded::LowSuccessRate { rate, threshold: t.success_rate, attempts: self.attempts_1h });
+        }
+        self.degraded = out;
     }
 
     /// The status a subscription shows, given the one stored: `failing` exactly while a degradation rule
@@ -194,53 +213,47 @@ impl Health {
     /// handshake-failed subscriptions show what is stored.
     pub fn status(&self, stored: SubscriptionStatus) -> SubscriptionStatus {
         match stored {
-            SubscriptionStatus::Active | SubscriptionStatus::Failing if self.degraded().is_empty() => {
+            SubscriptionStatus::Active | SubscriptionStatus::Failing if self.degraded.is_empty() => {
                 SubscriptionStatus::Active
             }
             SubscriptionStatus::Active | SubscriptionStatus::Failing => SubscriptionStatus::Failing,
             other => other,
         }
     }
-
-    /// Why this subscription needs attention, if it does.
-    pub fn degraded(&self) -> Vec<Degraded> {
-        let mut out = Vec::new();
-        if self.consecutive_failures > FAILURE_STREAK_LIMIT {
-            out.push(Degraded::FailureStreak(self.consecutive_failures));
-        }
-        if let Some(rate) = self.success_rate_1h
-            && rate < MIN_SUCCESS_RATE_1H
-        {
-            out.push(Degraded::LowSuccessRate(rate));
-        }
-        out
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Degraded {
-    /// More than [`FAILURE_STREAK_LIMIT`] attempts in a row failed.
-    FailureStreak(u32),
-    /// Under [`MIN_SUCCESS_RATE_1H`] of the deliveries that ended in the last hour succeeded.
-    LowSuccessRate(f64),
+    /// More than `limit` attempts in a row failed.
+    FailureStreak { count: u32, limit: u32 },
+    /// Under `threshold` of the deliveries that ended in the last hour succeeded, over `attempts` attempts.
+    LowSuccessRate { rate: f64, threshold: f64, attempts: u64 },
 }
 
 impl Degraded {
     /// A stable code for the API.
     pub const fn code(self) -> &'static str {
         match self {
-            Self::FailureStreak(_) => "failure_streak",
-            Self::LowSuccessRate(_) => "low_success_rate",
+            Self::FailureStreak { .. } => "failure_streak",
+            Self::LowSuccessRate { .. } => "low_success_rate",
+        }
+    }
+
+    /// The alert rule that watches this condition.
+    pub const fn rule(self) -> super::incident::Rule {
+        match self {
+            Self::FailureStreak { .. } => super::incident::Rule::ConsecutiveFailures,
+            Self::LowSuccessRate { .. } => super::incident::Rule::SuccessRate,
         }
     }
 
     pub fn message(self) -> String {
         match self {
-            Self::FailureStreak(n) => format!("{n} consecutive failed attempts (more than {FAILURE_STREAK_LIMIT})"),
-            Self::LowSuccessRate(r) => format!(
-                "{:.1} % of deliveries succeeded in the last hour (under {:.0} %)",
-                r * 100.0,
-                MIN_SUCCESS_RATE_1H * 100.0
+            Self::FailureStreak { count, limit } => format!("{count} consecutive failed attempts (more than {limit})"),
+            Self::LowSuccessRate { rate, threshold, attempts } => format!(
+                "{:.1} % of deliveries succeeded in the last hour (under {:.0} %, over {attempts} attempts)",
+                rate * 100.0,
+                threshold * 100.0
             ),
         }
     }
@@ -285,7 +298,13 @@ mod tests {
     #[test]
     fn health_reads_the_right_windows() {
         let now = at(1000, 30);
-        let c = |received, succeeded, failed| Counters { received, succeeded, failed, ..Counters::default() };
+        let c = |received, succeeded, failed| Counters {
+            received,
+            succeeded,
+            failed,
+            attempts: received * 2,
+            ..Counters::default()
+        };
         let hours = [
             (976, c(99, 99, 0)), // 24 hours before this hour: outside the window
             (977, c(10, 10, 0)),
@@ -304,12 +323,26 @@ mod tests {
         assert_eq!(h.success_rate_1h, Some(3.0 / 5.0));
         assert_eq!(h.hourly_24h.len(), 24);
         assert_eq!((h.hourly_24h[0], h.hourly_24h[22], h.hourly_24h[23]), (10, 20, 5));
-        assert_eq!(h.degraded(), vec![Degraded::LowSuccessRate(0.6)]);
+        assert_eq!(h.attempts_1h, 10);
+        let judged = |mut h: Health, t: &Thresholds| {
+            h.judge(t);
+            h.degraded
+        };
+        let seed = Thresholds::default();
+        assert_eq!(
+            judged(h.clone(), &seed),
+            vec![Degraded::LowSuccessRate { rate: 0.6, threshold: 0.9, attempts: 10 }]
+        );
+        assert!(
+            judged(h, &Thresholds { min_attempts: 11, ..seed }).is_empty(),
+            "too few attempts in the hour to judge the rate"
+        );
 
-        let streak = Health::from_rollups(now, &[], &[], None, FAILURE_STREAK_LIMIT + 1);
-        assert_eq!(streak.degraded(), vec![Degraded::FailureStreak(6)]);
+        let streak = Health::from_rollups(now, &[], &[], None, 6);
+        assert_eq!(judged(streak.clone(), &seed), vec![Degraded::FailureStreak { count: 6, limit: 5 }]);
+        assert!(judged(streak.clone(), &Thresholds { consecutive_failures: 6, ..seed }).is_empty());
         assert_eq!(streak.success_rate_1h, None, "nothing ended: no rate, and no banner for it");
-        assert!(Health::from_rollups(now, &[], &[], None, FAILURE_STREAK_LIMIT).degraded().is_empty());
+        assert!(judged(Health::from_rollups(now, &[], &[], None, 5), &seed).is_empty());
     }
 
     #[test]
@@ -321,9 +354,13 @@ mod tests {
     #[test]
     fn failing_is_what_the_rules_say_and_clears_by_itself() {
         use crate::domain::SubscriptionStatus::{Active, Discovered, Failing, Paused};
-        let healthy = Health { consecutive_failures: 5, success_rate_1h: Some(0.9), ..Health::default() };
-        let streak = Health { consecutive_failures: 6, ..healthy.clone() };
-        let rate = Health { success_rate_1h: Some(0.89), ..healthy.clone() };
+        let judged = |consecutive_failures, rate| {
+            let mut h =
+                Health { consecutive_failures, success_rate_1h: Some(rate), attempts_1h: 10, ..Health::default() };
+            h.judge(&Thresholds::default());
+            h
+        };
+        let (healthy, streak, rate) = (judged(5, 0.9), judged(6, 0.9), judged(5, 0.89));
         assert_eq!((healthy.status(Active), healthy.status(Failing)), (Active, Active), "clears by itself");
         assert_eq!((streak.status(Active), rate.status(Active)), (Failing, Failing));
         assert_eq!((streak.status(Paused), rate.status(Discovered)), (Paused, Discovered), "kept as stored");

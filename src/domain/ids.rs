@@ -169,6 +169,12 @@ typed_id!(
     "audit entry"
 );
 typed_id!(
+    /// One incident: a rule holding for a subscription, from when it opened until it resolved.
+    IncidentId,
+    "inc_",
+    "incident"
+);
+typed_id!(
     /// One kept sample of a rejected request.
     RejectionId,
     "rej_",

@@ -38,12 +38,17 @@ pub struct HttpSettings {
     pub shopify_api_version: String,
     /// Where the processing service's logs are read, linked from the dashboard's error banner.
     pub logs_url: Option<String>,
+    /// The thresholds the health of each subscription is judged against.
+    pub alert_rules: std::sync::Arc<crate::domain::incident::AlertRules>,
+    /// The runbook, without a section: its sections' anchors are the rules' names.
+    pub runbook_url: String,
 }
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<HttpSettings>,
+    pub alerts: Arc<crate::alerts::Alerts>,
     pub store: Arc<Store>,
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
@@ -104,6 +109,13 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
             get(access::PageGuard::viewer(dashboard::view_replays_get))
                 .post(access::PageGuard::admin(dashboard::view_replays_post)),
         )
+        .at(paths::DASHBOARD_INCIDENTS, page(get(dashboard::view_incidents_get)))
+        .at(
+            paths::DASHBOARD_INCIDENT,
+            get(access::PageGuard::viewer(dashboard::view_incident_get))
+                .post(access::PageGuard::operator(dashboard::view_incident_post)),
+        )
+        .at(paths::RUNBOOK, get(dashboard::view_runbook_get))
         .at(paths::DASHBOARD_AUDIT_EXPORT, access::PageGuard::admin(get(dashboard::view_audit_export_get)))
         .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))
         .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))

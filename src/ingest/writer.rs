@@ -101,6 +101,8 @@ pub trait Hooks: Send + Sync {
     fn wake(&self);
     /// After a commit: the new deliveries with their stored payloads; `requests` is the batch's size.
     fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, requests: usize);
+    /// After a commit of the delivery worker's answers: attempt outcomes changed.
+    fn answered(&self);
 }
 
 /// A running worker that takes new jobs from the writer: its lease owner, its lease length, and how many
@@ -214,7 +216,9 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
         }
         // Before the deliveries and without an fsync of their own: the group commit right after makes them
         // durable with its own.
-        answer(store, answers, pendings.is_empty());
+        if answer(store, answers, pendings.is_empty()) {
+            hooks.answered();
+        }
         if pendings.is_empty() && samples.is_empty() {
             continue;
         }
@@ -262,17 +266,22 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
             _ => {}
         }
     }
-    answer(store, answers, true);
+    let _ = answer(store, answers, true);
 }
 
 /// Commits the worker's answers; durably when no group commit follows. A failure leaves their jobs leased:
 /// they are tried again when the lease ends, so a delivery may be sent twice but is never lost.
-fn answer(store: &Store, answers: Vec<Answers>, durable: bool) {
+/// Returns whether any were committed.
+fn answer(store: &Store, answers: Vec<Answers>, durable: bool) -> bool {
     if answers.is_empty() {
-        return;
+        return false;
     }
-    if let Err(e) = store.db().and_then(|db| jobs::file_answers(&db, answers, durable)) {
-        tracing::error!(error = %e, "cannot record the delivery worker's answers; their jobs are tried again when their leases end");
+    match store.db().and_then(|db| jobs::file_answers(&db, answers, durable)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record the delivery worker's answers; their jobs are tried again when their leases end");
+            false
+        }
     }
 }
 

@@ -106,9 +106,9 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
     };
     let mut resp = match req.send().await {
         Ok(r) => r,
-        Err(e) if e.is_builder() => return failed(ErrorClass::Internal, chain(&e)),
-        Err(e) if e.is_timeout() => return failed(ErrorClass::Timeout, chain(&e)),
-        Err(e) => return failed(ErrorClass::Connect, chain(&e)),
+        Err(e) if e.is_builder() => return failed(ErrorClass::Internal, crate::logging::chain(&e)),
+        Err(e) if e.is_timeout() => return failed(ErrorClass::Timeout, crate::logging::chain(&e)),
+        Err(e) => return failed(ErrorClass::Connect, crate::logging::chain(&e)),
     };
     let status = resp.status().as_u16();
     let retry_after = [429, 503]
@@ -133,7 +133,7 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
     // A 2xx is the destination's acceptance, whatever happened to the rest of its answer.
     let error = match read_error {
         _ if (200..300).contains(&status) => None,
-        Some(e) if e.is_timeout() => Some((ErrorClass::Timeout, chain(&e))),
+        Some(e) if e.is_timeout() => Some((ErrorClass::Timeout, crate::logging::chain(&e))),
         _ => Some((ErrorClass::Http, format!("the destination answered {status}"))),
     };
     let excerpt = String::from_utf8_lossy(&head).into_owned();
@@ -141,18 +141,6 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
         tried: Tried { started_at: now, response_code: Some(status), latency_ms: elapsed(started), error, excerpt },
         retry_after,
     }
-}
-
-/// An error with its causes: reqwest's own message alone ("error sending request") says too little.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

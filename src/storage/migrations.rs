@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "api tokens", run: v4_api_tokens },
     Migration { version: 5, name: "operators, sessions and the audit log", run: v5_operators },
     Migration { version: 6, name: "the processing queue: leases, held jobs, attempts, replays", run: v6_queue },
+    Migration { version: 7, name: "incidents and their notifications", run: v7_incidents },
 ];
 
 /// The version a database has once every migration ran.
@@ -132,6 +133,13 @@ fn v3_deliveries_by_status(tx: &WriteTransaction) -> Result<(), StoreError> {
             by_status.insert((code, tables::source_code(d.source), id.value()), ())?;
         }
     }
+    Ok(())
+}
+
+fn v7_incidents(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::INCIDENTS.def())?;
+    tx.open_table(tables::INCIDENTS_OPEN)?;
+    tx.open_table(tables::INCIDENTS_NOTIFY)?;
     Ok(())
 }
 

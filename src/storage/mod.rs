@@ -9,6 +9,7 @@ mod backend;
 mod codec;
 pub mod dedupe;
 pub mod deliveries;
+pub mod incidents;
 pub mod jobs;
 pub mod migrations;
 pub mod operators;

@@ -55,3 +55,14 @@ pub fn summary(db: &Database, limit: usize) -> Result<Summary, StoreError> {
     }
     Ok(Summary { counts, recent })
 }
+
+/// The kept samples of rejections at or after `since`, oldest first.
+pub fn since(db: &Database, since: crate::domain::Timestamp) -> Result<Vec<RejectionSample>, StoreError> {
+    let tx = db.begin_read()?;
+    let samples = tx.open_table(tables::REJECTIONS.def())?;
+    let mut out = Vec::new();
+    for row in samples.range(crate::domain::ids::RejectionId::first_at(since).as_u128()..)? {
+        out.push(tables::REJECTIONS.decode(row?.1.value())?);
+    }
+    Ok(out)
+}

@@ -60,6 +60,24 @@ pub fn last_delivery_at(tx: &ReadTransaction, sub: SubscriptionId) -> Result<Opt
     Ok(last.map(|(k, _)| DeliveryId::from_u128(k.value().1).timestamp()))
 }
 
+/// Deliveries received per hour over the `hours` ending with `now`'s hour, oldest first.
+pub fn hourly_received(
+    tx: &ReadTransaction,
+    sub: SubscriptionId,
+    now: Timestamp,
+    hours: u64,
+) -> Result<Vec<u64>, StoreError> {
+    let this_hour = now.minute() / 60;
+    let first = this_hour.saturating_sub(hours - 1);
+    let mut out = vec![0; (this_hour - first + 1) as usize];
+    for (hour, c) in rows(tx, sub, tables::STATS_HOUR, this_hour, hours)? {
+        if let Some(slot) = hour.checked_sub(first).and_then(|i| out.get_mut(i as usize)) {
+            *slot += c.received;
+        }
+    }
+    Ok(out)
+}
+
 /// A subscription's health as of `now`: 24 hour rows, 60 minute rows and one index read.
 pub fn health(tx: &ReadTransaction, sub: &Subscription, now: Timestamp) -> Result<Health, StoreError> {
     let hours = rows(tx, sub.id, tables::STATS_HOUR, now.minute() / 60, HOURS)?;

@@ -12,6 +12,7 @@ use crate::domain::access::Session;
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
 use crate::domain::health::Counters;
+use crate::domain::incident::Incident;
 use crate::domain::replay::{BulkReplay, Replay};
 use crate::domain::subscription::StoredSecret;
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
@@ -135,6 +136,17 @@ pub const REPLAYS_BY_OPERATOR: TableDefinition<(&str, u128), ()> = TableDefiniti
 
 /// Bulk replay id → bulk replay with its filter and progress.
 pub const BULK_REPLAYS: RecordTable<u128, BulkReplay> = RecordTable::new("bulk_replays_v1");
+
+/// Incident id → incident, with its notifications. Ids are ULIDs, so key order is opening order.
+pub const INCIDENTS: RecordTable<u128, Incident> = RecordTable::new("incidents_v1");
+
+/// (subject key, rule) → the id of its open incident: at most one per (subscription or source, rule) while
+/// the rule holds. Removed when the incident resolves.
+pub const INCIDENTS_OPEN: TableDefinition<(&str, &str), u128> = TableDefinition::new("incidents_open_v1");
+
+/// (next try, in Unix ms; incident id) → (): incidents with a notification waiting, soonest first. Each
+/// incident is here once, at its earliest waiting notification, or not at all.
+pub const INCIDENTS_NOTIFY: TableDefinition<(i64, u128), ()> = TableDefinition::new("incidents_notify_v1");
 
 /// How many rejection samples are kept: enough to see a misconfigured secret's pattern, bounded so a flood
 /// of junk cannot grow the file.

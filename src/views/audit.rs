@@ -2,7 +2,7 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{Banner, Tone};
+use super::components::{Pagination, filter_error};
 use super::format;
 use super::layout::{self, Chrome};
 use crate::contract::paths;
@@ -64,7 +64,7 @@ impl Render for AuditView<'_> {
                 }
             }
             @if let Some(detail) = &self.error {
-                (Banner { tone: Tone::Critical, title: "These filters cannot be applied", body: html! { p { (detail) } } })
+                (filter_error(detail))
             }
             @if let Some(page) = self.page {
                 div.card.table-card {
@@ -83,14 +83,10 @@ impl Render for AuditView<'_> {
                             tbody { @for e in &page.items { (row(e)) } }
                         }
                     }
-                    nav.pagination aria-label="Pages" {
-                        @if f.cursor.as_deref().is_some_and(|c| !c.is_empty()) {
-                            a.button href=(self.href(None)) rel="first" { "← Newest" }
-                        }
-                        @if let Some(next) = &page.next_cursor {
-                            a.button href=(self.href(Some(next))) rel="next" { "Older →" }
-                        }
-                    }
+                    (Pagination {
+                        first: f.cursor.as_deref().is_some_and(|c| !c.is_empty()).then(|| self.href(None)),
+                        next: page.next_cursor.as_deref().map(|next| self.href(Some(next))),
+                    })
                 }
             }
         };

@@ -211,3 +211,26 @@ impl Render for Ago<'_> {
         }
     }
 }
+
+/// The links between the pages of a list: back to the newest, when on a later page, and to older entries.
+pub struct Pagination {
+    /// The first page, when this is not it.
+    pub first: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Render for Pagination {
+    fn render(&self) -> Markup {
+        html! {
+            nav.pagination aria-label="Pages" {
+                @if let Some(href) = &self.first { a.button href=(href) rel="first" { "← Newest" } }
+                @if let Some(href) = &self.next { a.button href=(href) rel="next" { "Older →" } }
+            }
+        }
+    }
+}
+
+/// Why a list's filters could not be applied.
+pub fn filter_error(detail: &str) -> Markup {
+    html! { (Banner { tone: Tone::Critical, title: "These filters cannot be applied", body: html! { p { (detail) } } }) }
+}

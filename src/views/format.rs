@@ -16,14 +16,19 @@ pub fn time(rfc3339: &str) -> String {
 /// How long ago `then` was, in the largest whole unit: `42 s`, `5 min`, `3 h`, `12 days`.
 pub fn age(then: &str, now: &str) -> Option<String> {
     let (then, now) = (Timestamp::parse_rfc3339(then)?, Timestamp::parse_rfc3339(now)?);
-    let secs = (now.millis() - then.millis()).max(0) / 1000;
-    Some(match secs {
+    Some(span((now.millis() - then.millis()) / 1000))
+}
+
+/// A length of time in its largest whole unit: `42 s`, `5 min`, `3 h`, `1 day`, `12 days`.
+pub fn span(secs: i64) -> String {
+    let secs = secs.max(0);
+    match secs {
         0..60 => format!("{secs} s"),
         60..3_600 => format!("{} min", secs / 60),
         3_600..86_400 => format!("{} h", secs / 3_600),
         _ if secs < 2 * 86_400 => "1 day".to_owned(),
         _ => format!("{} days", secs / 86_400),
-    })
+    }
 }
 
 /// `just now`, `42 s ago`, `5 min ago`, `3 h ago`, `12 days ago`; the script's copy of this rule keeps

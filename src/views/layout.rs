@@ -61,6 +61,7 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                     nav {
                         a href=(paths::DASHBOARD_WEBHOOKS) { "Webhooks" }
                         a href=(paths::DASHBOARD_REPLAYS) { "Bulk replays" }
+                        a href=(paths::DASHBOARD_INCIDENTS) { "Incidents" }
                         @if chrome.admin {
                             a href=(paths::DASHBOARD_TOKENS) { "API tokens" }
                             a href=(paths::DASHBOARD_AUDIT) { "Audit log" }

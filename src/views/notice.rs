@@ -10,7 +10,7 @@ use super::components::{Banner, Toast, Tone};
 #[serde(default)]
 pub struct Notice {
     /// `replayed`, `replay_limited_per_delivery`, `replay_limited_per_operator`, `paused`, `resumed`,
-    /// `bulk_counted`, `bulk_started`, `bulk_cancelled` or `demo_destination`.
+    /// `bulk_counted`, `bulk_started`, `bulk_cancelled`, `demo_destination` or `acknowledged`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
     /// The delivery or subscription it was about.
@@ -95,6 +95,11 @@ impl Render for Notice {
             Some("bulk_cancelled") => html! {
                 (Toast { title: "Bulk replay cancelled", body: html! {
                     p { code { (target) } " stopped; what it replayed stays replayed." }
+                } })
+            },
+            Some("acknowledged") => html! {
+                (Toast { title: "Incident acknowledged", body: html! {
+                    p { "It is yours now; the alert sinks were told. It resolves by itself once its rule stays clear." }
                 } })
             },
             Some("demo_destination") => {

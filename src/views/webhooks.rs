@@ -9,7 +9,7 @@ use super::layout::Chrome;
 use super::{format, layout};
 use crate::contract::demo::MockDestination;
 use crate::contract::paths;
-use crate::contract::{DashboardOut, DeliveryOut, MatchOut};
+use crate::contract::{BannerOut, DashboardOut, DeliveryOut, MatchOut};
 use crate::domain::filter::DeliveryFilter;
 use crate::domain::{self, Timestamp};
 
@@ -161,23 +161,29 @@ impl Render for WebhooksPage<'_> {
 
 /// One banner per degraded subscription, listing every rule that fires for it.
 fn banners(d: &DashboardOut) -> Markup {
-    let mut by_subscription: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut by_subscription: Vec<(&str, &str, Vec<&BannerOut>)> = Vec::new();
     for b in &d.banners {
         match by_subscription.iter_mut().find(|(id, _, _)| *id == b.subscription_id) {
-            Some((_, _, messages)) => messages.push(&b.message),
-            None => by_subscription.push((&b.subscription_id, &b.subscription_name, vec![&b.message])),
+            Some((_, _, rules)) => rules.push(b),
+            None => by_subscription.push((&b.subscription_id, &b.subscription_name, vec![b])),
         }
     }
     html! {
-        @for (id, name, messages) in &by_subscription {
+        @for (id, name, rules) in &by_subscription {
             (Banner {
                 tone: Tone::Critical,
                 title: &format!("{name} is degraded"),
                 body: html! {
-                    @if let [only] = messages.as_slice() {
-                        p { (only) }
-                    } @else {
-                        ul { @for m in messages { li { (m) } } }
+                    ul.banner-rules {
+                        @for b in rules {
+                            li {
+                                (b.message) " · "
+                                a href=(b.runbook_url) { "Runbook" }
+                                @if let Some(incident) = &b.incident_id {
+                                    " · " a href=(paths::incident_view(incident)) { "Its incident" }
+                                }
+                            }
+                        }
                     }
                     p { a href=(Filters::of_subscription(id, None).href(None)) { "Show its deliveries" } }
                 },

@@ -4,6 +4,7 @@
 // A panic in a test is a failed assertion with a line number; helpers outside #[test] fns count too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alerts;
 mod api;
 mod auth;
 mod bulk;

@@ -22,14 +22,14 @@ pub struct DashboardApi;
 /// the page cannot show what the API does not (invariant 7).
 pub(crate) async fn dashboard_payload(state: &AppState, q: loader::Query) -> Result<DashboardOut, ApiError> {
     let now = state.clock.now();
-    let search = Arc::clone(&state.search);
-    let payload = state.store.read(move |db| loader::load(db, &search, &q, now)).await?;
+    let (search, rules) = (Arc::clone(&state.search), Arc::clone(&state.settings.alert_rules));
+    let payload = state.store.read(move |db| loader::load(db, &search, &q, now, &rules)).await?;
     let o = &payload.overview;
     Ok(DashboardOut {
         generated_at: time(o.generated_at),
         kpis: KpisOut::from(&o.kpis),
         subscriptions: subscriptions(state, o),
-        banners: o.banners.iter().map(BannerOut::from).collect(),
+        banners: o.banners.iter().map(|b| BannerOut::new(b, &state.settings.runbook_url)).collect(),
         deliveries: payload.deliveries.into(),
     })
 }
@@ -98,12 +98,13 @@ impl DashboardApi {
     #[oai(path = "/v1/stats", method = "get", operation_id = "getStats")]
     async fn stats(&self, _auth: ViewerAuth, Data(state): Data<&AppState>) -> Result<StatsResponse, ApiError> {
         let now = state.clock.now();
-        let o = state.store.read(move |db| loader::overview(db, now)).await?;
+        let rules = Arc::clone(&state.settings.alert_rules);
+        let o = state.store.read(move |db| loader::overview(db, now, &rules)).await?;
         Ok(StatsResponse::Ok(Json(StatsOut {
             generated_at: time(o.generated_at),
             kpis: KpisOut::from(&o.kpis),
             subscriptions: subscriptions(state, &o),
-            banners: o.banners.iter().map(BannerOut::from).collect(),
+            banners: o.banners.iter().map(|b| BannerOut::new(b, &state.settings.runbook_url)).collect(),
         })))
     }
 }

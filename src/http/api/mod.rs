@@ -7,6 +7,7 @@ pub mod auth;
 mod dashboard;
 pub(crate) mod deliveries;
 mod error;
+mod incidents;
 mod rejections;
 mod replays;
 mod subscriptions;
@@ -18,6 +19,7 @@ pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, ReplayResponse, query, replay};
 pub use error::ApiError;
+pub(crate) use incidents::{acknowledge, incident, incident_page};
 pub(crate) use replays::{StartBulkResponse, start_bulk_filter};
 pub(crate) use subscriptions::{rotate_secret, set_paused};
 pub(crate) use tokens::{create_token, revoke_token};
@@ -38,6 +40,8 @@ enum ApiTags {
     Tokens,
     /// Bulk replays: every delivery matching a filter, replayed in the background.
     Replays,
+    /// Incidents: an alert rule holding for a subscription, from opening to resolution, with its notifications.
+    Incidents,
 }
 
 pub type Apis = (
@@ -48,6 +52,7 @@ pub type Apis = (
     audit::AuditApi,
     tokens::TokensApi,
     replays::ReplaysApi,
+    incidents::IncidentsApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {

@@ -150,7 +150,8 @@ impl SubscriptionsApi {
         Data(state): Data<&AppState>,
     ) -> Result<ListSubscriptionsResponse, ApiError> {
         let now = state.clock.now();
-        let o = state.store.read(move |db| loader::overview(db, now)).await?;
+        let rules = std::sync::Arc::clone(&state.settings.alert_rules);
+        let o = state.store.read(move |db| loader::overview(db, now, &rules)).await?;
         let subs = o.subscriptions.into_iter().map(|s| subscription_out(state, s.subscription, Some(&s.health)));
         Ok(ListSubscriptionsResponse::Ok(Json(subs.collect())))
     }
@@ -167,7 +168,10 @@ impl SubscriptionsApi {
         let found = reg.by_name_or_id(&id.0).map(|e| e.sub.id);
         let now = state.clock.now();
         let sub = match found {
-            Some(sid) => state.store.read(move |db| loader::subscription(db, sid, now)).await?,
+            Some(sid) => {
+                let rules = std::sync::Arc::clone(&state.settings.alert_rules);
+                state.store.read(move |db| loader::subscription(db, sid, now, &rules)).await?
+            }
             None => None,
         };
         let s = sub.ok_or_else(|| ApiError::not_found(format!("no subscription `{}`", id.0)))?;
