@@ -135,6 +135,14 @@ impl Core {
             .await??
         };
         hints(&loaded, &settings, operators_exist);
+        for name in settings.alerts.overrides.keys() {
+            if loaded.by_name_or_id(name).is_none() {
+                tracing::warn!(
+                    subscription = %name,
+                    "alerts.overrides names no subscription; its thresholds apply once one of that name exists"
+                );
+            }
+        }
         registry.replace(loaded);
         let vitals = Vitals::new();
         let sweeper = spawn_secret_sweep(Arc::clone(&control), vitals.part(SWEEP, false));
