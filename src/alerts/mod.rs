@@ -56,14 +56,6 @@ impl Alerts {
         }
     }
 
-    pub fn rules(&self) -> &AlertRules {
-        &self.rules
-    }
-
-    pub fn sinks(&self) -> &Sinks {
-        &self.sinks
-    }
-
     /// Asks for an evaluation soon: attempt outcomes were committed.
     pub fn poke(&self) {
         self.evaluate_now.notify_one();

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Settings, invalid};
+use super::{ConfigError, Settings, invalid, secret};
 use crate::connectors::standard;
 use crate::secrets::SecretBytes;
+use crate::sinks::SinkSettings;
 use crate::sinks::betterstack::{self, BetterStack};
 use crate::sinks::pagerduty::{self, PagerDuty};
 use crate::sinks::webhook::Webhook;
-use crate::sinks::{SinkSettings, env_secret};
 
 pub const ENV_PAGERDUTY_KEY: &str = "PAGERDUTY_ROUTING_KEY";
 pub const ENV_BETTERSTACK_TOKEN: &str = "BETTERSTACK_API_TOKEN";
@@ -76,9 +76,9 @@ impl Settings {
         let a = &self.alerts;
         let public_url = self.public_base();
         SinkSettings {
-            pagerduty: env_secret(self.env.var(ENV_PAGERDUTY_KEY))
+            pagerduty: secret(&self.env.vars, ENV_PAGERDUTY_KEY)
                 .map(|routing_key| PagerDuty { url: a.pagerduty_url.trim().to_owned(), routing_key }),
-            betterstack: env_secret(self.env.var(ENV_BETTERSTACK_TOKEN)).map(|token| BetterStack {
+            betterstack: secret(&self.env.vars, ENV_BETTERSTACK_TOKEN).map(|token| BetterStack {
                 url: a.betterstack_url.trim().to_owned(),
                 token,
                 requester_email: a.betterstack_requester_email.trim().to_owned(),

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use crate::domain::Timestamp;
 use crate::domain::incident::{Incident, NotifyAction, SinkAnswer, SinkKind};
-use crate::secrets::SecretBytes;
 
 /// Each sink's settings; a sink without them is off.
 #[derive(Debug, Clone, Default)]
@@ -149,9 +148,4 @@ impl Sinks {
             SinkAnswer::Refused { answer }
         }
     }
-}
-
-/// A secret read from the environment, for a sink's credentials.
-pub fn env_secret(value: Option<&str>) -> Option<SecretBytes> {
-    value.filter(|v| !v.trim().is_empty()).map(|v| SecretBytes::new(v.trim().as_bytes().to_vec()))
 }

@@ -1,7 +1,7 @@
 //! Incidents: opened, kept and resolved as the alert rules' findings say (the decision is
 //! `Incident::step`), acknowledged by operators, and their notifications' progress.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
@@ -65,6 +65,7 @@ pub fn reconcile(
     let mut found: BTreeMap<(String, Rule), Finding> =
         findings.into_iter().map(|f| ((f.subject.key(), f.rule), f)).collect();
     let mut done = Reconciled::default();
+    let mut changed = false;
     let tx = db.begin_write()?;
     let open: Vec<u128> = {
         let t = tx.open_table(tables::INCIDENTS_OPEN)?;
@@ -83,6 +84,7 @@ pub fn reconcile(
         let step = before.step(finding.is_some(), now, rules.resolve_after_ms());
         let mut after = before.clone();
         if after.apply(step, finding.as_ref().map(|f| f.figures.as_slice()), now, sinks) {
+            changed = true;
             put(&tx, Some(&before), &after)?;
             if after.resolved_at.is_some() {
                 done.resolved.push(after.id);
@@ -93,8 +95,15 @@ pub fn reconcile(
         let incident = Incident::open(finding, now, sinks);
         put(&tx, None, &incident)?;
         done.opened.push(incident.id);
+        changed = true;
     }
-    tx.commit()?;
+    // Most evaluations change nothing: no commit, so no sync and no longer hold on the write lock the
+    // ingest writer needs.
+    if changed {
+        tx.commit()?;
+    } else {
+        tx.abort()?;
+    }
     Ok(done)
 }
 
@@ -148,24 +157,6 @@ pub fn list(
         out.push(incident);
     }
     Ok((out, None))
-}
-
-/// Open (unresolved) incidents, oldest first.
-pub fn open(db: &Database) -> Result<Vec<Incident>, StoreError> {
-    let tx = db.begin_read()?;
-    let index = tx.open_table(tables::INCIDENTS_OPEN)?;
-    let t = tx.open_table(tables::INCIDENTS.def())?;
-    let mut ids = BTreeSet::new();
-    for row in index.iter()? {
-        ids.insert(row?.1.value());
-    }
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(v) = t.get(id)? {
-            out.push(tables::INCIDENTS.decode(v.value())?);
-        }
-    }
-    Ok(out)
 }
 
 /// Open incidents by rule, every rule listed: what the metrics export.
@@ -240,14 +231,6 @@ pub fn due(db: &Database, now: Timestamp, limit: usize) -> Result<Vec<Incident>,
     Ok(out)
 }
 
-/// When the next notification waits for, if any does.
-pub fn next_due(db: &Database) -> Result<Option<Timestamp>, StoreError> {
-    let tx = db.begin_read()?;
-    let index = tx.open_table(tables::INCIDENTS_NOTIFY)?;
-    let first = index.first()?;
-    Ok(first.map(|(k, _)| Timestamp::from_millis(k.value().0)))
-}
-
 /// What became of one try of notification `index` of incident `id`.
 pub enum Tried {
     Answered(SinkAnswer),
@@ -283,4 +266,49 @@ pub fn open_id_in(tx: &redb::ReadTransaction, subject: Subject, rule: Rule) -> R
     let key = subject.key();
     let id = index.get((key.as_str(), rule.as_str()))?.map(|v| IncidentId::from_u128(v.value()));
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::incident::Figure;
+
+    fn finding(rule: Rule) -> Finding {
+        Finding {
+            subject: Subject::Subscription(SubscriptionId::from_u128(7)),
+            subject_name: "orders".into(),
+            rule,
+            summary: "holds".into(),
+            figures: vec![Figure::new("n", 1)],
+        }
+    }
+
+    #[test]
+    fn open_incidents_are_counted_by_rule_and_a_resolved_one_leaves_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("i.redb")).unwrap();
+        super::super::migrations::migrate(&db).unwrap();
+        let rules = AlertRules::default();
+        let evaluated = [Rule::ConsecutiveFailures, Rule::Silence];
+        let now = Timestamp::from_millis(1_000);
+        let both = vec![finding(Rule::ConsecutiveFailures), finding(Rule::Silence)];
+        let done = reconcile(&db, both, &evaluated, now, &rules, &[]).unwrap();
+        assert_eq!(done.opened.len(), 2);
+        let count = |rule| open_counts(&db).unwrap().into_iter().find(|(r, _)| *r == rule).unwrap().1;
+        assert_eq!((count(Rule::ConsecutiveFailures), count(Rule::Silence), count(Rule::Handshake)), (1, 1, 0));
+        // Still holding: nothing opens again, nothing changes.
+        let again = reconcile(
+            &db,
+            vec![finding(Rule::Silence), finding(Rule::ConsecutiveFailures)],
+            &evaluated,
+            now,
+            &rules,
+            &[],
+        );
+        assert_eq!(again.unwrap(), Reconciled::default());
+        // Silence clears; with no wait configured it resolves at once.
+        let done = reconcile(&db, vec![finding(Rule::ConsecutiveFailures)], &evaluated, now, &rules, &[]).unwrap();
+        assert_eq!(done.resolved.len(), 1);
+        assert_eq!((count(Rule::ConsecutiveFailures), count(Rule::Silence)), (1, 0));
+    }
 }

@@ -227,6 +227,18 @@ async fn consecutive_failures_page_pagerduty_and_better_stack_and_resolve_when_d
     sinks.wait_for("/api/v3/incidents/4242/resolve", 1).await;
     let (_, stats) = s.get("/api/v1/stats").await;
     assert_eq!(stats["banners"], json!([]));
+    let (st, done) = s.post(&format!("/api/v1/incidents/{incident_id}/acknowledge"), json!({})).await;
+    assert_problem(&(st, done), 409, "conflict");
+
+    // Bad filters and unknown incidents are named, and change nothing.
+    let bad = s.get("/api/v1/incidents?state=bogus").await;
+    assert_problem(&bad, 400, "invalid_request");
+    assert!(bad.1["detail"].as_str().unwrap().contains("open, acknowledged or resolved"), "{}", bad.1);
+    assert_problem(&s.get("/api/v1/incidents?rule=flapping").await, 400, "invalid_request");
+    let unknown = "inc_01JABCDEFGHJKMNPQRSTVWXYZ0";
+    assert_problem(&s.get(&format!("/api/v1/incidents/{unknown}")).await, 404, "not_found");
+    let (st, body) = s.post(&format!("/api/v1/incidents/{unknown}/acknowledge"), json!({})).await;
+    assert_problem(&(st, body), 404, "not_found");
 }
 
 #[tokio::test]

@@ -33,10 +33,15 @@ pub(crate) enum IncidentResponse {
     Ok(Json<IncidentOut>),
 }
 
-fn parse<T: std::str::FromStr>(what: &str, v: Option<&str>) -> Result<Option<T>, ApiError> {
+/// A filter's value, absent when blank; a value that does not parse is a 400 saying why.
+fn parse<T>(what: &str, v: Option<&str>) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
     v.map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(|v| v.parse::<T>().map_err(|_| ApiError::bad_request(format!("`{what}` cannot be `{v}`"))))
+        .map(|v| v.parse::<T>().map_err(|e| ApiError::bad_request(format!("`{what}`: {e}"))))
         .transpose()
 }
 
@@ -50,20 +55,8 @@ pub(crate) async fn incident_page(state: &AppState, p: IncidentParams) -> Result
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));
     }
-    let state_f = p
-        .state
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse::<IncidentState>())
-        .transpose()
-        .map_err(ApiError::bad_request)?;
-    let rule = p
-        .rule
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse::<Rule>())
-        .transpose()
-        .map_err(ApiError::bad_request)?;
+    let state_f = parse::<IncidentState>("state", p.state.as_deref())?;
+    let rule = parse::<Rule>("rule", p.rule.as_deref())?;
     let subscription = match p.subscription.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(
