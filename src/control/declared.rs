@@ -42,7 +42,10 @@ impl Control {
             let context = |e: ControlError| invalid(format!("declared subscription `{}`: {e}", d.name));
             let (sub, secret) = self.apply_one(d, env).map_err(context)?;
             let held = match secret {
-                Some(s) => vec![held_from(&sub, "current", &s, &self.digest_of(&s)?, None, None)?],
+                Some(s) => {
+                    let digest = self.stable_digest_of(&s, &format!("declared/{}", sub.id))?;
+                    vec![held_from(&sub, "current", &s, &digest, None, None)?]
+                }
                 None => Vec::new(),
             };
             entries.push(Entry { sub, secrets: held });
@@ -154,7 +157,8 @@ impl Control {
         let mut app = Vec::new();
         for (label, s) in ["app", "app_previous"].into_iter().zip(app_secrets) {
             if let Some(s) = s {
-                let fingerprint = self.digest_of(s)?.fingerprint();
+                // One name for the current and the previous: a secret moved to `_PREVIOUS` keeps its fingerprint.
+                let fingerprint = self.stable_digest_of(s, "shopify-app")?.fingerprint();
                 let seen = repo::app_secret_first_seen(&db, &fingerprint, self.clock.now())?;
                 app.push(HeldSecret { label, key: s.clone(), expires_at: None, fingerprint, created_at: Some(seen) });
             }

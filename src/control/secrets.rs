@@ -133,6 +133,14 @@ impl Control {
     pub(super) fn digest_of(&self, secret: &SecretBytes) -> Result<SecretDigest, ControlError> {
         SecretDigest::compute(secret.expose(), self.options.digest).map_err(|e| invalid(e.to_string()))
     }
+
+    /// The digest of a secret that is read from the environment at every start rather than stored: salted
+    /// from the master key and `name`, so its fingerprint, and with it a replay's re-check of deliveries it
+    /// verified, survives a restart.
+    pub(super) fn stable_digest_of(&self, secret: &SecretBytes, name: &str) -> Result<SecretDigest, ControlError> {
+        let salt = self.master_key.stable_salt(name);
+        SecretDigest::compute_with_salt(secret.expose(), &salt, self.options.digest).map_err(|e| invalid(e.to_string()))
+    }
 }
 
 /// A subscription's own secret as given, checked for its source: Zoho needs one, Standard Webhooks needs a

@@ -84,6 +84,15 @@ impl MasterKey {
         hmac_sha256(&self.0[..], &[b"hookplane key derivation v1/", purpose.as_bytes()])
     }
 
+    /// A salt that is the same at every start for the secret known as `name`, and unguessable without this
+    /// key: the digest of a secret that is not stored (it comes from the environment) keeps its fingerprint.
+    pub fn stable_salt(&self, name: &str) -> [u8; 16] {
+        let key = self.derive(&format!("secret digest salt/{name}"));
+        let mut salt = [0u8; 16];
+        salt.copy_from_slice(&key[..16]);
+        salt
+    }
+
     /// The root every destination's signing key is derived from.
     pub fn destination_signing_root(&self) -> [u8; 32] {
         self.derive("destination-signing")
@@ -160,7 +169,13 @@ impl fmt::Debug for SecretDigest {
 impl SecretDigest {
     pub fn compute(secret: &[u8], params: DigestParams) -> Result<Self, SecretError> {
         let salt: [u8; 16] = rand::random();
-        let hash = argon2id(secret, &salt, params)?;
+        Self::compute_with_salt(secret, &salt, params)
+    }
+
+    /// The digest under a given salt: for a secret that is not stored (it comes from the environment at each
+    /// start), whose digest must still come out the same every time so its fingerprint stays the same.
+    pub fn compute_with_salt(secret: &[u8], salt: &[u8], params: DigestParams) -> Result<Self, SecretError> {
+        let hash = argon2id(secret, salt, params)?;
         Ok(Self { salt: salt.to_vec(), hash, params })
     }
 
@@ -265,5 +280,16 @@ mod tests {
         assert_eq!(a.fingerprint().len(), 14);
         assert!(a.to_phc().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         assert_eq!(format!("{:?}", SecretBytes::new(b"x".to_vec())), "***");
+    }
+
+    #[test]
+    fn a_stable_salt_gives_the_same_fingerprint_under_the_same_key_only() {
+        let key = MasterKey::generate();
+        let digest =
+            |k: &MasterKey, name| SecretDigest::compute_with_salt(b"hush", &k.stable_salt(name), CHEAP).unwrap();
+        assert_eq!(digest(&key, "app").fingerprint(), digest(&key, "app").fingerprint());
+        assert_ne!(digest(&key, "app").fingerprint(), digest(&key, "app_previous").fingerprint());
+        assert_ne!(digest(&key, "app").fingerprint(), digest(&MasterKey::generate(), "app").fingerprint());
+        assert!(digest(&key, "app").matches(b"hush"));
     }
 }

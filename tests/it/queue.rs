@@ -412,6 +412,40 @@ async fn replays_make_attempts_by_their_operator_within_their_limits() {
     }
 }
 
+/// Shopify's app secret comes from the environment at every start: its fingerprint must come out the same
+/// after a restart, and a replay of a delivery it verified must still check the signature again.
+#[tokio::test]
+async fn after_a_restart_the_app_secret_keeps_its_fingerprint_and_replays_recheck() {
+    let dest = Destination::start(&[]).await;
+    let s = server("60", &[]).await;
+    let sub = forwarding(&s, "orders/paid", &dest.url).await;
+    let id = deliver(&s, "orders/paid", 1).await;
+    until(&s, &id, "status", json!("succeeded")).await;
+    let fingerprints = |sub: &Value| -> Vec<String> {
+        sub["secrets"].as_array().unwrap().iter().map(|k| k["fingerprint"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, before) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    let before = fingerprints(&before);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let dir = s.stop().await;
+
+    let s = TestServer::start_with(Options {
+        env: env(&[("HOOKPLANE_DELIVERY__POLL_INTERVAL_MS", "20")]),
+        dir: Some(dir),
+        clock_at: Some(now()),
+        ..Options::default()
+    })
+    .await;
+    let (_, after) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(fingerprints(&after), before, "the same secret, the same fingerprint");
+    let (st, made, _) = s_post(&s, &format!("/api/v1/deliveries/{id}/replay")).await;
+    assert_eq!(st, 202, "{made}");
+    let (_, audit) = s.get("/api/v1/audit?action=delivery_replayed").await;
+    let changes = audit["items"][0]["changes"].as_array().unwrap().clone();
+    let signature = changes.iter().find(|c| c["field"] == "signature").unwrap();
+    assert_eq!(signature["after"], "the provider's signature verified again", "{signature}");
+}
+
 /// A replay as the admin token.
 pub(crate) async fn s_post(s: &TestServer, path: &str) -> (StatusCode, Value, Option<String>) {
     post_as(s, ADMIN_TOKEN, path).await
