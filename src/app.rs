@@ -23,7 +23,8 @@ use crate::control::bulk::BulkReplays;
 use crate::domain::Delivery;
 use crate::domain::Job;
 use crate::domain::job::Preloaded;
-use crate::domain::{Clock, SystemClock};
+use crate::domain::{Clock, SubscriptionId, SystemClock};
+use crate::handshakes::{ChannelTokens, Handshakes};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::ingest::registry::{Registry, SharedRegistry};
@@ -82,6 +83,9 @@ pub struct Core {
     /// The alert rules, incidents and their notifications.
     pub alerts: Arc<Alerts>,
     alerting: Option<tokio::task::JoinHandle<()>>,
+    /// Provider handshakes and their watchdog.
+    pub handshakes: Arc<Handshakes>,
+    watchdog: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -120,7 +124,7 @@ impl Core {
         let control = Arc::new(Control::new(
             Arc::clone(&store),
             Arc::clone(&registry),
-            master_key,
+            master_key.clone(),
             Arc::clone(&clock),
             settings.control_options(),
             wake.clone(),
@@ -216,6 +220,17 @@ impl Core {
             bulk.resume().await.context("cannot read the bulk replays to go on with")?;
         }
         let alerting = run_queue.then(|| Arc::clone(&alerts).spawn(vitals.part(ALERTS, false)));
+        let handshakes = Arc::new(
+            Handshakes::new(
+                Arc::clone(&store),
+                Arc::clone(&clock),
+                master_key,
+                settings.handshake_options(),
+                Arc::new(RegistryTokens(Arc::clone(&registry))),
+            )
+            .context("cannot set up the provider clients")?,
+        );
+        let watchdog = run_queue.then(|| handshakes.spawn_watchdog(vitals.part(HANDSHAKES, false)));
         Ok(Self {
             settings,
             store,
@@ -236,6 +251,8 @@ impl Core {
             demo: None,
             alerts,
             alerting,
+            handshakes,
+            watchdog,
         })
     }
 
@@ -244,8 +261,8 @@ impl Core {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.vitals.stopping();
         self.sweeper.abort();
-        if let Some(alerting) = &self.alerting {
-            alerting.abort();
+        for task in [&self.alerting, &self.watchdog].into_iter().flatten() {
+            task.abort();
         }
         self.bulk.stop();
         if let Some(queue) = self.queue {
@@ -286,7 +303,19 @@ impl Core {
             bulk: Arc::clone(&self.bulk),
             demo: self.demo.clone(),
             alerts: Arc::clone(&self.alerts),
+            handshakes: Arc::clone(&self.handshakes),
         }
+    }
+}
+
+/// A Zoho channel carries the token ingest verifies its notifications with: the current one the registry
+/// holds, which includes declared subscriptions' tokens from the environment.
+struct RegistryTokens(Arc<SharedRegistry>);
+
+impl ChannelTokens for RegistryTokens {
+    fn current(&self, id: SubscriptionId) -> Option<SecretBytes> {
+        let snapshot = self.0.snapshot();
+        snapshot.get(id)?.secrets.iter().find(|s| s.label == "current").map(|s| s.key.clone())
     }
 }
 
@@ -399,6 +428,7 @@ const QUEUE: &str = "delivery queue";
 const INDEXER: &str = "search indexer";
 const SWEEP: &str = "secret sweep";
 const ALERTS: &str = "alerts";
+const HANDSHAKES: &str = "handshake watchdog";
 
 /// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
 /// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.

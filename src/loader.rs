@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::domain::filter::Filter;
-use crate::domain::health::{Counters, Degraded, Health, TIMELINE_ATTEMPTS};
-use crate::domain::incident::{AlertRules, Subject};
+use crate::domain::handshake::{HandshakeRun, HandshakeState};
+use crate::domain::health::{Counters, Health, TIMELINE_ATTEMPTS};
+use crate::domain::incident::{AlertRules, Rule, Subject};
 use crate::domain::subscription::Destination;
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::search::{SearchError, SearchIndex, SearchQuery};
 use crate::storage::deliveries::{self, Page};
-use crate::storage::{StoreError, attempts, incidents, stats, subscriptions};
+use crate::storage::{StoreError, attempts, handshakes, incidents, stats, subscriptions};
 
 /// Which deliveries the page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +31,14 @@ pub struct Query {
 pub struct SubscriptionHealth {
     pub subscription: Subscription,
     pub health: Health,
+    /// What the last handshake found, once one ran.
+    pub handshake: Option<HandshakeState>,
+    /// The newest handshake runs, newest first.
+    pub handshake_runs: Vec<HandshakeRun>,
 }
+
+/// Handshake runs shown in a subscription's panel.
+pub const RECENT_HANDSHAKES: usize = 5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kpis {
@@ -43,12 +51,15 @@ pub struct Kpis {
     pub avg_latency_ms_24h: Option<u32>,
 }
 
-/// A degraded subscription, for the banner above the page.
+/// A degraded subscription, or one whose provider registration failed, for the banner above the page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Banner {
     pub subscription_id: SubscriptionId,
     pub subscription_name: String,
-    pub reason: Degraded,
+    /// `failure_streak`, `low_success_rate`, `handshake_failed` or `expiring`.
+    pub code: &'static str,
+    pub message: String,
+    pub rule: Rule,
     /// The incident open for this rule, once the alert evaluator has opened it.
     pub incident: Option<crate::domain::ids::IncidentId>,
 }
@@ -134,7 +145,18 @@ fn with_health(
         health.recent_attempts = attempts::recent_of_subscription(tx, sub.id, TIMELINE_ATTEMPTS)?;
     }
     sub.status = health.status(sub.status);
-    Ok(SubscriptionHealth { subscription: sub, health })
+    let handshake = handshakes::state_in(tx, sub.id)?;
+    if let Some(h) = &handshake {
+        // A registration the provider lost outranks failing deliveries: nothing more will arrive. A pause is
+        // the operator's and shows as such.
+        let decides = h.status(now).filter(|_| !matches!(sub.status, SubscriptionStatus::Paused));
+        if let Some(status) = decides {
+            sub.status = status;
+        }
+        sub.last_verified_at = h.last_verified_at.or(sub.last_verified_at);
+    }
+    let handshake_runs = handshakes::runs_in(tx, sub.id, RECENT_HANDSHAKES)?;
+    Ok(SubscriptionHealth { subscription: sub, health, handshake, handshake_runs })
 }
 
 /// One subscription with its health.
@@ -158,17 +180,30 @@ pub fn overview(db: &Database, now: Timestamp, rules: &AlertRules) -> Result<Ove
     let kpis = kpis(&subs);
     let mut banners = Vec::new();
     for s in &subs {
-        for &reason in &s.health.degraded {
-            let subject = Subject::Subscription(s.subscription.id);
+        let subject = Subject::Subscription(s.subscription.id);
+        let mut reasons: Vec<(&'static str, String, Rule)> =
+            s.health.degraded.iter().map(|d| (d.code(), d.message(), d.rule())).collect();
+        if let Some(problem) = handshake_problem(s, now) {
+            reasons.push((s.subscription.status.as_str(), problem, Rule::Handshake));
+        }
+        for (code, message, rule) in reasons {
             banners.push(Banner {
                 subscription_id: s.subscription.id,
                 subscription_name: s.subscription.name.clone(),
-                reason,
-                incident: incidents::open_id_in(&tx, subject, reason.rule())?,
+                code,
+                message,
+                rule,
+                incident: incidents::open_id_in(&tx, subject, rule)?,
             });
         }
     }
     Ok(Overview { generated_at: now, subscriptions: subs, kpis, banners })
+}
+
+/// What is wrong with the subscription's provider registration, while its handshake state decides its status.
+pub fn handshake_problem(s: &SubscriptionHealth, now: Timestamp) -> Option<String> {
+    let failed = matches!(s.subscription.status, SubscriptionStatus::HandshakeFailed | SubscriptionStatus::Expiring);
+    s.handshake.as_ref().filter(|_| failed).and_then(|h| h.problem(now))
 }
 
 fn kpis(subs: &[SubscriptionHealth]) -> Kpis {

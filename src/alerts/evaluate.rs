@@ -13,8 +13,9 @@ use crate::domain::{RejectCause, Source, SubscriptionId, SubscriptionStatus, Tim
 use crate::loader;
 use crate::storage::{StoreError, rejections, stats, subscriptions};
 
-/// The rules evaluated here; `handshake` is raised by the handshake work.
-pub const EVALUATED: [Rule; 4] = [Rule::ConsecutiveFailures, Rule::SuccessRate, Rule::SignatureFailures, Rule::Silence];
+/// The rules evaluated here: every rule.
+pub const EVALUATED: [Rule; 5] =
+    [Rule::ConsecutiveFailures, Rule::SuccessRate, Rule::SignatureFailures, Rule::Silence, Rule::Handshake];
 
 /// Every finding as of `now`. `app_fingerprints` are those of Shopify's app secrets, tried for requests
 /// no subscription of its own matched.
@@ -48,9 +49,35 @@ pub fn findings(
             });
         }
     }
+    out.extend(handshakes(&overview, now));
     out.extend(silence(db, &overview, now, rules)?);
     out.extend(signatures(db, &overview, now, rules, app_fingerprints)?);
     Ok(out)
+}
+
+/// Subscriptions whose provider registration failed, or whose channel is about to expire unrefreshed, as
+/// the handshake state they show says.
+fn handshakes(overview: &loader::Overview, now: Timestamp) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for s in &overview.subscriptions {
+        let (Some(h), Some(problem)) = (&s.handshake, loader::handshake_problem(s, now)) else { continue };
+        let mut figures = vec![Figure::new("status", s.subscription.status.as_str())];
+        if let Some(f) = &h.failure {
+            figures.push(Figure::new("failure", &f.code));
+        }
+        figures.push(Figure::new("last_run_at", h.last_run_at.to_rfc3339()));
+        if let Some(e) = h.registration.expires_at {
+            figures.push(Figure::new("expires_at", e.to_rfc3339()));
+        }
+        out.push(Finding {
+            subject: Subject::Subscription(s.subscription.id),
+            subject_name: s.subscription.name.clone(),
+            rule: Rule::Handshake,
+            summary: problem,
+            figures,
+        });
+    }
+    out
 }
 
 fn silence(

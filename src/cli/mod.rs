@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod check;
+mod handshake;
 mod reindex;
 mod send_test;
 mod serve;
@@ -48,6 +49,13 @@ enum Command {
     /// Try the alert sinks.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Check subscriptions' registrations at their providers now, and repair them, through the API of a
+    /// running instance. Uses HOOKPLANE_ADMIN_TOKEN.
+    Handshake(handshake::HandshakeArgs),
+    /// Set, list and remove the provider credentials handshakes sign in with, through the API of a running
+    /// instance. Uses HOOKPLANE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Credentials(handshake::CredentialsCommand),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -126,6 +134,8 @@ pub fn run() -> ExitCode {
         Command::Reindex(args) => reindex::run(args),
         Command::Admin(cmd) => admin::run(cmd),
         Command::Alerts(cmd) => alerts::run(cmd),
+        Command::Handshake(args) => handshake::run_handshake(args),
+        Command::Credentials(cmd) => handshake::run_credentials(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

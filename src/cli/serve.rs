@@ -34,6 +34,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Held until the server stops: dropping it deletes the demo data.
     let mut demo_dir = None;
     let mut processing = None;
+    let mut providers = None;
     let scenario = match args.demo {
         Some(s) => Some(s),
         None => match std::env::var(crate::config::ENV_DEMO) {
@@ -49,9 +50,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let info = demo::prepare(&mut settings, dir.path(), scenario)?;
         let mock =
             demo::processing::Processing::bind(scenario).context("cannot start the demo's processing service")?;
+        let admin = demo::providers::MockProviders::bind().context("cannot start the demo's Shopify and Zoho")?;
+        demo::handshakes::use_mock_providers(&mut settings, &admin);
         demo::seed(&settings, scenario, &SystemClock, &|name| mock.url(name))
             .context("seeding the demo data failed")?;
+        demo::handshakes::seed_providers(&settings, scenario, &admin, &SystemClock)
+            .context("registering the demo's subscriptions with its providers failed")?;
         processing = Some(mock);
+        providers = Some(admin);
         // Not `println!`: it panics when standard output cannot be written (a full disk under a redirect).
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), "{}", info.banner(&settings));
@@ -60,6 +66,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let destinations = processing.as_ref().map(demo::processing::Processing::destinations);
         let _processing = processing.map(demo::processing::Processing::serve).transpose()?;
+        let _providers = providers.as_ref().map(demo::providers::MockProviders::serve).transpose()?;
         let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

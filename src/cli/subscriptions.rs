@@ -134,7 +134,7 @@ pub fn run(cmd: SubscriptionsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn connection(target: &Target) -> anyhow::Result<(String, String)> {
+pub(super) fn connection(target: &Target) -> anyhow::Result<(String, String)> {
     let settings = load_settings(&target.config.flags())?;
     let base = target.url.clone().unwrap_or_else(|| format!("http://{}", settings.listen));
     let token = settings
@@ -145,7 +145,7 @@ fn connection(target: &Target) -> anyhow::Result<(String, String)> {
     Ok((base.trim_end_matches('/').to_owned(), token))
 }
 
-async fn call(
+pub(super) async fn call(
     method: reqwest::Method,
     url: &str,
     token: &str,

@@ -12,6 +12,7 @@ use crate::alerts::settings::AlertSettings;
 use crate::auth::AuthSettings;
 use crate::connectors::zoho::{SignatureEncoding, SignatureScheme};
 use crate::control::{ControlOptions, DeclaredSubscription};
+use crate::handshakes::settings::HandshakeSettings;
 use crate::http::HttpSettings;
 use crate::ingest::IngestOptions;
 use crate::jobs::worker::DeliverySettings;
@@ -19,6 +20,7 @@ use crate::search::SearchSettings;
 use crate::secrets::{DigestParams, SecretBytes};
 
 mod alerts;
+mod handshake;
 mod layers;
 
 use layers::{apply_env, merge};
@@ -67,6 +69,7 @@ pub struct Settings {
     pub zoho: ZohoSettings,
     pub secrets: SecretSettings,
     pub alerts: AlertSettings,
+    pub handshake: HandshakeSettings,
     pub subscriptions: Vec<DeclaredSubscription>,
     /// Secrets taken from the environment; never from a file.
     #[serde(skip)]
@@ -140,6 +143,8 @@ pub struct EnvSecrets {
     pub setup_code: Option<SecretBytes>,
     pub shopify_secret: Option<SecretBytes>,
     pub shopify_secret_previous: Option<SecretBytes>,
+    /// `SHOPIFY_ADMIN_ACCESS_TOKEN`: the Admin API token handshakes use for a shop without one of its own.
+    pub shopify_admin_token: Option<SecretBytes>,
     /// Every variable, for `secret_env` references of declared subscriptions.
     vars: BTreeMap<String, String>,
 }
@@ -164,6 +169,7 @@ impl fmt::Debug for EnvSecrets {
             .field("setup_code", &set(self.setup_code.is_some()))
             .field("shopify_secret", &set(self.shopify_secret.is_some()))
             .field("shopify_secret_previous", &set(self.shopify_secret_previous.is_some()))
+            .field("shopify_admin_token", &set(self.shopify_admin_token.is_some()))
             .finish_non_exhaustive()
     }
 }
@@ -207,6 +213,7 @@ impl Settings {
             setup_code: secret(env, ENV_SETUP_CODE),
             shopify_secret: secret(env, ENV_SHOPIFY_SECRET),
             shopify_secret_previous: secret(env, ENV_SHOPIFY_SECRET_PREVIOUS),
+            shopify_admin_token: secret(env, handshake::ENV_SHOPIFY_ADMIN_TOKEN),
             vars: env.clone(),
         };
         settings.validate(&origin)?;
@@ -342,6 +349,7 @@ impl Settings {
         let web = |url: &str| url.is_empty() || url.starts_with("http://") || url.starts_with("https://");
         check(web(&self.public_url), "public_url must start with http:// or https://")?;
         check(web(self.dashboard.logs_url.trim()), "dashboard.logs_url must start with http:// or https://")?;
+        self.handshake.check().map_err(|m| invalid(origin, m))?;
         self.validate_alerts(origin)
     }
 }

@@ -98,7 +98,7 @@ impl From<&Kpis> for KpisOut {
 pub struct BannerOut {
     pub subscription_id: String,
     pub subscription_name: String,
-    /// `failure_streak` or `low_success_rate`.
+    /// `failure_streak`, `low_success_rate`, `handshake_failed` or `expiring`.
     pub code: String,
     pub message: String,
     /// The alert rule that watches this condition.
@@ -112,12 +112,12 @@ pub struct BannerOut {
 impl BannerOut {
     /// `runbook` is the runbook without a section.
     pub fn new(b: &Banner, runbook: &str) -> Self {
-        let rule = b.reason.rule();
+        let rule = b.rule;
         Self {
             subscription_id: b.subscription_id.to_string(),
             subscription_name: b.subscription_name.clone(),
-            code: b.reason.code().to_owned(),
-            message: b.reason.message(),
+            code: b.code.to_owned(),
+            message: b.message.clone(),
             rule: rule.into(),
             incident_id: b.incident.map(|i| i.to_string()),
             runbook_url: format!("{runbook}#{}", rule.as_str()),

@@ -1,11 +1,12 @@
 //! Every URL Hookplane serves, in poem's route syntax.
 
 pub const ROOT: &str = "/";
-pub const SHOPIFY_WEBHOOK: &str = "/shopify/webhook";
-pub const ZOHO_INCOMING: &str = "/zoho/incoming";
+pub const SHOPIFY_WEBHOOK: &str = crate::domain::handshake::SHOPIFY_CALLBACK_PATH;
+pub const ZOHO_INCOMING: &str = crate::domain::handshake::ZOHO_NOTIFY_PATH;
 pub const ZOHO_INCOMING_SUBSCRIPTION: &str = "/zoho/incoming/:subscription";
 pub const INGEST_SUBSCRIPTION: &str = "/ingest/:subscription";
 pub const WEBHOOKS_REPLAY: &str = "/webhooks/replay/:delivery_id";
+pub const WEBHOOKS_HANDSHAKE: &str = "/webhooks/handshake/:subscription_id";
 const INGEST_PREFIX: &str = "/ingest/";
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";

@@ -3,7 +3,7 @@
 use poem_openapi::Object;
 use poem_openapi::types::MaybeUndefined;
 
-use super::{HealthOut, Source, SubscriptionOrigin, SubscriptionStatus, time};
+use super::{HandshakeOut, HandshakeStateOut, HealthOut, Source, SubscriptionOrigin, SubscriptionStatus, time};
 use crate::domain::Subscription;
 use crate::domain::subscription::{Destination, ZohoAuth};
 use crate::ingest::registry::HeldSecret;
@@ -67,6 +67,13 @@ pub struct SubscriptionOut {
     pub consecutive_failures: u32,
     /// Present in lists and the dashboard: figures from the rollups as of the response.
     pub health: Option<HealthOut>,
+    /// Why this subscription has no handshake, when it has none (a workflow webhook, a Standard Webhooks
+    /// sender, a discovered or `*` subscription).
+    pub handshake_unavailable: Option<String>,
+    /// Where its handshakes stand, once one ran.
+    pub handshake: Option<HandshakeStateOut>,
+    /// Its newest handshakes, newest first (in lists and the dashboard).
+    pub handshake_runs: Vec<HandshakeOut>,
 }
 
 impl SubscriptionOut {
@@ -77,7 +84,11 @@ impl SubscriptionOut {
             Some(ZohoAuth::Token { header }) => (Some("token"), None, Some(header.clone())),
             Some(ZohoAuth::Signature) => (Some("signature"), None, None),
         };
+        let handshake_unavailable = crate::domain::handshake::Kind::of(&s).err().map(str::to_owned);
         Self {
+            handshake_unavailable,
+            handshake: None,
+            handshake_runs: Vec::new(),
             callback_url: format!("{public_url}{}", crate::contract::paths::callback_path(&s)),
             id: s.id.to_string(),
             name: s.name,
@@ -109,6 +120,16 @@ impl SubscriptionOut {
             last_verified_at: s.last_verified_at.map(time),
             consecutive_failures: s.consecutive_failures,
             health: None,
+        }
+    }
+
+    /// With its health and handshakes, as the read model has them.
+    pub fn with(self, s: &crate::loader::SubscriptionHealth) -> Self {
+        Self {
+            health: Some(HealthOut::from(&s.health)),
+            handshake: s.handshake.as_ref().map(HandshakeStateOut::from),
+            handshake_runs: s.handshake_runs.iter().map(HandshakeOut::from).collect(),
+            ..self
         }
     }
 }

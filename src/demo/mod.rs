@@ -4,7 +4,9 @@
 //! send to a processing service run inside the process (`processing`), which answers as the scenario says.
 
 pub mod factories;
+pub mod handshakes;
 pub mod processing;
+pub mod providers;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -39,10 +39,15 @@ pub enum AuditAction {
     DemoDestinationChanged,
     /// An operator acknowledged an incident: they are on it, and the sinks are told.
     IncidentAcknowledged,
+    /// A subscription's registration at its provider was checked, and repaired where it differed.
+    HandshakeRan,
+    /// A provider credential (Shopify access token, Zoho OAuth client) was set; only fingerprints recorded.
+    CredentialSet,
+    CredentialRemoved,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -62,6 +67,9 @@ impl AuditAction {
         AuditAction::SetupLinkUsed,
         AuditAction::DemoDestinationChanged,
         AuditAction::IncidentAcknowledged,
+        AuditAction::HandshakeRan,
+        AuditAction::CredentialSet,
+        AuditAction::CredentialRemoved,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -85,6 +93,9 @@ impl AuditAction {
             AuditAction::SetupLinkUsed => "setup_link_used",
             AuditAction::DemoDestinationChanged => "demo_destination_changed",
             AuditAction::IncidentAcknowledged => "incident_acknowledged",
+            AuditAction::HandshakeRan => "handshake_ran",
+            AuditAction::CredentialSet => "credential_set",
+            AuditAction::CredentialRemoved => "credential_removed",
         }
     }
 }

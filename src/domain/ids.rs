@@ -175,6 +175,12 @@ typed_id!(
     "incident"
 );
 typed_id!(
+    /// One handshake of one subscription with its provider.
+    HandshakeRunId,
+    "hsk_",
+    "handshake"
+);
+typed_id!(
     /// One kept sample of a rejected request.
     RejectionId,
     "rej_",

@@ -49,6 +49,8 @@ pub struct HttpSettings {
 pub struct AppState {
     pub settings: Arc<HttpSettings>,
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Provider handshakes and credentials.
+    pub handshakes: Arc<crate::handshakes::Handshakes>,
     pub store: Arc<Store>,
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
@@ -122,6 +124,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::ZOHO_INCOMING_SUBSCRIPTION, post(ingest::zoho_subscription))
         .at(paths::INGEST_SUBSCRIPTION, post(ingest::standard))
         .at(paths::WEBHOOKS_REPLAY, post(api::deliveries::webhooks_replay))
+        .at(paths::WEBHOOKS_HANDSHAKE, post(api::handshakes::webhooks_handshake))
         .at(paths::HEALTHZ, get(ops::healthz))
         .at(paths::READYZ, get(ops::readyz))
         .at(paths::VERSION, get(ops::version))

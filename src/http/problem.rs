@@ -36,6 +36,12 @@ pub enum Kind {
     SignatureMismatch,
     /// A part the process needs has stopped (`/healthz`).
     Unhealthy,
+    /// The subscription has no registration at its provider that Hookplane can check.
+    HandshakeUnavailable,
+    /// A handshake needs `public_url`: the provider must be told where to send.
+    PublicUrlMissing,
+    /// A handshake needs the provider credential of the subscription's shop or organisation.
+    CredentialMissing,
 }
 
 impl Kind {
@@ -57,6 +63,9 @@ impl Kind {
             Kind::IntegrityFailed => "integrity_failed",
             Kind::SignatureMismatch => "signature_mismatch",
             Kind::Unhealthy => "unhealthy",
+            Kind::HandshakeUnavailable => "handshake_unavailable",
+            Kind::PublicUrlMissing => "public_url_missing",
+            Kind::CredentialMissing => "credential_missing",
         }
     }
 
@@ -85,6 +94,7 @@ impl Kind {
             Kind::ReplayLimitedPerDelivery | Kind::ReplayLimitedPerOperator => StatusCode::TOO_MANY_REQUESTS,
             Kind::NotReplayable | Kind::SignatureMismatch => StatusCode::CONFLICT,
             Kind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::HandshakeUnavailable | Kind::PublicUrlMissing | Kind::CredentialMissing => StatusCode::CONFLICT,
         }
     }
 
@@ -117,6 +127,9 @@ impl Kind {
             Kind::IntegrityFailed => "Stored body failed its integrity check",
             Kind::SignatureMismatch => "Signature no longer verifies",
             Kind::Unhealthy => "A part of Hookplane has stopped",
+            Kind::HandshakeUnavailable => "No handshake for this subscription",
+            Kind::PublicUrlMissing => "public_url is not set",
+            Kind::CredentialMissing => "No provider credential",
         }
     }
 }

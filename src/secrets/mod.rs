@@ -93,6 +93,12 @@ impl MasterKey {
         salt
     }
 
+    /// A fingerprint of a credential that needs no salt of its own: a keyed digest, the same for the same
+    /// credential under this key and telling nothing of it without the key.
+    pub fn fingerprint(&self, credential: &[u8]) -> String {
+        fingerprint_of(&hmac_sha256(&self.derive("credential fingerprint"), &[credential]))
+    }
+
     /// The root every destination's signing key is derived from.
     pub fn destination_signing_root(&self) -> [u8; 32] {
         self.derive("destination-signing")
@@ -186,8 +192,7 @@ impl SecretDigest {
 
     /// A short, stable label for display: the first 6 bytes of the digest in hex, grouped for reading.
     pub fn fingerprint(&self) -> String {
-        let hex = crate::hex::encode(&self.hash[..self.hash.len().min(6)]);
-        format!("{}:{}:{}", &hex[0..4], &hex[4..8], &hex[8..])
+        fingerprint_of(&self.hash)
     }
 
     /// The full digest in PHC-like form, for the audit log.
@@ -202,6 +207,12 @@ impl SecretDigest {
             b64.encode(&self.hash)
         )
     }
+}
+
+/// The first 6 bytes of a digest in hex, grouped for reading: `1a2b:3c4d:5e6f`.
+fn fingerprint_of(digest: &[u8]) -> String {
+    let hex = crate::hex::encode(&digest[..digest.len().min(6)]);
+    format!("{}:{}:{}", &hex[0..4], &hex[4..8], &hex[8..])
 }
 
 fn argon2id(secret: &[u8], salt: &[u8], p: DigestParams) -> Result<Vec<u8>, SecretError> {

@@ -53,7 +53,7 @@ pub struct Reconciled {
 
 /// Brings the incidents of the `evaluated` rules in line with `findings` (the rules that hold now): an
 /// incident opens for a new finding, keeps its place while its rule holds, and resolves once its rule has
-/// been clear for `rules.resolve_after_minutes`. Incidents of rules not evaluated (handshakes) are left alone.
+/// been clear for `rules.resolve_after_minutes`. Incidents of rules not `evaluated` are left alone.
 pub fn reconcile(
     db: &Database,
     findings: Vec<Finding>,

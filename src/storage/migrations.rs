@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "operators, sessions and the audit log", run: v5_operators },
     Migration { version: 6, name: "the processing queue: leases, held jobs, attempts, replays", run: v6_queue },
     Migration { version: 7, name: "incidents and their notifications", run: v7_incidents },
+    Migration { version: 8, name: "handshakes and provider credentials", run: v8_handshakes },
 ];
 
 /// The version a database has once every migration ran.
@@ -140,6 +141,13 @@ fn v7_incidents(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::INCIDENTS.def())?;
     tx.open_table(tables::INCIDENTS_OPEN)?;
     tx.open_table(tables::INCIDENTS_NOTIFY)?;
+    Ok(())
+}
+
+fn v8_handshakes(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::HANDSHAKE_STATES.def())?;
+    tx.open_table(tables::HANDSHAKE_RUNS.def())?;
+    tx.open_table(tables::CREDENTIALS.def())?;
     Ok(())
 }
 

@@ -11,6 +11,8 @@ use crate::domain::access::Operator;
 use crate::domain::access::Session;
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
+use crate::domain::credential::StoredCredential;
+use crate::domain::handshake::{HandshakeRun, HandshakeState};
 use crate::domain::health::Counters;
 use crate::domain::incident::Incident;
 use crate::domain::replay::{BulkReplay, Replay};
@@ -151,3 +153,14 @@ pub const INCIDENTS_NOTIFY: TableDefinition<(i64, u128), ()> = TableDefinition::
 /// How many rejection samples are kept: enough to see a misconfigured secret's pattern, bounded so a flood
 /// of junk cannot grow the file.
 pub const REJECTION_SAMPLES_KEPT: u64 = 500;
+
+/// Subscription id → its handshake state: what the last run found at the provider, and when the next run is
+/// due. Kept apart from the subscription, which the configuration file rewrites at every start.
+pub const HANDSHAKE_STATES: RecordTable<u128, HandshakeState> = RecordTable::new("handshake_states_v1");
+
+/// (subscription id, run id) → one handshake run, the newest [`crate::storage::handshakes::KEPT_RUNS`] per
+/// subscription: the timeline of its panel.
+pub const HANDSHAKE_RUNS: RecordTable<(u128, u128), HandshakeRun> = RecordTable::new("handshake_runs_v1");
+
+/// `{provider}/{account}` → the sealed credential Hookplane signs in to that provider's admin API with.
+pub const CREDENTIALS: RecordTable<&str, StoredCredential> = RecordTable::new("credentials_v1");

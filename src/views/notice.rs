@@ -10,7 +10,8 @@ use super::components::{Banner, Toast, Tone};
 #[serde(default)]
 pub struct Notice {
     /// `replayed`, `replay_limited_per_delivery`, `replay_limited_per_operator`, `paused`, `resumed`,
-    /// `bulk_counted`, `bulk_started`, `bulk_cancelled`, `demo_destination` or `acknowledged`.
+    /// `bulk_counted`, `bulk_started`, `bulk_cancelled`, `demo_destination`, `acknowledged`, or the outcome of a
+    /// handshake: `handshake_verified`, `handshake_repaired`, `handshake_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
     /// The delivery or subscription it was about.
@@ -102,6 +103,22 @@ impl Render for Notice {
                     p { "It is yours now; the alert sinks were told. It resolves by itself once its rule stays clear." }
                 } })
             },
+            Some("handshake_verified") => html! {
+                (Toast { title: "Handshake verified", body: html! {
+                    p { "The provider has " (target) " registered as it should be." }
+                } })
+            },
+            Some("handshake_repaired") => html! {
+                (Toast { title: "Handshake repaired", body: html! {
+                    p { "The provider's registration of " (target) " was missing or different and is fixed; the panel's handshakes say what changed." }
+                } })
+            },
+            Some("handshake_failed") => limited(
+                "Handshake failed",
+                format!(
+                    "The provider refused or did not answer for {target}; its panel shows the provider's own words."
+                ),
+            ),
             Some("demo_destination") => {
                 let mode = crate::contract::demo::MockMode::parse(count).map_or(count, |m| m.label());
                 html! {

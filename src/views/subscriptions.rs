@@ -8,7 +8,7 @@ use super::format;
 use super::layout::Chrome;
 use super::webhooks::{Filters, source_label};
 use crate::contract::paths;
-use crate::contract::{AttemptMarkOut, DashboardOut, SubscriptionOrigin, SubscriptionOut};
+use crate::contract::{AttemptMarkOut, DashboardOut, HandshakeOutcome, SubscriptionOrigin, SubscriptionOut};
 use crate::domain;
 
 /// The success message after a rotation, with what to do on the provider's side.
@@ -85,7 +85,7 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                     }
                 }
                 dt { "Last handshake" }
-                dd { @match &s.last_verified_at { Some(t) => (Ago { at: t, now }), None => span.subdued { "never" } } }
+                dd { (handshake(s, now)) }
                 @if let Some(h) = &s.health {
                     dt { "Last delivery" }
                     dd { @match &h.last_delivery_at { Some(t) => (Ago { at: t, now }), None => span.subdued { "none yet" } } }
@@ -106,17 +106,24 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                 dd { @match &s.destination_url { Some(u) => code { (u) }, None => "kept here (store)" } }
             }
             p { a href=(Filters::of_subscription(&s.id, None).href(None)) { "Show its deliveries" } }
-            @if chrome.operator && s.destination_url.is_some() {
+            @let forwards = s.destination_url.is_some();
+            @let handshakes = s.handshake_unavailable.is_none();
+            @if chrome.operator && (forwards || handshakes) {
                 @let paused = s.status == crate::contract::SubscriptionStatus::Paused;
                 @if paused {
                     p.subdued { "Paused: deliveries are received and stored, and wait until it is resumed." }
                 }
                 div.actions {
-                    (ActionForm { intent: "replay_latest", field: ("subscription", &s.id), label: "Replay latest", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
-                    @if paused {
-                        (ActionForm { intent: "resume", field: ("subscription", &s.id), label: "Resume", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: true })
-                    } @else {
-                        (ActionForm { intent: "pause", field: ("subscription", &s.id), label: "Pause", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                    @if forwards {
+                        (ActionForm { intent: "replay_latest", field: ("subscription", &s.id), label: "Replay latest", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                        @if paused {
+                            (ActionForm { intent: "resume", field: ("subscription", &s.id), label: "Resume", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: true })
+                        } @else {
+                            (ActionForm { intent: "pause", field: ("subscription", &s.id), label: "Pause", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
+                        }
+                    }
+                    @if handshakes {
+                        (ActionForm { intent: "handshake", field: ("subscription", &s.id), label: "Retry handshake", return_to: paths::DASHBOARD_WEBHOOKS, csrf: chrome.csrf.as_deref(), primary: false })
                     }
                 }
             }
@@ -124,6 +131,51 @@ fn subscription_panel(s: &SubscriptionOut, now: &str, chrome: &Chrome) -> Markup
                 (rotate_form(s, chrome))
             }
         }
+    }
+}
+
+/// Where the subscription's registration at its provider stands: when it was last verified, the channel's
+/// expiry, the last failure in the provider's words, and the newest runs.
+fn handshake(s: &SubscriptionOut, now: &str) -> Markup {
+    html! {
+        @match (&s.handshake_unavailable, &s.handshake) {
+            (Some(why), _) => span.subdued { "none: " (why) },
+            (None, None) => span.subdued { "never: it runs once its shop or organisation has a credential and public_url is set" },
+            (None, Some(h)) => {
+                @match &s.last_verified_at { Some(t) => { "verified " (Ago { at: t, now }) }, None => span.subdued { "never verified" } }
+                @if let Some(e) = &h.expires_at { " · channel expires " (format::time(e)) }
+                " · next " (format::time(&h.next_at))
+                @if let Some(f) = &h.failure {
+                    p.handshake-failure {
+                        strong { "The last run failed: " } (f.message)
+                        @if let Some(said) = &f.provider_said { " The provider said: " code { (said) } }
+                    }
+                }
+                @if !s.handshake_runs.is_empty() {
+                    details.handshakes {
+                        summary { "Recent handshakes" }
+                        ol {
+                            @for r in &s.handshake_runs {
+                                li {
+                                    (format::time(&r.at)) " · " strong { (outcome_label(r.outcome)) } " · by " (r.by)
+                                    @for x in &r.repaired { br; (x) }
+                                    @if let Some(f) = &r.failure { br; (f.message) }
+                                    @for u in &r.unknown { br; span.subdued { "Not Hookplane's (left alone): " (u) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn outcome_label(o: HandshakeOutcome) -> &'static str {
+    match o {
+        HandshakeOutcome::Verified => "verified",
+        HandshakeOutcome::Repaired => "repaired",
+        HandshakeOutcome::Failed => "failed",
     }
 }
 

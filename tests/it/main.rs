@@ -11,6 +11,7 @@ mod bulk;
 mod dashboard;
 mod demo;
 mod faults;
+mod handshakes;
 mod openapi;
 mod pages;
 mod process;

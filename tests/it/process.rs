@@ -742,3 +742,57 @@ async fn no_plaintext_secret_reaches_the_data_directory_or_the_logs() {
         assert!(!log.as_bytes().windows(needle.len()).any(|w| w == needle.as_slice()), "{name} is in the log");
     }
 }
+
+/// Handshakes sign in to providers with credentials that must never reach the log, even at debug level,
+/// through success, a refusal and Zoho's OAuth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_credentials_never_reach_the_log() {
+    use hookplane::demo::providers::{MockProviders, Scripted};
+    const TOKEN: &str = "shpat_log_test_token_77";
+    const CLIENT_SECRET: &str = "zoho-log-test-client-secret";
+    const REFRESH: &str = "1000.log-test.refresh";
+    let mock = MockProviders::bind().unwrap();
+    mock.serve().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (shopify, zoho) = (mock.shopify_admin_url(), mock.zoho_url());
+    let proc = Proc::start_env(
+        dir.path(),
+        None,
+        &[
+            ("RUST_LOG", "debug"),
+            ("HOOKPLANE_PUBLIC_URL", "https://hooks.example.com"),
+            ("SHOPIFY_ADMIN_ACCESS_TOKEN", TOKEN),
+            ("HOOKPLANE_HANDSHAKE__SHOPIFY_ADMIN_URL", &shopify),
+            ("HOOKPLANE_HANDSHAKE__ZOHO_ACCOUNTS_URL", &zoho),
+            ("HOOKPLANE_HANDSHAKE__ZOHO_API_URL", &zoho),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        client.request(method, format!("{}{path}", proc.base)).bearer_auth(ADMIN_TOKEN).json_body(&body).send()
+    };
+    for body in [
+        serde_json::json!({ "source": "shopify", "topic": "orders/create", "account": SHOP }),
+        serde_json::json!({ "source": "zoho", "topic": "Leads.all", "account": "org-1", "channel_id": "42", "secret": "leads-token" }),
+    ] {
+        assert_eq!(call(reqwest::Method::POST, "/api/v1/subscriptions", body).await.unwrap().status(), 201);
+    }
+    let zoho_credential =
+        serde_json::json!({ "client_id": "1000.C", "client_secret": CLIENT_SECRET, "refresh_token": REFRESH });
+    let set = call(reqwest::Method::PUT, "/api/v1/credentials/zoho/org-1", zoho_credential).await.unwrap();
+    assert_eq!(set.status(), 200);
+    let ran = call(reqwest::Method::POST, "/api/v1/handshakes", serde_json::json!({})).await.unwrap();
+    assert_eq!(ran.status(), 200);
+    mock.script([Scripted::Status(401, "{\"errors\":\"[API] Invalid API key or access token\"}".to_owned())]);
+    let failed =
+        call(reqwest::Method::POST, "/api/v1/handshakes", serde_json::json!({})).await.unwrap().text().await.unwrap();
+    assert!(failed.contains("unauthorized"), "{failed}");
+    let (status, log) = proc.terminate();
+    assert!(status.success(), "{status}");
+    assert!(log.iter().any(|l| l.contains("a handshake failed")), "the failure is logged: {log:?}");
+    for line in &log {
+        for secret in [TOKEN, CLIENT_SECRET, REFRESH, "zat-", "leads-token"] {
+            assert!(!line.contains(secret), "{secret} in the log: {line}");
+        }
+    }
+}

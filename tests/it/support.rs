@@ -167,6 +167,15 @@ impl TestServer {
         json_of(resp).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self.client.put(self.url(path)).bearer_auth(ADMIN_TOKEN).json_body(&body).send().await.unwrap();
+        json_of(resp).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        json_of(self.client.delete(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap()).await
+    }
+
     /// Every delivery, newest first, following cursors to the end.
     pub async fn all_deliveries(&self, query: &str) -> Vec<Value> {
         let mut out = Vec::new();

@@ -65,3 +65,19 @@ pub(crate) async fn authorize(req: &Request, bearer: &Bearer, least: Role) -> po
     }
     Ok(principal)
 }
+
+/// For plain handlers outside the API document (`/webhooks/replay/…`, `/webhooks/handshake/…`): the actor
+/// of the request's `Authorization: Bearer` credential if its role is at least `least`, else the answer
+/// refusing it.
+pub(crate) async fn bearer_actor(req: &Request, least: Role) -> Result<crate::domain::audit::Actor, poem::Response> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Some(token) = header.strip_prefix("Bearer ").filter(|t| !t.is_empty()) else {
+        let detail = format!("send `Authorization: Bearer <token>` with an API token of the {least} role or above");
+        return Err(Problem::new(Kind::Unauthorized, detail).response());
+    };
+    let bearer = Bearer { token: token.to_owned() };
+    match authorize(req, &bearer, least).await {
+        Ok(principal) => Ok(crate::http::access::actor(&principal, req)),
+        Err(e) => Err(e.into_response()),
+    }
+}

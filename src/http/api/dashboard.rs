@@ -47,7 +47,7 @@ enum StatsResponse {
 }
 
 fn subscriptions(state: &AppState, o: &Overview) -> Vec<SubscriptionOut> {
-    o.subscriptions.iter().map(|s| subscription_out(state, s.subscription.clone(), Some(&s.health))).collect()
+    o.subscriptions.iter().map(|s| subscription_out(state, s)).collect()
 }
 
 #[OpenApi(tag = "ApiTags::Dashboard")]

@@ -13,7 +13,6 @@ use crate::domain::audit::Actor;
 use crate::domain::filter::DeliveryFilter;
 use crate::domain::{self, Delivery, DeliveryId, Payload};
 use crate::http::AppState;
-use crate::http::problem::{Kind, Problem};
 use crate::loader;
 use crate::storage::attempts;
 use crate::storage::deliveries;
@@ -56,17 +55,10 @@ pub async fn webhooks_replay(
     Data(state): Data<&AppState>,
 ) -> poem::Response {
     use poem::IntoResponse as _;
-    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let Some(token) = header.strip_prefix("Bearer ").filter(|t| !t.is_empty()) else {
-        let p = Problem::new(Kind::Unauthorized, "send `Authorization: Bearer <token>` with an operator's API token");
-        return p.response();
+    let by = match super::auth::bearer_actor(req, crate::domain::access::Role::Operator).await {
+        Ok(by) => by,
+        Err(response) => return response,
     };
-    let bearer = poem_openapi::auth::Bearer { token: token.to_owned() };
-    let principal = match super::auth::authorize(req, &bearer, crate::domain::access::Role::Operator).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let by = crate::http::access::actor(&principal, req);
     match replay(state, by, &id).await {
         Ok(made) => ReplayResponse::Accepted(Json(made)).into_response(),
         Err(e) => e.into_response(),

@@ -7,6 +7,7 @@ pub mod auth;
 mod dashboard;
 pub(crate) mod deliveries;
 mod error;
+pub(crate) mod handshakes;
 mod incidents;
 mod rejections;
 mod replays;
@@ -42,6 +43,8 @@ enum ApiTags {
     Replays,
     /// Incidents: an alert rule holding for a subscription, from opening to resolution, with its notifications.
     Incidents,
+    /// Handshakes keep subscriptions registered at their providers; credentials are what they sign in with.
+    Handshakes,
 }
 
 pub type Apis = (
@@ -53,6 +56,7 @@ pub type Apis = (
     tokens::TokensApi,
     replays::ReplaysApi,
     incidents::IncidentsApi,
+    handshakes::HandshakesApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {

@@ -7,13 +7,12 @@ use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
 use super::error::ApiError;
 use crate::contract::{
-    DestinationSecretOut, DestinationStateOut, HealthOut, RotateSecretIn, SecretRotated, SubscriptionCreated,
-    SubscriptionIn, SubscriptionOut, SubscriptionPatchIn,
+    DestinationSecretOut, DestinationStateOut, RotateSecretIn, SecretRotated, SubscriptionCreated, SubscriptionIn,
+    SubscriptionOut, SubscriptionPatchIn,
 };
 use crate::control::{DestinationPatch, DestinationState, SubscriptionSpec};
 use crate::domain::Subscription;
 use crate::domain::audit::Actor;
-use crate::domain::health::Health;
 use crate::http::AppState;
 use crate::loader;
 use crate::secrets::SecretBytes;
@@ -126,18 +125,19 @@ pub(crate) async fn rotate_secret(
     })
 }
 
-fn out(state: &AppState, sub: Subscription) -> SubscriptionOut {
-    subscription_out(state, sub, None)
-}
-
-pub(super) fn subscription_out(state: &AppState, sub: Subscription, health: Option<&Health>) -> SubscriptionOut {
+pub(super) fn out(state: &AppState, sub: Subscription) -> SubscriptionOut {
     let reg = state.ingest.registry().snapshot();
     let secrets = reg.get(sub.id).map(|e| e.secrets.clone()).unwrap_or_default();
     let mut secrets = secrets;
     if sub.source == crate::domain::Source::Shopify {
         secrets.extend(reg.shopify_app.iter().cloned());
     }
-    SubscriptionOut { health: health.map(HealthOut::from), ..SubscriptionOut::new(sub, &secrets, &state.public_url()) }
+    SubscriptionOut::new(sub, &secrets, &state.public_url())
+}
+
+/// A subscription with its health and handshakes, as the read model has them.
+pub(super) fn subscription_out(state: &AppState, s: &loader::SubscriptionHealth) -> SubscriptionOut {
+    out(state, s.subscription.clone()).with(s)
 }
 
 #[OpenApi(tag = "ApiTags::Subscriptions")]
@@ -152,7 +152,7 @@ impl SubscriptionsApi {
         let now = state.clock.now();
         let rules = std::sync::Arc::clone(&state.settings.alert_rules);
         let o = state.store.read(move |db| loader::overview(db, now, &rules)).await?;
-        let subs = o.subscriptions.into_iter().map(|s| subscription_out(state, s.subscription, Some(&s.health)));
+        let subs = o.subscriptions.iter().map(|s| subscription_out(state, s));
         Ok(ListSubscriptionsResponse::Ok(Json(subs.collect())))
     }
 
@@ -175,7 +175,7 @@ impl SubscriptionsApi {
             None => None,
         };
         let s = sub.ok_or_else(|| ApiError::not_found(format!("no subscription `{}`", id.0)))?;
-        Ok(GetSubscriptionResponse::Ok(Json(subscription_out(state, s.subscription, Some(&s.health)))))
+        Ok(GetSubscriptionResponse::Ok(Json(subscription_out(state, &s))))
     }
 
     /// Change where and how a subscription's deliveries are forwarded: its destination URL (`null` keeps

@@ -10,13 +10,14 @@ use super::{Intent, html_response, message_page, see_other};
 use crate::contract::RotateSecretIn;
 use crate::contract::demo::MockMode;
 use crate::contract::paths;
-use crate::contract::{Caller, DeliveryPage, ReplayOut};
+use crate::contract::{Caller, DeliveryPage, HandshakeOutcome, ReplayOut};
 use crate::domain::access::Role;
 use crate::domain::audit::{AuditAction, Change};
 use crate::domain::filter::DeliveryFilter;
 use crate::domain::{DeliveryStatus, Timestamp};
 use crate::http::AppState;
 use crate::http::access;
+use crate::http::api::handshakes::HandshakeResponse;
 use crate::http::api::{
     ApiError, DeliveryParams, ReplayResponse, dashboard_payload, query, replay, rotate_secret, set_paused,
 };
@@ -96,11 +97,13 @@ pub enum WebhooksIntent {
     ReplayLatest,
     Pause,
     Resume,
+    /// Run the subscription's handshake with its provider now.
+    Handshake,
     /// Under `serve --demo`: how a destination of the demo's processing service answers.
     DemoDestination,
 }
 
-const EXPECTED: &str = "rotate, replay, replay_latest, pause, resume or demo_destination";
+const EXPECTED: &str = "rotate, replay, replay_latest, pause, resume, handshake or demo_destination";
 
 /// What a form on the webhooks page asks for (`intent`) and its fields.
 #[derive(Default, serde::Deserialize)]
@@ -171,6 +174,27 @@ pub async fn view_webhooks_post(
                 }
                 Err(e) => Err(e),
             }
+        }
+        Ok(WebhooksIntent::Handshake) => {
+            let sub = action.subscription.clone().unwrap_or_default();
+            let by = access::actor(&caller.principal, req);
+            let ran = crate::http::api::handshakes::handshake(state, &by, &sub).await;
+            if wants_json {
+                return match ran {
+                    Ok(run) => HandshakeResponse::Ok(poem_openapi::payload::Json(run)).into_response(),
+                    Err(e) => e.into_response(),
+                };
+            }
+            ran.map(|run| {
+                let reg = state.ingest.registry().snapshot();
+                let name = reg.by_name_or_id(&run.subscription_id).map_or(sub, |e| e.sub.name.clone());
+                let notice = match run.outcome {
+                    HandshakeOutcome::Verified => "handshake_verified",
+                    HandshakeOutcome::Repaired => "handshake_repaired",
+                    HandshakeOutcome::Failed => "handshake_failed",
+                };
+                Notice::new(notice, &name, None).on(&back)
+            })
         }
         Ok(WebhooksIntent::DemoDestination) => {
             demo_destination(req, state, caller, &action).await.map(|(name, mode)| {

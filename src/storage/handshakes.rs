@@ -1,0 +1,141 @@
+//! Handshake runs and states, and the provider credentials they sign in with. Each run is written with
+//! its subscription's new state and its audit entry in one transaction.
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use super::{StoreError, audit, tables};
+use crate::domain::SubscriptionId;
+use crate::domain::audit::AuditEntry;
+use crate::domain::credential::{Provider, StoredCredential};
+use crate::domain::handshake::{HandshakeRun, HandshakeState};
+
+/// Runs kept per subscription: its panel's timeline, and enough to see a pattern in.
+pub const KEPT_RUNS: usize = 50;
+
+/// Records `run`, the state it leaves and its audit entry; drops the subscription's runs beyond
+/// [`KEPT_RUNS`].
+pub fn record(db: &Database, run: &HandshakeRun, state: &HandshakeState, entry: &AuditEntry) -> Result<(), StoreError> {
+    let sub = run.subscription_id.as_u128();
+    let tx = db.begin_write()?;
+    {
+        let mut runs = tx.open_table(tables::HANDSHAKE_RUNS.def())?;
+        runs.insert((sub, run.id.as_u128()), tables::HANDSHAKE_RUNS.encode(run)?.as_slice())?;
+        let mut old = Vec::new();
+        for row in runs.range((sub, 0)..=(sub, u128::MAX))?.rev().skip(KEPT_RUNS) {
+            old.push(row?.0.value());
+        }
+        for key in old {
+            runs.remove(key)?;
+        }
+        let mut states = tx.open_table(tables::HANDSHAKE_STATES.def())?;
+        states.insert(sub, tables::HANDSHAKE_STATES.encode(state)?.as_slice())?;
+    }
+    audit::append(&tx, entry)?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn state_in(tx: &ReadTransaction, id: SubscriptionId) -> Result<Option<HandshakeState>, StoreError> {
+    let t = tx.open_table(tables::HANDSHAKE_STATES.def())?;
+    let row = t.get(id.as_u128())?;
+    row.map(|v| tables::HANDSHAKE_STATES.decode(v.value())).transpose()
+}
+
+pub fn state(db: &Database, id: SubscriptionId) -> Result<Option<HandshakeState>, StoreError> {
+    state_in(&db.begin_read()?, id)
+}
+
+/// Every subscription's state.
+pub fn states(db: &Database) -> Result<Vec<HandshakeState>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::HANDSHAKE_STATES.def())?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        out.push(tables::HANDSHAKE_STATES.decode(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// A subscription's newest runs, newest first.
+pub fn runs_in(tx: &ReadTransaction, id: SubscriptionId, limit: usize) -> Result<Vec<HandshakeRun>, StoreError> {
+    let sub = id.as_u128();
+    let t = tx.open_table(tables::HANDSHAKE_RUNS.def())?;
+    let mut out = Vec::new();
+    for row in t.range((sub, 0)..=(sub, u128::MAX))?.rev().take(limit) {
+        out.push(tables::HANDSHAKE_RUNS.decode(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// Stores `credential` in place of the one for its provider and account, with its audit entry, and makes
+/// the handshakes of the subscriptions `due` (those of the account) due now; returns the one it replaced.
+pub fn put_credential(
+    db: &Database,
+    credential: &StoredCredential,
+    entry: &AuditEntry,
+    due: &[SubscriptionId],
+) -> Result<Option<StoredCredential>, StoreError> {
+    let key = StoredCredential::key(credential.provider, &credential.account);
+    let tx = db.begin_write()?;
+    let before = {
+        let mut t = tx.open_table(tables::CREDENTIALS.def())?;
+        let before = t.get(key.as_str())?.map(|v| tables::CREDENTIALS.decode(v.value())).transpose()?;
+        t.insert(key.as_str(), tables::CREDENTIALS.encode(credential)?.as_slice())?;
+        before
+    };
+    {
+        let mut states = tx.open_table(tables::HANDSHAKE_STATES.def())?;
+        for id in due {
+            let found = states.get(id.as_u128())?.map(|v| tables::HANDSHAKE_STATES.decode(v.value())).transpose()?;
+            if let Some(mut state) = found {
+                state.next_at = credential.set_at;
+                states.insert(id.as_u128(), tables::HANDSHAKE_STATES.encode(&state)?.as_slice())?;
+            }
+        }
+    }
+    audit::append(&tx, entry)?;
+    tx.commit()?;
+    Ok(before)
+}
+
+pub fn credential(db: &Database, provider: Provider, account: &str) -> Result<Option<StoredCredential>, StoreError> {
+    let key = StoredCredential::key(provider, account);
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::CREDENTIALS.def())?;
+    let row = t.get(key.as_str())?;
+    row.map(|v| tables::CREDENTIALS.decode(v.value())).transpose()
+}
+
+/// Every stored credential, by provider and account.
+pub fn credentials(db: &Database) -> Result<Vec<StoredCredential>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::CREDENTIALS.def())?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        out.push(tables::CREDENTIALS.decode(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// Removes a credential, with its audit entry (built from the removed one); `None` when there was none.
+pub fn remove_credential(
+    db: &Database,
+    provider: Provider,
+    account: &str,
+    entry: impl FnOnce(&StoredCredential) -> AuditEntry,
+) -> Result<Option<StoredCredential>, StoreError> {
+    let key = StoredCredential::key(provider, account);
+    let tx = db.begin_write()?;
+    let removed = {
+        let mut t = tx.open_table(tables::CREDENTIALS.def())?;
+        t.remove(key.as_str())?.map(|v| tables::CREDENTIALS.decode(v.value())).transpose()?
+    };
+    match &removed {
+        Some(r) => {
+            audit::append(&tx, &entry(r))?;
+            tx.commit()?;
+        }
+        None => tx.abort()?,
+    }
+    Ok(removed)
+}
