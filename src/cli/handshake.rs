@@ -23,8 +23,8 @@ pub struct HandshakeArgs {
 pub fn run_handshake(args: HandshakeArgs) -> anyhow::Result<()> {
     let (base, token) = connection(&args.target)?;
     let (url, one) = match &args.subscription {
-        Some(s) => (format!("{base}/api/v1/subscriptions/{s}/handshake"), true),
-        None => (format!("{base}/api/v1/handshakes"), false),
+        Some(s) => (api_url(&base, &["subscriptions", s, "handshake"])?, true),
+        None => (api_url(&base, &["handshakes"])?, false),
     };
     let out = runtime()?.block_on(call(reqwest::Method::POST, &url, &token, Some(serde_json::json!({}))))?;
     println!("{out}");
@@ -35,6 +35,18 @@ pub fn run_handshake(args: HandshakeArgs) -> anyhow::Result<()> {
         anyhow::bail!("{failed} of {} handshakes failed; each says why above", runs.len());
     }
     Ok(())
+}
+
+/// `{base}/api/v1/` and `segments`, each percent-encoded: a name given on the command line is one segment,
+/// whatever it holds.
+fn api_url(base: &str, segments: &[&str]) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| anyhow::anyhow!("`{base}` is not a URL: {e}"))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("`{base}` cannot have a path"))?
+        .pop_if_empty()
+        .extend(["api", "v1"])
+        .extend(segments);
+    Ok(url.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,9 +60,16 @@ pub enum CredentialsCommand {
     Remove {
         #[command(flatten)]
         target: Target,
-        provider: String,
+        provider: ProviderArg,
+        /// The shop domain or Zoho organisation.
         account: String,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ProviderArg {
+    Shopify,
+    Zoho,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,12 +110,12 @@ pub enum SetCredential {
 
 pub fn run_credentials(cmd: CredentialsCommand) -> anyhow::Result<()> {
     let (target, method, path, body) = match cmd {
-        CredentialsCommand::List(target) => (target, reqwest::Method::GET, "/api/v1/credentials".to_owned(), None),
+        CredentialsCommand::List(target) => (target, reqwest::Method::GET, vec!["credentials".to_owned()], None),
         CredentialsCommand::Set(SetCredential::Shopify { target, shop, token }) => {
             let token =
                 token.read()?.ok_or_else(|| anyhow::anyhow!("give the token with --secret-env or --secret-stdin"))?;
             let body = serde_json::json!({ "access_token": token });
-            (target, reqwest::Method::PUT, format!("/api/v1/credentials/shopify/{shop}"), Some(body))
+            (target, reqwest::Method::PUT, vec!["credentials".to_owned(), "shopify".to_owned(), shop], Some(body))
         }
         CredentialsCommand::Set(SetCredential::Zoho {
             target,
@@ -126,14 +145,19 @@ pub fn run_credentials(cmd: CredentialsCommand) -> anyhow::Result<()> {
             };
             let body = serde_json::json!({ "client_id": client_id, "client_secret": secret, "refresh_token": refresh,
                                            "data_centre": data_centre });
-            (target, reqwest::Method::PUT, format!("/api/v1/credentials/zoho/{org}"), Some(body))
+            (target, reqwest::Method::PUT, vec!["credentials".to_owned(), "zoho".to_owned(), org], Some(body))
         }
         CredentialsCommand::Remove { target, provider, account } => {
-            (target, reqwest::Method::DELETE, format!("/api/v1/credentials/{provider}/{account}"), None)
+            let provider = match provider {
+                ProviderArg::Shopify => "shopify",
+                ProviderArg::Zoho => "zoho",
+            };
+            (target, reqwest::Method::DELETE, vec!["credentials".to_owned(), provider.to_owned(), account], None)
         }
     };
     let (base, token) = connection(&target)?;
-    let out = runtime()?.block_on(call(method, &format!("{base}{path}"), &token, body))?;
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    let out = runtime()?.block_on(call(method, &api_url(&base, &segments)?, &token, body))?;
     println!("{out}");
     Ok(())
 }

@@ -31,7 +31,7 @@ impl From<RunOutcome> for HandshakeOutcome {
 pub struct HandshakeFailureOut {
     /// Stable: `unauthorized`, `shop_frozen`, `shop_locked`, `forbidden`, `not_found`, `user_errors`,
     /// `graphql_errors`, `throttled`, `network`, `provider_unavailable`, `provider_error`, `malformed_answer`,
-    /// `oauth_refused`, `zoho_refused`, `token_missing`, `token_too_long`.
+    /// `oauth_refused`, `zoho_refused`, `token_missing`, `token_too_long`, `credential_unreadable`.
     pub code: String,
     pub message: String,
     /// The provider's own words, when it answered.
@@ -129,6 +129,8 @@ impl From<&HandshakeState> for HandshakeStateOut {
 #[derive(Object, Debug, Clone)]
 pub struct HandshakesOut {
     pub runs: Vec<HandshakeOut>,
+    /// Accounts that were not run, each with why: `shopify/{shop}: no Admin API access token …`.
+    pub skipped: Vec<String>,
 }
 
 /// A provider credential as operators see it: never the secret, only its fingerprint.

@@ -136,7 +136,8 @@ impl Control {
 
     /// The digest of a secret that is read from the environment at every start rather than stored: salted
     /// from the master key and `name`, so its fingerprint, and with it a replay's re-check of deliveries it
-    /// verified, survives a restart.
+    /// verified, survives a restart. It also depends on `[secrets] digest_*`: changing those changes it, as
+    /// changing the master key does.
     pub(super) fn stable_digest_of(&self, secret: &SecretBytes, name: &str) -> Result<SecretDigest, ControlError> {
         let salt = self.master_key.stable_salt(name);
         SecretDigest::compute_with_salt(secret.expose(), &salt, self.options.digest).map_err(|e| invalid(e.to_string()))

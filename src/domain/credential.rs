@@ -26,8 +26,8 @@ impl Provider {
         }
     }
 
-    /// Checks the account a credential is for: a shop's `*.myshopify.com` domain (it becomes part of the
-    /// Admin API's URL, so nothing else may pass), or a Zoho organisation as subscriptions name it.
+    /// Checks the account a credential or a handshake is for: a shop's `*.myshopify.com` domain (it becomes
+    /// the Admin API's host, so nothing else may pass), or a Zoho organisation as subscriptions name it.
     pub fn check_account(self, account: &str) -> Result<(), String> {
         match self {
             Provider::Shopify => {

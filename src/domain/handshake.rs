@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::credential::Provider;
 use super::ids::HandshakeRunId;
 use super::subscription::ZohoAuth;
 use super::{Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
@@ -12,9 +13,16 @@ use super::{Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp}
 /// hourly check is not worth a page; three in a row are.
 pub const TRANSIENT_FAILURES_TO_FAIL: u32 = 3;
 
+/// The soonest a channel granted a short life is looked at again.
+const MIN_RECHECK_MS: i64 = 300_000;
+
 /// When a run after a transient failure comes: 1, 5 and 15 minutes, then every 15 minutes until the
 /// regular interval is shorter.
 const TRANSIENT_RETRY_MS: [i64; 3] = [60_000, 300_000, 900_000];
+
+/// Shopify's mandatory privacy topics: every app receives them through its configuration, and the Admin API
+/// refuses subscriptions to them.
+pub const SHOPIFY_COMPLIANCE_TOPICS: [&str; 3] = ["customers/data_request", "customers/redact", "shop/redact"];
 
 /// Where Shopify sends webhooks here, after `public_url`: the callback URL a handshake registers.
 pub const SHOPIFY_CALLBACK_PATH: &str = "/shopify/webhook";
@@ -47,6 +55,15 @@ impl Kind {
             }
             (Source::Shopify, _) if sub.account == "*" || sub.account.is_empty() => {
                 Err("it matches every shop (`*`): a handshake needs one shop domain, whose Admin API it talks to")
+            }
+            // The account becomes the Admin API's host, and the request carries the access token: anything
+            // but a shop's own domain could send the token elsewhere.
+            (Source::Shopify, _) if Provider::Shopify.check_account(&sub.account).is_err() => {
+                Err("its account is not a shop's `name.myshopify.com` domain, whose Admin API a handshake talks to")
+            }
+            (Source::Shopify, _) if SHOPIFY_COMPLIANCE_TOPICS.contains(&sub.topic.as_str()) => {
+                Err("Shopify's privacy topics are subscribed in the app's configuration (Partner Dashboard or \
+                 shopify.app.toml), not through the Admin API")
             }
             (Source::Shopify, _) => Ok(Kind::ShopifyWebhook),
             (Source::Zoho, Some(ZohoAuth::Channel { .. })) => Ok(Kind::ZohoChannel),
@@ -190,12 +207,15 @@ impl HandshakeState {
                 now.plus_millis(wait.min(schedule.interval_ms))
             }
         };
-        // A channel is refreshed ahead of its expiry, however long the regular interval.
+        // A channel is refreshed ahead of its expiry, however long the regular interval. One granted for
+        // less than the refresh window (Zoho falls back to an hour when asked for more than it allows) is
+        // looked at again halfway to its expiry, not in a loop.
         let refresh_at = registration.expires_at.map(|e| e.plus_millis(-schedule.refresh_before_ms));
-        if let Some(at) = refresh_at
+        if let (Some(at), Some(expires)) = (refresh_at, registration.expires_at)
             && run.failure.is_none()
         {
-            next_at = next_at.min(at.max(now.plus_millis(60_000)));
+            let halfway = now.plus_millis(((expires.millis() - now.millis()) / 2).max(MIN_RECHECK_MS));
+            next_at = next_at.min(if at > now { at } else { halfway });
         }
         HandshakeState {
             subscription_id: run.subscription_id,
@@ -274,6 +294,8 @@ mod tests {
         assert_eq!(s.status(Timestamp::from_millis(0)), None);
         let channel = HandshakeState::after(None, &run(0, None, Some(6 * HOUR + 30 * 60_000)), SCHEDULE);
         assert_eq!(channel.next_at.millis(), 30 * 60_000, "six hours before it expires");
+        let short = HandshakeState::after(None, &run(0, None, Some(HOUR)), SCHEDULE);
+        assert_eq!(short.next_at.millis(), HOUR / 2, "granted an hour: halfway, not in a loop");
     }
 
     #[test]
@@ -304,6 +326,31 @@ mod tests {
         let past = Timestamp::from_millis(10 * HOUR);
         assert_eq!(failed.status(past), Some(SubscriptionStatus::HandshakeFailed));
         assert!(failed.problem(past).unwrap().contains("expired"));
+    }
+
+    #[test]
+    fn only_a_shops_own_domain_and_its_api_topics_have_a_handshake() {
+        let sub = |account: &str, topic: &str| Subscription {
+            id: SubscriptionId::new(Timestamp::from_millis(0)),
+            name: "s".to_owned(),
+            source: Source::Shopify,
+            topic: topic.to_owned(),
+            account: account.to_owned(),
+            status: SubscriptionStatus::Active,
+            destination: super::super::subscription::Destination::Store,
+            origin: super::super::subscription::Origin::Api,
+            zoho: None,
+            dedupe_header: None,
+            created_at: Timestamp::from_millis(0),
+            updated_at: Timestamp::from_millis(0),
+            last_verified_at: None,
+            consecutive_failures: 0,
+            metadata: Default::default(),
+        };
+        assert_eq!(Kind::of(&sub("a.myshopify.com", "orders/create")), Ok(Kind::ShopifyWebhook));
+        assert!(Kind::of(&sub("a.myshopify.com@evil.example", "orders/create")).unwrap_err().contains("not a shop"));
+        assert!(Kind::of(&sub("a.myshopify.com", "customers/redact")).unwrap_err().contains("privacy topics"));
+        assert!(Kind::of(&sub("*", "orders/create")).is_err());
     }
 
     #[test]

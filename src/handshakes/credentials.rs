@@ -112,23 +112,24 @@ impl Handshakes {
         let (s, a) = (stored.clone(), actor.clone());
         self.store
             .read(move |db| {
-                let before = repo::credential(db, provider, &s.account)?;
-                let mut entry = a.entry(now, AuditAction::CredentialSet).target(&key);
-                entry = entry.change(Change {
-                    field: "fingerprint".to_owned(),
-                    before: before.as_ref().map(|b| b.fingerprint.clone()),
-                    after: Some(s.fingerprint.clone()),
-                });
-                if let Some(dc) = &s.data_centre {
-                    entry = entry.change(Change::set("data_centre", dc.clone()));
-                }
                 // The account's handshakes run again with it as soon as the watchdog looks.
                 let due: Vec<_> = crate::storage::subscriptions::list(db)?
                     .into_iter()
                     .filter(|sub| sub.account == s.account && Kind::of(sub).is_ok_and(|k| provider_of(k) == provider))
                     .map(|sub| sub.id)
                     .collect();
-                repo::put_credential(db, &s, &entry, &due)
+                let entry = |before: Option<&StoredCredential>| {
+                    let mut entry = a.entry(now, AuditAction::CredentialSet).target(&key).change(Change {
+                        field: "fingerprint".to_owned(),
+                        before: before.map(|b| b.fingerprint.clone()),
+                        after: Some(s.fingerprint.clone()),
+                    });
+                    if let Some(dc) = &s.data_centre {
+                        entry = entry.change(Change::set("data_centre", dc.clone()));
+                    }
+                    entry
+                };
+                repo::put_credential(db, &s, entry, &due)
             })
             .await?;
         self.poke();
@@ -190,7 +191,7 @@ impl Handshakes {
         let key = StoredCredential::key(provider, account);
         let open = |c: &StoredCredential| {
             self.master_key.open(&c.sealed, &key).map_err(|e| {
-                HandshakeError::Invalid(format!(
+                HandshakeError::Internal(format!(
                     "the {provider} credential of `{account}`: {e} (is HOOKPLANE_MASTER_KEY the key it was sealed with?)"
                 ))
             })
@@ -206,7 +207,7 @@ impl Handshakes {
             (Provider::Zoho, Some(c)) => {
                 let plain = open(&c)?;
                 let secret: ZohoSecret = serde_json::from_slice(plain.expose())
-                    .map_err(|e| HandshakeError::Invalid(format!("the Zoho credential of `{account}` is damaged: {e}")))?;
+                    .map_err(|e| HandshakeError::Internal(format!("the Zoho credential of `{account}` is damaged: {e}")))?;
                 let data_centre = c.data_centre.clone().unwrap_or_else(|| "com".to_owned());
                 Ok(Credential::Zoho { secret, data_centre })
             }

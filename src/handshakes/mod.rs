@@ -46,6 +46,14 @@ pub struct HandshakeOptions {
     pub shopify_token: Option<SecretBytes>,
 }
 
+/// What a run of several accounts did.
+#[derive(Debug, Default)]
+pub struct Ran {
+    pub runs: Vec<HandshakeRun>,
+    /// Accounts not run, and why (no credential).
+    pub skipped: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
     #[error("{0}")]
@@ -59,6 +67,9 @@ pub enum HandshakeError {
     NoCredential(String),
     #[error("{0}")]
     Invalid(String),
+    /// Hookplane's own fault, not the request's (a credential it cannot open).
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,7 +96,7 @@ impl Found {
         }
     }
 
-    fn failed(sub: SubscriptionId, checked: &[String], failure: &HandshakeFailure) -> Self {
+    pub(super) fn failed(sub: SubscriptionId, checked: &[String], failure: &HandshakeFailure) -> Self {
         Self { checked: checked.to_vec(), failure: Some(failure.clone()), ..Self::new(sub) }
     }
 
@@ -163,79 +174,89 @@ impl Handshakes {
             .map_err(|why| HandshakeError::Unsupported(format!("`{}` has no handshake: {why}", sub.name)))?;
         self.callback(kind)?;
         let credential = self.credential(kind, &sub.account).await?;
-        let peers = peers(&subs, kind, &sub.account);
         let _serial = self.serial.lock().await;
-        let account = sub.account.clone();
-        let found = self.run_account(kind, &account, &credential, vec![sub], &peers).await?;
+        let found =
+            self.run_account(kind, &sub.account, &credential, Some(sub.id), peers(&subs, kind, &sub.account)).await?;
         let mut runs = self.record(found, actor).await?;
-        runs.pop().ok_or_else(|| HandshakeError::Invalid("the handshake recorded no run".to_owned()))
+        runs.pop().ok_or_else(|| HandshakeError::Internal("the handshake recorded no run".to_owned()))
     }
 
     /// Runs the handshake of every subscription that has one and whose account has a credential, as `actor`.
-    pub async fn run_all(&self, actor: &Actor) -> Result<Vec<HandshakeRun>, HandshakeError> {
+    pub async fn run_all(&self, actor: &Actor) -> Result<Ran, HandshakeError> {
         self.callback(Kind::ShopifyWebhook)?;
-        self.run_accounts(actor, |_, _| true).await
+        self.run_accounts(actor, |_| true).await
     }
 
     /// The watchdog's turn: every account with a subscription that never ran or whose run is due (setting
     /// a credential makes its account's runs due).
-    pub async fn run_due(&self) -> Result<Vec<HandshakeRun>, HandshakeError> {
+    pub async fn run_due(&self) -> Result<Ran, HandshakeError> {
         if self.options.public_url.is_none() {
-            return Ok(Vec::new());
+            return Ok(Ran::default());
         }
         let now = self.clock.now();
         let states: HashMap<SubscriptionId, HandshakeState> =
             self.store.read(repo::states).await?.into_iter().map(|s| (s.subscription_id, s)).collect();
-        self.run_accounts(&Actor::system(), move |sub, _| states.get(&sub.id).is_none_or(|s| s.next_at <= now)).await
+        self.run_accounts(&Actor::system(), move |sub| states.get(&sub.id).is_none_or(|s| s.next_at <= now)).await
     }
 
-    async fn run_accounts(
-        &self,
-        actor: &Actor,
-        due: impl Fn(&Subscription, Provider) -> bool,
-    ) -> Result<Vec<HandshakeRun>, HandshakeError> {
+    /// Runs every account with a subscription `due` says should run.
+    async fn run_accounts(&self, actor: &Actor, due: impl Fn(&Subscription) -> bool) -> Result<Ran, HandshakeError> {
         let subs = self.store.read(subscriptions::list).await?;
         let mut accounts: BTreeMap<(Provider, String), (Kind, bool)> = BTreeMap::new();
         for sub in &subs {
             let Ok(kind) = Kind::of(sub) else { continue };
-            let provider = provider_of(kind);
-            let entry = accounts.entry((provider, sub.account.clone())).or_insert((kind, false));
-            entry.1 |= due(sub, provider);
+            let entry = accounts.entry((provider_of(kind), sub.account.clone())).or_insert((kind, false));
+            entry.1 |= due(sub);
         }
-        let mut runs = Vec::new();
-        for ((_, account), (kind, is_due)) in accounts {
-            if !is_due || self.callback(kind).is_err() {
+        let mut ran = Ran::default();
+        for ((provider, account), (kind, is_due)) in accounts {
+            if !is_due {
                 continue;
             }
-            // An account nobody gave a credential for is not watched: its subscriptions keep their status.
-            let Ok(credential) = self.credential(kind, &account).await else { continue };
             let peers = peers(&subs, kind, &account);
-            let _serial = self.serial.lock().await;
-            let found = self.run_account(kind, &account, &credential, peers.clone(), &peers).await?;
-            runs.extend(self.record(found, actor).await?);
+            let found = match self.credential(kind, &account).await {
+                Ok(credential) => {
+                    let _serial = self.serial.lock().await;
+                    self.run_account(kind, &account, &credential, None, peers).await?
+                }
+                // An account nobody gave a credential for is not watched: its subscriptions keep their status.
+                Err(HandshakeError::NoCredential(why)) => {
+                    ran.skipped.push(format!("{provider}/{account}: {why}"));
+                    continue;
+                }
+                // One that cannot be opened is a failure of every subscription of the account, recorded and
+                // alerted on like the provider's own.
+                Err(e) => {
+                    let failure = HandshakeFailure::refused("credential_unreadable", e.to_string(), None);
+                    peers.iter().map(|p| Found::failed(p.id, &[], &failure)).collect()
+                }
+            };
+            ran.runs.extend(self.record(found, actor).await?);
         }
-        Ok(runs)
+        Ok(ran)
     }
 
-    /// Hands `targets` (subscriptions of one account) to the provider; `peers` are all of the account's
-    /// subscriptions, so that a registration one of them owns is not reported as unknown.
+    /// Hands the account's subscriptions (`only` one of them, or all) to the provider. `peers` are all of
+    /// the account's subscriptions with a handshake, so a registration one of them owns is never reported
+    /// as unknown.
     async fn run_account(
         &self,
         kind: Kind,
         account: &str,
         credential: &Credential,
-        targets: Vec<Subscription>,
-        peers: &[Subscription],
+        only: Option<SubscriptionId>,
+        peers: Vec<Subscription>,
     ) -> Result<Vec<Found>, HandshakeError> {
         let callback = self.callback(kind)?;
-        let ids: Vec<SubscriptionId> = targets.iter().map(|s| s.id).collect();
+        let ids: Vec<SubscriptionId> = peers.iter().map(|s| s.id).collect();
         let states =
             self.store.read(move |db| ids.iter().map(|id| repo::state(db, *id)).collect::<Result<Vec<_>, _>>()).await?;
-        let targets: Vec<Target> = targets.into_iter().zip(states).map(|(sub, state)| Target { sub, state }).collect();
+        let peers: Vec<Target> = peers.into_iter().zip(states).map(|(sub, state)| Target { sub, state }).collect();
+        let targets: Vec<&Target> = peers.iter().filter(|t| only.is_none_or(|id| t.sub.id == id)).collect();
         Ok(match credential {
             Credential::Shopify(token) => {
                 let token = String::from_utf8_lossy(token.expose());
-                shopify::run(&self.shopify, account, &token, &callback, &targets, peers).await
+                shopify::run(&self.shopify, account, &token, &callback, &targets, &peers).await
             }
             Credential::Zoho { secret, data_centre } => {
                 let org = crate::providers::zoho::Org { org: account, data_centre, secret };
@@ -246,7 +267,7 @@ impl Handshakes {
                     lifetime_ms: s.channel_lifetime_ms(),
                     refresh_before_ms: s.schedule().refresh_before_ms,
                 };
-                zoho::run(&self.zoho, &org, &plan, &targets, peers, self.tokens.as_ref()).await
+                zoho::run(&self.zoho, &org, &plan, &targets, &peers, self.tokens.as_ref()).await
             }
         })
     }
@@ -307,6 +328,15 @@ impl Handshakes {
         self.wake.notify_one();
     }
 
+    /// Makes the subscription's handshake due now and wakes the watchdog: what its provider holds changed
+    /// (a Zoho channel's token was rotated).
+    pub async fn due_now(&self, id: SubscriptionId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.store.read(move |db| repo::make_due(db, &[id], now)).await?;
+        self.poke();
+        Ok(())
+    }
+
     /// Starts the watchdog: it looks for due runs every `poll_interval_ms` and when poked.
     pub fn spawn_watchdog(self: &Arc<Self>, guard: AliveGuard) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
@@ -329,6 +359,27 @@ impl Handshakes {
     }
 }
 
+/// Whether a provider's address is `ours`, as the provider may have written it back: scheme and host in any
+/// case, the default port written out, a trailing slash.
+fn same_address(theirs: Option<&str>, ours: &str) -> bool {
+    fn normal(url: &str) -> String {
+        let url = url.trim().trim_end_matches('/');
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let scheme = scheme.to_ascii_lowercase();
+        let mut host = host.to_ascii_lowercase();
+        for default in [(":443", "https"), (":80", "http")] {
+            if scheme == default.1
+                && let Some(bare) = host.strip_suffix(default.0)
+            {
+                host = bare.to_owned();
+            }
+        }
+        format!("{scheme}://{host}{path}")
+    }
+    theirs.is_some_and(|t| normal(t) == normal(ours))
+}
+
 const fn provider_of(kind: Kind) -> Provider {
     match kind {
         Kind::ShopifyWebhook => Provider::Shopify,
@@ -339,4 +390,27 @@ const fn provider_of(kind: Kind) -> Provider {
 /// The account's subscriptions that have a handshake of `kind`.
 fn peers(subs: &[Subscription], kind: Kind, account: &str) -> Vec<Subscription> {
     subs.iter().filter(|s| s.account == account && Kind::of(s) == Ok(kind)).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_address;
+
+    #[test]
+    fn addresses_match_as_providers_write_them_back() {
+        let ours = "https://hooks.example.com/shopify/webhook";
+        for theirs in
+            [ours, "HTTPS://Hooks.Example.com/shopify/webhook", "https://hooks.example.com:443/shopify/webhook/"]
+        {
+            assert!(same_address(Some(theirs), ours), "{theirs}");
+        }
+        for theirs in [
+            "https://hooks.example.com/Shopify/webhook",
+            "http://hooks.example.com/shopify/webhook",
+            "https://other.example.com/shopify/webhook",
+        ] {
+            assert!(!same_address(Some(theirs), ours), "{theirs}");
+        }
+        assert!(!same_address(None, ours));
+    }
 }

@@ -53,8 +53,12 @@ impl HandshakeSettings {
             return Err("handshake.zoho_crm_version must be a version like v8".to_owned());
         }
         // Zoho grants at most a week from v4 (a day before), and falls back to an hour above the maximum.
-        if !(2..=168).contains(&self.zoho_channel_hours) {
-            return Err("handshake.zoho_channel_hours must be between 2 and 168 (Zoho's maximum, a week)".to_owned());
+        if !(2..=167).contains(&self.zoho_channel_hours) {
+            return Err(
+                "handshake.zoho_channel_hours must be between 2 and 167 (under Zoho's maximum of a week, above which \
+                 it grants only an hour)"
+                    .to_owned(),
+            );
         }
         if self.zoho_refresh_before_minutes < 5
             || u64::from(self.zoho_refresh_before_minutes) >= u64::from(self.zoho_channel_hours) * 60

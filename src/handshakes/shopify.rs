@@ -3,8 +3,7 @@
 //! differs, create it when it is missing. Subscriptions the shop has that no Hookplane subscription owns
 //! are reported, never deleted: another consumer of the same app may own them.
 
-use super::{Found, Target};
-use crate::domain::Subscription;
+use super::{Found, Target, same_address};
 use crate::domain::handshake::shopify_graphql_topic;
 use crate::providers::shopify::{Remote, ShopifyAdmin};
 
@@ -13,8 +12,8 @@ pub(super) async fn run(
     shop: &str,
     token: &str,
     callback: &str,
-    targets: &[Target],
-    peers: &[Subscription],
+    targets: &[&Target],
+    peers: &[Target],
 ) -> Vec<Found> {
     let mut checked = vec![format!("listed the webhook subscriptions of {shop} at {}", api.endpoint(shop))];
     let remotes = match api.list(shop, token).await {
@@ -22,15 +21,18 @@ pub(super) async fn run(
         Err(failure) => return targets.iter().map(|t| Found::failed(t.sub.id, &checked, &failure)).collect(),
     };
     checked.push(format!("{shop} has {} webhook subscriptions for this app", remotes.len()));
-    let owned: Vec<&Remote> = remotes
-        .iter()
-        .filter(|r| {
-            peers.iter().any(|p| r.topic == shopify_graphql_topic(&p.topic) && r.callback.as_deref() == Some(callback))
+    // Another subscription's registration is one sending to this instance for its topic, or the one its
+    // last run recorded (which this run may be about to move back here).
+    let owned = |r: &Remote| {
+        peers.iter().any(|p| {
+            let recorded = p.state.as_ref().and_then(|s| s.registration.provider_id.as_deref());
+            r.topic == shopify_graphql_topic(&p.sub.topic)
+                && (same_address(r.callback.as_deref(), callback) || recorded == Some(r.id.as_str()))
         })
-        .collect();
+    };
     let unknown: Vec<String> = remotes
         .iter()
-        .filter(|r| !owned.contains(r))
+        .filter(|r| !owned(r))
         .map(|r| format!("{} {} → {}", r.id, r.topic, r.callback.as_deref().unwrap_or("(not HTTP)")))
         .collect();
     let mut out = Vec::with_capacity(targets.len());
@@ -38,7 +40,7 @@ pub(super) async fn run(
         let mut found = Found { checked: checked.clone(), unknown: unknown.clone(), ..Found::new(t.sub.id) };
         let topic = shopify_graphql_topic(&t.sub.topic);
         let known_id = t.state.as_ref().and_then(|s| s.registration.provider_id.as_deref());
-        let exact = remotes.iter().find(|r| r.topic == topic && r.callback.as_deref() == Some(callback));
+        let exact = remotes.iter().find(|r| r.topic == topic && same_address(r.callback.as_deref(), callback));
         let recorded = remotes.iter().find(|r| Some(r.id.as_str()) == known_id && r.topic == topic);
         let result = match (exact, recorded) {
             (Some(r), _) if r.format == "JSON" => {

@@ -4,7 +4,7 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{ChannelTokens, Found, Target};
+use super::{ChannelTokens, Found, Target, same_address};
 use crate::domain::handshake::HandshakeFailure;
 use crate::domain::subscription::ZohoAuth;
 use crate::domain::{Subscription, Timestamp};
@@ -25,12 +25,30 @@ fn channel_id(sub: &Subscription) -> Option<&str> {
     }
 }
 
+/// Whether a channel's events are the subscription's `topic`, as Zoho may list them back: `Leads.all` also
+/// as its three operations.
+fn same_events(theirs: &[String], topic: &str) -> bool {
+    use std::collections::BTreeSet;
+    let have: BTreeSet<&str> = theirs.iter().map(String::as_str).collect();
+    if have == BTreeSet::from([topic]) {
+        return true;
+    }
+    match topic.strip_suffix(".all") {
+        Some(module) => {
+            let ops: BTreeSet<String> =
+                ["create", "edit", "delete"].iter().map(|op| format!("{module}.{op}")).collect();
+            have.iter().all(|e| ops.contains(*e) || *e == topic) && ops.iter().all(|op| have.contains(op.as_str()))
+        }
+        None => false,
+    }
+}
+
 pub(super) async fn run(
     api: &ZohoCrm,
     org: &Org<'_>,
     plan: &Plan<'_>,
-    targets: &[Target],
-    peers: &[Subscription],
+    targets: &[&Target],
+    peers: &[Target],
     tokens: &dyn ChannelTokens,
 ) -> Vec<Found> {
     let checked = vec![format!("read the notification channels of {}", org.org)];
@@ -40,7 +58,7 @@ pub(super) async fn run(
     };
     let unknown: Vec<String> = channels
         .iter()
-        .filter(|c| !peers.iter().any(|p| channel_id(p) == Some(c.channel_id.as_str())))
+        .filter(|c| !peers.iter().any(|p| channel_id(&p.sub) == Some(c.channel_id.as_str())))
         .map(|c| {
             format!("channel {} ({}) → {}", c.channel_id, c.events.join(", "), c.notify_url.as_deref().unwrap_or("?"))
         })
@@ -91,10 +109,10 @@ pub(super) async fn run(
             }
             Some(c) => {
                 let mut differs = Vec::new();
-                if c.notify_url.as_deref() != Some(plan.notify_url) {
+                if !same_address(c.notify_url.as_deref(), plan.notify_url) {
                     differs.push(format!("its address was {}", c.notify_url.as_deref().unwrap_or("(none)")));
                 }
-                if c.events != spec.events {
+                if !same_events(&c.events, &t.sub.topic) {
                     differs.push(format!("its events were {}", c.events.join(", ")));
                 }
                 let same_token = c.token.as_ref().is_some_and(|k| bool::from(k.as_bytes().ct_eq(token.as_bytes())));
@@ -126,4 +144,19 @@ pub(super) async fn run(
         out.push(found);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_events;
+
+    #[test]
+    fn an_all_channel_matches_its_operations_listed_back() {
+        let list = |e: &[&str]| e.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(same_events(&list(&["Leads.all"]), "Leads.all"));
+        assert!(same_events(&list(&["Leads.edit", "Leads.create", "Leads.delete"]), "Leads.all"));
+        assert!(!same_events(&list(&["Leads.edit", "Leads.create"]), "Leads.all"));
+        assert!(!same_events(&list(&["Deals.all"]), "Leads.all"));
+        assert!(!same_events(&list(&["Leads.create", "Leads.edit"]), "Leads.create"));
+    }
 }

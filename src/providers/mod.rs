@@ -35,6 +35,9 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// The most of an answer Hookplane reads: a page of 100 webhook subscriptions is some 30 KB.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
 /// A whole answer: its status, a header a caller may need, and its body.
 struct Answer {
     status: u16,
@@ -62,14 +65,29 @@ async fn send(req: reqwest::RequestBuilder, who: &str) -> Result<Answer, Handsha
     let status = resp.status().as_u16();
     let retry_after =
         resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    let body = resp.bytes().await.map_err(|e| {
-        HandshakeFailure::transient(
-            "network",
-            format!("{who}'s answer was cut off: {}", crate::logging::chain(&e)),
-            None,
-        )
-    })?;
-    Ok(Answer { status, retry_after, body: body.to_vec() })
+    let mut resp = resp;
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER_BYTES => body.extend_from_slice(&chunk),
+            Ok(Some(_)) => {
+                return Err(HandshakeFailure::transient(
+                    "malformed_answer",
+                    format!("{who}'s answer was longer than {MAX_ANSWER_BYTES} bytes, far beyond any it documents"),
+                    None,
+                ));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(HandshakeFailure::transient(
+                    "network",
+                    format!("{who}'s answer was cut off: {}", crate::logging::chain(&e)),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(Answer { status, retry_after, body })
 }
 
 /// A server error: worth another try.

@@ -89,8 +89,12 @@ impl ShopifyAdmin {
                 return Ok(out);
             }
             after = page["pageInfo"]["endCursor"].clone();
+            if !after.is_string() {
+                return Err(malformed(shop, "the next page's cursor"));
+            }
         }
-        Ok(out)
+        // A partial list would make what is on later pages look missing, and create it twice.
+        Err(malformed(shop, format!("its subscriptions within {MAX_PAGES} pages").as_str()))
     }
 
     /// Creates a subscription for `topic` (GraphQL form) sending JSON to `callback`.
@@ -188,11 +192,19 @@ fn throttled(v: &Value) -> Option<Duration> {
 fn graphql_data(shop: &str, v: Value, answer: &Answer) -> Result<Value, HandshakeFailure> {
     if let Some(errors) = v["errors"].as_array().filter(|e| !e.is_empty()) {
         let said: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
-        return Err(HandshakeFailure::refused(
-            "graphql_errors",
-            format!("Shopify refused the Admin API call for {shop}: {}", said.join("; ")),
-            Some(answer.excerpt()),
-        ));
+        let message = format!("Shopify refused the Admin API call for {shop}: {}", said.join("; "));
+        // Shopify's own trouble, reported inside a 200: the next run may succeed.
+        let transient = errors.iter().any(|e| {
+            matches!(
+                e["extensions"]["code"].as_str(),
+                Some("INTERNAL_SERVER_ERROR" | "TIMEOUT" | "SERVICE_UNAVAILABLE")
+            )
+        });
+        return Err(if transient {
+            HandshakeFailure::transient("provider_unavailable", message, Some(answer.excerpt()))
+        } else {
+            HandshakeFailure::refused("graphql_errors", message, Some(answer.excerpt()))
+        });
     }
     Ok(v["data"].clone())
 }

@@ -160,8 +160,16 @@ impl ZohoCrm {
             return Ok(Vec::new());
         }
         let v = answered(o.org, &answer)?;
-        let items = v["watch"].as_array().cloned().unwrap_or_default();
-        Ok(items.iter().filter_map(channel).collect())
+        // Read as "no channels", an answer of another shape would have every channel enabled again.
+        let malformed = |what: &str| {
+            HandshakeFailure::transient(
+                "malformed_answer",
+                format!("Zoho CRM's list of channels for {} did not hold {what} as documented", o.org),
+                Some(answer.excerpt()),
+            )
+        };
+        let items = v["watch"].as_array().ok_or_else(|| malformed("a `watch` list"))?;
+        items.iter().map(|item| channel(item).ok_or_else(|| malformed("a channel id in every entry"))).collect()
     }
 
     /// Enables the channel; returns the expiry Zoho granted.

@@ -1,13 +1,13 @@
 //! Handshake runs and states, and the provider credentials they sign in with. Each run is written with
 //! its subscription's new state and its audit entry in one transaction.
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{StoreError, audit, tables};
-use crate::domain::SubscriptionId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::credential::{Provider, StoredCredential};
 use crate::domain::handshake::{HandshakeRun, HandshakeState};
+use crate::domain::{SubscriptionId, Timestamp};
 
 /// Runs kept per subscription: its panel's timeline, and enough to see a pattern in.
 pub const KEPT_RUNS: usize = 50;
@@ -31,6 +31,27 @@ pub fn record(db: &Database, run: &HandshakeRun, state: &HandshakeState, entry: 
         states.insert(sub, tables::HANDSHAKE_STATES.encode(state)?.as_slice())?;
     }
     audit::append(&tx, entry)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Makes the handshakes of `ids` due at `at` (those that ran before; the others are due already).
+fn due_in(tx: &WriteTransaction, ids: &[SubscriptionId], at: Timestamp) -> Result<(), StoreError> {
+    let mut states = tx.open_table(tables::HANDSHAKE_STATES.def())?;
+    for id in ids {
+        let found = states.get(id.as_u128())?.map(|v| tables::HANDSHAKE_STATES.decode(v.value())).transpose()?;
+        if let Some(mut state) = found.filter(|s| s.next_at > at) {
+            state.next_at = at;
+            states.insert(id.as_u128(), tables::HANDSHAKE_STATES.encode(&state)?.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the handshakes of `ids` due at `at`.
+pub fn make_due(db: &Database, ids: &[SubscriptionId], at: Timestamp) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    due_in(&tx, ids, at)?;
     tx.commit()?;
     Ok(())
 }
@@ -67,12 +88,13 @@ pub fn runs_in(tx: &ReadTransaction, id: SubscriptionId, limit: usize) -> Result
     Ok(out)
 }
 
-/// Stores `credential` in place of the one for its provider and account, with its audit entry, and makes
-/// the handshakes of the subscriptions `due` (those of the account) due now; returns the one it replaced.
+/// Stores `credential` in place of the one for its provider and account, with its audit entry (built from
+/// the one it replaces, read in the same transaction), and makes the handshakes of the subscriptions `due`
+/// (those of the account) due now; returns the one it replaced.
 pub fn put_credential(
     db: &Database,
     credential: &StoredCredential,
-    entry: &AuditEntry,
+    entry: impl FnOnce(Option<&StoredCredential>) -> AuditEntry,
     due: &[SubscriptionId],
 ) -> Result<Option<StoredCredential>, StoreError> {
     let key = StoredCredential::key(credential.provider, &credential.account);
@@ -83,17 +105,8 @@ pub fn put_credential(
         t.insert(key.as_str(), tables::CREDENTIALS.encode(credential)?.as_slice())?;
         before
     };
-    {
-        let mut states = tx.open_table(tables::HANDSHAKE_STATES.def())?;
-        for id in due {
-            let found = states.get(id.as_u128())?.map(|v| tables::HANDSHAKE_STATES.decode(v.value())).transpose()?;
-            if let Some(mut state) = found {
-                state.next_at = credential.set_at;
-                states.insert(id.as_u128(), tables::HANDSHAKE_STATES.encode(&state)?.as_slice())?;
-            }
-        }
-    }
-    audit::append(&tx, entry)?;
+    due_in(&tx, due, credential.set_at)?;
+    audit::append(&tx, &entry(before.as_ref()))?;
     tx.commit()?;
     Ok(before)
 }

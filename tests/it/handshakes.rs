@@ -213,7 +213,7 @@ async fn a_zoho_channel_is_enabled_checked_on_schedule_refreshed_before_expiry_a
         (&*format!("{PUBLIC}/zoho/incoming"), &["Leads.all".to_owned()][..])
     );
     let start = s.clock.now();
-    let week = start.plus_millis(168 * 3_600_000);
+    let week = start.plus_millis(167 * 3_600_000);
     assert_eq!(c.expiry, format!("{}+00:00", &week.to_rfc3339()[..19]));
     assert_eq!(sub["handshake"]["next_at"], json!(start.plus_millis(3_600_000).to_rfc3339()), "{sub}");
     let token_call = mock.requests().into_iter().find(|r| r.path == "/zoho/oauth/v2/token").unwrap();
@@ -235,6 +235,13 @@ async fn a_zoho_channel_is_enabled_checked_on_schedule_refreshed_before_expiry_a
     assert!(texts(&sub["handshake_runs"][0]["repaired"])[0].contains("it was near its expiry"), "{sub}");
     assert_eq!(mock.requests().iter().filter(|r| r.method == "PATCH").count(), 1);
     assert_ne!(mock.channels()[0].expiry, c.expiry, "a new expiry");
+
+    // A rotated token reaches the channel at once, before the old one's overlap ends.
+    let rotate = json!({ "secret": "leads-token-2", "secret_confirmation": "leads-token-2", "overlap_hours": 1 });
+    let (st, rotated) = s.post("/api/v1/subscriptions/leads/secret/rotate", rotate).await;
+    assert_eq!(st, 200, "{rotated}");
+    wait_for(&s, "/api/v1/subscriptions/leads", |v| v["handshake_runs"].as_array().unwrap().len() == 4).await;
+    assert_eq!(mock.channels()[0].token, "leads-token-2");
 
     // A refresh token Zoho no longer takes: refused, in Zoho's words, and the channel is failed.
     mock.refuse_refresh_token("1000.refresh.dead");
@@ -293,6 +300,13 @@ async fn a_shopify_token_set_through_the_api_is_used_sealed_and_never_shown() {
     assert_problem(&(st, refused.clone()), 409, "credential_missing");
     assert!(refused["detail"].as_str().unwrap().contains("SHOPIFY_ADMIN_ACCESS_TOKEN"), "{refused}");
     assert_eq!(audit(&s, "handshake_ran").await.len(), 0, "a refusal changes nothing");
+
+    let (st, all) = s.post("/api/v1/handshakes", json!({})).await;
+    assert_eq!((st.as_u16(), all["runs"].clone()), (200, json!([])), "{all}");
+    assert!(
+        all["skipped"][0].as_str().unwrap().starts_with(&format!("shopify/{SHOP}: no Admin API access token")),
+        "{all}"
+    );
 
     let (st, bad) = s.put("/api/v1/credentials/shopify/evil.example.com", json!({ "access_token": "x" })).await;
     assert_problem(&(st, bad), 400, "invalid_request");

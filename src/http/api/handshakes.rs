@@ -54,6 +54,10 @@ impl From<HandshakeError> for ApiError {
             HandshakeError::NoPublicUrl(d) => (Kind::PublicUrlMissing, d),
             HandshakeError::NoCredential(d) => (Kind::CredentialMissing, d),
             HandshakeError::Invalid(d) => (Kind::InvalidRequest, d),
+            HandshakeError::Internal(d) => {
+                tracing::error!("a handshake could not run: {d}");
+                (Kind::Internal, d)
+            }
         };
         Problem::new(kind, detail).into()
     }
@@ -114,7 +118,8 @@ impl HandshakesApi {
         Ok(HandshakeResponse::Ok(Json(handshake(state, &by, &id.0).await?)))
     }
 
-    /// Run the handshake of every subscription whose shop or organisation has a credential, now.
+    /// Run the handshake of every subscription whose shop or organisation has a credential, now; the
+    /// accounts without one are listed in `skipped`.
     #[oai(path = "/v1/handshakes", method = "post", operation_id = "runAllHandshakes")]
     async fn run_all(
         &self,
@@ -123,8 +128,9 @@ impl HandshakesApi {
         Data(state): Data<&AppState>,
     ) -> Result<HandshakesResponse, ApiError> {
         let by = crate::http::access::actor(&auth.0, req);
-        let runs = state.handshakes.run_all(&by).await?;
-        Ok(HandshakesResponse::Ok(Json(HandshakesOut { runs: runs.iter().map(HandshakeOut::from).collect() })))
+        let ran = state.handshakes.run_all(&by).await?;
+        let runs = ran.runs.iter().map(HandshakeOut::from).collect();
+        Ok(HandshakesResponse::Ok(Json(HandshakesOut { runs, skipped: ran.skipped })))
     }
 
     /// Provider credentials, by fingerprint only.

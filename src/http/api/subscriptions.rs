@@ -117,6 +117,10 @@ pub(crate) async fn rotate_secret(
         control.rotate_secret_blocking(sub_id, secret, i64::from(hours) * 3_600_000, &by)
     })
     .await?;
+    // A Zoho channel must carry the new token before the old one's overlap ends: its handshake runs now.
+    if crate::domain::handshake::Kind::of(&rotated.subscription) == Ok(crate::domain::handshake::Kind::ZohoChannel) {
+        state.handshakes.due_now(rotated.subscription.id).await?;
+    }
     let until = crate::contract::time(rotated.previous_expires_at);
     Ok(SecretRotated {
         reminder: crate::domain::subscription::rotation_reminder(rotated.subscription.source, &until),
