@@ -301,10 +301,15 @@ async fn zoho_watch(req: &Request, body: String, Data(state): Data<&Arc<State>>)
     }
     let mut channels = lock(&state.channels);
     if req.method() == Method::GET {
-        if channels.is_empty() {
+        let query = url_form(req.uri().query().unwrap_or(""));
+        let number = |k: &str, default: usize| query.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(default);
+        let (page, per_page) = (number("page", 1).max(1), number("per_page", 200).clamp(1, 200));
+        let shown: Vec<&MockChannel> = channels.iter().skip((page - 1) * per_page).take(per_page).collect();
+        if shown.is_empty() {
             return Response::builder().status(StatusCode::NO_CONTENT).finish();
         }
-        let watch: Vec<Value> = channels
+        let more = channels.len() > page * per_page;
+        let watch: Vec<Value> = shown
             .iter()
             .map(|c| {
                 json!({ "channel_id": c.channel_id.parse::<i64>().map_or_else(|_| json!(c.channel_id), |n| json!(n)),
@@ -313,7 +318,7 @@ async fn zoho_watch(req: &Request, body: String, Data(state): Data<&Arc<State>>)
             .collect();
         return json_response(
             200,
-            &json!({ "watch": watch, "info": { "page": 1, "per_page": 200, "count": channels.len(), "more_records": false } }),
+            &json!({ "watch": watch, "info": { "page": page, "per_page": per_page, "count": shown.len(), "more_records": more } }),
         );
     }
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);

@@ -14,6 +14,10 @@ use crate::domain::Timestamp;
 use crate::domain::credential::ZohoSecret;
 use crate::domain::handshake::HandshakeFailure;
 
+/// Channels per page of `GET actions/watch`, and the pages read at most.
+const PER_PAGE: u32 = 200;
+const MAX_PAGES: u32 = 50;
+
 /// An access token is renewed this long before Zoho says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(120);
 
@@ -126,12 +130,13 @@ impl ZohoCrm {
         &self,
         o: &Org<'_>,
         method: reqwest::Method,
+        page: Option<u32>,
         body: Option<Value>,
     ) -> Result<Answer, HandshakeFailure> {
-        let answer = self.once(o, method.clone(), body.as_ref()).await?;
+        let answer = self.once(o, method.clone(), page, body.as_ref()).await?;
         if answer.status == 401 && answer.json().is_some_and(|v| v["code"] == "INVALID_TOKEN") {
             self.forget(o.org).await;
-            return self.once(o, method, body.as_ref()).await;
+            return self.once(o, method, page, body.as_ref()).await;
         }
         Ok(answer)
     }
@@ -140,6 +145,7 @@ impl ZohoCrm {
         &self,
         o: &Org<'_>,
         method: reqwest::Method,
+        page: Option<u32>,
         body: Option<&Value>,
     ) -> Result<Answer, HandshakeFailure> {
         let token = self.access_token(o).await?;
@@ -147,6 +153,9 @@ impl ZohoCrm {
             .client
             .request(method, self.watch_url(o.data_centre))
             .header("authorization", format!("Zoho-oauthtoken {}", token.as_str()));
+        if let Some(page) = page {
+            req = req.query(&[("page", page), ("per_page", PER_PAGE)]);
+        }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_string());
         }
@@ -155,32 +164,46 @@ impl ZohoCrm {
 
     /// The organisation's notification channels.
     pub async fn channels(&self, o: &Org<'_>) -> Result<Vec<Channel>, HandshakeFailure> {
-        let answer = self.call(o, reqwest::Method::GET, None).await?;
-        if answer.status == 204 {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let answer = self.call(o, reqwest::Method::GET, Some(page), None).await?;
+            if answer.status == 204 {
+                return Ok(out);
+            }
+            let v = answered(o.org, &answer)?;
+            // Read as "no channels", an answer of another shape would have every channel enabled again.
+            let malformed = |what: &str| {
+                HandshakeFailure::transient(
+                    "malformed_answer",
+                    format!("Zoho CRM's list of channels for {} did not hold {what} as documented", o.org),
+                    Some(answer.excerpt()),
+                )
+            };
+            let items = v["watch"].as_array().ok_or_else(|| malformed("a `watch` list"))?;
+            for item in items {
+                out.push(channel(item).ok_or_else(|| malformed("a channel id in every entry"))?);
+            }
+            if v["info"]["more_records"] != Value::Bool(true) {
+                return Ok(out);
+            }
         }
-        let v = answered(o.org, &answer)?;
-        // Read as "no channels", an answer of another shape would have every channel enabled again.
-        let malformed = |what: &str| {
-            HandshakeFailure::transient(
-                "malformed_answer",
-                format!("Zoho CRM's list of channels for {} did not hold {what} as documented", o.org),
-                Some(answer.excerpt()),
-            )
-        };
-        let items = v["watch"].as_array().ok_or_else(|| malformed("a `watch` list"))?;
-        items.iter().map(|item| channel(item).ok_or_else(|| malformed("a channel id in every entry"))).collect()
+        // A partial list would make the channels on later pages look missing, and enable them again.
+        Err(HandshakeFailure::transient(
+            "malformed_answer",
+            format!("Zoho CRM listed more than {MAX_PAGES} pages of channels for {}", o.org),
+            None,
+        ))
     }
 
     /// Enables the channel; returns the expiry Zoho granted.
     pub async fn enable(&self, o: &Org<'_>, spec: &ChannelSpec<'_>) -> Result<Option<Timestamp>, HandshakeFailure> {
-        let answer = self.call(o, reqwest::Method::POST, Some(watch_body(spec))).await?;
+        let answer = self.call(o, reqwest::Method::POST, None, Some(watch_body(spec))).await?;
         granted(o.org, &answer, "enable")
     }
 
     /// Updates the channel to `spec` (address, token, events, a new expiry); returns the expiry granted.
     pub async fn update(&self, o: &Org<'_>, spec: &ChannelSpec<'_>) -> Result<Option<Timestamp>, HandshakeFailure> {
-        let answer = self.call(o, reqwest::Method::PATCH, Some(watch_body(spec))).await?;
+        let answer = self.call(o, reqwest::Method::PATCH, None, Some(watch_body(spec))).await?;
         granted(o.org, &answer, "update")
     }
 }

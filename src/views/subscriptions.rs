@@ -160,7 +160,8 @@ fn handshake(s: &SubscriptionOut, now: &str) -> Markup {
                                     (format::time(&r.at)) " · " strong { (outcome_label(r.outcome)) } " · by " (r.by)
                                     @for x in &r.repaired { br; (x) }
                                     @if let Some(f) = &r.failure { br; (f.message) }
-                                    @for u in &r.unknown { br; span.subdued { "Not Hookplane's (left alone): " (u) } }
+                                    @for u in r.unknown.iter().take(UNKNOWN_SHOWN) { br; span.subdued { "Not Hookplane's (left alone): " (u) } }
+                                    @if r.unknown.len() > UNKNOWN_SHOWN { br; span.subdued { "and " (r.unknown.len() - UNKNOWN_SHOWN) " more (the API lists them all)" } }
                                 }
                             }
                         }
@@ -170,6 +171,9 @@ fn handshake(s: &SubscriptionOut, now: &str) -> Markup {
         }
     }
 }
+
+/// Registrations nobody here owns, listed per run in the panel; the API has them all.
+const UNKNOWN_SHOWN: usize = 5;
 
 fn outcome_label(o: HandshakeOutcome) -> &'static str {
     match o {

@@ -471,3 +471,44 @@ async fn the_command_line_sets_credentials_from_stdin_and_runs_handshakes() {
     let (ok, _, err) = cli(url(&["handshake"]), "").await;
     assert!(!ok && err.contains("--subscription"), "{err}");
 }
+
+#[tokio::test]
+async fn a_channel_on_a_later_page_is_found_not_enabled_again() {
+    use hookplane::demo::providers::MockChannel;
+    let mock = providers().await;
+    for n in 0..200 {
+        mock.add_channel(MockChannel {
+            channel_id: format!("{}", 5_000 + n),
+            events: vec!["Deals.all".to_owned()],
+            notify_url: "https://someone-else.example.com/zoho".to_owned(),
+            token: "theirs".to_owned(),
+            expiry: "2030-01-01T00:00:00+00:00".to_owned(),
+        });
+    }
+    let week = now().plus_millis(167 * 3_600_000);
+    mock.add_channel(MockChannel {
+        channel_id: "1000000068001".to_owned(),
+        events: vec!["Leads.all".to_owned()],
+        notify_url: format!("{PUBLIC}/zoho/incoming"),
+        token: "leads-token".to_owned(),
+        expiry: format!("{}+00:00", &week.to_rfc3339()[..19]),
+    });
+    let s = server(&mock, &[]).await;
+    let (st, _) = s
+        .post(
+            "/api/v1/subscriptions",
+            json!({ "source": "zoho", "topic": "Leads.all", "account": "org-1", "name": "leads",
+                    "channel_id": "1000000068001", "secret": "leads-token" }),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let credential =
+        json!({ "client_id": "1000.CLIENT", "client_secret": ZOHO_CLIENT_SECRET, "refresh_token": ZOHO_REFRESH });
+    assert_eq!(s.put("/api/v1/credentials/zoho/org-1", credential).await.0, 200);
+    let sub = wait_for(&s, "/api/v1/subscriptions/leads", |v| v["handshake"].is_object()).await;
+    assert_eq!(sub["handshake_runs"][0]["outcome"], "verified", "{sub}");
+    assert_eq!(sub["handshake_runs"][0]["unknown"].as_array().unwrap().len(), 200, "the others, reported");
+    let pages: Vec<String> = mock.requests().into_iter().filter(|r| r.method == "GET").map(|r| r.path).collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(mock.requests().iter().all(|r| r.method != "POST" || r.path.contains("oauth")), "nothing enabled again");
+}
