@@ -32,6 +32,7 @@ use crate::ingest::writer::{self, Hooks, LeaseRoom, WriterHandle};
 use crate::jobs::backend::Meeting;
 use crate::jobs::handoff::{AnswerSink, Handoff};
 use crate::jobs::worker::{Queue, QueueParts, Wake};
+use crate::retention::Retention;
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer, IndexerHandle};
 use crate::secrets::{MasterKey, SecretBytes};
@@ -86,6 +87,9 @@ pub struct Core {
     /// Provider handshakes and their watchdog.
     pub handshakes: Arc<Handshakes>,
     watchdog: Option<tokio::task::JoinHandle<()>>,
+    /// Deletes what is past its retention.
+    pub retention: Arc<Retention>,
+    sweeping: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -231,6 +235,13 @@ impl Core {
             .context("cannot set up the provider clients")?,
         );
         let watchdog = run_queue.then(|| handshakes.spawn_watchdog(vitals.part(HANDSHAKES, false)));
+        let retention = Arc::new(Retention::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            settings.retention.clone(),
+            indexer.handle.clone(),
+        ));
+        let sweeping = run_queue.then(|| Arc::clone(&retention).spawn(vitals.part(RETENTION, false)));
         Ok(Self {
             settings,
             store,
@@ -253,6 +264,8 @@ impl Core {
             alerting,
             handshakes,
             watchdog,
+            retention,
+            sweeping,
         })
     }
 
@@ -261,7 +274,7 @@ impl Core {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.vitals.stopping();
         self.sweeper.abort();
-        for task in [&self.alerting, &self.watchdog].into_iter().flatten() {
+        for task in [&self.alerting, &self.watchdog, &self.sweeping].into_iter().flatten() {
             task.abort();
         }
         self.bulk.stop();
@@ -429,6 +442,7 @@ const INDEXER: &str = "search indexer";
 const SWEEP: &str = "secret sweep";
 const ALERTS: &str = "alerts";
 const HANDSHAKES: &str = "handshake watchdog";
+const RETENTION: &str = "retention sweep";
 
 /// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
 /// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.

@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod loader;
 pub mod logging;
 pub mod providers;
+pub mod retention;
 pub mod search;
 pub mod secrets;
 pub mod sinks;

@@ -3,6 +3,7 @@
 mod admin;
 mod alerts;
 mod check;
+mod compact;
 mod handshake;
 mod reindex;
 mod send_test;
@@ -41,6 +42,8 @@ enum Command {
     Subscriptions(subscriptions::SubscriptionsCommand),
     /// Send one correctly signed sample delivery (Shopify by default) to a running instance.
     SendTest(send_test::SendTestArgs),
+    /// Give the space freed by retention back to the filesystem. Run it while Hookplane is stopped.
+    Compact(compact::CompactArgs),
     /// Rebuild the payload search index from storage, with a progress bar. Run it while Hookplane is stopped.
     Reindex(reindex::ReindexArgs),
     /// Make and change operators, and make, list and revoke API tokens. Run it while Hookplane is stopped.
@@ -132,6 +135,7 @@ pub fn run() -> ExitCode {
         Command::Subscriptions(cmd) => subscriptions::run(cmd),
         Command::SendTest(args) => send_test::run(args),
         Command::Reindex(args) => reindex::run(args),
+        Command::Compact(args) => compact::run(args),
         Command::Admin(cmd) => admin::run(cmd),
         Command::Alerts(cmd) => alerts::run(cmd),
         Command::Handshake(args) => handshake::run_handshake(args),

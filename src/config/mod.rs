@@ -16,6 +16,7 @@ use crate::handshakes::settings::HandshakeSettings;
 use crate::http::HttpSettings;
 use crate::ingest::IngestOptions;
 use crate::jobs::worker::DeliverySettings;
+use crate::retention::RetentionSettings;
 use crate::search::SearchSettings;
 use crate::secrets::{DigestParams, SecretBytes};
 
@@ -70,6 +71,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub alerts: AlertSettings,
     pub handshake: HandshakeSettings,
+    pub retention: RetentionSettings,
     pub subscriptions: Vec<DeclaredSubscription>,
     /// Secrets taken from the environment; never from a file.
     #[serde(skip)]
@@ -350,6 +352,7 @@ impl Settings {
         check(web(&self.public_url), "public_url must start with http:// or https://")?;
         check(web(self.dashboard.logs_url.trim()), "dashboard.logs_url must start with http:// or https://")?;
         self.handshake.check().map_err(|m| invalid(origin, m))?;
+        self.retention.check().map_err(|m| invalid(origin, m))?;
         self.validate_alerts(origin)
     }
 }

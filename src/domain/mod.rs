@@ -16,6 +16,7 @@ pub mod job;
 pub mod notification;
 pub mod rejection;
 pub mod replay;
+pub mod retention;
 pub mod settlement;
 pub mod source;
 pub mod status;

@@ -32,6 +32,8 @@ enum Msg {
     /// New deliveries from this id on, left in redb because the indexer is too far behind to hold their
     /// payloads in memory: it catches up from storage instead.
     Behind(DeliveryId),
+    /// Deliveries retention deleted from redb: their documents go too.
+    Deleted(Vec<DeliveryId>),
     Stop,
 }
 
@@ -43,6 +45,14 @@ pub struct IndexerHandle {
 }
 
 impl IndexerHandle {
+    /// Deliveries deleted from storage. A stopped indexer leaves their documents, which searches skip (their
+    /// delivery is gone) until a rebuild.
+    pub fn deleted(&self, ids: Vec<DeliveryId>) {
+        if !ids.is_empty() {
+            let _ = self.tx.send(Msg::Deleted(ids));
+        }
+    }
+
     /// The new deliveries of one group commit that held `batch` requests.
     pub fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, batch: usize) {
         self.pressure.committed(batch);
@@ -370,6 +380,13 @@ impl Worker {
                     }
                 }
                 Ok(Msg::Behind(oldest)) => self.defer(oldest, "search indexing is behind: it catches up from storage"),
+                Ok(Msg::Deleted(ids)) => {
+                    for id in ids {
+                        self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(id)));
+                        self.pending += 1;
+                    }
+                    self.first_pending.get_or_insert_with(Instant::now);
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     if let Err(e) = self.commit() {
                         tracing::error!(error = %e, "the last search index commit failed; the next start catches up");

@@ -4,8 +4,9 @@
 //! B-tree leaf and rewrites a page per delivery: it halved ingest throughput. Instead each delivery's
 //! fingerprint is stored with its entry in `DELIVERIES_BY_SUBSCRIPTION`, whose keys grow in time order per
 //! subscription, and the writer keeps `fingerprint → delivery ids` in memory, rebuilt from that table at
-//! start. A fingerprint match is confirmed against the stored delivery's own key, so a fingerprint collision
-//! can never drop a delivery.
+//! start. A fingerprint match is confirmed against the stored delivery's own key (or, once retention deleted
+//! it, the key kept in `DEDUPE_STUBS` while its provider may still send it), so a fingerprint collision can
+//! never drop a delivery.
 
 use std::collections::HashMap;
 
@@ -43,6 +44,11 @@ impl DedupeIndex {
             if let Some(fp) = fp.value() {
                 index.insert(fp, key.value().1);
             }
+        }
+        // Deleted deliveries whose provider may still send them again.
+        for row in tx.open_table(tables::DEDUPE_STUBS.def())?.iter()? {
+            let (id, stub) = row?;
+            index.insert(fingerprint(&tables::DEDUPE_STUBS.decode(stub.value())?.dedupe_key), id.value());
         }
         Ok(index)
     }

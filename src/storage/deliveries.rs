@@ -123,6 +123,7 @@ pub(crate) fn put_sample(tx: &WriteTransaction, d: &Delivery) {
 
 /// The tables a delivery touches, opened once per transaction.
 pub struct DeliveryWriter<'tx> {
+    tx: &'tx WriteTransaction,
     deliveries: Table<'tx, u128, &'static [u8]>,
     by_subscription: Table<'tx, (u128, u128), Option<u64>>,
     jobs: JobTables<'tx>,
@@ -132,6 +133,7 @@ pub struct DeliveryWriter<'tx> {
 impl<'tx> DeliveryWriter<'tx> {
     pub fn open(tx: &'tx WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
+            tx,
             deliveries: tx.open_table(tables::DELIVERIES)?,
             by_subscription: tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?,
             jobs: JobTables::open(tx)?,
@@ -154,7 +156,17 @@ impl<'tx> DeliveryWriter<'tx> {
             let fp = dedupe::fingerprint(key);
             for &candidate in index.candidates(fp) {
                 let stored = self.deliveries.get(candidate)?.map(|v| decode_record(v.value())).transpose()?;
-                if stored.is_some_and(|s| s.dedupe_key.as_deref() == Some(key.as_str())) {
+                let stored_key = match stored {
+                    Some(s) => s.dedupe_key,
+                    // Deleted by retention: its key may be kept while the provider can still send it again.
+                    // Read only then, so the table is not opened on the ingest path otherwise.
+                    None => {
+                        let stubs = self.tx.open_table(tables::DEDUPE_STUBS.def())?;
+                        let stub = stubs.get(candidate)?.map(|v| tables::DEDUPE_STUBS.decode(v.value())).transpose()?;
+                        stub.map(|s| s.dedupe_key)
+                    }
+                };
+                if stored_key.as_deref() == Some(key.as_str()) {
                     return Ok(Inserted::Duplicate(DeliveryId::from_u128(candidate)));
                 }
             }

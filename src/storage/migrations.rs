@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "the processing queue: leases, held jobs, attempts, replays", run: v6_queue },
     Migration { version: 7, name: "incidents and their notifications", run: v7_incidents },
     Migration { version: 8, name: "handshakes and provider credentials", run: v8_handshakes },
+    Migration { version: 9, name: "dedupe keys of deleted deliveries", run: v9_dedupe_stubs },
 ];
 
 /// The version a database has once every migration ran.
@@ -148,6 +149,11 @@ fn v8_handshakes(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::HANDSHAKE_STATES.def())?;
     tx.open_table(tables::HANDSHAKE_RUNS.def())?;
     tx.open_table(tables::CREDENTIALS.def())?;
+    Ok(())
+}
+
+fn v9_dedupe_stubs(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::DEDUPE_STUBS.def())?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub mod payload;
 pub mod records;
 pub mod rejections;
 pub mod replays;
+pub mod retention;
 pub mod sessions;
 pub mod stats;
 pub mod subscriptions;
@@ -165,6 +166,26 @@ impl Store {
         *slot = Some(Arc::new(db));
         tracing::warn!(path = %self.path.display(), "database reopened after a storage failure");
         Ok(())
+    }
+
+    /// Gives the space deletions freed back to the filesystem (redb's compaction), for a store nobody else
+    /// uses (`hookplane compact`, with the server stopped). Returns the file's size before and after.
+    pub fn compact(&self) -> Result<(u64, u64), StoreError> {
+        let size = || std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let mut slot = self.db.write().map_err(|_| StoreError::Other("storage lock poisoned".into()))?;
+        let current = slot.take().ok_or_else(|| StoreError::Unavailable("the database is not open".into()))?;
+        let mut db = match wait_for_sole_owner(current) {
+            Ok(db) => db,
+            Err(current) => {
+                *slot = Some(current);
+                return Err(StoreError::Other("the database is in use; compact it while Hookplane is stopped".into()));
+            }
+        };
+        let before = size();
+        let compacted = db.compact().map_err(|e| StoreError::Other(format!("compaction failed: {e}")));
+        *slot = Some(Arc::new(db));
+        compacted?;
+        Ok((before, size()))
     }
 
     /// Closes the database cleanly, so the next start needs no repair.

@@ -16,6 +16,7 @@ use crate::domain::handshake::{HandshakeRun, HandshakeState};
 use crate::domain::health::Counters;
 use crate::domain::incident::Incident;
 use crate::domain::replay::{BulkReplay, Replay};
+use crate::domain::retention::DedupeStub;
 use crate::domain::subscription::StoredSecret;
 use crate::domain::{Delivery, DeliveryStatus, Source, Subscription};
 use crate::storage::records::RejectionSample;
@@ -164,3 +165,7 @@ pub const HANDSHAKE_RUNS: RecordTable<(u128, u128), HandshakeRun> = RecordTable:
 
 /// `{provider}/{account}` → the sealed credential Hookplane signs in to that provider's admin API with.
 pub const CREDENTIALS: RecordTable<&str, StoredCredential> = RecordTable::new("credentials_v1");
+
+/// Delivery id → the dedupe key of a delivery retention deleted, kept until its provider can no longer send
+/// it again (`DedupeStub::keep_until`), so a late retry is still a repeat. Nothing else of it is kept.
+pub const DEDUPE_STUBS: RecordTable<u128, DedupeStub> = RecordTable::new("dedupe_stubs_v1");

@@ -17,6 +17,7 @@ mod pages;
 mod process;
 mod queue;
 mod replay_actions;
+mod retention;
 mod rotation;
 mod search;
 mod security;

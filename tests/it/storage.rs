@@ -4,6 +4,7 @@
 //! fixtures are committed; write one only when it is new, e.g. `UPDATE_FIXTURES=v6 cargo test v6_data_directory`.
 
 use hookplane::demo::factories::{shopify_request, standard_request};
+use hookplane::domain::Clock as _;
 use hookplane::domain::access::Role;
 use serde_json::{Value, json};
 
@@ -54,13 +55,23 @@ async fn a_v1_data_directory_opens_with_everything_readable() {
         let d = all.iter().find(|d| d["provider_delivery_id"] == provider_id.as_str()).unwrap();
         assert_eq!(body_of(&s.client, &s.base, d["id"].as_str().unwrap()).await, body);
     }
-    // The sealed secret still opens under the same master key and verifies new deliveries.
-    let req = standard_request("fixture-standard", STANDARD_SECRET, "msg_after_upgrade", now(), b"{}".to_vec());
+    sealed_secret_and_dedupe_still_work(&s).await;
+}
+
+/// The sealed secret still opens under the same master key and verifies new deliveries, and dedupe keys
+/// written by the old schema still catch repeats.
+async fn sealed_secret_and_dedupe_still_work(s: &TestServer) {
+    let req = standard_request("fixture-standard", STANDARD_SECRET, "msg_after_upgrade", s.clock.now(), b"{}".to_vec());
     let (st, body) = s.send_json(&req).await;
     assert_eq!(st, 200, "{body}");
-    // Dedupe keys written by v1 still catch repeats.
-    let repeat =
-        shopify_request("orders/create", SHOP, bodies()[0].1.clone(), SHOPIFY_SECRET.as_bytes(), "fixture-0", now());
+    let repeat = shopify_request(
+        "orders/create",
+        SHOP,
+        bodies()[0].1.clone(),
+        SHOPIFY_SECRET.as_bytes(),
+        "fixture-0",
+        s.clock.now(),
+    );
     assert_eq!(s.send_json(&repeat).await.1["duplicate"], true);
 }
 
@@ -93,9 +104,21 @@ async fn open_fixture(fixture: &str, version: u64) -> TestServer {
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     let file = dir.path().join("data/hookplane.redb");
     std::fs::copy(fixture, &file).expect("the fixture is committed");
-    let found = hookplane::storage::migrations::current(&redb::Database::open(&file).unwrap()).unwrap();
+    let db = redb::Database::open(&file).unwrap();
+    let found = hookplane::storage::migrations::current(&db).unwrap();
     assert_eq!(found, version, "{fixture} is of schema {found}");
-    TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await
+    // The fixture's clock: a minute after its newest delivery, so retention finds it as it was written,
+    // however old the committed file grows.
+    let newest = {
+        use redb::{ReadableDatabase, ReadableTable};
+        let tx = db.begin_read().unwrap();
+        let t = tx.open_table(hookplane::storage::tables::DELIVERIES).unwrap();
+        let last = t.last().unwrap().map(|(k, _)| k.value()).unwrap();
+        hookplane::domain::DeliveryId::from_u128(last).timestamp()
+    };
+    drop(db);
+    TestServer::start_with(Options { dir: Some(dir), clock_at: Some(newest.plus_millis(60_000)), ..Options::default() })
+        .await
 }
 
 async fn write_v6_fixture() {
@@ -168,12 +191,7 @@ async fn a_v6_data_directory_opens_with_its_queue_accounts_and_audit_log_readabl
     }
     let (_, rejections) = s.get("/api/v1/rejections").await;
     assert!(rejections.to_string().contains("signature_invalid"), "{rejections}");
-    // The sealed secret verifies, and a repeat is still caught.
-    let req = standard_request("fixture-standard", STANDARD_SECRET, "msg_after_upgrade", now(), b"{}".to_vec());
-    assert_eq!(s.send_json(&req).await.0, 200);
-    let repeat =
-        shopify_request("orders/create", SHOP, bodies()[0].1.clone(), SHOPIFY_SECRET.as_bytes(), "fixture-0", now());
-    assert_eq!(s.send_json(&repeat).await.1["duplicate"], true);
+    sealed_secret_and_dedupe_still_work(&s).await;
     // The held delivery goes to the paused subscription's new destination on resume.
     let held = all.iter().find(|d| d["topic"] == HELD).unwrap();
     let sub = held["subscription_id"].as_str().unwrap();

@@ -1,0 +1,257 @@
+//! Retention's deletions: deliveries past their retention, whole (row and payload, status and subscription
+//! index entries, attempts, replays), a bounded batch per transaction so the ingest writer never waits
+//! long; the dedupe keys kept after them once their provider can no longer send them again; and the jobs
+//! left dead behind deleted deliveries. Rollup counts stay: they are the history of what arrived.
+
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use super::{StoreError, tables};
+use crate::domain::retention::{self, RetryWindows};
+use crate::domain::{DeliveryId, JobState, SubscriptionId, Timestamp};
+
+/// What one batch deleted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub deleted: Vec<DeliveryId>,
+    /// Expired, but their attempts are under way: kept until those end.
+    pub busy: usize,
+    /// Dedupe keys kept after their delivery, and those dropped because their window ended.
+    pub stubs_kept: usize,
+    pub stubs_dropped: usize,
+    pub jobs_dropped: usize,
+    /// The batch was full: more may be waiting.
+    pub more: bool,
+}
+
+/// Where the scan for dead jobs left off, in `META` as the high and low halves of a job id: it goes on from
+/// there, so jobs that must stay at the front never hold it back.
+const JOBS_CURSOR: [&str; 2] = ["retention_jobs_cursor_hi", "retention_jobs_cursor_lo"];
+
+/// Deletes at most `limit` deliveries that arrived before their subscription's retention (`days_of`) ended
+/// by `now`, in one transaction; keeps the dedupe key of each while its provider may still send it again.
+pub fn sweep(
+    db: &Database,
+    now: Timestamp,
+    days_of: &dyn Fn(SubscriptionId) -> u32,
+    windows: &RetryWindows,
+    limit: usize,
+) -> Result<Swept, StoreError> {
+    let tx = db.begin_write()?;
+    let mut out = Swept::default();
+    let subs: Vec<u128> = {
+        let t = tx.open_table(tables::SUBSCRIPTIONS.def())?;
+        let mut ids = Vec::new();
+        for row in t.iter()? {
+            ids.push(row?.0.value());
+        }
+        ids
+    };
+    let mut left_over = false;
+    for sub in subs {
+        if out.deleted.len() == limit {
+            left_over = true;
+            break;
+        }
+        let cutoff = DeliveryId::first_at(retention::cutoff(now, days_of(SubscriptionId::from_u128(sub))));
+        // Its expired deliveries, oldest first. Busy ones are passed over, so more than a batch is looked
+        // at; twice a batch bounds the work a subscription full of busy deliveries can cost.
+        let looked = 2 * limit;
+        let expired: Vec<u128> = {
+            let t = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
+            let mut ids = Vec::new();
+            for row in t.range((sub, 0)..(sub, cutoff.as_u128()))?.take(looked) {
+                ids.push(row?.0.value().1);
+            }
+            ids
+        };
+        left_over |= expired.len() == looked;
+        for id in expired {
+            if out.deleted.len() == limit {
+                left_over = true;
+                break;
+            }
+            match purge(&tx, sub, id, now, windows)? {
+                Purged::Deleted { stub } => {
+                    out.deleted.push(DeliveryId::from_u128(id));
+                    out.stubs_kept += usize::from(stub);
+                }
+                Purged::Busy => out.busy += 1,
+            }
+        }
+    }
+    // Another batch only when this one got somewhere: busy deliveries alone never keep the sweep going.
+    out.more = left_over && !out.deleted.is_empty();
+    out.stubs_dropped = drop_stubs(&tx, now, limit)?;
+    out.jobs_dropped = drop_dead_jobs(&tx, limit)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+enum Purged {
+    Deleted { stub: bool },
+    Busy,
+}
+
+/// Deletes one delivery of subscription `sub` and everything recorded about it, unless its attempts are
+/// under way.
+fn purge(
+    tx: &WriteTransaction,
+    sub: u128,
+    id: u128,
+    now: Timestamp,
+    windows: &RetryWindows,
+) -> Result<Purged, StoreError> {
+    let mut deliveries = tx.open_table(tables::DELIVERIES)?;
+    let record = deliveries.get(id)?.map(|v| super::deliveries::decode_record(v.value())).transpose()?;
+    let Some(d) = record else {
+        // An index entry whose delivery is gone already: only the entry is left to remove.
+        tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
+        return Ok(Purged::Deleted { stub: false });
+    };
+    if d.status.attempts_under_way() {
+        return Ok(Purged::Busy);
+    }
+    deliveries.remove(id)?;
+    tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
+    if let Some(code) = tables::indexed_status(d.status) {
+        tx.open_table(tables::DELIVERIES_BY_STATUS)?.remove((code, tables::source_code(d.source), id))?;
+    }
+    let mut attempts = tx.open_table(tables::ATTEMPTS.def())?;
+    let numbers: Vec<u32> = {
+        let mut n = Vec::new();
+        for row in attempts.range((id, 0)..=(id, u32::MAX))? {
+            n.push(row?.0.value().1);
+        }
+        n
+    };
+    for n in numbers {
+        attempts.remove((id, n))?;
+    }
+    let mut by_delivery = tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
+    let replays: Vec<u128> = {
+        let mut r = Vec::new();
+        for row in by_delivery.range((id, 0)..=(id, u128::MAX))? {
+            r.push(row?.0.value().1);
+        }
+        r
+    };
+    let mut records = tx.open_table(tables::REPLAYS.def())?;
+    let mut by_operator = tx.open_table(tables::REPLAYS_BY_OPERATOR)?;
+    for replay in replays {
+        by_delivery.remove((id, replay))?;
+        let removed = records.remove(replay)?.map(|v| tables::REPLAYS.decode(v.value())).transpose()?;
+        if let Some(r) = removed {
+            by_operator.remove((r.requested_by.as_str(), replay))?;
+        }
+    }
+    let stub = retention::stub(&d, now, windows);
+    if let Some(s) = &stub {
+        tx.open_table(tables::DEDUPE_STUBS.def())?.insert(id, tables::DEDUPE_STUBS.encode(s)?.as_slice())?;
+    }
+    Ok(Purged::Deleted { stub: stub.is_some() })
+}
+
+/// Drops at most `limit` dedupe keys whose provider can no longer send their delivery again.
+fn drop_stubs(tx: &WriteTransaction, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
+    let mut stubs = tx.open_table(tables::DEDUPE_STUBS.def())?;
+    let mut ended = Vec::new();
+    // Keys are delivery ids, so arrival order: the first rows are the first to end.
+    for row in stubs.iter()?.take(limit) {
+        let (id, v) = row?;
+        if tables::DEDUPE_STUBS.decode(v.value())?.keep_until <= now {
+            ended.push(id.value());
+        }
+    }
+    for id in &ended {
+        stubs.remove(*id)?;
+    }
+    Ok(ended.len())
+}
+
+/// Looks at up to `limit` jobs from where the last sweep left off and drops the dead ones whose delivery is
+/// gone: nothing reads a dead job but its delivery's history.
+fn drop_dead_jobs(tx: &WriteTransaction, limit: usize) -> Result<usize, StoreError> {
+    let mut meta = tx.open_table(tables::META)?;
+    let half = |k: &str| -> Result<u128, StoreError> { Ok(u128::from(meta.get(k)?.map_or(0, |v| v.value()))) };
+    let from = (half(JOBS_CURSOR[0])? << 64) | half(JOBS_CURSOR[1])?;
+    let mut jobs = tx.open_table(tables::JOBS.def())?;
+    let deliveries = tx.open_table(tables::DELIVERIES)?;
+    let mut looked = Vec::new();
+    for row in jobs.range(from..)?.take(limit) {
+        let (id, v) = row?;
+        looked.push((id.value(), tables::JOBS.decode(v.value())?));
+    }
+    let mut dropped = 0;
+    for (id, job) in &looked {
+        if job.state == JobState::Dead && deliveries.get(job.delivery_id.as_u128())?.is_none() {
+            jobs.remove(*id)?;
+            dropped += 1;
+        }
+    }
+    // The next sweep goes on after the last job looked at, or from the start once the end was reached.
+    let next = if looked.len() == limit { looked.last().map_or(0, |(id, _)| id.saturating_add(1)) } else { 0 };
+    meta.insert(JOBS_CURSOR[0], u64::try_from(next >> 64).unwrap_or(0))?;
+    meta.insert(JOBS_CURSOR[1], u64::try_from(next & u128::from(u64::MAX)).unwrap_or(0))?;
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+
+    use super::*;
+    use crate::domain::{DeliveryStatus, Job, Source};
+    use crate::storage::deliveries::{put_sample, sample};
+
+    const DAY: i64 = 86_400_000;
+    const WINDOWS: RetryWindows = RetryWindows { shopify_hours: 4, zoho_hours: 24, standard_hours: 76 };
+
+    #[test]
+    fn busy_deliveries_wait_dead_jobs_go_and_batches_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("r.redb")).unwrap();
+        crate::storage::migrations::migrate(&db).unwrap();
+        let t0 = Timestamp::from_millis(1_000 * DAY);
+        let sub = SubscriptionId::new(t0);
+        let tx = db.begin_write().unwrap();
+        let mut made = Vec::new();
+        for (n, status) in
+            [DeliveryStatus::Failed, DeliveryStatus::Retrying, DeliveryStatus::Succeeded, DeliveryStatus::Stored]
+                .into_iter()
+                .enumerate()
+        {
+            let mut d = sample(t0.plus_millis(n as i64), Source::Shopify, status);
+            d.subscription_id = sub;
+            d.dedupe_key = Some(format!("shop/{n}"));
+            put_sample(&tx, &d);
+            tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)
+                .unwrap()
+                .insert((sub.as_u128(), d.id.as_u128()), None)
+                .unwrap();
+            made.push(d);
+        }
+        let mut dead = Job::deliver(made[0].id, sub, t0);
+        dead.state = JobState::Dead;
+        tx.open_table(tables::JOBS.def())
+            .unwrap()
+            .insert(dead.id.as_u128(), tables::JOBS.encode(&dead).unwrap().as_slice())
+            .unwrap();
+        // The sweep reads only the subscriptions' ids.
+        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), &[][..]).unwrap();
+        tx.commit().unwrap();
+
+        let now = t0.plus_millis(8 * DAY);
+        let first = sweep(&db, now, &|_| 7, &WINDOWS, 2).unwrap();
+        assert_eq!(first.deleted, vec![made[0].id, made[2].id], "the retrying one waits; two per batch");
+        assert_eq!((first.busy, first.more, first.stubs_kept), (1, true, 0), "Shopify's four hours are long past");
+        assert_eq!(first.jobs_dropped, 1, "the failed delivery's dead job went with it");
+        let second = sweep(&db, now, &|_| 7, &WINDOWS, 2).unwrap();
+        assert_eq!((second.deleted, second.busy, second.more), (vec![made[3].id], 1, false));
+        let third = sweep(&db, now, &|_| 7, &WINDOWS, 1).unwrap();
+        assert_eq!((third.deleted.len(), third.busy, third.more), (0, 1, false), "a busy one alone stops the sweep");
+        let tx = db.begin_read().unwrap();
+        assert!(tx.open_table(tables::DELIVERIES).unwrap().get(made[1].id.as_u128()).unwrap().is_some());
+        let nothing = sweep(&db, t0.plus_millis(6 * DAY), &|_| 7, &WINDOWS, 10).unwrap();
+        assert_eq!((nothing.deleted.len(), nothing.busy), (0, 0), "nothing expires early");
+    }
+}
