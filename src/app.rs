@@ -239,6 +239,7 @@ impl Core {
             Arc::clone(&store),
             Arc::clone(&clock),
             settings.retention.clone(),
+            settings.retention_days_from.clone(),
             indexer.handle.clone(),
         ));
         let sweeping = run_queue.then(|| Arc::clone(&retention).spawn(vitals.part(RETENTION, false)));
@@ -317,6 +318,7 @@ impl Core {
             demo: self.demo.clone(),
             alerts: Arc::clone(&self.alerts),
             handshakes: Arc::clone(&self.handshakes),
+            retention: Arc::clone(&self.retention),
         }
     }
 }

@@ -12,6 +12,7 @@ export const PAGES = [
   { name: 'delivery', heading: null },
   { name: 'bulk-replays', nav: 'Bulk replays', heading: 'Bulk replays' },
   { name: 'incidents', nav: 'Incidents', heading: 'Incidents' },
+  { name: 'settings', nav: 'Settings', heading: 'Settings' },
   { name: 'api-tokens', nav: 'API tokens', heading: 'API tokens' },
   { name: 'audit-log', nav: 'Audit log', heading: 'Audit log' },
   { name: 'sign-in', heading: 'Sign in' },

@@ -32,3 +32,14 @@ test("the seed's replay works by post/redirect/get", async ({ dashboard: page })
   await expect(page).toHaveURL(/\/dashboard\/webhooks\/deliveries\/dlv_/);
   await expect(page.getByRole('heading', { name: 'Payload' })).toBeVisible();
 });
+
+test('the retention toggle works by post/redirect/get and needs its confirmation', async ({ adminDashboard: page, hookplane }) => {
+  await page.goto(`${hookplane.url}/dashboard/settings`);
+  await expect(page.getByRole('heading', { name: 'Settings' })).toBeVisible();
+  await expect(page.getByText('Keeping payloads 30 days')).toBeVisible();
+  await page.getByRole('checkbox', { name: /keep payloads 30 days/ }).check();
+  await page.getByRole('button', { name: 'Keep 30 days' }).click();
+  await expect(page).toHaveURL(/saved=30/);
+  await expect(page.getByText('Deliveries are now kept 30 days.')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Keep 7 days' })).toBeVisible();
+});

@@ -21,6 +21,22 @@ fn web(url: &str) -> bool {
 }
 
 impl Settings {
+    /// The sinks that are on, with where each sends: for the settings page.
+    pub fn alert_sinks(&self) -> Vec<(String, String)> {
+        let s = self.sink_settings();
+        let mut out = Vec::new();
+        if let Some(p) = &s.pagerduty {
+            out.push(("pagerduty".to_owned(), p.url.clone()));
+        }
+        if let Some(b) = &s.betterstack {
+            out.push(("betterstack".to_owned(), b.url.clone()));
+        }
+        if let Some(w) = &s.webhook {
+            out.push(("webhook".to_owned(), w.url.clone()));
+        }
+        out
+    }
+
     pub(super) fn validate_alerts(&self, origin: &str) -> Result<(), ConfigError> {
         let a = &self.alerts;
         a.check().map_err(|m| invalid(origin, m))?;

@@ -76,6 +76,10 @@ pub struct Settings {
     /// Secrets taken from the environment; never from a file.
     #[serde(skip)]
     pub env: EnvSecrets,
+    /// Where `retention.days` was set, when the file or the environment set it: the dashboard shows it and
+    /// cannot change it.
+    #[serde(skip)]
+    pub retention_days_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,11 +197,18 @@ impl Settings {
         let defaults = merged.clone();
 
         let file = flags.config.clone().or_else(|| env.get(ENV_CONFIG).filter(|v| !v.is_empty()).map(PathBuf::from));
+        let mut retention_days_from = None;
         if let Some(path) = &file {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             let user: toml::Table = text.parse().map_err(|e| invalid(path.display().to_string(), format!("{e}")))?;
+            if user.get("retention").and_then(|r| r.get("days")).is_some() {
+                retention_days_from = Some(format!("`retention.days` in {}", path.display()));
+            }
             merge(&mut merged, user);
+        }
+        if env.get("HOOKPLANE_RETENTION__DAYS").is_some() {
+            retention_days_from = Some("the environment variable HOOKPLANE_RETENTION__DAYS".to_owned());
         }
         apply_env(&mut merged, &defaults, env)?;
         let origin = file.as_deref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
@@ -209,6 +220,7 @@ impl Settings {
         if let Some(dir) = &flags.data_dir {
             settings.data_dir = dir.clone();
         }
+        settings.retention_days_from = retention_days_from;
         settings.env = EnvSecrets {
             master_key: env.get(ENV_MASTER_KEY).filter(|v| !v.is_empty()).cloned(),
             admin_token: secret(env, ENV_ADMIN_TOKEN),
@@ -284,6 +296,7 @@ impl Settings {
             logs_url: Some(self.dashboard.logs_url.trim().to_owned()).filter(|u| !u.is_empty()),
             alert_rules: std::sync::Arc::new(self.alerts.rules()),
             runbook_url: self.runbook_url(),
+            alert_sinks: self.alert_sinks(),
         }
     }
 

@@ -33,6 +33,7 @@ mod handshakes;
 mod incidents;
 pub mod paths;
 mod replays;
+mod settings;
 mod subscriptions;
 
 use poem_openapi::Enum;
@@ -44,6 +45,7 @@ pub use deliveries::*;
 pub use handshakes::*;
 pub use incidents::*;
 pub use replays::*;
+pub use settings::*;
 pub use subscriptions::*;
 
 use crate::domain::subscription::Origin;

@@ -67,6 +67,8 @@ pub struct SubscriptionOut {
     pub consecutive_failures: u32,
     /// Present in lists and the dashboard: figures from the rollups as of the response.
     pub health: Option<HealthOut>,
+    /// Days its deliveries are kept, when it has its own retention; absent: `retention.days`.
+    pub retention_days: Option<u32>,
     /// Why this subscription has no handshake, when it has none (a workflow webhook, a Standard Webhooks
     /// sender, a discovered or `*` subscription).
     pub handshake_unavailable: Option<String>,
@@ -86,6 +88,7 @@ impl SubscriptionOut {
         };
         let handshake_unavailable = crate::domain::handshake::Kind::of(&s).err().map(str::to_owned);
         Self {
+            retention_days: s.retention_days,
             handshake_unavailable,
             handshake: None,
             handshake_runs: Vec::new(),
@@ -243,6 +246,14 @@ pub struct SubscriptionPatchIn {
     pub destination_concurrency: MaybeUndefined<u32>,
     /// Replaces every extra header (at most 20); `null` or `{}` for none. Not for credentials.
     pub destination_headers: MaybeUndefined<std::collections::BTreeMap<String, String>>,
+}
+
+/// A subscription's own retention.
+#[derive(Object, Debug, Clone)]
+#[oai(deny_unknown_fields)]
+pub struct RetentionIn {
+    /// 1 to 30 days; `null` for `retention.days`.
+    pub days: Option<u32>,
 }
 
 /// The secret Hookplane signs forwarded deliveries with (Standard Webhooks `webhook-signature`, or

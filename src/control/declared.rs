@@ -100,6 +100,8 @@ impl Control {
                 sub.id = found.id;
                 sub.created_at = found.created_at;
                 sub.last_verified_at = found.last_verified_at;
+                // Like a pause, an operator's retention override outlives the file being applied again.
+                sub.retention_days = found.retention_days;
                 sub.consecutive_failures = found.consecutive_failures;
                 // A pause is the operator's, not the file's: a restart keeps it (and its held deliveries).
                 if found.status == SubscriptionStatus::Paused && matches!(sub.destination, Destination::Http { .. }) {

@@ -5,6 +5,7 @@ pub mod bulk;
 mod declared;
 mod destinations;
 pub mod queue;
+mod retention;
 mod secrets;
 pub mod subscriptions;
 

@@ -269,6 +269,7 @@ impl Control {
             last_verified_at: None,
             consecutive_failures: 0,
             metadata: Default::default(),
+            retention_days: None,
         };
         Ok((sub, secret, generated))
     }

@@ -44,10 +44,12 @@ pub enum AuditAction {
     /// A provider credential (Shopify access token, Zoho OAuth client) was set; only fingerprints recorded.
     CredentialSet,
     CredentialRemoved,
+    /// A setting changed in the dashboard (retention), with before and after.
+    SettingsChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -70,6 +72,7 @@ impl AuditAction {
         AuditAction::HandshakeRan,
         AuditAction::CredentialSet,
         AuditAction::CredentialRemoved,
+        AuditAction::SettingsChanged,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -96,6 +99,7 @@ impl AuditAction {
             AuditAction::HandshakeRan => "handshake_ran",
             AuditAction::CredentialSet => "credential_set",
             AuditAction::CredentialRemoved => "credential_removed",
+            AuditAction::SettingsChanged => "settings_changed",
         }
     }
 }

@@ -346,6 +346,7 @@ mod tests {
             last_verified_at: None,
             consecutive_failures: 0,
             metadata: Default::default(),
+            retention_days: None,
         };
         assert_eq!(Kind::of(&sub("a.myshopify.com", "orders/create")), Ok(Kind::ShopifyWebhook));
         assert!(Kind::of(&sub("a.myshopify.com@evil.example", "orders/create")).unwrap_err().contains("not a shop"));

@@ -109,6 +109,9 @@ pub struct Subscription {
     pub last_verified_at: Option<Timestamp>,
     pub consecutive_failures: u32,
     pub metadata: BTreeMap<String, String>,
+    /// Days its deliveries are kept, in place of `retention.days` (1 to 30).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// Subscription names appear in URLs, so they keep to a safe alphabet.

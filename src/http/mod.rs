@@ -42,6 +42,8 @@ pub struct HttpSettings {
     pub alert_rules: std::sync::Arc<crate::domain::incident::AlertRules>,
     /// The runbook, without a section: its sections' anchors are the rules' names.
     pub runbook_url: String,
+    /// The alert sinks that are on: kind and where it sends.
+    pub alert_sinks: Vec<(String, String)>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -51,6 +53,8 @@ pub struct AppState {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// Provider handshakes and credentials.
     pub handshakes: Arc<crate::handshakes::Handshakes>,
+    /// The retention in force, and the sweep.
+    pub retention: Arc<crate::retention::Retention>,
     pub store: Arc<Store>,
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
@@ -112,6 +116,11 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
                 .post(access::PageGuard::admin(dashboard::view_replays_post)),
         )
         .at(paths::DASHBOARD_INCIDENTS, page(get(dashboard::view_incidents_get)))
+        .at(
+            paths::DASHBOARD_SETTINGS,
+            get(access::PageGuard::viewer(dashboard::view_settings_get))
+                .post(access::PageGuard::admin(dashboard::view_settings_post)),
+        )
         .at(
             paths::DASHBOARD_INCIDENT,
             get(access::PageGuard::viewer(dashboard::view_incident_get))

@@ -471,5 +471,6 @@ fn discovered(account: &str, topic: &str, first: &NewDelivery) -> Subscription {
         last_verified_at: Some(at),
         consecutive_failures: 0,
         metadata: Default::default(),
+        retention_days: None,
     }
 }

@@ -173,6 +173,7 @@ pub(crate) mod tests {
             last_verified_at: None,
             consecutive_failures: 0,
             metadata: Default::default(),
+            retention_days: None,
         };
         let payload = Payload { headers: vec![("a".into(), "b".into())], body: body.to_vec() };
         (Job::deliver(DeliveryId::new(now), id, now), Preloaded { sub, payload })

@@ -71,6 +71,8 @@ pub struct Retention {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
     settings: RetentionSettings,
+    /// Where the configuration set `retention.days`, when it did: then the dashboard cannot change it.
+    pinned_by: Option<String>,
     indexer: IndexerHandle,
 }
 
@@ -78,20 +80,45 @@ pub struct Retention {
 const BETWEEN_BATCHES: Duration = Duration::from_millis(5);
 
 impl Retention {
-    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, settings: RetentionSettings, indexer: IndexerHandle) -> Self {
-        Self { store, clock, settings, indexer }
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        settings: RetentionSettings,
+        pinned_by: Option<String>,
+        indexer: IndexerHandle,
+    ) -> Self {
+        Self { store, clock, settings, pinned_by, indexer }
+    }
+
+    /// Where the configuration sets `retention.days`, when it does.
+    pub fn pinned_by(&self) -> Option<&str> {
+        self.pinned_by.as_deref()
+    }
+
+    /// `retention.days` as configured (or its default), before the dashboard's.
+    pub fn configured_days(&self) -> u32 {
+        self.settings.days
+    }
+
+    /// The retention that applies to subscriptions without their own: the configuration's when it sets
+    /// one, else the dashboard's, else the default.
+    pub async fn days(&self) -> Result<u32, StoreError> {
+        if self.pinned_by.is_some() {
+            return Ok(self.settings.days);
+        }
+        let stored = self.store.read(crate::storage::settings::retention_days).await?;
+        Ok(stored.unwrap_or(self.settings.days))
     }
 
     /// Deletes every delivery past its retention now, batch by batch.
     pub async fn sweep(&self) -> Result<Totals, StoreError> {
         let mut totals = Totals::default();
+        let days = self.days().await?;
         loop {
             let now = self.clock.now();
-            let (days, windows, batch) = (self.settings.days, self.settings.windows(), self.settings.batch);
-            let swept = self
-                .store
-                .read(move |db| crate::storage::retention::sweep(db, now, &|_| days, &windows, batch))
-                .await?;
+            let (windows, batch) = (self.settings.windows(), self.settings.batch);
+            let swept =
+                self.store.read(move |db| crate::storage::retention::sweep(db, now, days, &windows, batch)).await?;
             totals.deleted += swept.deleted.len();
             totals.busy = swept.busy;
             totals.stubs_kept += swept.stubs_kept;
@@ -110,7 +137,7 @@ impl Retention {
                 dedupe_keys_kept = totals.stubs_kept,
                 dedupe_keys_dropped = totals.stubs_dropped,
                 dead_jobs_dropped = totals.jobs_dropped,
-                days = self.settings.days,
+                days,
                 "retention sweep"
             );
         }

@@ -195,6 +195,7 @@ mod tests {
                 last_verified_at: None,
                 consecutive_failures: 0,
                 metadata: Default::default(),
+                retention_days: None,
             }
         };
         let kept = sub(0, Destination::Store);

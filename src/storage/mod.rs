@@ -20,6 +20,7 @@ pub mod rejections;
 pub mod replays;
 pub mod retention;
 pub mod sessions;
+pub mod settings;
 pub mod stats;
 pub mod subscriptions;
 pub mod tables;

@@ -7,7 +7,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::{StoreError, tables};
 use crate::domain::retention::{self, RetryWindows};
-use crate::domain::{DeliveryId, JobState, SubscriptionId, Timestamp};
+use crate::domain::{DeliveryId, JobState, Timestamp};
 
 /// What one batch deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -27,32 +27,35 @@ pub struct Swept {
 /// there, so jobs that must stay at the front never hold it back.
 const JOBS_CURSOR: [&str; 2] = ["retention_jobs_cursor_hi", "retention_jobs_cursor_lo"];
 
-/// Deletes at most `limit` deliveries that arrived before their subscription's retention (`days_of`) ended
-/// by `now`, in one transaction; keeps the dedupe key of each while its provider may still send it again.
+/// Deletes at most `limit` deliveries that arrived before their subscription's retention (its own
+/// `retention_days`, else `default_days`) ended by `now`, in one transaction; keeps the dedupe key of each
+/// while its provider may still send it again.
 pub fn sweep(
     db: &Database,
     now: Timestamp,
-    days_of: &dyn Fn(SubscriptionId) -> u32,
+    default_days: u32,
     windows: &RetryWindows,
     limit: usize,
 ) -> Result<Swept, StoreError> {
     let tx = db.begin_write()?;
     let mut out = Swept::default();
-    let subs: Vec<u128> = {
+    let subs: Vec<(u128, u32)> = {
         let t = tx.open_table(tables::SUBSCRIPTIONS.def())?;
-        let mut ids = Vec::new();
+        let mut found = Vec::new();
         for row in t.iter()? {
-            ids.push(row?.0.value());
+            let (id, v) = row?;
+            let days = tables::SUBSCRIPTIONS.decode(v.value())?.retention_days.unwrap_or(default_days);
+            found.push((id.value(), days));
         }
-        ids
+        found
     };
     let mut left_over = false;
-    for sub in subs {
+    for (sub, days) in subs {
         if out.deleted.len() == limit {
             left_over = true;
             break;
         }
-        let cutoff = DeliveryId::first_at(retention::cutoff(now, days_of(SubscriptionId::from_u128(sub))));
+        let cutoff = DeliveryId::first_at(retention::cutoff(now, days));
         // Its expired deliveries, oldest first. Busy ones are passed over, so more than a batch is looked
         // at; twice a batch bounds the work a subscription full of busy deliveries can cost.
         let looked = 2 * limit;
@@ -200,7 +203,7 @@ mod tests {
     use redb::ReadableDatabase;
 
     use super::*;
-    use crate::domain::{DeliveryStatus, Job, Source};
+    use crate::domain::{DeliveryStatus, Job, Source, SubscriptionId};
     use crate::storage::deliveries::{put_sample, sample};
 
     const DAY: i64 = 86_400_000;
@@ -236,22 +239,23 @@ mod tests {
             .unwrap()
             .insert(dead.id.as_u128(), tables::JOBS.encode(&dead).unwrap().as_slice())
             .unwrap();
-        // The sweep reads only the subscriptions' ids.
-        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), &[][..]).unwrap();
+        let subscription = crate::storage::subscriptions::sample(sub);
+        let row = tables::SUBSCRIPTIONS.encode(&subscription).unwrap();
+        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), row.as_slice()).unwrap();
         tx.commit().unwrap();
 
         let now = t0.plus_millis(8 * DAY);
-        let first = sweep(&db, now, &|_| 7, &WINDOWS, 2).unwrap();
+        let first = sweep(&db, now, 7, &WINDOWS, 2).unwrap();
         assert_eq!(first.deleted, vec![made[0].id, made[2].id], "the retrying one waits; two per batch");
         assert_eq!((first.busy, first.more, first.stubs_kept), (1, true, 0), "Shopify's four hours are long past");
         assert_eq!(first.jobs_dropped, 1, "the failed delivery's dead job went with it");
-        let second = sweep(&db, now, &|_| 7, &WINDOWS, 2).unwrap();
+        let second = sweep(&db, now, 7, &WINDOWS, 2).unwrap();
         assert_eq!((second.deleted, second.busy, second.more), (vec![made[3].id], 1, false));
-        let third = sweep(&db, now, &|_| 7, &WINDOWS, 1).unwrap();
+        let third = sweep(&db, now, 7, &WINDOWS, 1).unwrap();
         assert_eq!((third.deleted.len(), third.busy, third.more), (0, 1, false), "a busy one alone stops the sweep");
         let tx = db.begin_read().unwrap();
         assert!(tx.open_table(tables::DELIVERIES).unwrap().get(made[1].id.as_u128()).unwrap().is_some());
-        let nothing = sweep(&db, t0.plus_millis(6 * DAY), &|_| 7, &WINDOWS, 10).unwrap();
+        let nothing = sweep(&db, t0.plus_millis(6 * DAY), 7, &WINDOWS, 10).unwrap();
         assert_eq!((nothing.deleted.len(), nothing.busy), (0, 0), "nothing expires early");
     }
 }

@@ -177,3 +177,28 @@ pub fn app_secret_first_seen(db: &Database, fingerprint: &str, now: Timestamp) -
     tx.commit()?;
     Ok(seen)
 }
+
+/// A store-only Shopify subscription with id `id`, for tests that need one stored.
+#[cfg(test)]
+pub(crate) fn sample(id: SubscriptionId) -> crate::domain::Subscription {
+    use crate::domain::subscription::{Destination, Origin};
+    let t = id.timestamp();
+    crate::domain::Subscription {
+        id,
+        name: "sample".into(),
+        source: crate::domain::Source::Shopify,
+        topic: "orders/create".into(),
+        account: "sample.myshopify.com".into(),
+        status: crate::domain::SubscriptionStatus::Active,
+        destination: Destination::Store,
+        origin: Origin::Api,
+        zoho: None,
+        dedupe_header: None,
+        created_at: t,
+        updated_at: t,
+        last_verified_at: None,
+        consecutive_failures: 0,
+        metadata: Default::default(),
+        retention_days: None,
+    }
+}

@@ -62,6 +62,7 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                         a href=(paths::DASHBOARD_WEBHOOKS) { "Webhooks" }
                         a href=(paths::DASHBOARD_REPLAYS) { "Bulk replays" }
                         a href=(paths::DASHBOARD_INCIDENTS) { "Incidents" }
+                        a href=(paths::DASHBOARD_SETTINGS) { "Settings" }
                         @if chrome.admin {
                             a href=(paths::DASHBOARD_TOKENS) { "API tokens" }
                             a href=(paths::DASHBOARD_AUDIT) { "Audit log" }
@@ -84,6 +85,7 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                     div #notices { (chrome.notice) }
                     (main)
                 }
+                footer.footer { "Hookplane " (env!("CARGO_PKG_VERSION")) " · " code { (env!("BUILD_GIT_SHA")) } }
                 // Where the script's toasts appear: a live region from the start, so screen readers say them.
                 div #toasts .toasts aria-live="polite" {}
             }

@@ -13,6 +13,7 @@ pub mod login;
 pub mod notice;
 pub mod replays;
 pub mod runbook;
+pub mod settings;
 mod subscriptions;
 pub mod tokens;
 pub mod webhooks;

@@ -21,6 +21,7 @@ mod retention;
 mod rotation;
 mod search;
 mod security;
+mod settings;
 mod shopify;
 mod signin;
 mod standard;

@@ -3,7 +3,7 @@
 //! delivery's dedupe key outlives it while its provider may still retry, and goes after that.
 
 use hookplane::demo::factories::standard_request;
-use hookplane::domain::Timestamp;
+use hookplane::domain::{Clock as _, Timestamp};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde_json::{Value, json};
 
@@ -167,4 +167,74 @@ async fn retention_outside_its_bounds_is_refused_at_start() {
         let err = hookplane::config::Settings::load(&hookplane::config::Flags::default(), &vars).unwrap_err();
         assert!(err.to_string().contains("retention.days: retention must be between 1 and 30 days"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_subscription_keeps_its_own_retention_audited_and_checked() {
+    let t0 = now().plus_millis(-10 * DAY);
+    let s = start_at(t0, None, &[]).await;
+    let mut ids = Vec::new();
+    for topic in ["orders/create", "orders/paid"] {
+        let (st, made) = s
+            .post(
+                "/api/v1/subscriptions",
+                json!({ "source": "shopify", "topic": topic, "account": "keep.myshopify.com" }),
+            )
+            .await;
+        assert_eq!(st, 201, "{made}");
+        ids.push(made["subscription"]["id"].as_str().unwrap().to_owned());
+    }
+    let (st, kept) = s.put(&format!("/api/v1/subscriptions/{}/retention", ids[1]), json!({ "days": 30 })).await;
+    assert_eq!((st.as_u16(), kept["retention_days"].clone()), (200, json!(30)), "{kept}");
+    for bad in [json!({ "days": 0 }), json!({ "days": 31 })] {
+        let (st, refused) = s.put(&format!("/api/v1/subscriptions/{}/retention", ids[0]), bad).await;
+        assert_problem(&(st, refused.clone()), 400, "invalid_request");
+        assert!(refused["detail"].as_str().unwrap().contains("between 1 and 30 days"), "{refused}");
+    }
+    let (_, audit) = s.get("/api/v1/audit?action=subscription_updated").await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "only the change that was made: {audit}");
+    assert_eq!(
+        audit["items"][0]["changes"][0],
+        json!({ "field": "retention_days", "before": "default", "after": "30" })
+    );
+    let mut delivered = Vec::new();
+    for (n, topic) in ["orders/create", "orders/paid"].into_iter().enumerate() {
+        let req = hookplane::demo::factories::shopify_request(
+            topic,
+            "keep.myshopify.com",
+            b"{}".to_vec(),
+            SHOPIFY_SECRET.as_bytes(),
+            &format!("keep-{n}"),
+            s.clock.now(),
+        );
+        let (st, got) = s.send_json(&req).await;
+        assert_eq!(st, 200, "{got}");
+        delivered.push(got["delivery_id"].as_str().unwrap().to_owned());
+    }
+    let dir = s.stop().await;
+
+    let s = start_at(t0.plus_millis(8 * DAY), Some(dir), &[]).await;
+    gone(&s, &delivered[0]).await;
+    let (st, _) = s.get(&format!("/api/v1/deliveries/{}", delivered[1])).await;
+    assert_eq!(st, 200, "kept for its own 30 days");
+}
+
+#[tokio::test]
+async fn the_retention_set_in_the_dashboard_is_the_one_the_sweep_applies() {
+    let t0 = now().plus_millis(-10 * DAY);
+    let s = start_at(t0, None, &[]).await;
+    let (st, set) = s.put("/api/v1/settings/retention", json!({ "days": 30, "confirm": true })).await;
+    assert_eq!(st, 200, "{set}");
+    let kept = deliver(&s, "orders/create", 1).await;
+    // A marker the same sweep deletes after the first subscription's turn: its subscription keeps a day.
+    let marker = deliver(&s, "orders/paid", 2).await;
+    let (_, d) = s.get(&format!("/api/v1/deliveries/{marker}")).await;
+    let sub = d["subscription_id"].as_str().unwrap().to_owned();
+    let (st, _) = s.put(&format!("/api/v1/subscriptions/{sub}/retention"), json!({ "days": 1 })).await;
+    assert_eq!(st, 200);
+    let dir = s.stop().await;
+    let s = start_at(t0.plus_millis(8 * DAY), Some(dir), &[]).await;
+    gone(&s, &marker).await;
+    let (st, _) = s.get(&format!("/api/v1/deliveries/{kept}")).await;
+    assert_eq!(st, 200, "kept: 30 days, not the default 7");
 }

@@ -63,7 +63,7 @@ impl From<HandshakeError> for ApiError {
     }
 }
 
-fn credential_out(c: CredentialView) -> CredentialOut {
+pub(crate) fn credential_out(c: CredentialView) -> CredentialOut {
     CredentialOut {
         provider: c.provider.as_str().to_owned(),
         account: c.account,

@@ -11,6 +11,7 @@ pub(crate) mod handshakes;
 mod incidents;
 mod rejections;
 mod replays;
+pub(crate) mod settings;
 mod subscriptions;
 mod tokens;
 
@@ -45,6 +46,8 @@ enum ApiTags {
     Incidents,
     /// Handshakes keep subscriptions registered at their providers; credentials are what they sign in with.
     Handshakes,
+    /// Retention, integrations, alert sinks and the version.
+    Settings,
 }
 
 pub type Apis = (
@@ -57,6 +60,7 @@ pub type Apis = (
     replays::ReplaysApi,
     incidents::IncidentsApi,
     handshakes::HandshakesApi,
+    settings::SettingsApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {

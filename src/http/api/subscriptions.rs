@@ -7,8 +7,8 @@ use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
 use super::error::ApiError;
 use crate::contract::{
-    DestinationSecretOut, DestinationStateOut, RotateSecretIn, SecretRotated, SubscriptionCreated, SubscriptionIn,
-    SubscriptionOut, SubscriptionPatchIn,
+    DestinationSecretOut, DestinationStateOut, RetentionIn, RotateSecretIn, SecretRotated, SubscriptionCreated,
+    SubscriptionIn, SubscriptionOut, SubscriptionPatchIn,
 };
 use crate::control::{DestinationPatch, DestinationState, SubscriptionSpec};
 use crate::domain::Subscription;
@@ -222,6 +222,25 @@ impl SubscriptionsApi {
     ) -> Result<RotateSecretResponse, ApiError> {
         let by = crate::http::access::actor(&auth.0, req);
         Ok(RotateSecretResponse::Ok(Json(rotate_secret(state, by, &id.0, body.0).await?)))
+    }
+
+    /// Keep this subscription's deliveries `days` (1 to 30) instead of `retention.days`, or `null` to go back
+    /// to it. Audited; the next retention sweep applies it.
+    #[oai(path = "/v1/subscriptions/:id/retention", method = "put", operation_id = "setSubscriptionRetention")]
+    async fn set_retention(
+        &self,
+        auth: AdminAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+        body: Json<RetentionIn>,
+    ) -> Result<GetSubscriptionResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        let sub_id = resolve(state, &id.0)?;
+        let control = std::sync::Arc::clone(&state.control);
+        let days = body.0.days;
+        let done = crate::task::blocking(move || control.set_retention_blocking(sub_id, days, &by)).await?;
+        Ok(GetSubscriptionResponse::Ok(Json(out(state, done))))
     }
 
     /// Pause the subscription's destination: deliveries keep being received and stored, and are held until

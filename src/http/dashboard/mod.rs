@@ -6,6 +6,7 @@ mod audit;
 mod delivery;
 mod incidents;
 mod replays;
+mod settings;
 mod tokens;
 mod webhooks;
 
@@ -17,6 +18,7 @@ pub use self::audit::{view_audit_export_get, view_audit_get};
 pub use self::delivery::{view_delivery_body_get, view_delivery_get};
 pub use self::incidents::{view_incident_get, view_incident_post, view_incidents_get, view_runbook_get};
 pub use self::replays::{view_replays_get, view_replays_post};
+pub use self::settings::{view_settings_get, view_settings_post};
 pub use self::tokens::{view_tokens_get, view_tokens_post};
 pub use self::webhooks::{view_webhooks_get, view_webhooks_post};
 use super::access::{Refusal, refusal_status};

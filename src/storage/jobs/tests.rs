@@ -141,31 +141,18 @@ fn a_delivery_is_processing_while_its_job_is_held_and_waits_again_as_it_was() {
 
 #[test]
 fn a_hold_answered_after_a_resume_makes_the_job_ready_not_held() {
-    use crate::domain::subscription::{Destination, Origin};
-    use crate::domain::{Source, Subscription, SubscriptionStatus};
+    use crate::domain::Subscription;
+    use crate::domain::subscription::Destination;
     let (_d, db) = store();
     let t = Timestamp(0);
     let sub = Subscription {
-        id: SubscriptionId::new(t),
-        name: "dest".into(),
-        source: Source::Standard,
-        topic: "t".into(),
-        account: "a".into(),
-        status: SubscriptionStatus::Active,
         destination: Destination::Http {
             url: "http://127.0.0.1:9/".into(),
             timeout_seconds: None,
             concurrency: None,
             headers: Vec::new(),
         },
-        origin: Origin::Api,
-        zoho: None,
-        dedupe_header: None,
-        created_at: t,
-        updated_at: t,
-        last_verified_at: None,
-        consecutive_failures: 0,
-        metadata: Default::default(),
+        ..super::super::subscriptions::sample(SubscriptionId::new(t))
     };
     let tx = db.begin_write().unwrap();
     super::super::subscriptions::insert(&tx, &sub).unwrap();
