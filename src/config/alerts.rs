@@ -32,7 +32,11 @@ impl Settings {
             out.push(("betterstack".to_owned(), b.url.clone()));
         }
         if let Some(w) = &s.webhook {
-            out.push(("webhook".to_owned(), w.url.clone()));
+            // Incoming-webhook URLs often carry their own secret in the path: only where they go is shown.
+            let url = w.url.as_str();
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            out.push(("webhook".to_owned(), format!("{scheme}://{host}/…")));
         }
         out
     }

@@ -207,8 +207,8 @@ impl Settings {
             }
             merge(&mut merged, user);
         }
-        if env.get("HOOKPLANE_RETENTION__DAYS").is_some() {
-            retention_days_from = Some("the environment variable HOOKPLANE_RETENTION__DAYS".to_owned());
+        if let Some(name) = env.keys().find(|k| k.eq_ignore_ascii_case("HOOKPLANE_RETENTION__DAYS")) {
+            retention_days_from = Some(format!("the environment variable {name}"));
         }
         apply_env(&mut merged, &defaults, env)?;
         let origin = file.as_deref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());

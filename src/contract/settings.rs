@@ -27,7 +27,8 @@ pub struct RetentionSettingsOut {
     pub source: String,
     /// Where the configuration sets it, when it does; the page cannot change it then.
     pub set_in: Option<String>,
-    /// Body bytes received over the last 24 hours, before compression: what a day of retention costs.
+    /// Body bytes received over the last 24 hours by subscriptions without their own retention, before
+    /// compression: what a day of retention costs them.
     pub bytes_per_day: u64,
     /// Subscriptions with a retention of their own.
     pub overrides: Vec<RetentionOverrideOut>,

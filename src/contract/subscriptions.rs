@@ -252,8 +252,8 @@ pub struct SubscriptionPatchIn {
 #[derive(Object, Debug, Clone)]
 #[oai(deny_unknown_fields)]
 pub struct RetentionIn {
-    /// 1 to 30 days; `null` for `retention.days`.
-    pub days: Option<u32>,
+    /// 1 to 30 days; `null` for `retention.days`. Required.
+    pub days: MaybeUndefined<u32>,
 }
 
 /// The secret Hookplane signs forwarded deliveries with (Standard Webhooks `webhook-signature`, or

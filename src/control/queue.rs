@@ -169,6 +169,10 @@ impl Control {
         }
         let signature = recheck(&delivery, &payload)?;
         let tx = db.begin_write().map_err(StoreError::from)?;
+        // Retention may have deleted it since it was read: a replay of nothing would leave a job behind.
+        if !deliveries::exists_in(&tx, id)? {
+            return Err(ReplayError::NotFound(format!("no delivery {id}: its retention ended")));
+        }
         let sub = subscriptions::get_in(&tx, delivery.subscription_id)?
             .ok_or_else(|| ReplayError::NotFound(format!("the subscription of {id} no longer exists")))?;
         if matches!(sub.destination, Destination::Store) {

@@ -126,6 +126,8 @@ impl Retention {
             totals.jobs_dropped += swept.jobs_dropped;
             self.indexer.deleted(swept.deleted);
             if !swept.more {
+                // Whatever deletions of earlier sweeps the index missed go too.
+                self.indexer.expired(swept.expired_before);
                 break;
             }
             tokio::time::sleep(BETWEEN_BATCHES).await;

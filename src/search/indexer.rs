@@ -14,7 +14,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 use super::SearchSettings;
 use super::pressure::Pressure;
 use super::{Opened, SearchIndex, id_bytes};
-use crate::domain::{Delivery, DeliveryId};
+use crate::domain::{Delivery, DeliveryId, SubscriptionId, Timestamp};
 use crate::storage::{Store, deliveries, payload};
 use crate::task::AliveGuard;
 
@@ -34,6 +34,9 @@ enum Msg {
     Behind(DeliveryId),
     /// Deliveries retention deleted from redb: their documents go too.
     Deleted(Vec<DeliveryId>),
+    /// After each sweep: per subscription, every document older than this goes, so a deletion lost to a
+    /// restart of the indexer or of Hookplane is made at the next sweep.
+    Expired(Vec<(SubscriptionId, Timestamp)>),
     Stop,
 }
 
@@ -45,11 +48,18 @@ pub struct IndexerHandle {
 }
 
 impl IndexerHandle {
-    /// Deliveries deleted from storage. A stopped indexer leaves their documents, which searches skip (their
-    /// delivery is gone) until a rebuild.
+    /// Deliveries deleted from storage. Searches skip a document whose delivery is gone meanwhile.
     pub fn deleted(&self, ids: Vec<DeliveryId>) {
         if !ids.is_empty() {
             let _ = self.tx.send(Msg::Deleted(ids));
+        }
+    }
+
+    /// Per subscription, the time before which storage keeps none of its deliveries: the documents from
+    /// before it go, whichever deletions were missed.
+    pub fn expired(&self, before: Vec<(SubscriptionId, Timestamp)>) {
+        if !before.is_empty() {
+            let _ = self.tx.send(Msg::Expired(before));
         }
     }
 
@@ -385,6 +395,15 @@ impl Worker {
                         self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(id)));
                         self.pending += 1;
                     }
+                    self.first_pending.get_or_insert_with(Instant::now);
+                }
+                Ok(Msg::Expired(before)) => {
+                    for (sub, at) in before {
+                        if let Err(e) = self.writer.delete_query(self.index.older_than(sub, at)) {
+                            tracing::error!(error = %e, subscription = %sub, "deleting expired search documents failed; the next sweep tries again");
+                        }
+                    }
+                    self.pending += 1;
                     self.first_pending.get_or_insert_with(Instant::now);
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {

@@ -20,12 +20,12 @@ use tantivy::schema::{
     TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RawTokenizer, RemoveLongFilter, TextAnalyzer};
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, doc};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
 pub use query::{Hit, MAX_QUERY_CHARS, SearchError, SearchQuery, Snippets};
 use serde::Deserialize;
 
-use crate::domain::{Delivery, DeliveryId};
+use crate::domain::{Delivery, DeliveryId, SubscriptionId, Timestamp};
 
 /// The `[search]` section: how the indexer batches its commits and when it steps aside for ingest.
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +166,16 @@ impl SearchIndex {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The documents of subscription `sub` that arrived before `at`.
+    pub(crate) fn older_than(&self, sub: SubscriptionId, at: Timestamp) -> Box<dyn tantivy::query::Query> {
+        use std::ops::Bound;
+        use tantivy::query::{BooleanQuery, Occur, RangeQuery, TermQuery};
+        let f = &self.fields;
+        let of_sub = TermQuery::new(Term::from_field_text(f.subscription, &sub.to_string()), IndexRecordOption::Basic);
+        let before = RangeQuery::new(Bound::Unbounded, Bound::Excluded(Term::from_field_i64(f.received, at.millis())));
+        Box::new(BooleanQuery::new(vec![(Occur::Must, Box::new(of_sub)), (Occur::Must, Box::new(before))]))
     }
 
     pub(crate) fn document(&self, d: &Delivery, body: &[u8]) -> TantivyDocument {

@@ -163,7 +163,8 @@ impl<'tx> DeliveryWriter<'tx> {
                     None => {
                         let stubs = self.tx.open_table(tables::DEDUPE_STUBS.def())?;
                         let stub = stubs.get(candidate)?.map(|v| tables::DEDUPE_STUBS.decode(v.value())).transpose()?;
-                        stub.map(|s| s.dedupe_key)
+                        // One whose window ended waits for the sweep to drop it, and no longer counts.
+                        stub.filter(|s| s.keep_until > d.received_at).map(|s| s.dedupe_key)
                     }
                 };
                 if stored_key.as_deref() == Some(key.as_str()) {
@@ -212,6 +213,11 @@ fn with_preview(delivery: Delivery, stored: &[u8]) -> Result<(Listed, HeaderList
 }
 
 /// One delivery with its preview and the headers it arrived with.
+/// Whether the delivery is still stored, as `tx` sees it.
+pub fn exists_in(tx: &WriteTransaction, id: DeliveryId) -> Result<bool, StoreError> {
+    Ok(tx.open_table(tables::DELIVERIES)?.get(id.as_u128())?.is_some())
+}
+
 pub fn get(db: &Database, id: DeliveryId) -> Result<Option<(Listed, HeaderList)>, StoreError> {
     let tx = db.begin_read()?;
     let found = tx.open_table(tables::DELIVERIES)?.get(id.as_u128())?;

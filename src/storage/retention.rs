@@ -6,8 +6,9 @@
 use redb::{Database, ReadableTable, WriteTransaction};
 
 use super::{StoreError, tables};
+use crate::domain::replay::ReplayStatus;
 use crate::domain::retention::{self, RetryWindows};
-use crate::domain::{DeliveryId, JobState, Timestamp};
+use crate::domain::{DeliveryId, JobState, SubscriptionId, Timestamp};
 
 /// What one batch deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +20,11 @@ pub struct Swept {
     pub stubs_kept: usize,
     pub stubs_dropped: usize,
     pub jobs_dropped: usize,
+    /// Expired, but their records cannot be read: left in place and logged.
+    pub unreadable: usize,
+    /// Per subscription, the time before which it keeps nothing: its cutoff, or the arrival of the oldest
+    /// delivery kept while busy. Search documents older than that can all go.
+    pub expired_before: Vec<(SubscriptionId, Timestamp)>,
     /// The batch was full: more may be waiting.
     pub more: bool,
 }
@@ -44,8 +50,9 @@ pub fn sweep(
         let mut found = Vec::new();
         for row in t.iter()? {
             let (id, v) = row?;
-            let days = tables::SUBSCRIPTIONS.decode(v.value())?.retention_days.unwrap_or(default_days);
-            found.push((id.value(), days));
+            // An unreadable subscription keeps the default rather than stopping every other one's sweep.
+            let own = tables::SUBSCRIPTIONS.decode(v.value()).map(|s| s.retention_days).unwrap_or_default();
+            found.push((id.value(), own.filter(|d| retention::check_days(*d).is_ok()).unwrap_or(default_days)));
         }
         found
     };
@@ -55,7 +62,9 @@ pub fn sweep(
             left_over = true;
             break;
         }
-        let cutoff = DeliveryId::first_at(retention::cutoff(now, days));
+        let cutoff_at = retention::cutoff(now, days);
+        let cutoff = DeliveryId::first_at(cutoff_at);
+        let mut oldest_kept: Option<Timestamp> = None;
         // Its expired deliveries, oldest first. Busy ones are passed over, so more than a batch is looked
         // at; twice a batch bounds the work a subscription full of busy deliveries can cost.
         let looked = 2 * limit;
@@ -78,9 +87,15 @@ pub fn sweep(
                     out.deleted.push(DeliveryId::from_u128(id));
                     out.stubs_kept += usize::from(stub);
                 }
-                Purged::Busy => out.busy += 1,
+                Purged::Busy(at) => {
+                    out.busy += 1;
+                    oldest_kept.get_or_insert(at);
+                }
+                Purged::Unreadable => out.unreadable += 1,
             }
         }
+        let before = oldest_kept.map_or(cutoff_at, |at| at.min(cutoff_at));
+        out.expired_before.push((SubscriptionId::from_u128(sub), before));
     }
     // Another batch only when this one got somewhere: busy deliveries alone never keep the sweep going.
     out.more = left_over && !out.deleted.is_empty();
@@ -91,8 +106,13 @@ pub fn sweep(
 }
 
 enum Purged {
-    Deleted { stub: bool },
-    Busy,
+    Deleted {
+        stub: bool,
+    },
+    /// Kept while attempts are under way; it arrived then.
+    Busy(Timestamp),
+    /// Its record cannot be read: left for an operator, and reported.
+    Unreadable,
 }
 
 /// Deletes one delivery of subscription `sub` and everything recorded about it, unless its attempts are
@@ -105,14 +125,36 @@ fn purge(
     windows: &RetryWindows,
 ) -> Result<Purged, StoreError> {
     let mut deliveries = tx.open_table(tables::DELIVERIES)?;
-    let record = deliveries.get(id)?.map(|v| super::deliveries::decode_record(v.value())).transpose()?;
+    let record = match deliveries.get(id)?.map(|v| super::deliveries::decode_record(v.value())).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(delivery = %DeliveryId::from_u128(id), error = %e, "retention skips a delivery it cannot read");
+            return Ok(Purged::Unreadable);
+        }
+    };
     let Some(d) = record else {
         // An index entry whose delivery is gone already: only the entry is left to remove.
         tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
         return Ok(Purged::Deleted { stub: false });
     };
-    if d.status.attempts_under_way() {
-        return Ok(Purged::Busy);
+    let mut by_delivery = tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
+    let replays: Vec<u128> = {
+        let mut r = Vec::new();
+        for row in by_delivery.range((id, 0)..=(id, u128::MAX))? {
+            r.push(row?.0.value().1);
+        }
+        r
+    };
+    let mut records = tx.open_table(tables::REPLAYS.def())?;
+    let mut pending = false;
+    for replay in &replays {
+        let status = records.get(*replay)?.map(|v| tables::REPLAYS.decode(v.value())).transpose()?.map(|r| r.status);
+        pending |=
+            status.is_some_and(|s| matches!(s, ReplayStatus::Queued | ReplayStatus::Retrying | ReplayStatus::Held));
+    }
+    // Its own attempts, or a replay's, are under way (or held by a pause): their answers need it.
+    if d.status.attempts_under_way() || pending {
+        return Ok(Purged::Busy(d.received_at));
     }
     deliveries.remove(id)?;
     tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
@@ -130,15 +172,6 @@ fn purge(
     for n in numbers {
         attempts.remove((id, n))?;
     }
-    let mut by_delivery = tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
-    let replays: Vec<u128> = {
-        let mut r = Vec::new();
-        for row in by_delivery.range((id, 0)..=(id, u128::MAX))? {
-            r.push(row?.0.value().1);
-        }
-        r
-    };
-    let mut records = tx.open_table(tables::REPLAYS.def())?;
     let mut by_operator = tx.open_table(tables::REPLAYS_BY_OPERATOR)?;
     for replay in replays {
         by_delivery.remove((id, replay))?;
@@ -154,47 +187,78 @@ fn purge(
     Ok(Purged::Deleted { stub: stub.is_some() })
 }
 
-/// Drops at most `limit` dedupe keys whose provider can no longer send their delivery again.
+/// Where a scan goes on from, in `META` as the high and low halves of a key: scans that go on where the
+/// last left off, so rows that must stay at the front never hold them back.
+fn cursor(meta: &redb::Table<&str, u64>, keys: [&str; 2]) -> Result<u128, StoreError> {
+    let half = |k: &str| -> Result<u128, StoreError> { Ok(u128::from(meta.get(k)?.map_or(0, |v| v.value()))) };
+    Ok((half(keys[0])? << 64) | half(keys[1])?)
+}
+
+/// After looking at `looked` of at most `limit` rows, the last being `last`: on after it, or from the
+/// start once the end was reached.
+fn move_cursor(
+    meta: &mut redb::Table<&str, u64>,
+    keys: [&str; 2],
+    looked: usize,
+    limit: usize,
+    last: Option<u128>,
+) -> Result<(), StoreError> {
+    let next = if looked == limit { last.map_or(0, |id| id.saturating_add(1)) } else { 0 };
+    meta.insert(keys[0], u64::try_from(next >> 64).unwrap_or(0))?;
+    meta.insert(keys[1], u64::try_from(next & u128::from(u64::MAX)).unwrap_or(0))?;
+    Ok(())
+}
+
+const STUBS_CURSOR: [&str; 2] = ["retention_stubs_cursor_hi", "retention_stubs_cursor_lo"];
+
+/// Looks at up to `limit` kept dedupe keys from where the last sweep left off and drops those whose
+/// provider can no longer send their delivery again (windows differ by source, so arrival order is not
+/// expiry order), and any that cannot be read.
 fn drop_stubs(tx: &WriteTransaction, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
+    let mut meta = tx.open_table(tables::META)?;
+    let from = cursor(&meta, STUBS_CURSOR)?;
     let mut stubs = tx.open_table(tables::DEDUPE_STUBS.def())?;
-    let mut ended = Vec::new();
-    // Keys are delivery ids, so arrival order: the first rows are the first to end.
-    for row in stubs.iter()?.take(limit) {
+    let mut looked = Vec::new();
+    for row in stubs.range(from..)?.take(limit) {
         let (id, v) = row?;
-        if tables::DEDUPE_STUBS.decode(v.value())?.keep_until <= now {
-            ended.push(id.value());
+        let ended = tables::DEDUPE_STUBS.decode(v.value()).map_or(true, |s| s.keep_until <= now);
+        looked.push((id.value(), ended));
+    }
+    let mut dropped = 0;
+    for (id, ended) in &looked {
+        if *ended {
+            stubs.remove(*id)?;
+            dropped += 1;
         }
     }
-    for id in &ended {
-        stubs.remove(*id)?;
-    }
-    Ok(ended.len())
+    move_cursor(&mut meta, STUBS_CURSOR, looked.len(), limit, looked.last().map(|(id, _)| *id))?;
+    Ok(dropped)
 }
 
 /// Looks at up to `limit` jobs from where the last sweep left off and drops the dead ones whose delivery is
 /// gone: nothing reads a dead job but its delivery's history.
 fn drop_dead_jobs(tx: &WriteTransaction, limit: usize) -> Result<usize, StoreError> {
     let mut meta = tx.open_table(tables::META)?;
-    let half = |k: &str| -> Result<u128, StoreError> { Ok(u128::from(meta.get(k)?.map_or(0, |v| v.value()))) };
-    let from = (half(JOBS_CURSOR[0])? << 64) | half(JOBS_CURSOR[1])?;
+    let from = cursor(&meta, JOBS_CURSOR)?;
     let mut jobs = tx.open_table(tables::JOBS.def())?;
     let deliveries = tx.open_table(tables::DELIVERIES)?;
     let mut looked = Vec::new();
     for row in jobs.range(from..)?.take(limit) {
         let (id, v) = row?;
-        looked.push((id.value(), tables::JOBS.decode(v.value())?));
+        // A job that cannot be read is left to the queue, which reports it.
+        looked.push((id.value(), tables::JOBS.decode(v.value()).ok()));
     }
     let mut dropped = 0;
     for (id, job) in &looked {
-        if job.state == JobState::Dead && deliveries.get(job.delivery_id.as_u128())?.is_none() {
+        if let Some(job) = job
+            && job.state == JobState::Dead
+            && deliveries.get(job.delivery_id.as_u128())?.is_none()
+        {
             jobs.remove(*id)?;
             dropped += 1;
         }
     }
-    // The next sweep goes on after the last job looked at, or from the start once the end was reached.
-    let next = if looked.len() == limit { looked.last().map_or(0, |(id, _)| id.saturating_add(1)) } else { 0 };
-    meta.insert(JOBS_CURSOR[0], u64::try_from(next >> 64).unwrap_or(0))?;
-    meta.insert(JOBS_CURSOR[1], u64::try_from(next & u128::from(u64::MAX)).unwrap_or(0))?;
+    move_cursor(&mut meta, JOBS_CURSOR, looked.len(), limit, looked.last().map(|(id, _)| *id))?;
     Ok(dropped)
 }
 
@@ -249,6 +313,7 @@ mod tests {
         assert_eq!(first.deleted, vec![made[0].id, made[2].id], "the retrying one waits; two per batch");
         assert_eq!((first.busy, first.more, first.stubs_kept), (1, true, 0), "Shopify's four hours are long past");
         assert_eq!(first.jobs_dropped, 1, "the failed delivery's dead job went with it");
+        assert_eq!(first.expired_before, vec![(sub, made[1].received_at)], "search keeps the busy one's document");
         let second = sweep(&db, now, 7, &WINDOWS, 2).unwrap();
         assert_eq!((second.deleted, second.busy, second.more), (vec![made[3].id], 1, false));
         let third = sweep(&db, now, 7, &WINDOWS, 1).unwrap();

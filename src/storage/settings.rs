@@ -13,7 +13,8 @@ pub fn retention_days(db: &Database) -> Result<Option<u32>, StoreError> {
     let tx = db.begin_read()?;
     let meta = tx.open_table(tables::META)?;
     let v = meta.get(RETENTION_DAYS)?.map(|v| v.value());
-    Ok(v.and_then(|d| u32::try_from(d).ok()))
+    // A value outside the bounds (a damaged row) is ignored rather than obeyed: 0 would delete everything.
+    Ok(v.and_then(|d| u32::try_from(d).ok()).filter(|d| crate::domain::retention::check_days(*d).is_ok()))
 }
 
 /// Sets the retention, with its audit entry built from the value it replaces (read in the same

@@ -53,11 +53,24 @@ fn rows(
 
 /// The newest delivery's arrival time: delivery ids are ULIDs, so the last key of the subscription's index
 /// says it without reading the delivery.
+/// Once retention deleted them all, the end of the last hour that received one, from the rollups, which
+/// stay: a quiet subscription keeps its "last delivery", and the silence rule its measure.
 pub fn last_delivery_at(tx: &ReadTransaction, sub: SubscriptionId) -> Result<Option<Timestamp>, StoreError> {
     let index = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
     let id = sub.as_u128();
     let last = index.range((id, 0)..=(id, u128::MAX))?.next_back().transpose()?;
-    Ok(last.map(|(k, _)| DeliveryId::from_u128(k.value().1).timestamp()))
+    if let Some((k, _)) = last {
+        return Ok(Some(DeliveryId::from_u128(k.value().1).timestamp()));
+    }
+    let t = tx.open_table(tables::STATS.def())?;
+    for row in t.range((id, tables::STATS_HOUR, 0)..=(id, tables::STATS_HOUR, u64::MAX))?.rev() {
+        let (k, v) = row?;
+        if tables::STATS.decode(v.value())?.received > 0 {
+            let hour_end = (i64::try_from(k.value().2).unwrap_or(i64::MAX / 3_600_000) + 1) * 3_600_000 - 1;
+            return Ok(Some(Timestamp::from_millis(hour_end)));
+        }
+    }
+    Ok(None)
 }
 
 /// Deliveries received per hour over the `hours` ending with `now`'s hour, oldest first.

@@ -138,6 +138,9 @@ async fn a_deleted_deliverys_dedupe_key_outlives_it_while_its_sender_may_retry()
     let at = t0.plus_millis(DAY + HOUR);
     let s = start_at(at, Some(dir), &one_day).await;
     gone(&s, &id).await;
+    let (_, sub) = s.get("/api/v1/subscriptions/billing").await;
+    let last = Timestamp::parse_rfc3339(sub["health"]["last_delivery_at"].as_str().unwrap()).unwrap();
+    assert!(last >= t0 && last < t0.plus_millis(HOUR), "the rollups still say when it last received: {sub}");
     let (st, again) = send(&s, at).await;
     assert_eq!((st.as_u16(), again["duplicate"].clone()), (200, json!(true)), "{again}");
     assert_eq!(s.all_deliveries("").await.len(), 0, "nothing stored twice");
@@ -186,10 +189,10 @@ async fn a_subscription_keeps_its_own_retention_audited_and_checked() {
     }
     let (st, kept) = s.put(&format!("/api/v1/subscriptions/{}/retention", ids[1]), json!({ "days": 30 })).await;
     assert_eq!((st.as_u16(), kept["retention_days"].clone()), (200, json!(30)), "{kept}");
-    for bad in [json!({ "days": 0 }), json!({ "days": 31 })] {
+    for bad in [json!({ "days": 0 }), json!({ "days": 31 }), json!({})] {
         let (st, refused) = s.put(&format!("/api/v1/subscriptions/{}/retention", ids[0]), bad).await;
         assert_problem(&(st, refused.clone()), 400, "invalid_request");
-        assert!(refused["detail"].as_str().unwrap().contains("between 1 and 30 days"), "{refused}");
+        assert!(refused["detail"].as_str().unwrap().contains("1 and 30"), "{refused}");
     }
     let (_, audit) = s.get("/api/v1/audit?action=subscription_updated").await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "only the change that was made: {audit}");
@@ -237,4 +240,29 @@ async fn the_retention_set_in_the_dashboard_is_the_one_the_sweep_applies() {
     gone(&s, &marker).await;
     let (st, _) = s.get(&format!("/api/v1/deliveries/{kept}")).await;
     assert_eq!(st, 200, "kept: 30 days, not the default 7");
+}
+
+#[tokio::test]
+async fn a_delivery_whose_replay_waits_on_a_paused_destination_is_kept_until_it_is_sent() {
+    let dest = Destination::start(&[]).await;
+    let t0 = now().plus_millis(-10 * DAY);
+    let s = start_at(t0, None, &[]).await;
+    let sub = forwarding(&s, "orders/paid", &dest.url).await;
+    let waiting = deliver(&s, "orders/paid", 1).await;
+    until(&s, &waiting, "status", json!("succeeded")).await;
+    let (st, _) = s.post(&format!("/api/v1/subscriptions/{sub}/pause"), json!({})).await;
+    assert_eq!(st, 200);
+    let (st, held, _) = s_post(&s, &format!("/api/v1/deliveries/{waiting}/replay")).await;
+    assert_eq!((st.as_u16(), held["status"].clone()), (202, json!("held")), "{held}");
+    // A marker in a subscription swept after this one.
+    let marker = deliver(&s, "orders/create", 2).await;
+    let dir = s.stop().await;
+
+    let s = start_at(t0.plus_millis(8 * DAY), Some(dir), &[]).await;
+    gone(&s, &marker).await;
+    let (st, d) = s.get(&format!("/api/v1/deliveries/{waiting}")).await;
+    assert_eq!(st, 200, "kept while its replay waits: {d}");
+    let (st, _) = s.post(&format!("/api/v1/subscriptions/{sub}/resume"), json!({})).await;
+    assert_eq!(st, 200);
+    until(&s, &waiting, "attempt_count", json!(2)).await;
 }

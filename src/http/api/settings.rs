@@ -37,7 +37,13 @@ pub(crate) async fn settings(state: &AppState) -> Result<SettingsOut, ApiError> 
     let now = state.clock.now();
     let rules = std::sync::Arc::clone(&state.settings.alert_rules);
     let overview = state.store.read(move |db| crate::loader::overview(db, now, &rules)).await?;
-    let bytes_per_day = overview.subscriptions.iter().map(|s| s.health.totals_24h.bytes).sum();
+    // What the toggle changes: subscriptions with their own retention keep it.
+    let bytes_per_day = overview
+        .subscriptions
+        .iter()
+        .filter(|s| s.subscription.retention_days.is_none())
+        .map(|s| s.health.totals_24h.bytes)
+        .sum();
     let overrides = overview
         .subscriptions
         .iter()
@@ -84,6 +90,9 @@ pub(crate) async fn set_retention(
             "`confirm` must be true: stored payloads hold customers' personal data, and a longer retention keeps \
              it longer and costs disk; nothing was changed",
         ));
+    }
+    if state.retention.days().await? == change.days {
+        return settings(state).await;
     }
     let (now, days, default) = (state.clock.now(), change.days, state.retention.configured_days());
     let by = by.clone();

@@ -238,7 +238,14 @@ impl SubscriptionsApi {
         let by = crate::http::access::actor(&auth.0, req);
         let sub_id = resolve(state, &id.0)?;
         let control = std::sync::Arc::clone(&state.control);
-        let days = body.0.days;
+        let days = match body.0.days {
+            poem_openapi::types::MaybeUndefined::Undefined => {
+                return Err(ApiError::bad_request(
+                    "`days` is required: 1 and 30 days, or `null` for retention.days; nothing was changed",
+                ));
+            }
+            d => d.take(),
+        };
         let done = crate::task::blocking(move || control.set_retention_blocking(sub_id, days, &by)).await?;
         Ok(GetSubscriptionResponse::Ok(Json(out(state, done))))
     }

@@ -28,7 +28,8 @@ pub async fn view_settings_get(
     Data(caller): Data<&Caller>,
     poem::web::Query(q): poem::web::Query<SettingsQuery>,
 ) -> Response {
-    let notice = q.saved.map(|days| (Tone::Success, format!("Deliveries are now kept {days} days.")));
+    let saved = q.saved.as_deref().and_then(|d| d.parse::<u32>().ok());
+    let notice = saved.map(|days| (Tone::Success, format!("Deliveries are now kept {days} days.")));
     settings_page(state, caller, StatusCode::OK, notice).await
 }
 
