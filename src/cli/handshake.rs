@@ -27,7 +27,7 @@ pub fn run_handshake(args: HandshakeArgs) -> anyhow::Result<()> {
         None => (api_url(&base, &["handshakes"])?, false),
     };
     let out = runtime()?.block_on(call(reqwest::Method::POST, &url, &token, Some(serde_json::json!({}))))?;
-    println!("{out}");
+    print(&out);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
     let runs = if one { vec![v] } else { v["runs"].as_array().cloned().unwrap_or_default() };
     let failed = runs.iter().filter(|r| r["outcome"] == "failed").count();
@@ -158,6 +158,13 @@ pub fn run_credentials(cmd: CredentialsCommand) -> anyhow::Result<()> {
     let (base, token) = connection(&target)?;
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let out = runtime()?.block_on(call(method, &api_url(&base, &segments)?, &token, body))?;
-    println!("{out}");
+    print(&out);
     Ok(())
+}
+
+/// The API's answer on standard output. Not `println!`, which panics when standard output is gone (a
+/// closed pipe): the command's outcome stands either way.
+fn print(out: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{out}");
 }
