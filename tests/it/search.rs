@@ -140,6 +140,10 @@ async fn indexing_waits_while_ingest_is_saturated_and_catches_up_after() {
         ("HOOKPLANE_SEARCH__DEFER_CALM_MS", "60000"),
     ]);
     let s = TestServer::start_with(Options { env: saturated, ..Options::default() }).await;
+    // The indexer's first catch-up from storage indexes whatever is stored, saturated or not: it must be
+    // over (a delivery indexed as it arrives says so) before the deferral is watched for.
+    send(&s, "orders/create", order(99, "ready@up.test", "indexer readiness"), "ready").await;
+    searched(&s, "q=readiness", 1).await;
     for n in 0..4 {
         send(&s, "orders/create", order(n, "warm@up.test", "warming up"), &format!("w-{n}")).await;
     }
