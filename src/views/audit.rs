@@ -2,7 +2,7 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{Pagination, filter_error};
+use super::components::{IndexTable, Pagination, filter_error};
 use super::format;
 use super::layout::{self, Chrome};
 use crate::contract::paths;
@@ -68,21 +68,12 @@ impl Render for AuditView<'_> {
             }
             @if let Some(page) = self.page {
                 div.card.table-card {
-                    @if page.items.is_empty() {
-                        p.empty { "No entries match." }
-                    } @else {
-                        table.index-table.audit-table {
-                            thead { tr {
-                                th scope="col" { "Time" }
-                                th scope="col" { "Action" }
-                                th scope="col" { "By" }
-                                th scope="col" { "Target" }
-                                th scope="col" { "From" }
-                                th scope="col" { "Changes" }
-                            } }
-                            tbody { @for e in &page.items { (row(e)) } }
-                        }
-                    }
+                    (IndexTable {
+                        class: "audit-table",
+                        headers: &["Time", "Action", "By", "Target", "From", "Changes"],
+                        empty: "No entries match.",
+                        rows: page.items.iter().map(row).collect(),
+                    })
                     (Pagination {
                         first: f.cursor.as_deref().is_some_and(|c| !c.is_empty()).then(|| self.href(None)),
                         next: page.next_cursor.as_deref().map(|next| self.href(Some(next))),

@@ -234,3 +234,28 @@ impl Render for Pagination {
 pub fn filter_error(detail: &str) -> Markup {
     html! { (Banner { tone: Tone::Critical, title: "These filters cannot be applied", body: html! { p { (detail) } } }) }
 }
+
+/// A list page's table in its card: the column headers and rows, or what to say when there are none.
+pub struct IndexTable<'a> {
+    /// The table's own class beside `index-table`, for its column styles.
+    pub class: &'a str,
+    pub headers: &'a [&'a str],
+    pub empty: &'a str,
+    /// Rendered rows; none means the empty message.
+    pub rows: Vec<Markup>,
+}
+
+impl Render for IndexTable<'_> {
+    fn render(&self) -> Markup {
+        html! {
+            @if self.rows.is_empty() {
+                p.empty { (self.empty) }
+            } @else {
+                table class={ "index-table " (self.class) } {
+                    thead { tr { @for h in self.headers { th scope="col" { (h) } } } }
+                    tbody { @for r in &self.rows { (r) } }
+                }
+            }
+        }
+    }
+}

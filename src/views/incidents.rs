@@ -3,7 +3,7 @@
 
 use maud::{Markup, Render, html};
 
-use super::components::{Ago, Badge, Pagination, Tone, filter_error};
+use super::components::{Ago, Badge, IndexTable, Pagination, Tone, filter_error};
 use super::format;
 use super::layout::{self, Chrome};
 use crate::contract::paths;
@@ -83,21 +83,12 @@ impl Render for IncidentsView<'_> {
             }
             @if let Some(page) = self.page {
                 div.card.table-card {
-                    @if page.items.is_empty() {
-                        p.empty { "No incidents match. An incident opens when an alert rule holds for a subscription; the runbook explains each rule." }
-                    } @else {
-                        table.index-table.incidents-table {
-                            thead { tr {
-                                th scope="col" { "State" }
-                                th scope="col" { "Rule" }
-                                th scope="col" { "Subscription" }
-                                th scope="col" { "What" }
-                                th scope="col" { "Opened" }
-                                th scope="col" { "Duration" }
-                            } }
-                            tbody { @for i in &page.items { (self.row(i)) } }
-                        }
-                    }
+                    (IndexTable {
+                        class: "incidents-table",
+                        headers: &["State", "Rule", "Subscription", "What", "Opened", "Duration"],
+                        empty: "No incidents match. An incident opens when an alert rule holds for a subscription; the runbook explains each rule.",
+                        rows: page.items.iter().map(|i| self.row(i)).collect(),
+                    })
                     (Pagination {
                         first: f.cursor.as_deref().is_some_and(|c| !c.is_empty()).then(|| href(f, None)),
                         next: page.next_cursor.as_deref().map(|next| href(f, Some(next))),
