@@ -512,3 +512,39 @@ async fn a_channel_on_a_later_page_is_found_not_enabled_again() {
     assert_eq!(pages.len(), 2, "{pages:?}");
     assert!(mock.requests().iter().all(|r| r.method != "POST" || r.path.contains("oauth")), "nothing enabled again");
 }
+
+#[tokio::test]
+async fn a_credential_sealed_under_another_master_key_fails_loudly_not_silently() {
+    let mock = providers().await;
+    let s = server(&mock, &[]).await;
+    let sub = shopify_sub(&s, "orders/create").await;
+    let (st, _) = s.put(&format!("/api/v1/credentials/shopify/{SHOP}"), json!({ "access_token": SHOPIFY_TOKEN })).await;
+    assert_eq!(st, 200);
+    wait_for(&s, &format!("/api/v1/subscriptions/{sub}"), |v| v["handshake"].is_object()).await;
+    let dir = s.stop().await;
+
+    let other_key = "ff".repeat(32);
+    let (shopify, zoho) = (mock.shopify_admin_url(), mock.zoho_url());
+    let vars = [
+        ("HOOKPLANE_MASTER_KEY", other_key.as_str()),
+        ("HOOKPLANE_PUBLIC_URL", PUBLIC),
+        ("HOOKPLANE_HANDSHAKE__SHOPIFY_ADMIN_URL", shopify.as_str()),
+        ("HOOKPLANE_HANDSHAKE__ZOHO_API_URL", zoho.as_str()),
+        ("HOOKPLANE_HANDSHAKE__POLL_INTERVAL_MS", "3600000"),
+    ];
+    let s = TestServer::start_with(Options {
+        env: env(&vars),
+        dir: Some(dir),
+        clock_at: Some(now()),
+        ..Options::default()
+    })
+    .await;
+    let (st, refused) = s.post(&format!("/api/v1/subscriptions/{sub}/handshake"), json!({})).await;
+    assert_problem(&(st, refused.clone()), 500, "internal");
+    assert!(refused["detail"].as_str().unwrap().contains("HOOKPLANE_MASTER_KEY"), "{refused}");
+    let (st, all) = s.post("/api/v1/handshakes", json!({})).await;
+    assert_eq!(st, 200, "{all}");
+    assert_eq!(all["runs"][0]["failure"]["code"], "credential_unreadable", "recorded, so it alerts: {all}");
+    let (_, shown) = s.get(&format!("/api/v1/subscriptions/{sub}")).await;
+    assert_eq!(shown["status"], "handshake_failed", "{shown}");
+}
