@@ -20,8 +20,10 @@ use crate::contract::demo::MockDestinations;
 use crate::contract::paths;
 use crate::control::Control;
 use crate::control::bulk::BulkReplays;
+use crate::control::erasures::Erasures;
 use crate::domain::Delivery;
 use crate::domain::Job;
+use crate::domain::erasure;
 use crate::domain::job::Preloaded;
 use crate::domain::{Clock, SubscriptionId, SystemClock};
 use crate::handshakes::{ChannelTokens, Handshakes};
@@ -90,6 +92,9 @@ pub struct Core {
     /// Deletes what is past its retention.
     pub retention: Arc<Retention>,
     sweeping: Option<tokio::task::JoinHandle<()>>,
+    /// Privacy erasures, and the watcher that honours redact webhooks.
+    pub erasures: Arc<Erasures>,
+    redact_watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -176,6 +181,13 @@ impl Core {
             registry.snapshot().shopify_app.iter().map(|s| s.fingerprint.clone()).collect(),
             settings.alerts.evaluate_every(),
         ));
+        let erasures = Arc::new(Erasures::new(
+            Arc::clone(&store),
+            Arc::clone(&search),
+            indexer.handle.clone(),
+            Arc::clone(&clock),
+            settings.privacy.clone(),
+        ));
         let handoff = Arc::new(Handoff::new(settings.delivery.concurrency * 4, HANDOFF_MAX_BYTES));
         let hooks = WriterHooks {
             store: Arc::clone(&store),
@@ -183,6 +195,7 @@ impl Core {
             wake: wake.clone(),
             indexer: indexer.handle.clone(),
             alerts: Arc::clone(&alerts),
+            erasures: erasures.honors_redact().then(|| Arc::clone(&erasures)),
         };
         let writer = writer::spawn(
             Arc::clone(&store),
@@ -243,6 +256,12 @@ impl Core {
             indexer.handle.clone(),
         ));
         let sweeping = run_queue.then(|| Arc::clone(&retention).spawn(vitals.part(RETENTION, false)));
+        let redact_watcher = if run_queue {
+            erasures.resume().await.context("cannot read the erasures to go on with")?;
+            erasures.spawn_redact_watcher(vitals.part(REDACTS, false))
+        } else {
+            None
+        };
         Ok(Self {
             settings,
             store,
@@ -267,6 +286,8 @@ impl Core {
             watchdog,
             retention,
             sweeping,
+            erasures,
+            redact_watcher,
         })
     }
 
@@ -275,10 +296,11 @@ impl Core {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.vitals.stopping();
         self.sweeper.abort();
-        for task in [&self.alerting, &self.watchdog, &self.sweeping].into_iter().flatten() {
+        for task in [&self.alerting, &self.watchdog, &self.sweeping, &self.redact_watcher].into_iter().flatten() {
             task.abort();
         }
         self.bulk.stop();
+        self.erasures.stop();
         if let Some(queue) = self.queue {
             queue.stop(Duration::from_secs(self.settings.shutdown_grace_seconds)).await;
         }
@@ -319,6 +341,7 @@ impl Core {
             alerts: Arc::clone(&self.alerts),
             handshakes: Arc::clone(&self.handshakes),
             retention: Arc::clone(&self.retention),
+            erasures: Arc::clone(&self.erasures),
         }
     }
 }
@@ -342,6 +365,8 @@ struct WriterHooks {
     wake: Wake,
     indexer: IndexerHandle,
     alerts: Arc<Alerts>,
+    /// Told when a redact webhook is stored, while redact webhooks are honoured.
+    erasures: Option<Arc<Erasures>>,
 }
 
 impl Hooks for WriterHooks {
@@ -358,6 +383,11 @@ impl Hooks for WriterHooks {
     }
 
     fn stored(&self, deliveries: Vec<(Delivery, Vec<u8>)>, requests: usize) {
+        if let Some(erasures) = &self.erasures
+            && deliveries.iter().any(|(d, _)| erasure::asks_for_erasure(d))
+        {
+            erasures.redact_stored();
+        }
         self.indexer.stored(deliveries, requests);
     }
 
@@ -445,6 +475,7 @@ const SWEEP: &str = "secret sweep";
 const ALERTS: &str = "alerts";
 const HANDSHAKES: &str = "handshake watchdog";
 const RETENTION: &str = "retention sweep";
+const REDACTS: &str = "redact watcher";
 
 /// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
 /// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.

@@ -13,6 +13,7 @@ export const PAGES = [
   { name: 'bulk-replays', nav: 'Bulk replays', heading: 'Bulk replays' },
   { name: 'incidents', nav: 'Incidents', heading: 'Incidents' },
   { name: 'settings', nav: 'Settings', heading: 'Settings' },
+  { name: 'erasures', nav: 'Erasures', heading: 'Erasures' },
   { name: 'api-tokens', nav: 'API tokens', heading: 'API tokens' },
   { name: 'audit-log', nav: 'Audit log', heading: 'Audit log' },
   { name: 'sign-in', heading: 'Sign in' },

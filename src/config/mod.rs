@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::alerts::settings::AlertSettings;
 use crate::auth::AuthSettings;
 use crate::connectors::zoho::{SignatureEncoding, SignatureScheme};
+use crate::control::erasures::PrivacySettings;
 use crate::control::{ControlOptions, DeclaredSubscription};
 use crate::handshakes::settings::HandshakeSettings;
 use crate::http::HttpSettings;
@@ -72,6 +73,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub handshake: HandshakeSettings,
     pub retention: RetentionSettings,
+    pub privacy: PrivacySettings,
     pub subscriptions: Vec<DeclaredSubscription>,
     /// Secrets taken from the environment; never from a file.
     #[serde(skip)]

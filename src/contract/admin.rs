@@ -25,7 +25,8 @@ pub struct AuditEntryOut {
     /// `sign_in`, `sign_in_failed`, `sign_out`, `operator_created`, `password_reset`, `token_created`,
     /// `token_revoked`, `subscription_created`, `subscription_updated`, `secret_rotated`,
     /// `secret_previous_dropped`, `delivery_replayed`, `destination_paused`, `destination_resumed`,
-    /// `bulk_replay_started`, `bulk_replay_cancelled`.
+    /// `bulk_replay_started`, `bulk_replay_cancelled`, and the rest `GET /api/v1/audit`'s `action` filter
+    /// names; `system` performs what Hookplane does by itself (a redact webhook's erasure, say).
     pub action: String,
     pub target_id: Option<String>,
     /// The client's address, for actions over HTTP.

@@ -54,9 +54,31 @@ pub struct DeliveryOut {
     /// The request headers as received, without credentials. Only in the single-delivery answer.
     #[oai(skip_serializing_if_is_none)]
     pub headers: Option<Vec<Header>>,
+    /// Present once a privacy erasure replaced its body by a tombstone (what `preview` then shows).
+    #[oai(skip_serializing_if_is_none)]
+    pub erased: Option<ErasedOut>,
+}
+
+/// What is known of an erased delivery's payload.
+#[derive(Object, Debug, Clone)]
+pub struct ErasedOut {
+    pub erasure_id: String,
+    /// RFC 3339.
+    pub erased_at: String,
+    /// The size of the body it had.
+    pub size_bytes: u64,
 }
 
 impl DeliveryOut {
+    /// Why the dashboard offers no replay of it, if it does not: its payload was erased, or what its
+    /// status and its subscription's destination say (`DeliveryStatus::replay_refusal`).
+    pub fn replay_refusal(&self, forwards: bool) -> Option<&'static str> {
+        if self.erased.is_some() {
+            return Some("Its payload was erased: there is nothing left to replay.");
+        }
+        crate::domain::DeliveryStatus::from(self.status).replay_refusal(forwards)
+    }
+
     pub fn new(l: Listed, headers: Option<Vec<(String, String)>>) -> Self {
         let d = l.delivery;
         Self {
@@ -81,6 +103,11 @@ impl DeliveryOut {
             error_message: d.error_message,
             initiated_by: d.initiated_by,
             verified_with: d.verified_with,
+            erased: d.erased.map(|e| ErasedOut {
+                erasure_id: e.erasure.to_string(),
+                erased_at: time(e.at),
+                size_bytes: e.size_bytes,
+            }),
             matched: l.matched.map(MatchOut::from),
             headers: headers.map(|h| h.into_iter().map(|(name, value)| Header { name, value }).collect()),
         }

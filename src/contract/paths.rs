@@ -26,6 +26,7 @@ pub const DASHBOARD_AUDIT_EXPORT: &str = "/dashboard/audit/export";
 pub const DASHBOARD_TOKENS: &str = "/dashboard/tokens";
 pub const DASHBOARD_SETTINGS: &str = "/dashboard/settings";
 pub const DASHBOARD_REPLAYS: &str = "/dashboard/replays";
+pub const DASHBOARD_ERASURES: &str = "/dashboard/erasures";
 pub const DASHBOARD_INCIDENTS: &str = "/dashboard/incidents";
 pub const DASHBOARD_INCIDENT: &str = "/dashboard/incidents/:id";
 /// The runbook, one section per alert rule (its anchor is the rule's name).

@@ -34,10 +34,9 @@ impl From<crate::domain::replay::Replay> for ReplayOut {
     }
 }
 
-/// A bulk replay asked for: the delivery filters (as `GET /api/v1/deliveries` takes them; at least one), and
-/// either a dry run that only counts, or the rate to replay at.
+/// The delivery filters a bulk operation takes, as `GET /api/v1/deliveries` takes them.
 #[derive(Object, Debug, Clone, Default)]
-pub struct BulkReplayIn {
+pub struct FilterIn {
     pub q: Option<String>,
     pub source: Option<Source>,
     pub topic: Option<String>,
@@ -49,6 +48,45 @@ pub struct BulkReplayIn {
     pub from: Option<String>,
     /// RFC 3339, exclusive; absent: everything received until now (not what arrives while it runs).
     pub to: Option<String>,
+}
+
+impl From<FilterIn> for crate::domain::filter::DeliveryFilter {
+    fn from(f: FilterIn) -> Self {
+        let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        Self {
+            q: given(f.q),
+            source: f.source.map(|s| crate::domain::Source::from(s).as_str().to_owned()),
+            topic: given(f.topic),
+            status: f.status.map(|s| crate::domain::DeliveryStatus::from(s).as_str().to_owned()),
+            subscription: given(f.subscription),
+            account: given(f.account),
+            from: given(f.from),
+            to: given(f.to),
+        }
+    }
+}
+
+impl From<crate::domain::filter::DeliveryFilter> for BulkFilterOut {
+    fn from(f: crate::domain::filter::DeliveryFilter) -> Self {
+        BulkFilterOut {
+            q: f.q,
+            source: f.source,
+            topic: f.topic,
+            status: f.status,
+            subscription: f.subscription,
+            account: f.account,
+            from: f.from,
+            to: f.to,
+        }
+    }
+}
+
+/// A bulk replay asked for: the delivery filters (at least one), and either a dry run that only counts, or
+/// the rate to replay at.
+#[derive(Object, Debug, Clone, Default)]
+pub struct BulkReplayIn {
+    #[oai(flatten)]
+    pub filter: FilterIn,
     /// Only count what would be replayed.
     #[oai(default)]
     pub dry_run: bool,
@@ -109,16 +147,7 @@ impl From<crate::domain::replay::BulkReplay> for BulkReplayOut {
             requested_by: b.requested_by,
             requested_at: time(b.requested_at),
             status: b.status.into(),
-            filter: BulkFilterOut {
-                q: f.q,
-                source: f.source,
-                topic: f.topic,
-                status: f.status,
-                subscription: f.subscription,
-                account: f.account,
-                from: f.from,
-                to: f.to,
-            },
+            filter: f.into(),
             rate_per_second: b.rate_per_second,
             matched: b.matched,
             replayed: b.replayed,

@@ -45,6 +45,25 @@ pub fn query_of(f: &DeliveryFilter) -> Result<Query, BulkError> {
     Ok(Query { text, filter, before: None, limit: PAGE })
 }
 
+/// How many deliveries match `query`, counting up to one past `most`.
+pub async fn count(store: &Arc<Store>, search: &Arc<SearchIndex>, query: Query, most: u64) -> Result<u64, BulkError> {
+    let search = Arc::clone(search);
+    Ok(store
+        .read(move |db| {
+            let mut q = query;
+            let mut n = 0u64;
+            loop {
+                let page = loader::deliveries_page(db, &search, &q)?;
+                n += page.items.len() as u64;
+                match page.next_cursor {
+                    Some(c) if n <= most => q.before = Some(c),
+                    _ => return Ok::<_, LoadError>(n),
+                }
+            }
+        })
+        .await?)
+}
+
 /// The running bulk replays, and what they need.
 pub struct BulkReplays {
     store: Arc<Store>,
@@ -70,22 +89,7 @@ impl BulkReplays {
 
     /// How many deliveries match `query`, counting up to one past [`BULK_MAX`].
     pub async fn count(&self, query: Query) -> Result<u64, BulkError> {
-        let search = Arc::clone(&self.search);
-        Ok(self
-            .store
-            .read(move |db| {
-                let mut q = query;
-                let mut n = 0u64;
-                loop {
-                    let page = loader::deliveries_page(db, &search, &q)?;
-                    n += page.items.len() as u64;
-                    match page.next_cursor {
-                        Some(c) if n <= BULK_MAX => q.before = Some(c),
-                        _ => return Ok::<_, LoadError>(n),
-                    }
-                }
-            })
-            .await?)
+        count(&self.store, &self.search, query, BULK_MAX).await
     }
 
     /// Starts a bulk replay of `matched` deliveries. The filter is fixed to what had arrived by now, so

@@ -4,6 +4,7 @@
 pub mod bulk;
 mod declared;
 mod destinations;
+pub mod erasures;
 pub mod queue;
 mod retention;
 mod secrets;

@@ -159,6 +159,9 @@ impl Control {
             Err(e) => return Err(e.into()),
         };
         let (delivery, payload) = found.ok_or_else(|| ReplayError::NotFound(format!("no delivery {id}")))?;
+        if let Some(e) = &delivery.erased {
+            return Err(ReplayError::Refused(format!("{id}: {}", e.replay_refusal())));
+        }
         if delivery.status.attempts_under_way() {
             // Its own job is still live: a replay now would send it twice, side by side.
             return Err(ReplayError::Refused(format!(
@@ -170,8 +173,14 @@ impl Control {
         let signature = recheck(&delivery, &payload)?;
         let tx = db.begin_write().map_err(StoreError::from)?;
         // Retention may have deleted it since it was read: a replay of nothing would leave a job behind.
-        if !deliveries::exists_in(&tx, id)? {
-            return Err(ReplayError::NotFound(format!("no delivery {id}: its retention ended")));
+        // …or an erasure may have erased it.
+        match deliveries::record_in(&tx, id)? {
+            None => return Err(ReplayError::NotFound(format!("no delivery {id}: its retention ended"))),
+            Some(d) => {
+                if let Some(e) = &d.erased {
+                    return Err(ReplayError::Refused(format!("{id}: {}", e.replay_refusal())));
+                }
+            }
         }
         let sub = subscriptions::get_in(&tx, delivery.subscription_id)?
             .ok_or_else(|| ReplayError::NotFound(format!("the subscription of {id} no longer exists")))?;

@@ -46,10 +46,15 @@ pub enum AuditAction {
     CredentialRemoved,
     /// A setting changed in the dashboard (retention), with before and after.
     SettingsChanged,
+    /// Payloads were set to be erased: by an operator, or by `system` for a redact webhook.
+    ErasureStarted,
+    ErasureCancelled,
+    /// An erasure ended, with how many payloads it erased.
+    ErasureFinished,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -73,6 +78,9 @@ impl AuditAction {
         AuditAction::CredentialSet,
         AuditAction::CredentialRemoved,
         AuditAction::SettingsChanged,
+        AuditAction::ErasureStarted,
+        AuditAction::ErasureCancelled,
+        AuditAction::ErasureFinished,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -100,6 +108,9 @@ impl AuditAction {
             AuditAction::CredentialSet => "credential_set",
             AuditAction::CredentialRemoved => "credential_removed",
             AuditAction::SettingsChanged => "settings_changed",
+            AuditAction::ErasureStarted => "erasure_started",
+            AuditAction::ErasureCancelled => "erasure_cancelled",
+            AuditAction::ErasureFinished => "erasure_finished",
         }
     }
 }

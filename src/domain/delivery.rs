@@ -42,6 +42,9 @@ pub struct Delivery {
     /// secret is still held and check the provider's signature again. Absent on deliveries stored before.
     #[serde(default)]
     pub verified_fingerprint: Option<String>,
+    /// Set once a privacy erasure replaced its body by a tombstone.
+    #[serde(default)]
+    pub erased: Option<super::erasure::Erased>,
 }
 
 /// Where a text search matched a delivery's body: a fragment of the body and the byte ranges of the matched

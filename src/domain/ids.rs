@@ -150,6 +150,12 @@ typed_id!(
     "bulk replay"
 );
 typed_id!(
+    /// One privacy erasure: the payloads of every delivery matching a filter, replaced by a tombstone.
+    ErasureId,
+    "ers_",
+    "erasure"
+);
+typed_id!(
     /// One API token (its id, never the token).
     TokenId,
     "tok_",

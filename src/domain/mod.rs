@@ -7,6 +7,7 @@ pub mod audit;
 pub mod clock;
 pub mod credential;
 pub mod delivery;
+pub mod erasure;
 pub mod filter;
 pub mod handshake;
 pub mod health;
@@ -24,7 +25,7 @@ pub mod subscription;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use delivery::{Delivery, Payload};
-pub use ids::{BulkReplayId, DeliveryId, JobId, ReplayId, SubscriptionId};
+pub use ids::{BulkReplayId, DeliveryId, ErasureId, JobId, ReplayId, SubscriptionId};
 pub use job::{Job, JobIndex, JobKind, JobState, Lease};
 pub use rejection::RejectCause;
 pub use source::Source;

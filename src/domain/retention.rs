@@ -103,6 +103,7 @@ mod tests {
             initiated_by: "provider".to_owned(),
             verified_with: "current".to_owned(),
             verified_fingerprint: None,
+            erased: None,
         };
         let day = Timestamp::from_millis(DAY_MS);
         assert_eq!(stub(&d, day, &WINDOWS).map(|s| s.keep_until), Some(Timestamp::from_millis(76 * HOUR_MS)));

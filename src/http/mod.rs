@@ -66,6 +66,8 @@ pub struct AppState {
     pub search: Arc<crate::search::SearchIndex>,
     pub gate: Arc<crate::auth::Gate>,
     pub bulk: Arc<crate::control::bulk::BulkReplays>,
+    /// Privacy erasures.
+    pub erasures: Arc<crate::control::erasures::Erasures>,
     /// The demo's processing service, under `serve --demo`: the dashboard offers to flip its destinations.
     pub demo: Option<Arc<dyn crate::contract::demo::MockDestinations>>,
 }
@@ -114,6 +116,10 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
             paths::DASHBOARD_REPLAYS,
             get(access::PageGuard::viewer(dashboard::view_replays_get))
                 .post(access::PageGuard::admin(dashboard::view_replays_post)),
+        )
+        .at(
+            paths::DASHBOARD_ERASURES,
+            access::PageGuard::admin(get(dashboard::view_erasures_get).post(dashboard::view_erasures_post)),
         )
         .at(paths::DASHBOARD_INCIDENTS, page(get(dashboard::view_incidents_get)))
         .at(

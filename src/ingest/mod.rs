@@ -410,6 +410,7 @@ impl Ingest {
             initiated_by: INITIATED_BY_PROVIDER.to_owned(),
             verified_with: v.verified_with.to_owned(),
             verified_fingerprint: Some(v.verified_fingerprint),
+            erased: None,
         };
         let job = match &v.target {
             Target::Known(id) => cx.registry.get(*id).and_then(|e| bind(&mut delivery, &e.sub)),

@@ -338,7 +338,11 @@ impl Worker {
         if Some(d.id) <= self.position {
             self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(d.id)));
         }
-        if let Err(e) = self.writer.add_document(self.index.document(d, body)) {
+        // An erased delivery has no document: its tombstone says nothing worth finding. It still moves the
+        // position on, which is how an erasure knows the index has seen everything before it.
+        if d.erased.is_none()
+            && let Err(e) = self.writer.add_document(self.index.document(d, body))
+        {
             tracing::error!(error = %e, delivery = %d.id, "indexing a delivery failed");
             return;
         }

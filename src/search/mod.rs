@@ -61,6 +61,8 @@ pub const MAX_INDEXED_BYTES: usize = 256 * 1024;
 pub enum IndexError {
     #[error("search index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
     #[error("search index directory {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -126,6 +128,21 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
+    /// Whether every delivery `db` holds from before `before` is in the index (or was left out, erased):
+    /// the index's last commit got past them all. A search for what to erase waits for this, so a delivery
+    /// stored a moment earlier is not missed, and its document cannot come after the erasure's deletion.
+    pub fn indexed_before(&self, db: &redb::Database, before: DeliveryId) -> Result<bool, IndexError> {
+        let position = self.index.load_metas()?.payload.as_deref().and_then(indexer::parse_position);
+        let next = |after| crate::storage::deliveries::next_id(db, after);
+        Ok(match position {
+            Some(p) if p.resume >= before => true,
+            // Deferred: the deliveries from `resume` on are not all indexed yet.
+            Some(p) if p.resume < p.newest => false,
+            Some(p) => next(Some(p.resume))?.is_none_or(|n| n >= before),
+            None => next(None)?.is_none_or(|n| n >= before),
+        })
+    }
+
     /// Opens the index in `dir`, or creates it empty when it is missing, unreadable or of another schema
     /// version, in which case the caller rebuilds it from redb.
     pub fn open(dir: &Path) -> Result<(Self, Opened), IndexError> {

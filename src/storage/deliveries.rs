@@ -49,7 +49,7 @@ impl NewDelivery {
     }
 }
 
-fn join(record: &[u8], payload: &[u8]) -> Result<Vec<u8>, StoreError> {
+pub(super) fn join(record: &[u8], payload: &[u8]) -> Result<Vec<u8>, StoreError> {
     let len = u32::try_from(record.len())
         .map_err(|_| StoreError::Corrupt { table: "deliveries_v1", detail: "record over 4 GiB".into() })?;
     let mut row = Vec::with_capacity(4 + record.len() + payload.len());
@@ -60,7 +60,7 @@ fn join(record: &[u8], payload: &[u8]) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The record and payload parts of a stored row.
-fn split(row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+pub(super) fn split(row: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
     let bad = || StoreError::Corrupt { table: "deliveries_v1", detail: "row shorter than its record length".into() };
     let len = row.get(..4).ok_or_else(bad)?;
     let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
@@ -111,6 +111,7 @@ pub(crate) fn sample(at: crate::domain::Timestamp, source: Source, status: crate
         initiated_by: "provider".into(),
         verified_with: "current".into(),
         verified_fingerprint: None,
+        erased: None,
     }
 }
 
@@ -214,8 +215,11 @@ fn with_preview(delivery: Delivery, stored: &[u8]) -> Result<(Listed, HeaderList
 
 /// One delivery with its preview and the headers it arrived with.
 /// Whether the delivery is still stored, as `tx` sees it.
-pub fn exists_in(tx: &WriteTransaction, id: DeliveryId) -> Result<bool, StoreError> {
-    Ok(tx.open_table(tables::DELIVERIES)?.get(id.as_u128())?.is_some())
+/// The record of a delivery, read in a write transaction.
+pub fn record_in(tx: &WriteTransaction, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+    let table = tx.open_table(tables::DELIVERIES)?;
+    let found = table.get(id.as_u128())?;
+    found.map(|row| decode_record(row.value())).transpose()
 }
 
 pub fn get(db: &Database, id: DeliveryId) -> Result<Option<(Listed, HeaderList)>, StoreError> {
@@ -392,6 +396,15 @@ pub fn list(db: &Database, filter: &Filter, before: Option<DeliveryId>, limit: u
         last_examined
     };
     Ok(Page { items, next_cursor })
+}
+
+/// The id of the first delivery after `after` (from the first when `None`), reading keys only.
+pub fn next_id(db: &Database, after: Option<DeliveryId>) -> Result<Option<DeliveryId>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::DELIVERIES)?;
+    let from = after.map_or(0, |a| a.as_u128().saturating_add(1));
+    let first = t.range(from..)?.next().transpose()?;
+    Ok(first.map(|(k, _)| DeliveryId::from_u128(k.value())))
 }
 
 /// Up to `limit` deliveries with their exact bodies, in id order, starting after `after` (from the first

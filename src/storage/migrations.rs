@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "incidents and their notifications", run: v7_incidents },
     Migration { version: 8, name: "handshakes and provider credentials", run: v8_handshakes },
     Migration { version: 9, name: "dedupe keys of deleted deliveries", run: v9_dedupe_stubs },
+    Migration { version: 10, name: "privacy erasures", run: v10_erasures },
 ];
 
 /// The version a database has once every migration ran.
@@ -154,6 +155,11 @@ fn v8_handshakes(tx: &WriteTransaction) -> Result<(), StoreError> {
 
 fn v9_dedupe_stubs(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::DEDUPE_STUBS.def())?;
+    Ok(())
+}
+
+fn v10_erasures(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::ERASURES.def())?;
     Ok(())
 }
 

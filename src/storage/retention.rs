@@ -8,7 +8,7 @@ use redb::{Database, ReadableTable, WriteTransaction};
 use super::{StoreError, tables};
 use crate::domain::replay::ReplayStatus;
 use crate::domain::retention::{self, RetryWindows};
-use crate::domain::{DeliveryId, JobState, SubscriptionId, Timestamp};
+use crate::domain::{Delivery, DeliveryId, JobState, SubscriptionId, Timestamp};
 
 /// What one batch deleted.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -137,25 +137,12 @@ fn purge(
         tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
         return Ok(Purged::Deleted { stub: false });
     };
-    let mut by_delivery = tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
-    let replays: Vec<u128> = {
-        let mut r = Vec::new();
-        for row in by_delivery.range((id, 0)..=(id, u128::MAX))? {
-            r.push(row?.0.value().1);
-        }
-        r
-    };
-    let mut records = tx.open_table(tables::REPLAYS.def())?;
-    let mut pending = false;
-    for replay in &replays {
-        let status = records.get(*replay)?.map(|v| tables::REPLAYS.decode(v.value())).transpose()?.map(|r| r.status);
-        pending |=
-            status.is_some_and(|s| matches!(s, ReplayStatus::Queued | ReplayStatus::Retrying | ReplayStatus::Held));
-    }
-    // Its own attempts, or a replay's, are under way (or held by a pause): their answers need it.
-    if d.status.attempts_under_way() || pending {
+    let (replays, busy) = replays_of(tx, &d)?;
+    if busy {
         return Ok(Purged::Busy(d.received_at));
     }
+    let mut by_delivery = tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
+    let mut records = tx.open_table(tables::REPLAYS.def())?;
     deliveries.remove(id)?;
     tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
     if let Some(code) = tables::indexed_status(d.status) {
@@ -185,6 +172,25 @@ fn purge(
         tx.open_table(tables::DEDUPE_STUBS.def())?.insert(id, tables::DEDUPE_STUBS.encode(s)?.as_slice())?;
     }
     Ok(Purged::Deleted { stub: stub.is_some() })
+}
+
+/// The replays of `d`, and whether it is busy: its own attempts, or a replay's, are under way (or held by a
+/// pause), and their answers need its payload.
+pub(super) fn replays_of(tx: &WriteTransaction, d: &Delivery) -> Result<(Vec<u128>, bool), StoreError> {
+    let id = d.id.as_u128();
+    let by_delivery = tx.open_table(tables::REPLAYS_BY_DELIVERY)?;
+    let mut replays = Vec::new();
+    for row in by_delivery.range((id, 0)..=(id, u128::MAX))? {
+        replays.push(row?.0.value().1);
+    }
+    let records = tx.open_table(tables::REPLAYS.def())?;
+    let mut pending = false;
+    for replay in &replays {
+        let status = records.get(*replay)?.map(|v| tables::REPLAYS.decode(v.value())).transpose()?.map(|r| r.status);
+        pending |=
+            status.is_some_and(|s| matches!(s, ReplayStatus::Queued | ReplayStatus::Retrying | ReplayStatus::Held));
+    }
+    Ok((replays, d.status.attempts_under_way() || pending))
 }
 
 /// Where a scan goes on from, in `META` as the high and low halves of a key: scans that go on where the

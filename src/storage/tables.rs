@@ -12,6 +12,7 @@ use crate::domain::access::Session;
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
 use crate::domain::credential::StoredCredential;
+use crate::domain::erasure::Erasure;
 use crate::domain::handshake::{HandshakeRun, HandshakeState};
 use crate::domain::health::Counters;
 use crate::domain::incident::Incident;
@@ -169,3 +170,6 @@ pub const CREDENTIALS: RecordTable<&str, StoredCredential> = RecordTable::new("c
 /// Delivery id → the dedupe key of a delivery retention deleted, kept until its provider can no longer send
 /// it again (`DedupeStub::keep_until`), so a late retry is still a repeat. Nothing else of it is kept.
 pub const DEDUPE_STUBS: RecordTable<u128, DedupeStub> = RecordTable::new("dedupe_stubs_v1");
+
+/// Erasure id → erasure with its filter and progress. A redact webhook's erasure has its delivery's id.
+pub const ERASURES: RecordTable<u128, Erasure> = RecordTable::new("erasures_v1");

@@ -55,7 +55,7 @@ impl Render for DeliveryPage<'_> {
                 h1 { code { (d.topic) } " " (status_badge(d)) }
                 p.subdued { (d.id) }
                 @if self.chrome.operator {
-                    @match crate::domain::DeliveryStatus::from(d.status).replay_refusal(self.forwards) {
+                    @match d.replay_refusal(self.forwards) {
                         Some(reason) => (Unavailable { label: "Replay", reason, key: &d.id }),
                         None => (ActionForm {
                             intent: "replay",
@@ -70,6 +70,12 @@ impl Render for DeliveryPage<'_> {
             }
             @if let Some(e) = &d.error_message {
                 (Banner { tone: Tone::Critical, title: "The last attempt failed", body: html! { p { (e) } } })
+            }
+            @if let Some(e) = &d.erased {
+                (Banner { tone: Tone::Info, title: "Payload erased", body: html! {
+                    p { "Erasure " code { (e.erasure_id) } " replaced its body of " (format::bytes(e.size_bytes)) " by a tombstone on "
+                        time datetime=(e.erased_at) { (format::time(&e.erased_at)) } ". What is shown below is the tombstone." }
+                } })
             }
             div.card {
                 dl.facts {

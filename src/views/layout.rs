@@ -64,6 +64,7 @@ pub fn page(title: &str, chrome: &Chrome, main: Markup) -> Markup {
                         a href=(paths::DASHBOARD_INCIDENTS) { "Incidents" }
                         a href=(paths::DASHBOARD_SETTINGS) { "Settings" }
                         @if chrome.admin {
+                            a href=(paths::DASHBOARD_ERASURES) { "Erasures" }
                             a href=(paths::DASHBOARD_TOKENS) { "API tokens" }
                             a href=(paths::DASHBOARD_AUDIT) { "Audit log" }
                         }

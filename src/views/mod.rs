@@ -5,6 +5,7 @@ pub mod audit;
 pub mod components;
 pub mod delivery;
 mod demo;
+pub mod erasures;
 mod format;
 pub mod incidents;
 pub mod json;

@@ -98,6 +98,21 @@ impl Render for Notice {
                     p { code { (target) } " stopped; what it replayed stays replayed." }
                 } })
             },
+            Some("erasure_counted") => html! {
+                (Banner { tone: Tone::Warning, title: &format!("{count} deliveries match"), body: html! {
+                    p { "Nothing was erased yet. Tick the confirmation and press Erase them to erase every one of their payloads." }
+                } })
+            },
+            Some("erasure_started") => html! {
+                (Toast { title: "Erasure started", body: html! {
+                    p { code { (target) } " erases the payloads of " (count) " deliveries in the background; its progress shows below." }
+                } })
+            },
+            Some("erasure_cancelled") => html! {
+                (Toast { title: "Erasure cancelled", body: html! {
+                    p { code { (target) } " stopped; what it erased stays erased." }
+                } })
+            },
             Some("acknowledged") => html! {
                 (Toast { title: "Incident acknowledged", body: html! {
                     p { "It is yours now; the alert sinks were told. It resolves by itself once its rule stays clear." }

@@ -20,7 +20,8 @@ pub struct ReplaysView<'a> {
     pub chrome: &'a Chrome,
 }
 
-fn badge(s: BulkStatus) -> Badge<'static> {
+/// A bulk operation's status (bulk replays, erasures).
+pub fn badge(s: BulkStatus) -> Badge<'static> {
     match s {
         BulkStatus::Running => Badge { tone: Tone::Info, label: "Running" },
         BulkStatus::Done => Badge { tone: Tone::Success, label: "Done" },

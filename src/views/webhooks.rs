@@ -348,7 +348,7 @@ fn delivery_row(d: &DeliveryOut, chrome: &Chrome, here: &str, forwards: bool, no
                     }
                 }
                 @if chrome.operator {
-                    @match status.replay_refusal(forwards) {
+                    @match d.replay_refusal(forwards) {
                         Some(reason) => (Unavailable { label: "Replay", reason, key: &d.id }),
                         None => (ActionForm {
                             intent: "replay",

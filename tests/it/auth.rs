@@ -41,6 +41,10 @@ fn api_operations() -> Vec<(Method, &'static str, Role)> {
         (Method::GET, "/api/v1/replays", Role::Viewer),
         (Method::GET, "/api/v1/replays/blk_01J0000000000000000000000A", Role::Viewer),
         (Method::POST, "/api/v1/replays/blk_01J0000000000000000000000A/cancel", Role::Admin),
+        (Method::POST, "/api/v1/erasures", Role::Admin),
+        (Method::GET, "/api/v1/erasures", Role::Admin),
+        (Method::GET, "/api/v1/erasures/ers_01J0000000000000000000000A", Role::Admin),
+        (Method::POST, "/api/v1/erasures/ers_01J0000000000000000000000A/cancel", Role::Admin),
     ]
 }
 
@@ -57,6 +61,8 @@ fn page_routes() -> Vec<(Method, &'static str, Role)> {
         (Method::POST, "/dashboard/tokens", Role::Admin),
         (Method::GET, "/dashboard/replays", Role::Viewer),
         (Method::POST, "/dashboard/replays", Role::Admin),
+        (Method::GET, "/dashboard/erasures", Role::Admin),
+        (Method::POST, "/dashboard/erasures", Role::Admin),
         (Method::POST, "/dashboard/webhooks", Role::Operator),
         (Method::POST, "/logout", Role::Viewer),
     ]
@@ -253,7 +259,7 @@ async fn every_route_answers_each_caller_as_it_should() {
     assert_eq!(checked, routes * callers_n);
     assert_eq!(
         (api_operations().len(), page_routes().len(), public_routes().len() + ingest_routes().len(), callers_n),
-        (26, 12, 10, 11),
+        (30, 14, 10, 11),
         "the matrix's size"
     );
 }

@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod dashboard;
 pub(crate) mod deliveries;
+mod erasures;
 mod error;
 pub(crate) mod handshakes;
 mod incidents;
@@ -20,6 +21,7 @@ use poem_openapi::{OpenApiService, Tags};
 pub(crate) use audit::{audit_export, audit_page, export_disposition};
 pub(crate) use dashboard::dashboard_payload;
 pub(crate) use deliveries::{DeliveryParams, ReplayResponse, query, replay};
+pub(crate) use erasures::{StartErasureResponse, start_erasure};
 pub use error::ApiError;
 pub(crate) use incidents::{acknowledge, incident, incident_page};
 pub(crate) use replays::{StartBulkResponse, start_bulk_filter};
@@ -42,6 +44,8 @@ enum ApiTags {
     Tokens,
     /// Bulk replays: every delivery matching a filter, replayed in the background.
     Replays,
+    /// Privacy erasures: the payloads of every delivery matching a filter, replaced by a tombstone.
+    Erasures,
     /// Incidents: an alert rule holding for a subscription, from opening to resolution, with its notifications.
     Incidents,
     /// Handshakes keep subscriptions registered at their providers; credentials are what they sign in with.
@@ -58,6 +62,7 @@ pub type Apis = (
     audit::AuditApi,
     tokens::TokensApi,
     replays::ReplaysApi,
+    erasures::ErasuresApi,
     incidents::IncidentsApi,
     handshakes::HandshakesApi,
     settings::SettingsApi,

@@ -5,7 +5,6 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
-use super::deliveries::{source_text, status_text};
 use super::error::ApiError;
 use crate::contract::{BulkReplayIn, BulkReplayOut, BulkReplayPreview};
 use crate::control::bulk::{self, BulkError};
@@ -59,16 +58,7 @@ fn parse_id(raw: &str) -> Result<BulkReplayId, ApiError> {
 
 /// Counts, or starts, a bulk replay for `by`.
 async fn start_bulk(state: &AppState, by: Actor, input: BulkReplayIn) -> Result<StartBulkResponse, ApiError> {
-    let filter = DeliveryFilter {
-        q: input.q.filter(|q| !q.trim().is_empty()),
-        source: source_text(input.source),
-        topic: input.topic.filter(|t| !t.is_empty()),
-        status: status_text(input.status),
-        subscription: input.subscription.filter(|s| !s.is_empty()),
-        account: input.account.filter(|a| !a.is_empty()),
-        from: input.from.filter(|f| !f.is_empty()),
-        to: input.to.filter(|t| !t.is_empty()),
-    };
+    let filter = DeliveryFilter::from(input.filter);
     start_bulk_filter(state, by, filter, input.dry_run, input.rate_per_second).await
 }
 

@@ -4,6 +4,7 @@
 
 mod audit;
 mod delivery;
+mod erasures;
 mod incidents;
 mod replays;
 mod settings;
@@ -16,6 +17,7 @@ use poem::{Response, handler};
 
 pub use self::audit::{view_audit_export_get, view_audit_get};
 pub use self::delivery::{view_delivery_body_get, view_delivery_get};
+pub use self::erasures::{view_erasures_get, view_erasures_post};
 pub use self::incidents::{view_incident_get, view_incident_post, view_incidents_get, view_runbook_get};
 pub use self::replays::{view_replays_get, view_replays_post};
 pub use self::settings::{view_settings_get, view_settings_post};

@@ -1,0 +1,396 @@
+//! Privacy erasures: the payloads of every delivery matching a filter replaced by a tombstone, in the
+//! background, page by page, each page in one transaction with the erasure's progress, so a restart goes on
+//! from where it was. An operator asks for one (`POST /api/v1/erasures`); with
+//! `privacy.honor_shopify_redact`, each stored `customers/redact` or `shop/redact` webhook asks for one,
+//! audited as `system`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::bulk::{self, BulkError, query_of};
+use crate::domain::audit::{Actor, AuditAction, Change};
+use crate::domain::erasure::{self, Erasure};
+use crate::domain::filter::DeliveryFilter;
+use crate::domain::replay::BulkStatus;
+use crate::domain::{Clock, DeliveryId, ErasureId, Timestamp};
+use crate::loader::{self, LoadError};
+use crate::search::SearchIndex;
+use crate::search::indexer::IndexerHandle;
+use crate::storage::{Store, StoreError, audit, erasures};
+use crate::task::AliveGuard;
+
+/// The `[privacy]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Whether a stored `customers/redact` or `shop/redact` webhook erases the payloads about that customer
+    /// or shop. Off unless asked for: the processing service may need those payloads to do its own part.
+    pub honor_shopify_redact: bool,
+}
+
+/// The most deliveries a dry run counts; an erasure itself has no limit.
+pub const COUNT_MOST: u64 = 1_000_000;
+/// How often the index is checked while an erasure waits for it to catch up.
+const INDEX_POLL: Duration = Duration::from_millis(200);
+/// How often redact webhooks are looked for besides when one is stored.
+const REDACT_POLL: Duration = Duration::from_secs(30);
+/// Redact webhooks are looked for from this long before the newest one seen: ids are taken a moment
+/// before their commit, so they can commit out of order.
+const REDACT_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+pub struct Erasures {
+    store: Arc<Store>,
+    search: Arc<SearchIndex>,
+    indexer: IndexerHandle,
+    clock: Arc<dyn Clock>,
+    settings: PrivacySettings,
+    running: Mutex<HashMap<ErasureId, Arc<AtomicBool>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Poked when a redact webhook is stored.
+    redacted: tokio::sync::Notify,
+}
+
+impl Erasures {
+    pub fn new(
+        store: Arc<Store>,
+        search: Arc<SearchIndex>,
+        indexer: IndexerHandle,
+        clock: Arc<dyn Clock>,
+        settings: PrivacySettings,
+    ) -> Self {
+        Self {
+            store,
+            search,
+            indexer,
+            clock,
+            settings,
+            running: Mutex::default(),
+            tasks: Mutex::default(),
+            redacted: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn honors_redact(&self) -> bool {
+        self.settings.honor_shopify_redact
+    }
+
+    /// How many deliveries `filter` matches, up to one past [`COUNT_MOST`].
+    pub async fn count(&self, filter: &DeliveryFilter) -> Result<u64, BulkError> {
+        bulk::count(&self.store, &self.search, query_of(filter)?, COUNT_MOST).await
+    }
+
+    /// Starts erasing what `filter` matches (at most `matched` when counted now). `to` is fixed at now when
+    /// absent, so what arrives later is not erased.
+    pub async fn start(
+        self: &Arc<Self>,
+        mut filter: DeliveryFilter,
+        matched: u64,
+        reason: Option<String>,
+        by: Actor,
+    ) -> Result<Erasure, BulkError> {
+        let now = self.clock.now();
+        if filter.to.is_none() {
+            filter.to = Some(now.plus_millis(1).to_rfc3339());
+        }
+        query_of(&filter)?;
+        let e = fresh(ErasureId::new(now), now, filter, matched, reason, None, &by);
+        self.record(e.clone(), &by).await?;
+        self.spawn(e.clone(), by);
+        Ok(e)
+    }
+
+    async fn record(&self, e: Erasure, by: &Actor) -> Result<bool, StoreError> {
+        let by = by.clone();
+        self.store
+            .read(move |db| {
+                let tx = db.begin_write()?;
+                if erasures::get_in(&tx, e.id)?.is_some() {
+                    return Ok(false);
+                }
+                erasures::put(&tx, &e)?;
+                audit::append(&tx, &started(&e, &by))?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Goes on with every erasure that was running when Hookplane stopped.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let found = self.store.read(erasures::running).await?;
+        let n = found.len();
+        for e in found {
+            tracing::info!(erasure = %e.id, erased = e.erased, "going on with an erasure");
+            let by = Actor { label: e.requested_by.clone(), client: None };
+            self.spawn(e, by);
+        }
+        Ok(n)
+    }
+
+    /// Stops a running erasure; what it erased stays erased.
+    pub async fn cancel(&self, id: ErasureId, by: Actor) -> Result<Erasure, BulkError> {
+        let now = self.clock.now();
+        let cancelled = self
+            .store
+            .read(move |db| {
+                let tx = db.begin_write()?;
+                let Some(mut e) = erasures::get_in(&tx, id)? else { return Ok(None) };
+                if e.status != BulkStatus::Running {
+                    return Ok(Some(Err(e)));
+                }
+                e.status = BulkStatus::Cancelled;
+                e.finished_at = Some(now);
+                erasures::put(&tx, &e)?;
+                let entry = by
+                    .entry(now, AuditAction::ErasureCancelled)
+                    .target(id)
+                    .change(Change::changed("status", "running", "cancelled"))
+                    .change(Change::set("erased", e.erased.to_string()));
+                audit::append(&tx, &entry)?;
+                tx.commit()?;
+                Ok::<_, StoreError>(Some(Ok(e)))
+            })
+            .await?;
+        match cancelled {
+            None => Err(BulkError::NotFound(format!("no erasure {id}"))),
+            Some(Err(ended)) => Err(BulkError::Ended(format!(
+                "erasure {id} has ended already ({}); there is nothing to cancel",
+                ended.status.as_str()
+            ))),
+            Some(Ok(e)) => {
+                if let Some(flag) = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id) {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                Ok(e)
+            }
+        }
+    }
+
+    /// Stops every erasure of this process; their progress is stored, and they go on at the next start.
+    pub fn stop(&self) {
+        for t in self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Tells the redact watcher a redact webhook was stored.
+    pub fn redact_stored(&self) {
+        self.redacted.notify_one();
+    }
+
+    /// With `privacy.honor_shopify_redact`, starts an erasure for every redact webhook stored without one:
+    /// at start, whenever one is stored, and every half minute.
+    pub fn spawn_redact_watcher(self: &Arc<Self>, guard: AliveGuard) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.settings.honor_shopify_redact {
+            return None;
+        }
+        let this = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let _guard = guard;
+            let mut after: Option<DeliveryId> = None;
+            loop {
+                match this.honor_redacts(after).await {
+                    Ok(newest) => {
+                        if let Some(n) = newest {
+                            let from = n.timestamp().plus_millis(-REDACT_MARGIN_MS);
+                            after = after.max(Some(DeliveryId::first_at(from)));
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "looking for redact webhooks failed; will retry"),
+                }
+                let _ = tokio::time::timeout(REDACT_POLL, this.redacted.notified()).await;
+            }
+        }))
+    }
+
+    /// Starts the erasures the redact webhooks after `after` ask for; returns the newest webhook seen.
+    async fn honor_redacts(self: &Arc<Self>, after: Option<DeliveryId>) -> Result<Option<DeliveryId>, StoreError> {
+        let found = self.store.read(move |db| erasures::unhandled_redacts(db, after, 100)).await?;
+        let newest = found.last().map(|(d, _)| d.id);
+        let by = Actor::system();
+        for (d, body) in found {
+            let Some(asked) = erasure::redact_filter(&d, &body) else { continue };
+            let now = self.clock.now();
+            let id = Erasure::id_for_redact(d.id);
+            let e = match asked {
+                Ok((filter, why)) => fresh(id, now, filter, 0, Some(why), Some(d.id), &by),
+                Err(why) => {
+                    // Recorded failed, so it shows and the watcher does not ask again.
+                    tracing::error!(delivery = %d.id, %why, "a redact webhook cannot be honoured");
+                    let mut e = fresh(id, now, DeliveryFilter::default(), 0, Some(d.topic.clone()), Some(d.id), &by);
+                    e.status = BulkStatus::Failed;
+                    e.finished_at = Some(now);
+                    e.error = Some(why);
+                    e
+                }
+            };
+            if self.record(e.clone(), &by).await? && e.status == BulkStatus::Running {
+                tracing::info!(erasure = %e.id, delivery = %d.id, topic = %d.topic, "honouring a redact webhook");
+                self.spawn(e, by.clone());
+            }
+        }
+        Ok(newest)
+    }
+
+    fn spawn(self: &Arc<Self>, e: Erasure, by: Actor) {
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(e.id, Arc::clone(&cancel));
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let id = e.id;
+            let outcome = this.run(e, &cancel).await;
+            let now = this.clock.now();
+            let ended = this
+                .store
+                .read(move |db| {
+                    let tx = db.begin_write()?;
+                    let Some(mut e) = erasures::get_in(&tx, id)? else { return Ok(()) };
+                    if e.status != BulkStatus::Running || cancel.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    match outcome {
+                        Ok(()) => e.status = BulkStatus::Done,
+                        Err(err) => {
+                            tracing::error!(erasure = %id, error = %err, "an erasure failed");
+                            e.status = BulkStatus::Failed;
+                            e.error = Some(err.to_string());
+                        }
+                    }
+                    e.finished_at = Some(now);
+                    erasures::put(&tx, &e)?;
+                    audit::append(&tx, &finished(&e, &by, now))?;
+                    tx.commit()?;
+                    Ok::<_, StoreError>(())
+                })
+                .await;
+            if let Err(e) = ended {
+                tracing::error!(erasure = %id, error = %e, "recording the end of an erasure failed; it goes on at the next start");
+            }
+            this.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        });
+        let mut tasks = self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    async fn run(&self, e: Erasure, cancel: &AtomicBool) -> Result<(), BulkError> {
+        let mut query = query_of(&e.filter)?;
+        let before = query.filter.to.map_or_else(|| DeliveryId::first_at(self.clock.now()), DeliveryId::first_at);
+        // Everything stored before it must be in the index first: a search would miss the rest, and a
+        // document added after the erasure deleted it would bring the payload back into the index.
+        loop {
+            let search = Arc::clone(&self.search);
+            let ready = self.store.read(move |db| Ok::<_, StoreError>(search.indexed_before(db, before))).await?;
+            match ready {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(erasure = %e.id, error = %err, "cannot tell whether the search index has caught up; waiting")
+                }
+            }
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            tokio::time::sleep(INDEX_POLL).await;
+        }
+        if e.cursor.is_none() {
+            let matched = bulk::count(&self.store, &self.search, query.clone(), u64::MAX - 1).await?;
+            let id = e.id;
+            self.store.read(move |db| erasures::update(db, id, |e| e.matched = matched)).await?;
+        }
+        query.before = e.cursor;
+        loop {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let (search, q) = (Arc::clone(&self.search), query.clone());
+            let page = self.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
+            let ids: Vec<DeliveryId> = page.items.iter().map(|l| l.delivery.id).collect();
+            let (id, at) = (e.id, self.clock.now());
+            let last = ids.last().copied();
+            let done = self
+                .store
+                .read(move |db| {
+                    erasures::erase_page(
+                        db,
+                        &ids,
+                        at,
+                        |e, p| {
+                            e.erased += p.erased.len() as u64;
+                            e.skipped += p.skipped;
+                            e.busy += p.busy;
+                            e.cursor = last.or(e.cursor);
+                        },
+                        id,
+                    )
+                })
+                .await
+                .map_err(LoadError::from)?;
+            self.indexer.deleted(done.erased);
+            match page.next_cursor {
+                Some(c) => query.before = Some(c),
+                None => return Ok(()),
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn fresh(
+    id: ErasureId,
+    now: Timestamp,
+    filter: DeliveryFilter,
+    matched: u64,
+    reason: Option<String>,
+    redact: Option<DeliveryId>,
+    by: &Actor,
+) -> Erasure {
+    Erasure {
+        id,
+        requested_by: by.label.clone(),
+        requested_at: now,
+        filter,
+        reason,
+        redact,
+        matched,
+        erased: 0,
+        skipped: 0,
+        busy: 0,
+        status: BulkStatus::Running,
+        cursor: None,
+        finished_at: None,
+        error: None,
+    }
+}
+
+fn started(e: &Erasure, by: &Actor) -> crate::domain::audit::AuditEntry {
+    let filter = serde_json::to_string(&e.filter).unwrap_or_default();
+    let mut entry = by
+        .entry(e.requested_at, AuditAction::ErasureStarted)
+        .target(e.id)
+        .change(Change::set("filter", filter))
+        .change(Change::set("matched", e.matched.to_string()));
+    if let Some(r) = &e.reason {
+        entry = entry.change(Change::set("reason", r.clone()));
+    }
+    if let Some(d) = e.redact {
+        entry = entry.change(Change::set("redact_delivery", d.to_string()));
+    }
+    if let Some(err) = &e.error {
+        entry = entry.change(Change::set("error", err.clone()));
+    }
+    entry
+}
+
+fn finished(e: &Erasure, by: &Actor, now: Timestamp) -> crate::domain::audit::AuditEntry {
+    by.entry(now, AuditAction::ErasureFinished)
+        .target(e.id)
+        .change(Change::changed("status", "running", e.status.as_str()))
+        .change(Change::set("erased", e.erased.to_string()))
+        .change(Change::set("skipped", e.skipped.to_string()))
+        .change(Change::set("busy", e.busy.to_string()))
+}

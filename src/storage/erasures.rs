@@ -1,0 +1,158 @@
+//! Privacy erasures: their records, and the erasure of one page of deliveries in one transaction: each
+//! body replaced by its tombstone, the headers and the metadata kept.
+
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use super::{StoreError, deliveries, payload, tables};
+use crate::domain::erasure::{self, Erasure};
+use crate::domain::replay::BulkStatus;
+use crate::domain::{DeliveryId, ErasureId, Timestamp};
+
+/// The compression level of a tombstone's payload: it is a few dozen bytes.
+const TOMBSTONE_LEVEL: i32 = 1;
+
+pub fn put(tx: &WriteTransaction, e: &Erasure) -> Result<(), StoreError> {
+    tx.open_table(tables::ERASURES.def())?.insert(e.id.as_u128(), tables::ERASURES.encode(e)?.as_slice())?;
+    Ok(())
+}
+
+pub fn get_in(tx: &WriteTransaction, id: ErasureId) -> Result<Option<Erasure>, StoreError> {
+    let t = tx.open_table(tables::ERASURES.def())?;
+    t.get(id.as_u128())?.map(|v| tables::ERASURES.decode(v.value())).transpose()
+}
+
+pub fn get(db: &Database, id: ErasureId) -> Result<Option<Erasure>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::ERASURES.def())?;
+    t.get(id.as_u128())?.map(|v| tables::ERASURES.decode(v.value())).transpose()
+}
+
+/// Changes a stored erasure in one transaction, so a cancel and the runner's progress never undo each other.
+pub fn update(db: &Database, id: ErasureId, change: impl FnOnce(&mut Erasure)) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    if let Some(mut e) = get_in(&tx, id)? {
+        change(&mut e);
+        put(&tx, &e)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The newest `limit` erasures, newest first.
+pub fn list(db: &Database, limit: usize) -> Result<Vec<Erasure>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::ERASURES.def())?;
+    let mut out = Vec::new();
+    for row in t.iter()?.rev().take(limit) {
+        out.push(tables::ERASURES.decode(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+/// Every erasure still running: at start, to go on with them.
+pub fn running(db: &Database) -> Result<Vec<Erasure>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::ERASURES.def())?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let e = tables::ERASURES.decode(row?.1.value())?;
+        if e.status == BulkStatus::Running {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// What erasing one page did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub erased: Vec<DeliveryId>,
+    /// Erased already, or deleted by retention meanwhile.
+    pub skipped: u64,
+    /// Their attempts are under way: left.
+    pub busy: u64,
+}
+
+/// Erases `ids` for `erasure` at `at` in one transaction, with `progress` (the erasure's record as it will
+/// be after this page) written in the same one, so a crash never counts a page twice or loses one.
+pub fn erase_page(
+    db: &Database,
+    ids: &[DeliveryId],
+    at: Timestamp,
+    progress: impl FnOnce(&mut Erasure, &Page),
+    erasure: ErasureId,
+) -> Result<Page, StoreError> {
+    let tx = db.begin_write()?;
+    let tombstone = erasure::tombstone(erasure, at);
+    let mut page = Page::default();
+    for &id in ids {
+        let row = tx.open_table(tables::DELIVERIES)?.get(id.as_u128())?.map(|v| v.value().to_vec());
+        let Some(row) = row else {
+            page.skipped += 1;
+            continue;
+        };
+        let (record, stored) = deliveries::split(&row)?;
+        let mut d = tables::DELIVERY_RECORD.decode(record)?;
+        if d.erased.is_some() {
+            page.skipped += 1;
+            continue;
+        }
+        if super::retention::replays_of(&tx, &d)?.1 {
+            page.busy += 1;
+            continue;
+        }
+        let headers = payload::decode_prefix(stored, 0)?.headers;
+        erasure::erase(&mut d, erasure, at, &tombstone);
+        let stored = payload::encode(&headers, &tombstone, TOMBSTONE_LEVEL);
+        let row = deliveries::join(&tables::DELIVERY_RECORD.encode(&d)?, &stored)?;
+        tx.open_table(tables::DELIVERIES)?.insert(id.as_u128(), row.as_slice())?;
+        page.erased.push(id);
+    }
+    if let Some(mut e) = get_in(&tx, erasure)? {
+        progress(&mut e, &page);
+        put(&tx, &e)?;
+    }
+    tx.commit()?;
+    Ok(page)
+}
+
+/// Shopify's redact webhooks stored after `after` (from the first when `None`) whose erasure is not
+/// recorded yet, oldest first, at most `limit`, with their bodies: the subscriptions of the redact topics
+/// are read through their own index, so this costs what those few deliveries cost.
+pub fn unhandled_redacts(
+    db: &Database,
+    after: Option<DeliveryId>,
+    limit: usize,
+) -> Result<Vec<(crate::domain::Delivery, Vec<u8>)>, StoreError> {
+    use crate::domain::Source;
+    let tx = db.begin_read()?;
+    let subs = tx.open_table(tables::SUBSCRIPTIONS.def())?;
+    let by_sub = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
+    let rows = tx.open_table(tables::DELIVERIES)?;
+    let erasures = tx.open_table(tables::ERASURES.def())?;
+    let from = after.map_or(0, |a| a.as_u128().saturating_add(1));
+    let mut found = Vec::new();
+    for row in subs.iter()? {
+        let (id, v) = row?;
+        let s = tables::SUBSCRIPTIONS.decode(v.value())?;
+        if s.source != Source::Shopify || !(s.topic == erasure::CUSTOMERS_REDACT || s.topic == erasure::SHOP_REDACT) {
+            continue;
+        }
+        let sub = id.value();
+        for entry in by_sub.range((sub, from)..=(sub, u128::MAX))? {
+            let delivery = entry?.0.value().1;
+            if found.len() >= limit {
+                break;
+            }
+            if erasures.get(delivery)?.is_some() {
+                continue;
+            }
+            let Some(row) = rows.get(delivery)? else { continue };
+            let (record, stored) = deliveries::split(row.value())?;
+            let d = tables::DELIVERY_RECORD.decode(record)?;
+            found.push((d, payload::decode(stored)?.body));
+        }
+    }
+    found.sort_by_key(|(d, _)| d.id);
+    Ok(found)
+}
