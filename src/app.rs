@@ -21,6 +21,7 @@ use crate::contract::paths;
 use crate::control::Control;
 use crate::control::bulk::BulkReplays;
 use crate::control::erasures::Erasures;
+use crate::deploys::Deploys;
 use crate::domain::Delivery;
 use crate::domain::Job;
 use crate::domain::erasure;
@@ -95,6 +96,9 @@ pub struct Core {
     /// Privacy erasures, and the watcher that honours redact webhooks.
     pub erasures: Arc<Erasures>,
     redact_watcher: Option<tokio::task::JoinHandle<()>>,
+    /// Announced deploys and the version URLs' poller.
+    pub deploys: Arc<Deploys>,
+    version_poller: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Core {
@@ -176,7 +180,7 @@ impl Core {
         let alerts = Arc::new(Alerts::new(
             Arc::clone(&store),
             Arc::clone(&clock),
-            Arc::new(settings.alerts.rules()),
+            Arc::new(settings.alerts.rules(settings.drift.grace_minutes)),
             sinks,
             registry.snapshot().shopify_app.iter().map(|s| s.fingerprint.clone()).collect(),
             settings.alerts.evaluate_every(),
@@ -256,12 +260,16 @@ impl Core {
             indexer.handle.clone(),
         ));
         let sweeping = run_queue.then(|| Arc::clone(&retention).spawn(vitals.part(RETENTION, false)));
-        let redact_watcher = if run_queue {
+        let deploys = Arc::new(
+            Deploys::new(Arc::clone(&store), Arc::clone(&clock), settings.drift.clone())
+                .context("cannot set up the version poller")?,
+        );
+        let version_poller = run_queue.then(|| deploys.spawn_poller(vitals.part(VERSIONS, false)));
+        if run_queue {
             erasures.resume().await.context("cannot read the erasures to go on with")?;
-            erasures.spawn_redact_watcher(vitals.part(REDACTS, false))
-        } else {
-            None
-        };
+        }
+        let redact_watcher =
+            (run_queue && erasures.honors_redact()).then(|| erasures.spawn_redact_watcher(vitals.part(REDACTS, false)));
         Ok(Self {
             settings,
             store,
@@ -288,6 +296,8 @@ impl Core {
             sweeping,
             erasures,
             redact_watcher,
+            deploys,
+            version_poller,
         })
     }
 
@@ -296,7 +306,10 @@ impl Core {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.vitals.stopping();
         self.sweeper.abort();
-        for task in [&self.alerting, &self.watchdog, &self.sweeping, &self.redact_watcher].into_iter().flatten() {
+        for task in [&self.alerting, &self.watchdog, &self.sweeping, &self.redact_watcher, &self.version_poller]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         self.bulk.stop();
@@ -342,6 +355,7 @@ impl Core {
             handshakes: Arc::clone(&self.handshakes),
             retention: Arc::clone(&self.retention),
             erasures: Arc::clone(&self.erasures),
+            deploys: Arc::clone(&self.deploys),
         }
     }
 }
@@ -476,6 +490,7 @@ const ALERTS: &str = "alerts";
 const HANDSHAKES: &str = "handshake watchdog";
 const RETENTION: &str = "retention sweep";
 const REDACTS: &str = "redact watcher";
+const VERSIONS: &str = "version poller";
 
 /// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
 /// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.

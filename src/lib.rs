@@ -16,6 +16,7 @@ pub mod connectors;
 pub mod contract;
 pub mod control;
 pub mod demo;
+pub mod deploys;
 pub mod domain;
 pub mod handshakes;
 pub mod hex;

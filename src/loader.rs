@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
+use crate::domain::deploy;
 use crate::domain::filter::Filter;
 use crate::domain::handshake::{HandshakeRun, HandshakeState};
 use crate::domain::health::{Counters, Health, TIMELINE_ATTEMPTS};
@@ -14,7 +15,7 @@ use crate::domain::subscription::Destination;
 use crate::domain::{DeliveryId, Source, Subscription, SubscriptionId, SubscriptionStatus, Timestamp};
 use crate::search::{SearchError, SearchIndex, SearchQuery};
 use crate::storage::deliveries::{self, Page};
-use crate::storage::{StoreError, attempts, handshakes, incidents, stats, subscriptions};
+use crate::storage::{StoreError, attempts, deploys, handshakes, incidents, stats, subscriptions};
 
 /// Which deliveries the page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,7 +60,8 @@ pub struct Banner {
     /// `failure_streak`, `low_success_rate`, `handshake_failed` or `expiring`.
     pub code: &'static str,
     pub message: String,
-    pub rule: Rule,
+    /// The alert rule that watches it; none for a version drift, which warns without an incident.
+    pub rule: Option<Rule>,
     /// The incident open for this rule, once the alert evaluator has opened it.
     pub incident: Option<crate::domain::ids::IncidentId>,
 }
@@ -181,23 +183,81 @@ pub fn overview(db: &Database, now: Timestamp, rules: &AlertRules) -> Result<Ove
     let mut banners = Vec::new();
     for s in &subs {
         let subject = Subject::Subscription(s.subscription.id);
-        let mut reasons: Vec<(&'static str, String, Rule)> =
-            s.health.degraded.iter().map(|d| (d.code(), d.message(), d.rule())).collect();
+        let mut reasons: Vec<(&'static str, String, Option<Rule>)> =
+            s.health.degraded.iter().map(|d| (d.code(), d.message(), Some(d.rule()))).collect();
         if let Some(problem) = handshake_problem(s, now) {
-            reasons.push((s.subscription.status.as_str(), problem, Rule::Handshake));
+            reasons.push((s.subscription.status.as_str(), problem, Some(Rule::Handshake)));
+        }
+        for drift in drift_of(&tx, &s.subscription, now, rules.drift_grace_ms)? {
+            reasons.push((VERSION_DRIFT, drift, None));
         }
         for (code, message, rule) in reasons {
+            let incident = match rule {
+                Some(r) => incidents::open_id_in(&tx, subject, r)?,
+                None => None,
+            };
             banners.push(Banner {
                 subscription_id: s.subscription.id,
                 subscription_name: s.subscription.name.clone(),
                 code,
                 message,
                 rule,
-                incident: incidents::open_id_in(&tx, subject, rule)?,
+                incident,
             });
         }
     }
     Ok(Overview { generated_at: now, subscriptions: subs, kpis, banners })
+}
+
+/// The banner code of a version drift.
+pub const VERSION_DRIFT: &str = "version_drift";
+
+/// A forwarding subscription's destination: its service, the versions it answered with (most recently seen
+/// first), the deploys announced for its service (oldest first), and the drift warnings they make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationVersions {
+    pub subscription: Subscription,
+    pub service: String,
+    pub versions: Vec<(String, deploy::Seen)>,
+    pub announced: Vec<deploy::Announced>,
+    pub drift: Vec<String>,
+}
+
+fn versions_of(
+    tx: &ReadTransaction,
+    sub: &Subscription,
+    now: Timestamp,
+    grace_ms: i64,
+) -> Result<Option<DestinationVersions>, StoreError> {
+    let Some(service) = sub.versions.service(sub.destination.url()) else { return Ok(None) };
+    let versions = deploys::versions_in(tx, sub.id)?;
+    let announced = deploys::announced_in(tx, &service)?;
+    let drift = deploy::judge(&versions, &announced, now, grace_ms).iter().map(|d| d.message(&service)).collect();
+    Ok(Some(DestinationVersions { subscription: sub.clone(), service, versions, announced, drift }))
+}
+
+/// The version drift warnings of a forwarding subscription's destination, as messages.
+fn drift_of(
+    tx: &ReadTransaction,
+    sub: &Subscription,
+    now: Timestamp,
+    grace_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(versions_of(tx, sub, now, grace_ms)?.map(|v| v.drift).unwrap_or_default())
+}
+
+/// Every forwarding subscription's destination with its versions, oldest subscription first.
+pub fn destination_versions(
+    db: &Database,
+    now: Timestamp,
+    grace_ms: i64,
+) -> Result<Vec<DestinationVersions>, StoreError> {
+    let tx = db.begin_read()?;
+    let mut out = Vec::new();
+    for sub in subscriptions::list_in(&tx)? {
+        out.extend(versions_of(&tx, &sub, now, grace_ms)?);
+    }
+    Ok(out)
 }
 
 /// What is wrong with the subscription's provider registration, while its handshake state decides its status.

@@ -50,7 +50,8 @@ impl AlertSettings {
         }
     }
 
-    pub fn rules(&self) -> AlertRules {
+    /// The rules, with `drift_grace_minutes` for the version drift warnings the same banners show.
+    pub fn rules(&self, drift_grace_minutes: u32) -> AlertRules {
         let d = self.defaults();
         let overrides = self
             .overrides
@@ -66,7 +67,12 @@ impl AlertSettings {
                 (name.clone(), t)
             })
             .collect();
-        AlertRules { defaults: d, overrides, resolve_after_minutes: self.resolve_after_minutes }
+        AlertRules {
+            defaults: d,
+            overrides,
+            resolve_after_minutes: self.resolve_after_minutes,
+            drift_grace_ms: i64::from(drift_grace_minutes) * 60_000,
+        }
     }
 
     pub fn evaluate_every(&self) -> Duration {

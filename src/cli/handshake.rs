@@ -39,7 +39,7 @@ pub fn run_handshake(args: HandshakeArgs) -> anyhow::Result<()> {
 
 /// `{base}/api/v1/` and `segments`, each percent-encoded: a name given on the command line is one segment,
 /// whatever it holds.
-fn api_url(base: &str, segments: &[&str]) -> anyhow::Result<String> {
+pub(super) fn api_url(base: &str, segments: &[&str]) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse(base).map_err(|e| anyhow::anyhow!("`{base}` is not a URL: {e}"))?;
     url.path_segments_mut()
         .map_err(|()| anyhow::anyhow!("`{base}` cannot have a path"))?
@@ -164,7 +164,7 @@ pub fn run_credentials(cmd: CredentialsCommand) -> anyhow::Result<()> {
 
 /// The API's answer on standard output. Not `println!`, which panics when standard output is gone (a
 /// closed pipe): the command's outcome stands either way.
-fn print(out: &str) {
+pub(super) fn print(out: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stdout(), "{out}");
 }

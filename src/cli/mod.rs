@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod check;
 mod compact;
+mod deploys;
 mod handshake;
 mod reindex;
 mod send_test;
@@ -59,6 +60,10 @@ enum Command {
     /// instance. Uses HOOKPLANE_ADMIN_TOKEN.
     #[command(subcommand)]
     Credentials(handshake::CredentialsCommand),
+    /// Announce a deploy of the processing service, or list each destination's versions, through the API
+    /// of a running instance. Uses HOOKPLANE_ADMIN_TOKEN.
+    #[command(subcommand)]
+    Deploys(deploys::DeploysCommand),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -140,6 +145,7 @@ pub fn run() -> ExitCode {
         Command::Alerts(cmd) => alerts::run(cmd),
         Command::Handshake(args) => handshake::run_handshake(args),
         Command::Credentials(cmd) => handshake::run_credentials(cmd),
+        Command::Deploys(cmd) => deploys::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

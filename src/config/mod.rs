@@ -13,6 +13,7 @@ use crate::auth::AuthSettings;
 use crate::connectors::zoho::{SignatureEncoding, SignatureScheme};
 use crate::control::erasures::PrivacySettings;
 use crate::control::{ControlOptions, DeclaredSubscription};
+use crate::deploys::DriftSettings;
 use crate::handshakes::settings::HandshakeSettings;
 use crate::http::HttpSettings;
 use crate::ingest::IngestOptions;
@@ -74,6 +75,7 @@ pub struct Settings {
     pub handshake: HandshakeSettings,
     pub retention: RetentionSettings,
     pub privacy: PrivacySettings,
+    pub drift: DriftSettings,
     pub subscriptions: Vec<DeclaredSubscription>,
     /// Secrets taken from the environment; never from a file.
     #[serde(skip)]
@@ -296,7 +298,7 @@ impl Settings {
             rotation_overlap_hours: self.secrets.rotation_overlap_hours,
             shopify_api_version: self.shopify.api_version.clone(),
             logs_url: Some(self.dashboard.logs_url.trim().to_owned()).filter(|u| !u.is_empty()),
-            alert_rules: std::sync::Arc::new(self.alerts.rules()),
+            alert_rules: std::sync::Arc::new(self.alerts.rules(self.drift.grace_minutes)),
             runbook_url: self.runbook_url(),
             alert_sinks: self.alert_sinks(),
         }
@@ -368,6 +370,7 @@ impl Settings {
         check(web(self.dashboard.logs_url.trim()), "dashboard.logs_url must start with http:// or https://")?;
         self.handshake.check().map_err(|m| invalid(origin, m))?;
         self.retention.check().map_err(|m| invalid(origin, m))?;
+        self.drift.check().map_err(|m| invalid(origin, m))?;
         self.validate_alerts(origin)
     }
 }

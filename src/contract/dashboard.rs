@@ -98,11 +98,13 @@ impl From<&Kpis> for KpisOut {
 pub struct BannerOut {
     pub subscription_id: String,
     pub subscription_name: String,
-    /// `failure_streak`, `low_success_rate`, `handshake_failed` or `expiring`.
+    /// `failure_streak`, `low_success_rate`, `handshake_failed`, `expiring` or `version_drift`.
     pub code: String,
     pub message: String,
-    /// The alert rule that watches this condition.
-    pub rule: super::AlertRule,
+    /// The alert rule that watches this condition; absent for `version_drift`, which warns without an
+    /// incident.
+    #[oai(skip_serializing_if_is_none)]
+    pub rule: Option<super::AlertRule>,
     /// The incident open for it, once the alert evaluator has opened one.
     pub incident_id: Option<String>,
     /// The rule's section of the runbook.
@@ -118,9 +120,9 @@ impl BannerOut {
             subscription_name: b.subscription_name.clone(),
             code: b.code.to_owned(),
             message: b.message.clone(),
-            rule: rule.into(),
+            rule: rule.map(Into::into),
             incident_id: b.incident.map(|i| i.to_string()),
-            runbook_url: format!("{runbook}#{}", rule.as_str()),
+            runbook_url: format!("{runbook}#{}", rule.map_or(b.code, |r| r.as_str())),
         }
     }
 }

@@ -210,6 +210,9 @@ pub struct AttemptOut {
     pub initiated_by: String,
     /// What followed: `delivered`, `retry`, `paused` (the destination answered 410, or is paused) or `gave_up`.
     pub next: String,
+    /// The version the destination named in its answer (its subscription's version header).
+    #[oai(skip_serializing_if_is_none)]
+    pub version: Option<String>,
 }
 
 impl From<crate::domain::attempt::Attempt> for AttemptOut {
@@ -224,6 +227,7 @@ impl From<crate::domain::attempt::Attempt> for AttemptOut {
             excerpt: a.excerpt,
             initiated_by: a.initiated_by,
             next: a.next.as_str().to_owned(),
+            version: a.version,
         }
     }
 }

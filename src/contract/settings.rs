@@ -17,6 +17,10 @@ pub struct SettingsOut {
     pub credentials: Vec<CredentialOut>,
     /// Where incidents are told.
     pub alert_sinks: Vec<AlertSinkOut>,
+    /// Each forwarding subscription's destination with its deploy history and drift warnings.
+    pub destinations: Vec<super::DestinationVersionsOut>,
+    /// `drift.grace_minutes`: how long a deploy may roll out before the drift warnings hold.
+    pub drift_grace_minutes: u32,
 }
 
 #[derive(Object, Debug, Clone)]

@@ -182,14 +182,11 @@ impl Erasures {
         self.redacted.notify_one();
     }
 
-    /// With `privacy.honor_shopify_redact`, starts an erasure for every redact webhook stored without one:
+    /// Run with `privacy.honor_shopify_redact` only: starts an erasure for every redact webhook stored without one:
     /// at start, whenever one is stored, and every half minute.
-    pub fn spawn_redact_watcher(self: &Arc<Self>, guard: AliveGuard) -> Option<tokio::task::JoinHandle<()>> {
-        if !self.settings.honor_shopify_redact {
-            return None;
-        }
+    pub fn spawn_redact_watcher(self: &Arc<Self>, guard: AliveGuard) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
-        Some(tokio::spawn(async move {
+        tokio::spawn(async move {
             let _guard = guard;
             let mut after: Option<DeliveryId> = None;
             loop {
@@ -204,7 +201,7 @@ impl Erasures {
                 }
                 let _ = tokio::time::timeout(REDACT_POLL, this.redacted.notified()).await;
             }
-        }))
+        })
     }
 
     /// Starts the erasures the redact webhooks after `after` ask for; returns the newest webhook seen.

@@ -9,6 +9,7 @@ pub mod queue;
 mod retention;
 mod secrets;
 pub mod subscriptions;
+mod versions;
 
 pub use declared::DeclaredSubscription;
 pub use queue::{DestinationState, ReplayError};

@@ -270,6 +270,7 @@ impl Control {
             consecutive_failures: 0,
             metadata: Default::default(),
             retention_days: None,
+            versions: Default::default(),
         };
         Ok((sub, secret, generated))
     }
@@ -310,7 +311,7 @@ impl Control {
         for (k, v) in &headers {
             crate::domain::subscription::check_extra_header(k, v).map_err(invalid)?;
         }
-        Ok(Destination::Http { url: validate_url(&url)?, timeout_seconds, concurrency, headers })
+        Ok(Destination::Http { url: validate_url("destination_url", &url)?, timeout_seconds, concurrency, headers })
     }
 
     pub(super) fn zoho_auth(
@@ -347,14 +348,14 @@ pub(super) fn required(field: &str, value: &str) -> Result<String, ControlError>
     Ok(v.to_owned())
 }
 
-pub(super) fn validate_url(url: &str) -> Result<String, ControlError> {
+pub(super) fn validate_url(field: &str, url: &str) -> Result<String, ControlError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| invalid(format!("`destination_url` must be an http:// or https:// URL, not `{url}`")))?;
+        .ok_or_else(|| invalid(format!("`{field}` must be an http:// or https:// URL, not `{url}`")))?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(format!("`destination_url` is not a usable URL: `{url}`")));
+        return Err(invalid(format!("`{field}` is not a usable URL: `{url}`")));
     }
     Ok(url.to_owned())
 }

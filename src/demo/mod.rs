@@ -350,6 +350,7 @@ async fn write_history(core: &Core, subs: &Subs, end: Timestamp) -> anyhow::Resu
                     latency_ms: if ok { latency } else { latency * 4 },
                     error: (!ok).then(|| (ErrorClass::Http, format!("the destination answered {code}"))),
                     excerpt: if ok { "ok".into() } else { "upstream unavailable".into() },
+                    version: Some(processing::VERSION.to_owned()),
                 };
                 let settled = if k + 1 == count { last } else { Settled::Retrying };
                 let decision = Decision { settled, job: job.clone(), filed: Some(Filed::new(tried)), pause: false };

@@ -98,26 +98,28 @@ impl MockDestinations for State {
     }
 }
 
+/// The version the demo's processing service names in every answer (`X-Service-Version`).
+pub const VERSION: &str = "2.14.0";
+
 #[handler]
 async fn receive(Path(name): Path<String>, Data(state): Data<&Arc<State>>) -> Response {
     use poem::http::StatusCode;
     let n = state.answered.fetch_add(1, Ordering::Relaxed);
+    let answer = Response::builder().header(crate::domain::deploy::DEFAULT_VERSION_HEADER, VERSION);
     match state.of(&name) {
         MockMode::Healthy => {
             // The same spread of latencies as the demo's history: 40 to 300 ms.
             tokio::time::sleep(Duration::from_millis(40 + n * 37 % 260)).await;
-            Response::builder().status(StatusCode::OK).body("processed")
+            answer.status(StatusCode::OK).body("processed")
         }
         MockMode::Failing => {
-            Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("the demo processing service is failing")
+            answer.status(StatusCode::SERVICE_UNAVAILABLE).body("the demo processing service is failing")
         }
         MockMode::Slow => {
             // Past the longest timeout a destination may have (600 s): every attempt times out.
             tokio::time::sleep(Duration::from_secs(601)).await;
-            Response::builder().status(StatusCode::OK).body("processed, too late")
+            answer.status(StatusCode::OK).body("processed, too late")
         }
-        MockMode::Gone => {
-            Response::builder().status(StatusCode::GONE).body("the demo processing service removed this endpoint")
-        }
+        MockMode::Gone => answer.status(StatusCode::GONE).body("the demo processing service removed this endpoint"),
     }
 }

@@ -43,6 +43,8 @@ pub struct Tried {
     pub error: Option<(ErrorClass, String)>,
     /// The start of the answer's body, as text, at most [`EXCERPT_BYTES`].
     pub excerpt: String,
+    /// The version the destination named in its answer's version header.
+    pub version: Option<String>,
 }
 
 /// One attempt as stored: numbered from 1 per delivery, across automatic retries and replays.
@@ -60,6 +62,9 @@ pub struct Attempt {
     pub initiated_by: String,
     /// What the queue did next.
     pub next: FollowUp,
+    /// The version the destination named in its answer.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// What followed an attempt, as its record says.
@@ -100,6 +105,7 @@ impl Attempt {
             excerpt: tried.excerpt,
             initiated_by: initiated_by.to_owned(),
             next,
+            version: tried.version,
         }
     }
 

@@ -51,10 +51,12 @@ pub enum AuditAction {
     ErasureCancelled,
     /// An erasure ended, with how many payloads it erased.
     ErasureFinished,
+    /// A deploy pipeline announced a service's new version.
+    DeployAnnounced,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -81,6 +83,7 @@ impl AuditAction {
         AuditAction::ErasureStarted,
         AuditAction::ErasureCancelled,
         AuditAction::ErasureFinished,
+        AuditAction::DeployAnnounced,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -111,6 +114,7 @@ impl AuditAction {
             AuditAction::ErasureStarted => "erasure_started",
             AuditAction::ErasureCancelled => "erasure_cancelled",
             AuditAction::ErasureFinished => "erasure_finished",
+            AuditAction::DeployAnnounced => "deploy_announced",
         }
     }
 }

@@ -347,6 +347,7 @@ mod tests {
             consecutive_failures: 0,
             metadata: Default::default(),
             retention_days: None,
+            versions: Default::default(),
         };
         assert_eq!(Kind::of(&sub("a.myshopify.com", "orders/create")), Ok(Kind::ShopifyWebhook));
         assert!(Kind::of(&sub("a.myshopify.com@evil.example", "orders/create")).unwrap_err().contains("not a shop"));

@@ -157,6 +157,8 @@ pub struct AlertRules {
     pub overrides: BTreeMap<String, Thresholds>,
     /// Minutes a rule must have been clear before its incident resolves.
     pub resolve_after_minutes: u64,
+    /// How long a deploy may take before the version drift warnings hold (`drift.grace_minutes`).
+    pub drift_grace_ms: i64,
 }
 
 impl AlertRules {

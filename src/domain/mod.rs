@@ -7,6 +7,7 @@ pub mod audit;
 pub mod clock;
 pub mod credential;
 pub mod delivery;
+pub mod deploy;
 pub mod erasure;
 pub mod filter;
 pub mod handshake;

@@ -112,6 +112,9 @@ pub struct Subscription {
     /// Days its deliveries are kept, in place of `retention.days` (1 to 30).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Where its destination tells its version, for the deploy history and the drift warnings.
+    #[serde(default)]
+    pub versions: super::deploy::VersionWatch,
 }
 
 /// Subscription names appear in URLs, so they keep to a safe alphabet.

@@ -68,6 +68,8 @@ pub struct AppState {
     pub bulk: Arc<crate::control::bulk::BulkReplays>,
     /// Privacy erasures.
     pub erasures: Arc<crate::control::erasures::Erasures>,
+    /// Announced deploys.
+    pub deploys: Arc<crate::deploys::Deploys>,
     /// The demo's processing service, under `serve --demo`: the dashboard offers to flip its destinations.
     pub demo: Option<Arc<dyn crate::contract::demo::MockDestinations>>,
 }

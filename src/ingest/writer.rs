@@ -472,5 +472,6 @@ fn discovered(account: &str, topic: &str, first: &NewDelivery) -> Subscription {
         consecutive_failures: 0,
         metadata: Default::default(),
         retention_days: None,
+        versions: Default::default(),
     }
 }

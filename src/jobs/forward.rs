@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::connectors::standard;
 use crate::domain::Timestamp;
 use crate::domain::attempt::{EXCERPT_BYTES, ErrorClass, Tried};
+use crate::domain::deploy::clean_version;
 use crate::domain::settlement::Next;
 
 /// Headers that describe one HTTP hop, not the delivery: never copied to the destination. `accept-encoding`
@@ -58,6 +59,8 @@ pub struct Outgoing<'a> {
     pub signing_key: Option<&'a [u8]>,
     /// Seconds since the epoch, for the signature.
     pub timestamp: i64,
+    /// The answer's header naming the destination's version.
+    pub version_header: &'a str,
 }
 
 /// The headers sent: the provider's (minus hop headers), then Hookplane's. When the provider itself is a
@@ -101,6 +104,7 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
             latency_ms: elapsed(started),
             error: Some((class, e)),
             excerpt: String::new(),
+            version: None,
         },
         retry_after: None,
     };
@@ -111,6 +115,7 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
         Err(e) => return failed(ErrorClass::Connect, crate::logging::chain(&e)),
     };
     let status = resp.status().as_u16();
+    let version = resp.headers().get(out.version_header).and_then(|v| v.to_str().ok()).and_then(clean_version);
     let retry_after = [429, 503]
         .contains(&status)
         .then(|| resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok()))
@@ -138,7 +143,14 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>, timeout: Duratio
     };
     let excerpt = String::from_utf8_lossy(&head).into_owned();
     Attempted {
-        tried: Tried { started_at: now, response_code: Some(status), latency_ms: elapsed(started), error, excerpt },
+        tried: Tried {
+            started_at: now,
+            response_code: Some(status),
+            latency_ms: elapsed(started),
+            error,
+            excerpt,
+            version,
+        },
         retry_after,
     }
 }
@@ -157,6 +169,7 @@ mod tests {
             body: b"{}",
             signing_key: key,
             timestamp: 1_700_000_000,
+            version_header: "X-Service-Version",
         }
     }
 

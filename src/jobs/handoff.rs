@@ -174,6 +174,7 @@ pub(crate) mod tests {
             consecutive_failures: 0,
             metadata: Default::default(),
             retention_days: None,
+            versions: Default::default(),
         };
         let payload = Payload { headers: vec![("a".into(), "b".into())], body: body.to_vec() };
         (Job::deliver(DeliveryId::new(now), id, now), Preloaded { sub, payload })

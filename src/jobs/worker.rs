@@ -162,6 +162,7 @@ impl Deliverer {
             body: &payload.body,
             signing_key: Some(&key),
             timestamp: now.seconds(),
+            version_header: sub.versions.header(),
         };
         let timeout = timeout_seconds.map_or(self.timeout, |t| Duration::from_secs(u64::from(t)));
         let attempted = forward::send(&self.client, &out, timeout, now).await;

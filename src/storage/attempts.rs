@@ -86,6 +86,9 @@ pub fn file(tx: &WriteTransaction, decision: &Decision, now: Timestamp) -> Resul
     let (Some((before, after)), Some(attempt)) = (updated, attempt) else { return Ok(()) };
     let key = (after.id.as_u128(), attempt.number);
     tx.open_table(tables::ATTEMPTS.def())?.insert(key, tables::ATTEMPTS.encode(&attempt)?.as_slice())?;
+    if let Some(v) = &tried.version {
+        super::deploys::seen(tx, job.subscription_id, v, tried.started_at)?;
+    }
 
     let mut delta = Counters { attempts: 1, attempt_failures: u64::from(!filed.succeeded), ..Counters::default() };
     delta.record_latency(tried.latency_ms);

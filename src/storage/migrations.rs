@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "handshakes and provider credentials", run: v8_handshakes },
     Migration { version: 9, name: "dedupe keys of deleted deliveries", run: v9_dedupe_stubs },
     Migration { version: 10, name: "privacy erasures", run: v10_erasures },
+    Migration { version: 11, name: "destination versions and announced deploys", run: v11_versions },
 ];
 
 /// The version a database has once every migration ran.
@@ -163,6 +164,12 @@ fn v10_erasures(tx: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn v11_versions(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::VERSIONS_SEEN.def())?;
+    tx.open_table(tables::DEPLOYS.def())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +209,7 @@ mod tests {
                 consecutive_failures: 0,
                 metadata: Default::default(),
                 retention_days: None,
+                versions: Default::default(),
             }
         };
         let kept = sub(0, Destination::Store);

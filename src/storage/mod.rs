@@ -9,6 +9,7 @@ mod backend;
 mod codec;
 pub mod dedupe;
 pub mod deliveries;
+pub mod deploys;
 pub mod erasures;
 pub mod handshakes;
 pub mod incidents;

@@ -200,5 +200,6 @@ pub(crate) fn sample(id: SubscriptionId) -> crate::domain::Subscription {
         consecutive_failures: 0,
         metadata: Default::default(),
         retention_days: None,
+        versions: Default::default(),
     }
 }

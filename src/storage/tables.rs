@@ -12,6 +12,7 @@ use crate::domain::access::Session;
 use crate::domain::attempt::Attempt;
 use crate::domain::audit::AuditEntry;
 use crate::domain::credential::StoredCredential;
+use crate::domain::deploy::{Announced, Seen};
 use crate::domain::erasure::Erasure;
 use crate::domain::handshake::{HandshakeRun, HandshakeState};
 use crate::domain::health::Counters;
@@ -173,3 +174,11 @@ pub const DEDUPE_STUBS: RecordTable<u128, DedupeStub> = RecordTable::new("dedupe
 
 /// Erasure id → erasure with its filter and progress. A redact webhook's erasure has its delivery's id.
 pub const ERASURES: RecordTable<u128, Erasure> = RecordTable::new("erasures_v1");
+
+/// (subscription id, version) → when its destination first and last answered with that version: the deploy
+/// history. The newest `deploys::VERSIONS_KEPT` per subscription are kept.
+pub const VERSIONS_SEEN: RecordTable<(u128, &str), Seen> = RecordTable::new("versions_seen_v1");
+
+/// (service, announced at in Unix ms) → the deploy a pipeline announced. The newest
+/// `deploys::ANNOUNCEMENTS_KEPT` per service are kept.
+pub const DEPLOYS: RecordTable<(&str, i64), Announced> = RecordTable::new("deploys_v1");

@@ -165,6 +165,7 @@ fn attempts(list: &[AttemptOut]) -> Markup {
                                 td.numeric { (format::millis(Some(a.latency_ms))) }
                                 td {
                                     (outcome(&a.next))
+                                    @if let Some(v) = &a.version { br; span.subdued { "Answered by version " code { (v) } } }
                                     @if let Some(e) = &a.error { br; span.subdued { (e) } }
                                     @if !a.excerpt.is_empty() {
                                         details { summary { "Answer" } pre { code { (a.excerpt) } } }

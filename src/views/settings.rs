@@ -118,8 +118,45 @@ impl Render for SettingsView<'_> {
                 }
             }
             section.card aria-labelledby="version-title" {
-                h2 #version-title { "Version" }
+                h2 #version-title { "Versions" }
                 p { "Hookplane " (s.version) " (" code { (s.git_sha) } ")" }
+                @if s.destinations.is_empty() {
+                    p.subdued { "No subscription forwards yet: the processing service's versions show here once one does." }
+                } @else {
+                    p.subdued {
+                        "The processing service's version, as each destination names it in its answers (or a version URL says). "
+                        "A deploy pipeline announces versions with POST /api/v1/deploys; a warning holds when a destination answers with two versions, "
+                        "or is more than one deploy behind, for longer than " (s.drift_grace_minutes) " minutes (drift.grace_minutes in the configuration)."
+                    }
+                    @for d in &s.destinations {
+                        div.versions data-service=(d.service) {
+                            h3 { (d.subscription_name) " → " code { (d.service) } }
+                            @for w in &d.drift {
+                                (Banner { tone: Tone::Warning, title: "Version drift", body: html! { p { (w) } } })
+                            }
+                            @if d.versions.is_empty() {
+                                p.subdued { "No version seen yet: its answers carry no " code { (d.version_header) } " header"
+                                    @if d.version_url.is_some() { ", and its version URL has not answered one" } "." }
+                            } @else {
+                                div.table-scroll { table.index-table {
+                                    thead { tr { th scope="col" { "Version" } th scope="col" { "First seen" } th scope="col" { "Last seen" } } }
+                                    tbody {
+                                        @for v in &d.versions {
+                                            tr {
+                                                td { code { (v.version) } }
+                                                td { time datetime=(v.first_seen) { (format::time(&v.first_seen)) } }
+                                                td { time datetime=(v.last_seen) { (format::time(&v.last_seen)) } }
+                                            }
+                                        }
+                                    }
+                                } }
+                            }
+                            @if let Some(a) = d.announced.first() {
+                                p.subdued { "Last deploy announced: " code { (a.version) } " at " (format::time(&a.announced_at)) " by " (a.announced_by) "." }
+                            }
+                        }
+                    }
+                }
             }
         };
         layout::page("Settings", self.chrome, main)

@@ -159,7 +159,8 @@ impl Render for WebhooksPage<'_> {
     }
 }
 
-/// One banner per degraded subscription, listing every rule that fires for it.
+/// One banner per degraded subscription, listing every rule that fires for it; a subscription whose only
+/// trouble is its destination's versions gets a warning instead.
 fn banners(d: &DashboardOut) -> Markup {
     let mut by_subscription: Vec<(&str, &str, Vec<&BannerOut>)> = Vec::new();
     for b in &d.banners {
@@ -170,9 +171,10 @@ fn banners(d: &DashboardOut) -> Markup {
     }
     html! {
         @for (id, name, rules) in &by_subscription {
+            @let drift_only = rules.iter().all(|b| b.rule.is_none());
             (Banner {
-                tone: Tone::Critical,
-                title: &format!("{name} is degraded"),
+                tone: if drift_only { Tone::Warning } else { Tone::Critical },
+                title: &if drift_only { format!("{name}: its processing service's versions drift") } else { format!("{name} is degraded") },
                 body: html! {
                     ul.banner-rules {
                         @for b in rules {

@@ -45,6 +45,9 @@ fn api_operations() -> Vec<(Method, &'static str, Role)> {
         (Method::GET, "/api/v1/erasures", Role::Admin),
         (Method::GET, "/api/v1/erasures/ers_01J0000000000000000000000A", Role::Admin),
         (Method::POST, "/api/v1/erasures/ers_01J0000000000000000000000A/cancel", Role::Admin),
+        (Method::PUT, "/api/v1/subscriptions/nothing/versions", Role::Admin),
+        (Method::POST, "/api/v1/deploys", Role::Admin),
+        (Method::GET, "/api/v1/deploys", Role::Viewer),
     ]
 }
 
@@ -259,7 +262,7 @@ async fn every_route_answers_each_caller_as_it_should() {
     assert_eq!(checked, routes * callers_n);
     assert_eq!(
         (api_operations().len(), page_routes().len(), public_routes().len() + ingest_routes().len(), callers_n),
-        (30, 14, 10, 11),
+        (33, 14, 10, 11),
         "the matrix's size"
     );
 }

@@ -10,6 +10,7 @@ mod auth;
 mod bulk;
 mod dashboard;
 mod demo;
+mod drift;
 mod erasures;
 mod faults;
 mod handshakes;

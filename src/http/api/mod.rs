@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod dashboard;
 pub(crate) mod deliveries;
+mod deploys;
 mod erasures;
 mod error;
 pub(crate) mod handshakes;
@@ -52,6 +53,8 @@ enum ApiTags {
     Handshakes,
     /// Retention, integrations, alert sinks and the version.
     Settings,
+    /// The processing service's versions: what each destination answers with, and announced deploys.
+    Deploys,
 }
 
 pub type Apis = (
@@ -63,6 +66,7 @@ pub type Apis = (
     tokens::TokensApi,
     replays::ReplaysApi,
     erasures::ErasuresApi,
+    deploys::DeploysApi,
     incidents::IncidentsApi,
     handshakes::HandshakesApi,
     settings::SettingsApi,

@@ -56,6 +56,14 @@ pub(crate) async fn settings(state: &AppState) -> Result<SettingsOut, ApiError> 
             })
         })
         .collect();
+    let grace = state.settings.alert_rules.drift_grace_ms;
+    let destinations = state
+        .store
+        .read(move |db| crate::loader::destination_versions(db, now, grace))
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let credentials =
         state.handshakes.credentials().await?.into_iter().map(super::handshakes::credential_out).collect();
     let registry = state.ingest.registry().snapshot();
@@ -71,6 +79,8 @@ pub(crate) async fn settings(state: &AppState) -> Result<SettingsOut, ApiError> 
             .iter()
             .map(|(kind, target)| AlertSinkOut { kind: kind.clone(), target: target.clone() })
             .collect(),
+        destinations,
+        drift_grace_minutes: state.deploys.settings().grace_minutes,
     })
 }
 

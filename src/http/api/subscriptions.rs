@@ -250,6 +250,35 @@ impl SubscriptionsApi {
         Ok(GetSubscriptionResponse::Ok(Json(out(state, done))))
     }
 
+    /// Set where this subscription's destination tells its version: the answer's header (`X-Service-Version`
+    /// by default), a version URL to poll, and the service name deploys are announced under (the destination
+    /// URL's host by default). Each absent field goes back to its default. Audited.
+    #[oai(path = "/v1/subscriptions/:id/versions", method = "put", operation_id = "setSubscriptionVersions")]
+    async fn set_versions(
+        &self,
+        auth: AdminAuth,
+        req: &poem::Request,
+        Data(state): Data<&AppState>,
+        id: Path<String>,
+        body: Json<crate::contract::VersionWatchIn>,
+    ) -> Result<GetSubscriptionResponse, ApiError> {
+        let by = crate::http::access::actor(&auth.0, req);
+        let sub_id = resolve(state, &id.0)?;
+        let control = std::sync::Arc::clone(&state.control);
+        let watch = body.0.into();
+        let done = crate::task::blocking(move || control.set_versions_blocking(sub_id, watch, &by)).await?;
+        if done.versions.url.is_some() {
+            // A new version URL is asked at once rather than at the next poll.
+            let deploys = std::sync::Arc::clone(&state.deploys);
+            tokio::spawn(async move {
+                if let Err(e) = deploys.poll_once().await {
+                    tracing::warn!(error = %e, "asking the version URLs failed; the next poll tries again");
+                }
+            });
+        }
+        Ok(GetSubscriptionResponse::Ok(Json(out(state, done))))
+    }
+
     /// Pause the subscription's destination: deliveries keep being received and stored, and are held until
     /// resume. A destination that answers 410 Gone is paused this way by Hookplane itself.
     #[oai(path = "/v1/subscriptions/:id/pause", method = "post", operation_id = "pauseDestination")]
