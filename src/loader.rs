@@ -119,9 +119,10 @@ pub fn deliveries_page(db: &Database, search: &SearchIndex, query: &Query) -> Re
     let snippets = search.snippets(text)?;
     let mut items = Vec::with_capacity(hits.len());
     for hit in &hits {
-        // A hit whose delivery is gone (deleted by retention before the index caught up) is skipped.
+        // A hit whose delivery is gone (deleted by retention before the index caught up) is skipped, and so
+        // is one whose payload was erased since: what it matched is no longer there.
         let Some((mut listed, payload)) = deliveries::get_full(db, hit.id)? else { continue };
-        if query.filter.status.is_some_and(|s| s != listed.delivery.status) {
+        if query.filter.status.is_some_and(|s| s != listed.delivery.status) || listed.delivery.erased.is_some() {
             continue;
         }
         listed.matched = Some(snippets.of(&payload.body));

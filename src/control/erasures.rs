@@ -36,6 +36,8 @@ pub struct PrivacySettings {
 pub const COUNT_MOST: u64 = 1_000_000;
 /// How often the index is checked while an erasure waits for it to catch up.
 const INDEX_POLL: Duration = Duration::from_millis(200);
+/// How long an erasure waits before it looks again at deliveries that were being delivered.
+const BUSY_RETRY: Duration = Duration::from_secs(60);
 /// How often redact webhooks are looked for besides when one is stored.
 const REDACT_POLL: Duration = Duration::from_secs(30);
 /// Redact webhooks are looked for from this long before the newest one seen: ids are taken a moment
@@ -52,6 +54,8 @@ pub struct Erasures {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Poked when a redact webhook is stored.
     redacted: tokio::sync::Notify,
+    /// Taken by the erasure that runs; the others wait their turn.
+    turn: tokio::sync::Semaphore,
 }
 
 impl Erasures {
@@ -71,6 +75,7 @@ impl Erasures {
             running: Mutex::default(),
             tasks: Mutex::default(),
             redacted: tokio::sync::Notify::new(),
+            turn: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -93,9 +98,11 @@ impl Erasures {
         by: Actor,
     ) -> Result<Erasure, BulkError> {
         let now = self.clock.now();
-        if filter.to.is_none() {
-            filter.to = Some(now.plus_millis(1).to_rfc3339());
-        }
+        query_of(&filter)?;
+        // What arrives while it runs is not part of it, even when the filter names a later end.
+        let end = now.plus_millis(1);
+        let to = filter.to.as_deref().and_then(Timestamp::parse_rfc3339).map_or(end, |t| t.min(end));
+        filter.to = Some(to.to_rfc3339());
         query_of(&filter)?;
         let e = fresh(ErasureId::new(now), now, filter, matched, reason, None, &by);
         self.record(e.clone(), &by).await?;
@@ -275,6 +282,8 @@ impl Erasures {
     }
 
     async fn run(&self, e: Erasure, cancel: &AtomicBool) -> Result<(), BulkError> {
+        // One erasure at a time: each holds the store's single writer page by page, and ingest comes first.
+        let Ok(_turn) = self.turn.acquire().await else { return Ok(()) };
         let mut query = query_of(&e.filter)?;
         let before = query.filter.to.map_or_else(|| DeliveryId::first_at(self.clock.now()), DeliveryId::first_at);
         // Everything stored before it must be in the index first: a search would miss the rest, and a
@@ -300,37 +309,73 @@ impl Erasures {
             self.store.read(move |db| erasures::update(db, id, |e| e.matched = matched)).await?;
         }
         query.before = e.cursor;
+        let mut first_pass = true;
+        loop {
+            let busy = self.pass(&e, &mut query, first_pass, cancel).await?;
+            if busy == 0 || cancel.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            // Deliveries still being delivered: their payloads go once their attempts settle.
+            tracing::info!(erasure = %e.id, busy, "an erasure waits for deliveries still being delivered");
+            let deadline = tokio::time::Instant::now() + BUSY_RETRY;
+            while tokio::time::Instant::now() < deadline {
+                if cancel.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                tokio::time::sleep(INDEX_POLL).await;
+            }
+            query.before = None;
+            first_pass = false;
+        }
+    }
+
+    /// One pass over what the erasure matches, from `query.before` on; returns how many were busy. Each
+    /// page is erased in one transaction, its search documents deleted and committed, and only then is the
+    /// cursor moved past it: a crash in between makes the next start erase (and delete) the page again.
+    async fn pass(
+        &self,
+        e: &Erasure,
+        query: &mut crate::loader::Query,
+        first_pass: bool,
+        cancel: &AtomicBool,
+    ) -> Result<u64, BulkError> {
+        let mut busy = 0u64;
         loop {
             if cancel.load(Ordering::SeqCst) {
-                return Ok(());
+                return Ok(busy);
             }
             let (search, q) = (Arc::clone(&self.search), query.clone());
             let page = self.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
             let ids: Vec<DeliveryId> = page.items.iter().map(|l| l.delivery.id).collect();
-            let (id, at) = (e.id, self.clock.now());
-            let last = ids.last().copied();
+            let (id, at, last) = (e.id, self.clock.now(), ids.last().copied());
+            let page_ids = ids.clone();
             let done = self
                 .store
-                .read(move |db| {
-                    erasures::erase_page(
-                        db,
-                        &ids,
-                        at,
-                        |e, p| {
-                            e.erased += p.erased.len() as u64;
-                            e.skipped += p.skipped;
-                            e.busy += p.busy;
-                            e.cursor = last.or(e.cursor);
-                        },
-                        id,
-                    )
-                })
+                .read(move |db| erasures::erase_page(db, &page_ids, at, id))
                 .await
                 .map_err(LoadError::from)?;
-            self.indexer.deleted(done.erased);
+            self.indexer.deleted(ids);
+            if !self.indexer.flush().await {
+                return Err(BulkError::Invalid(
+                    "the search index could not commit its deletions; the erasure goes on at the next start".to_owned(),
+                ));
+            }
+            busy += done.busy;
+            self.store
+                .read(move |db| {
+                    erasures::update(db, id, |e| {
+                        e.erased += done.erased.len() as u64;
+                        if first_pass {
+                            e.skipped += done.skipped;
+                        }
+                        e.busy = busy;
+                        e.cursor = last.or(e.cursor);
+                    })
+                })
+                .await?;
             match page.next_cursor {
                 Some(c) => query.before = Some(c),
-                None => return Ok(()),
+                None => return Ok(busy),
             }
             tokio::task::yield_now().await;
         }

@@ -87,33 +87,35 @@ pub fn asks_for_erasure(d: &Delivery) -> bool {
     d.source == Source::Shopify && (d.topic == CUSTOMERS_REDACT || d.topic == SHOP_REDACT)
 }
 
-/// What a redact webhook of `topic`, stored as `d` with `body`, asks to erase: deliveries of the same shop
-/// (the verified account, never the one the body names) that arrived before it, and for `customers/redact`
-/// only those whose payload names the customer by id or email (the search index's exact path fields).
-/// `None` when `topic` is not a redact topic or `d` is not Shopify's.
+/// The topics whose payloads name a customer by their own `id` (top-level) rather than `customer.id`.
+const CUSTOMER_TOPICS: [&str; 5] =
+    ["customers/create", "customers/update", "customers/delete", "customers/enable", "customers/disable"];
+
+/// What a redact webhook stored as `d` with `body` asks to erase: deliveries of the same shop that arrived
+/// before it, and for `customers/redact` only those whose payload names the customer by id or email (the
+/// search index's exact path fields). Shopify's signature covers the body only, so the body must name the
+/// shop the delivery came from (`shop_domain`): a body signed for one purpose, sent again under a redact
+/// topic or another shop's name, erases nothing. `None` when `d` is not a redact webhook.
 pub fn redact_filter(d: &Delivery, body: &[u8]) -> Option<Result<(DeliveryFilter, String), String>> {
     if !asks_for_erasure(d) {
         return None;
     }
-    let mut filter = DeliveryFilter {
-        source: Some(Source::Shopify.as_str().to_owned()),
-        account: Some(d.account.clone()),
-        to: Some(d.received_at.to_rfc3339()),
-        ..DeliveryFilter::default()
-    };
-    if d.topic == SHOP_REDACT {
-        return Some(Ok((filter, format!("shop/redact for {}", d.account))));
-    }
-    Some(customer_query(body).map(|(q, who)| {
-        filter.q = Some(q);
-        (filter, format!("customers/redact for customer {who} of {}", d.account))
+    Some(redact_query(d, body).map(|(q, why)| {
+        let filter = DeliveryFilter {
+            q,
+            source: Some(Source::Shopify.as_str().to_owned()),
+            account: Some(d.account.clone()),
+            to: Some(d.received_at.to_rfc3339()),
+            ..DeliveryFilter::default()
+        };
+        (filter, why)
     }))
 }
 
-/// The query finding a `customers/redact` body's customer, and how to name them.
-fn customer_query(body: &[u8]) -> Result<(String, String), String> {
+fn redact_query(d: &Delivery, body: &[u8]) -> Result<(Option<String>, String), String> {
     #[derive(Deserialize)]
     struct Redact {
+        shop_domain: Option<String>,
         customer: Option<Customer>,
     }
     #[derive(Deserialize)]
@@ -122,7 +124,20 @@ fn customer_query(body: &[u8]) -> Result<(String, String), String> {
         email: Option<String>,
     }
     let r: Redact =
-        serde_json::from_slice(body).map_err(|e| format!("the customers/redact body is not the JSON expected: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("the {} body is not the JSON expected: {e}", d.topic))?;
+    match r.shop_domain.as_deref().map(str::trim) {
+        Some(shop) if shop.eq_ignore_ascii_case(&d.account) => {}
+        Some(shop) => {
+            return Err(format!(
+                "the {} body names the shop `{shop}`, not `{}` that sent it: nothing was erased",
+                d.topic, d.account
+            ));
+        }
+        None => return Err(format!("the {} body names no `shop_domain`: nothing was erased", d.topic)),
+    }
+    if d.topic == SHOP_REDACT {
+        return Ok((None, format!("shop/redact for {}", d.account)));
+    }
     let c = r.customer.ok_or("the customers/redact body names no `customer`")?;
     let id = match c.id {
         Some(serde_json::Value::Number(n)) if n.is_u64() => Some(n.to_string()),
@@ -139,6 +154,8 @@ fn customer_query(body: &[u8]) -> Result<(String, String), String> {
     let mut terms = Vec::new();
     if let Some(id) = &id {
         terms.push(format!("payload.customer.id:{id}"));
+        let topics: Vec<String> = CUSTOMER_TOPICS.iter().map(|t| format!("topic:\"{t}\"")).collect();
+        terms.push(format!("(payload.id:{id} AND ({}))", topics.join(" OR ")));
     }
     if let Some(e) = &email {
         for path in ["customer.email", "email", "contact_email"] {
@@ -149,7 +166,7 @@ fn customer_query(body: &[u8]) -> Result<(String, String), String> {
         return Err("the customers/redact body names the customer by neither `id` nor `email`".to_owned());
     }
     let who = id.unwrap_or_else(|| "with that email".to_owned());
-    Ok((terms.join(" OR "), who))
+    Ok((Some(terms.join(" OR ")), format!("customers/redact for customer {who} of {}", d.account)))
 }
 
 #[cfg(test)]
@@ -186,44 +203,56 @@ mod tests {
 
     #[test]
     fn a_customer_redact_finds_the_customer_by_id_and_email_in_its_own_shop_only() {
-        let body = br#"{"shop_id":954889,"shop_domain":"other.myshopify.com","customer":{"id":191167,"email":"John@Example.com","phone":"555"},"orders_to_redact":[299938]}"#;
+        let body = br#"{"shop_id":954889,"shop_domain":"acme.myshopify.com","customer":{"id":191167,"email":"John@Example.com","phone":"555"},"orders_to_redact":[299938]}"#;
         let (f, why) = redact_filter(&redact(CUSTOMERS_REDACT), body).unwrap().unwrap();
-        assert_eq!(f.account.as_deref(), Some("acme.myshopify.com"), "the verified shop, not the body's");
+        assert_eq!(f.account.as_deref(), Some("acme.myshopify.com"));
         assert_eq!(f.source.as_deref(), Some("shopify"));
         assert_eq!(f.to.as_deref(), Some("2027-01-15T08:00:00.000Z"));
         assert_eq!(
             f.q.as_deref(),
-            Some(
-                r#"payload.customer.id:191167 OR payload.customer.email:"John@Example.com" OR payload.email:"John@Example.com" OR payload.contact_email:"John@Example.com""#
-            )
+            Some(concat!(
+                r#"payload.customer.id:191167 OR (payload.id:191167 AND (topic:"customers/create" OR topic:"customers/update" OR "#,
+                r#"topic:"customers/delete" OR topic:"customers/enable" OR topic:"customers/disable")) OR "#,
+                r#"payload.customer.email:"John@Example.com" OR payload.email:"John@Example.com" OR payload.contact_email:"John@Example.com""#
+            ))
         );
         assert_eq!(why, "customers/redact for customer 191167 of acme.myshopify.com");
     }
 
     #[test]
     fn a_shop_redact_takes_every_delivery_of_the_shop() {
-        let (f, _) = redact_filter(&redact(SHOP_REDACT), b"{}").unwrap().unwrap();
+        let (f, _) = redact_filter(&redact(SHOP_REDACT), br#"{"shop_domain":"ACME.myshopify.com"}"#).unwrap().unwrap();
         assert_eq!((f.q, f.account.as_deref()), (None, Some("acme.myshopify.com")));
     }
 
     #[test]
     fn other_topics_ask_for_nothing_and_bad_bodies_say_why() {
         assert!(redact_filter(&redact("orders/create"), b"{}").is_none());
-        let bad = |body: &[u8]| redact_filter(&redact(CUSTOMERS_REDACT), body).unwrap().unwrap_err();
-        assert!(bad(b"not json").starts_with("the customers/redact body is not the JSON expected"));
-        assert_eq!(bad(b"{}"), "the customers/redact body names no `customer`");
+        let bad = |body: &str| {
+            let body = body.replace("SHOP", r#""shop_domain":"acme.myshopify.com""#);
+            redact_filter(&redact(CUSTOMERS_REDACT), body.as_bytes()).unwrap().unwrap_err()
+        };
+        assert!(bad("not json").starts_with("the customers/redact body is not the JSON expected"));
+        assert_eq!(bad("{SHOP}"), "the customers/redact body names no `customer`");
         assert_eq!(
-            bad(br#"{"customer":{}}"#),
+            bad(r#"{SHOP,"customer":{}}"#),
             "the customers/redact body names the customer by neither `id` nor `email`"
         );
         assert_eq!(
-            bad(br#"{"customer":{"id":"1 OR x"}}"#),
+            bad(r#"{SHOP,"customer":{"id":"1 OR x"}}"#),
             r#"the customers/redact body's `customer.id` is not a number: "1 OR x""#
         );
         assert_eq!(
-            bad(br#"{"customer":{"email":"a\" OR b"}}"#),
+            bad(r#"{SHOP,"customer":{"email":"a\" OR b"}}"#),
             "the customers/redact body's `customer.email` is not an email address"
         );
+        // Shopify signs the body only: a body of another shop, or of no shop, erases nothing.
+        assert_eq!(
+            bad(r#"{"shop_domain":"victim.myshopify.com","customer":{"id":1}}"#),
+            "the customers/redact body names the shop `victim.myshopify.com`, not `acme.myshopify.com` that sent it: nothing was erased"
+        );
+        let order = redact_filter(&redact(SHOP_REDACT), br#"{"id":1,"email":"a@b.c"}"#).unwrap().unwrap_err();
+        assert_eq!(order, "the shop/redact body names no `shop_domain`: nothing was erased");
     }
 
     #[test]

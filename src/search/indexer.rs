@@ -37,6 +37,8 @@ enum Msg {
     /// After each sweep: per subscription, every document older than this goes, so a deletion lost to a
     /// restart of the indexer or of Hookplane is made at the next sweep.
     Expired(Vec<(SubscriptionId, Timestamp)>),
+    /// Commit now, then answer whether the commit held: what was sent before is then durable.
+    Flush(tokio::sync::oneshot::Sender<bool>),
     Stop,
 }
 
@@ -61,6 +63,16 @@ impl IndexerHandle {
         if !before.is_empty() {
             let _ = self.tx.send(Msg::Expired(before));
         }
+    }
+
+    /// Commits everything sent before; the answer says whether that commit held (`false` also when the
+    /// indexer is gone). An erasure waits for it before it moves on, so a crash cannot lose its deletions.
+    pub async fn flush(&self) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// The new deliveries of one group commit that held `batch` requests.
@@ -409,6 +421,16 @@ impl Worker {
                     }
                     self.pending += 1;
                     self.first_pending.get_or_insert_with(Instant::now);
+                }
+                Ok(Msg::Flush(done)) => {
+                    let held = match self.commit() {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(error = %e, "committing the search index failed; will retry");
+                            false
+                        }
+                    };
+                    let _ = done.send(held);
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     if let Err(e) = self.commit() {

@@ -73,15 +73,8 @@ pub struct Page {
     pub busy: u64,
 }
 
-/// Erases `ids` for `erasure` at `at` in one transaction, with `progress` (the erasure's record as it will
-/// be after this page) written in the same one, so a crash never counts a page twice or loses one.
-pub fn erase_page(
-    db: &Database,
-    ids: &[DeliveryId],
-    at: Timestamp,
-    progress: impl FnOnce(&mut Erasure, &Page),
-    erasure: ErasureId,
-) -> Result<Page, StoreError> {
+/// Erases `ids` for `erasure` at `at` in one transaction.
+pub fn erase_page(db: &Database, ids: &[DeliveryId], at: Timestamp, erasure: ErasureId) -> Result<Page, StoreError> {
     let tx = db.begin_write()?;
     let tombstone = erasure::tombstone(erasure, at);
     let mut page = Page::default();
@@ -106,14 +99,30 @@ pub fn erase_page(
         let stored = payload::encode(&headers, &tombstone, TOMBSTONE_LEVEL);
         let row = deliveries::join(&tables::DELIVERY_RECORD.encode(&d)?, &stored)?;
         tx.open_table(tables::DELIVERIES)?.insert(id.as_u128(), row.as_slice())?;
+        clear_excerpts(&tx, id)?;
         page.erased.push(id);
-    }
-    if let Some(mut e) = get_in(&tx, erasure)? {
-        progress(&mut e, &page);
-        put(&tx, &e)?;
     }
     tx.commit()?;
     Ok(page)
+}
+
+/// A destination's answer may echo the payload: the start of each answer kept with the delivery's attempts
+/// goes with it.
+fn clear_excerpts(tx: &WriteTransaction, id: DeliveryId) -> Result<(), StoreError> {
+    let mut attempts = tx.open_table(tables::ATTEMPTS.def())?;
+    let mut kept = Vec::new();
+    for row in attempts.range((id.as_u128(), 0)..=(id.as_u128(), u32::MAX))? {
+        let (k, v) = row?;
+        let a = tables::ATTEMPTS.decode(v.value())?;
+        if !a.excerpt.is_empty() {
+            kept.push((k.value().1, a));
+        }
+    }
+    for (n, mut a) in kept {
+        a.excerpt.clear();
+        attempts.insert((id.as_u128(), n), tables::ATTEMPTS.encode(&a)?.as_slice())?;
+    }
+    Ok(())
 }
 
 /// Shopify's redact webhooks stored after `after` (from the first when `None`) whose erasure is not
@@ -139,9 +148,12 @@ pub fn unhandled_redacts(
             continue;
         }
         let sub = id.value();
+        // Up to `limit` of each subscription, the oldest of all kept below: the caller goes on after the
+        // newest it got, so no subscription's older webhooks may be left behind another's.
+        let mut taken = 0;
         for entry in by_sub.range((sub, from)..=(sub, u128::MAX))? {
             let delivery = entry?.0.value().1;
-            if found.len() >= limit {
+            if taken >= limit {
                 break;
             }
             if erasures.get(delivery)?.is_some() {
@@ -151,8 +163,10 @@ pub fn unhandled_redacts(
             let (record, stored) = deliveries::split(row.value())?;
             let d = tables::DELIVERY_RECORD.decode(record)?;
             found.push((d, payload::decode(stored)?.body));
+            taken += 1;
         }
     }
     found.sort_by_key(|(d, _)| d.id);
+    found.truncate(limit);
     Ok(found)
 }

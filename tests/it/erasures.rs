@@ -71,23 +71,32 @@ async fn redact_webhooks_erase_exactly_the_customers_then_the_shops_payloads() {
     let someone_else = send(&s, SHOP, "orders/create", order(4, Some((7, "ana@example.com")), "ana@example.com")).await;
     let other_shop =
         send(&s, OTHER, "orders/create", order(5, Some((191_167, "john@example.com")), "john@example.com")).await;
-    searched(&s, "q=parcel", 5).await;
+    let profile = json!({ "id": 191_167, "email": "new@example.com", "note": "parcel" });
+    let profile = send(&s, SHOP, "customers/update", profile.to_string().into_bytes()).await;
+    searched(&s, "q=parcel", 6).await;
 
-    let redact = json!({ "shop_id": 1, "shop_domain": OTHER, "customer": { "id": 191_167, "email": "john@example.com" },
+    // Shopify signs the body only: a body naming another shop, sent as a redact, erases nothing.
+    let spoofed = send(&s, SHOP, "shop/redact", json!({ "shop_domain": OTHER }).to_string().into_bytes()).await;
+    let failed = erasure_until(&s, &redact_erasure(&spoofed), "failed").await;
+    assert!(failed["error"].as_str().unwrap().contains("names the shop `other-shop.myshopify.com`"), "{failed}");
+
+    let redact = json!({ "shop_id": 1, "shop_domain": SHOP, "customer": { "id": 191_167, "email": "john@example.com" },
                          "orders_to_redact": [1, 3] });
     let customers_redact = send(&s, SHOP, "customers/redact", redact.to_string().into_bytes()).await;
     let done = erasure_until(&s, &redact_erasure(&customers_redact), "done").await;
     assert_eq!(
         (done["requested_by"].as_str(), done["matched"].as_u64(), done["erased"].as_u64(), done["busy"].as_u64()),
-        (Some("system"), Some(3), Some(3), Some(0)),
+        (Some("system"), Some(4), Some(4), Some(0)),
         "{done}"
     );
     assert_eq!(done["redact_delivery_id"], customers_redact.as_str());
-    assert_eq!(done["filter"]["account"], SHOP, "the verified shop, not the one the body names");
+    assert_eq!(done["filter"]["account"], SHOP);
     for (id, want) in [
         (&by_customer, true),
         (&guest, true),
         (&updated, true),
+        (&profile, true),
+        (&spoofed, false),
         (&someone_else, false),
         (&other_shop, false),
         (&customers_redact, false),
@@ -106,6 +115,7 @@ async fn redact_webhooks_erase_exactly_the_customers_then_the_shops_payloads() {
     let ids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [customers_redact.as_str(), other_shop.as_str()]);
     searched(&s, "q=parcel", 2).await;
+    searched(&s, "q=new@example.com", 0).await;
     // Nothing is left to replay.
     let (st, refused) = s.post(&format!("/api/v1/deliveries/{by_customer}/replay"), json!({})).await;
     assert_problem(&(st, refused.clone()), 409, "not_replayable");
@@ -121,13 +131,19 @@ async fn redact_webhooks_erase_exactly_the_customers_then_the_shops_payloads() {
     let shop_redact =
         send(&s, SHOP, "shop/redact", json!({ "shop_id": 1, "shop_domain": SHOP }).to_string().into_bytes()).await;
     let done = erasure_until(&s, &redact_erasure(&shop_redact), "done").await;
-    assert_eq!((done["erased"].as_u64(), done["skipped"].as_u64()), (Some(2), Some(3)), "{done}");
-    for (id, want) in [(&someone_else, true), (&customers_redact, true), (&other_shop, false), (&shop_redact, false)] {
+    assert_eq!((done["erased"].as_u64(), done["skipped"].as_u64()), (Some(3), Some(4)), "{done}");
+    for (id, want) in [
+        (&someone_else, true),
+        (&customers_redact, true),
+        (&spoofed, true),
+        (&other_shop, false),
+        (&shop_redact, false),
+    ] {
         assert_eq!(erased(&s, id).await, want, "{id}");
     }
     // One erasure per redact webhook, however often the watcher looks.
     let (_, list) = s.get("/api/v1/erasures").await;
-    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
 }
 
 #[tokio::test]
@@ -138,8 +154,8 @@ async fn an_operator_counts_then_erases_on_request_and_redacts_wait_for_the_sett
         send(&s, OTHER, "orders/create", order(2, Some((2, "jon@example.com")), "jon@example.com")).await,
     ];
     let ana = send(&s, SHOP, "orders/create", order(3, Some((3, "ana@example.com")), "ana@example.com")).await;
-    let redact = json!({ "customer": { "id": 3, "email": "ana@example.com" } });
-    send(&s, SHOP, "customers/redact", redact.to_string().into_bytes()).await;
+    let redact = json!({ "shop_domain": SHOP, "customer": { "id": 3, "email": "ana@example.com" } });
+    let redact = send(&s, SHOP, "customers/redact", redact.to_string().into_bytes()).await;
     searched(&s, "q=parcel", 3).await;
 
     let q = r#"customer.email:"jon@example.com""#;
@@ -166,13 +182,27 @@ async fn an_operator_counts_then_erases_on_request_and_redacts_wait_for_the_sett
         assert!(erased(&s, j).await);
     }
     assert!(!erased(&s, &ana).await, "a redact webhook erases nothing unless privacy.honor_shopify_redact is on");
+    assert_eq!(s.get(&format!("/api/v1/erasures/{}", redact_erasure(&redact))).await.0, 404, "nor is one recorded");
     let (_, audit) = s.get(&format!("/api/v1/audit?action=erasure_started&target_id={id}")).await;
     let changes = audit["items"][0]["changes"].to_string();
     assert!(changes.contains("DSR-2041") && changes.contains("jon@example.com"), "{audit}");
     assert_problem(&s.post(&format!("/api/v1/erasures/{id}/cancel"), json!({})).await, 409, "conflict");
     assert_problem(&s.get("/api/v1/erasures/ers_nonsense").await, 400, "invalid_request");
+
+    // A forwarded delivery: the destination's answers kept with its attempts may echo the payload; they go.
+    let dest = crate::queue::Destination::start(&[]).await;
+    let fwd = crate::queue::forwarding(&s, "orders/paid", &dest.url).await;
+    let sent = crate::queue::deliver(&s, "orders/paid", 1).await;
+    crate::queue::until(&s, &sent, "status", json!("succeeded")).await;
+    assert_eq!(crate::queue::attempts(&s, &sent).await[0]["excerpt"], "ok");
+    let (st, started) = s.post("/api/v1/erasures", json!({ "subscription": fwd, "confirm": true })).await;
+    assert_eq!(st, 202, "{started}");
+    let done = erasure_until(&s, started["id"].as_str().unwrap(), "done").await;
+    assert_eq!(done["erased"].as_u64(), Some(1), "{done}");
+    let attempts = crate::queue::attempts(&s, &sent).await;
+    assert_eq!((attempts[0]["excerpt"].as_str(), attempts[0]["response_code"].as_u64()), (Some(""), Some(200)));
     let (_, list) = s.get("/api/v1/erasures").await;
-    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
 }
 
 #[tokio::test]
