@@ -130,7 +130,14 @@ pub fn judge(seen: &[(String, Seen)], announced: &[Announced], now: Timestamp, g
             found.push(Drift::Mixed { versions, since: n.first_seen });
         }
     }
-    if let [.., previous, latest] = announced {
+    // A version announced again (a retried pipeline) is one deploy, not two.
+    let mut deploys: Vec<&Announced> = Vec::with_capacity(announced.len());
+    for a in announced {
+        if deploys.last().is_none_or(|l| l.version != a.version) {
+            deploys.push(a);
+        }
+    }
+    if let [.., previous, latest] = deploys[..] {
         let settled = latest.at.plus_millis(grace_ms);
         let behind = live
             .iter()
@@ -192,6 +199,9 @@ mod tests {
         assert_eq!(judge(&[seen("v1", 0, 210)], &announced, at(210), 15 * MIN), vec![]);
         // A single announcement cannot say what "more than one behind" is.
         assert_eq!(judge(&[seen("v0", 0, 300)], &announced[..1], at(300), 15 * MIN), vec![]);
+        // Announcing v3 twice is still one deploy: v2 is one behind.
+        let again = [deploy("v1", 0), deploy("v2", 100), deploy("v3", 200), deploy("v3", 210)];
+        assert_eq!(judge(&[seen("v2", 100, 300)], &again, at(300), 15 * MIN), vec![]);
     }
 
     #[test]

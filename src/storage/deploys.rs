@@ -54,7 +54,12 @@ pub fn versions_in(tx: &ReadTransaction, sub: SubscriptionId) -> Result<Vec<(Str
 
 pub fn announce(tx: &WriteTransaction, service: &str, deploy: &Announced) -> Result<(), StoreError> {
     let mut t = tx.open_table(tables::DEPLOYS.def())?;
-    t.insert((service, deploy.at.millis()), tables::DEPLOYS.encode(deploy)?.as_slice())?;
+    // Two announcements in one millisecond keep their order rather than one overwriting the other.
+    let mut at = deploy.at.millis();
+    while t.get((service, at))?.is_some() {
+        at += 1;
+    }
+    t.insert((service, at), tables::DEPLOYS.encode(deploy)?.as_slice())?;
     let mut keys = Vec::new();
     for row in t.range((service, i64::MIN)..=(service, i64::MAX))? {
         keys.push(row?.0.value().1);
