@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Body, bodies, webhook_id};
-use http_body_util::{BodyExt, Full};
+use common::{Body, bodies, shopify_request};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 const SECRET: &[u8] = b"bench-shopify-secret";
@@ -99,16 +99,7 @@ async fn worker(
         }
         let body = &bodies[(w * 7919 + n) % bodies.len()];
         n += 1;
-        let req = hyper::Request::post(path)
-            .header("host", "bench")
-            .header("content-type", "application/json")
-            .header("x-shopify-topic", "orders/create")
-            .header("x-shopify-hmac-sha256", body.hmac.as_str())
-            .header("x-shopify-shop-domain", "bench-shop.myshopify.com")
-            .header("x-shopify-api-version", "2025-10")
-            .header("x-shopify-webhook-id", webhook_id())
-            .body(Full::new(body.bytes.clone()))
-            .unwrap();
+        let req = shopify_request(path, body, "bench-shop.myshopify.com");
         let started = Instant::now();
         sender.ready().await.unwrap();
         let resp = sender.send_request(req).await.unwrap();

@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Body, bodies, webhook_id};
-use http_body_util::{BodyExt, Full};
+use common::{Body, bodies, shopify_request};
+use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 #[global_allocator]
@@ -99,15 +99,7 @@ async fn sender(
         }
         let body = &bodies[(w * 7919 + n) % bodies.len()];
         n += 1;
-        let req = hyper::Request::post("/shopify/webhook")
-            .header("host", "bench")
-            .header("content-type", "application/json")
-            .header("x-shopify-topic", "orders/create")
-            .header("x-shopify-hmac-sha256", body.hmac.as_str())
-            .header("x-shopify-shop-domain", SHOP)
-            .header("x-shopify-webhook-id", webhook_id())
-            .body(Full::new(body.bytes.clone()))
-            .unwrap();
+        let req = shopify_request("/shopify/webhook", body, SHOP);
         tx.ready().await.unwrap();
         let sent = Instant::now();
         let resp = tx.send_request(req).await.unwrap();
