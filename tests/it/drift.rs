@@ -115,6 +115,25 @@ async fn a_destination_switching_versions_raises_the_drift_banner_and_clears_it(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_announces_deploys_from_the_command_line() {
+    let s = server("60", &[]).await;
+    let args = |rest: &[&str]| -> Vec<String> {
+        rest.iter().map(|a| (*a).to_owned()).chain(["--url".to_owned(), s.base.clone()]).collect()
+    };
+    let (ok, out, err) =
+        crate::handshakes::cli(args(&["deploys", "announce", "--service", "orders", "--version", "2.0.0"]), "").await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"version\": \"2.0.0\"") || out.contains("\"version\":\"2.0.0\""), "{out}");
+    let (ok, out, err) =
+        crate::handshakes::cli(args(&["deploys", "announce", "--service", "orders", "--version", " 2.0.1"]), "").await;
+    assert!(!ok && err.contains("without surrounding spaces"), "{out}{err}");
+    let (_, audit) = s.get("/api/v1/audit?action=deploy_announced&target_id=orders").await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "only the good one: {audit}");
+    let (ok, out, err) = crate::handshakes::cli(args(&["deploys", "list"]), "").await;
+    assert!(ok && out.trim_start().starts_with('['), "{out}{err}");
+}
+
 /// The id of delivery `n` sent by `deliver`, found by its provider delivery id.
 async fn deliver_id(s: &TestServer, n: u64) -> String {
     let all = s.all_deliveries("topic=orders/create").await;

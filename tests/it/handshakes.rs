@@ -421,7 +421,7 @@ async fn operators_retry_a_handshake_from_the_panel_and_see_what_it_did() {
 }
 
 /// Runs the binary with `stdin`, as an operator's shell would, and hands back its status and output.
-async fn cli(args: Vec<String>, stdin: &'static str) -> (bool, String, String) {
+pub(crate) async fn cli(args: Vec<String>, stdin: &'static str) -> (bool, String, String) {
     tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookplane"))
