@@ -371,6 +371,7 @@ impl Settings {
         self.handshake.check().map_err(|m| invalid(origin, m))?;
         self.retention.check().map_err(|m| invalid(origin, m))?;
         self.drift.check().map_err(|m| invalid(origin, m))?;
+        self.privacy.check().map_err(|m| invalid(origin, m))?;
         self.validate_alerts(origin)
     }
 }

@@ -24,20 +24,33 @@ use crate::storage::{Store, StoreError, audit, erasures};
 use crate::task::AliveGuard;
 
 /// The `[privacy]` section.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacySettings {
     /// Whether a stored `customers/redact` or `shop/redact` webhook erases the payloads about that customer
     /// or shop. Off unless asked for: the processing service may need those payloads to do its own part.
     pub honor_shopify_redact: bool,
+    /// How long an erasure waits before it looks again at deliveries that were still being delivered.
+    pub busy_retry_seconds: u32,
+}
+
+impl PrivacySettings {
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=3600).contains(&self.busy_retry_seconds) {
+            return Err("privacy.busy_retry_seconds must be between 1 and 3600".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// The most deliveries a dry run counts; an erasure itself has no limit.
 pub const COUNT_MOST: u64 = 1_000_000;
 /// How often the index is checked while an erasure waits for it to catch up.
 const INDEX_POLL: Duration = Duration::from_millis(200);
-/// How long an erasure waits before it looks again at deliveries that were being delivered.
-const BUSY_RETRY: Duration = Duration::from_secs(60);
+/// Deliveries erased per transaction when going over busy ones again (a page of the list otherwise).
+const PAGE: usize = 200;
+/// Redact webhooks read at once; more are read straight after.
+const REDACTS_AT_ONCE: usize = 100;
 /// How often redact webhooks are looked for besides when one is stored.
 const REDACT_POLL: Duration = Duration::from_secs(30);
 /// Redact webhooks are looked for from this long before the newest one seen: ids are taken a moment
@@ -197,24 +210,33 @@ impl Erasures {
             let _guard = guard;
             let mut after: Option<DeliveryId> = None;
             loop {
+                let mut more = false;
                 match this.honor_redacts(after).await {
-                    Ok(newest) => {
+                    Ok((newest, full)) => {
                         if let Some(n) = newest {
                             let from = n.timestamp().plus_millis(-REDACT_MARGIN_MS);
                             after = after.max(Some(DeliveryId::first_at(from)));
                         }
+                        more = full;
                     }
                     Err(e) => tracing::error!(error = %e, "looking for redact webhooks failed; will retry"),
                 }
-                let _ = tokio::time::timeout(REDACT_POLL, this.redacted.notified()).await;
+                if !more {
+                    let _ = tokio::time::timeout(REDACT_POLL, this.redacted.notified()).await;
+                }
             }
         })
     }
 
-    /// Starts the erasures the redact webhooks after `after` ask for; returns the newest webhook seen.
-    async fn honor_redacts(self: &Arc<Self>, after: Option<DeliveryId>) -> Result<Option<DeliveryId>, StoreError> {
-        let found = self.store.read(move |db| erasures::unhandled_redacts(db, after, 100)).await?;
-        let newest = found.last().map(|(d, _)| d.id);
+    /// Starts the erasures the redact webhooks after `after` ask for; returns the newest webhook seen, and
+    /// whether more may be waiting.
+    async fn honor_redacts(
+        self: &Arc<Self>,
+        after: Option<DeliveryId>,
+    ) -> Result<(Option<DeliveryId>, bool), StoreError> {
+        let found = self.store.read(move |db| erasures::unhandled_redacts(db, after, REDACTS_AT_ONCE)).await?;
+        let (newest, full) = (found.last().map(|(d, _)| d.id), found.len() == REDACTS_AT_ONCE);
+        let mut recorded = false;
         let by = Actor::system();
         for (d, body) in found {
             let Some(asked) = erasure::redact_filter(&d, &body) else { continue };
@@ -232,12 +254,15 @@ impl Erasures {
                     e
                 }
             };
-            if self.record(e.clone(), &by).await? && e.status == BulkStatus::Running {
+            let new = self.record(e.clone(), &by).await?;
+            recorded |= new;
+            if new && e.status == BulkStatus::Running {
                 tracing::info!(erasure = %e.id, delivery = %d.id, topic = %d.topic, "honouring a redact webhook");
                 self.spawn(e, by.clone());
             }
         }
-        Ok(newest)
+        // Straight on only while it gets somewhere: webhooks it cannot record are not read in a loop.
+        Ok((newest, full && recorded))
     }
 
     fn spawn(self: &Arc<Self>, e: Erasure, by: Actor) {
@@ -282,10 +307,10 @@ impl Erasures {
     }
 
     async fn run(&self, e: Erasure, cancel: &AtomicBool) -> Result<(), BulkError> {
-        // One erasure at a time: each holds the store's single writer page by page, and ingest comes first.
-        let Ok(_turn) = self.turn.acquire().await else { return Ok(()) };
         let mut query = query_of(&e.filter)?;
         let before = query.filter.to.map_or_else(|| DeliveryId::first_at(self.clock.now()), DeliveryId::first_at);
+        // One erasure at a time: each holds the store's single writer page by page, and ingest comes first.
+        let Ok(turn) = self.turn.acquire().await else { return Ok(()) };
         // Everything stored before it must be in the index first: a search would miss the rest, and a
         // document added after the erasure deleted it would bring the payload back into the index.
         loop {
@@ -309,37 +334,64 @@ impl Erasures {
             self.store.read(move |db| erasures::update(db, id, |e| e.matched = matched)).await?;
         }
         query.before = e.cursor;
-        let mut first_pass = true;
+        // What a pass before a restart left waiting is looked at again with what this pass leaves.
+        let mut waiting = Waiting { ids: e.waiting.clone(), overflowed: e.waiting_overflowed };
+        waiting.add(self.pass(&e, &mut query, true, cancel).await?);
+        drop(turn);
         loop {
-            let busy = self.pass(&e, &mut query, first_pass, cancel).await?;
-            if busy == 0 || cancel.load(Ordering::SeqCst) {
+            self.record_waiting(e.id, &waiting).await?;
+            if waiting.is_empty() || cancel.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            // Deliveries still being delivered: their payloads go once their attempts settle.
-            tracing::info!(erasure = %e.id, busy, "an erasure waits for deliveries still being delivered");
-            let deadline = tokio::time::Instant::now() + BUSY_RETRY;
+            // Deliveries still being delivered: their payloads go once their attempts settle. The turn is
+            // given up meanwhile, so a paused destination holding them never holds up other erasures.
+            tracing::info!(erasure = %e.id, busy = waiting.ids.len(), "an erasure waits for deliveries still being delivered");
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_secs(u64::from(self.settings.busy_retry_seconds));
             while tokio::time::Instant::now() < deadline {
                 if cancel.load(Ordering::SeqCst) {
                     return Ok(());
                 }
                 tokio::time::sleep(INDEX_POLL).await;
             }
-            query.before = None;
-            first_pass = false;
+            let Ok(_turn) = self.turn.acquire().await else { return Ok(()) };
+            waiting = if waiting.overflowed {
+                query.before = None;
+                let mut again = Waiting::default();
+                again.add(self.pass(&e, &mut query, false, cancel).await?);
+                again
+            } else {
+                let mut again = Waiting::default();
+                for chunk in waiting.ids.chunks(PAGE) {
+                    again.add(self.erase(&e, chunk.to_vec(), None, false).await?);
+                }
+                again
+            };
         }
     }
 
-    /// One pass over what the erasure matches, from `query.before` on; returns how many were busy. Each
-    /// page is erased in one transaction, its search documents deleted and committed, and only then is the
-    /// cursor moved past it: a crash in between makes the next start erase (and delete) the page again.
+    async fn record_waiting(&self, id: ErasureId, waiting: &Waiting) -> Result<(), StoreError> {
+        let (ids, overflowed) = (waiting.ids.clone(), waiting.overflowed);
+        self.store
+            .read(move |db| {
+                erasures::update(db, id, |e| {
+                    e.busy = ids.len() as u64;
+                    e.waiting = ids;
+                    e.waiting_overflowed = overflowed;
+                })
+            })
+            .await
+    }
+
+    /// One pass over what the erasure matches, from `query.before` on; returns the busy ones.
     async fn pass(
         &self,
         e: &Erasure,
         query: &mut crate::loader::Query,
         first_pass: bool,
         cancel: &AtomicBool,
-    ) -> Result<u64, BulkError> {
-        let mut busy = 0u64;
+    ) -> Result<Vec<DeliveryId>, BulkError> {
+        let mut busy = Vec::new();
         loop {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(busy);
@@ -347,38 +399,71 @@ impl Erasures {
             let (search, q) = (Arc::clone(&self.search), query.clone());
             let page = self.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
             let ids: Vec<DeliveryId> = page.items.iter().map(|l| l.delivery.id).collect();
-            let (id, at, last) = (e.id, self.clock.now(), ids.last().copied());
-            let page_ids = ids.clone();
-            let done = self
-                .store
-                .read(move |db| erasures::erase_page(db, &page_ids, at, id))
-                .await
-                .map_err(LoadError::from)?;
-            self.indexer.deleted(ids);
-            if !self.indexer.flush().await {
-                return Err(BulkError::Invalid(
-                    "the search index could not commit its deletions; the erasure goes on at the next start".to_owned(),
-                ));
-            }
-            busy += done.busy;
-            self.store
-                .read(move |db| {
-                    erasures::update(db, id, |e| {
-                        e.erased += done.erased.len() as u64;
-                        if first_pass {
-                            e.skipped += done.skipped;
-                        }
-                        e.busy = busy;
-                        e.cursor = last.or(e.cursor);
-                    })
-                })
-                .await?;
+            let last = ids.last().copied();
+            busy.extend(self.erase(e, ids, last, first_pass).await?);
             match page.next_cursor {
                 Some(c) => query.before = Some(c),
                 None => return Ok(busy),
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Erases `ids` in one transaction, deletes their search documents and commits the index, and only then
+    /// records the progress (and `cursor`, when given): a crash in between makes the next start erase and
+    /// delete them again. Returns the busy ones.
+    async fn erase(
+        &self,
+        e: &Erasure,
+        ids: Vec<DeliveryId>,
+        cursor: Option<DeliveryId>,
+        count_skipped: bool,
+    ) -> Result<Vec<DeliveryId>, BulkError> {
+        let (id, at, page_ids) = (e.id, self.clock.now(), ids.clone());
+        let done =
+            self.store.read(move |db| erasures::erase_page(db, &page_ids, at, id)).await.map_err(LoadError::from)?;
+        self.indexer.deleted(ids);
+        if !self.indexer.flush().await {
+            return Err(BulkError::Invalid(
+                "the search index could not commit its deletions; the erasure goes on at the next start".to_owned(),
+            ));
+        }
+        let (erased, skipped) = (done.erased.len() as u64, done.skipped);
+        self.store
+            .read(move |db| {
+                erasures::update(db, id, |e| {
+                    e.erased += erased;
+                    if count_skipped {
+                        e.skipped += skipped;
+                    }
+                    e.cursor = cursor.or(e.cursor);
+                })
+            })
+            .await?;
+        Ok(done.busy)
+    }
+}
+
+/// The busy deliveries an erasure looks at again, remembered up to [`erasure::WAITING_KEPT`].
+#[derive(Default)]
+struct Waiting {
+    ids: Vec<DeliveryId>,
+    overflowed: bool,
+}
+
+impl Waiting {
+    fn add(&mut self, busy: Vec<DeliveryId>) {
+        self.ids.extend(busy);
+        self.ids.sort_unstable();
+        self.ids.dedup();
+        if self.ids.len() > erasure::WAITING_KEPT {
+            self.ids.truncate(erasure::WAITING_KEPT);
+            self.overflowed = true;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty() && !self.overflowed
     }
 }
 
@@ -402,6 +487,8 @@ fn fresh(
         erased: 0,
         skipped: 0,
         busy: 0,
+        waiting: Vec::new(),
+        waiting_overflowed: false,
         status: BulkStatus::Running,
         cursor: None,
         finished_at: None,

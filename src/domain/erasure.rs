@@ -9,6 +9,9 @@ use super::filter::DeliveryFilter;
 use super::replay::BulkStatus;
 use super::{Delivery, DeliveryId, ErasureId, Source, Timestamp};
 
+/// Most busy deliveries an erasure remembers by id.
+pub const WAITING_KEPT: usize = 10_000;
+
 /// The Shopify topics that ask for an erasure.
 pub const CUSTOMERS_REDACT: &str = "customers/redact";
 pub const SHOP_REDACT: &str = "shop/redact";
@@ -32,8 +35,14 @@ pub struct Erasure {
     pub erased: u64,
     /// Erased already.
     pub skipped: u64,
-    /// Their attempts were under way, so they were left: run it again once those settle.
+    /// Their attempts were under way, so their payloads wait until those settle.
     pub busy: u64,
+    /// Which ones (at most [`WAITING_KEPT`]): the erasure looks at them again, not at all it matched.
+    #[serde(default)]
+    pub waiting: Vec<DeliveryId>,
+    /// More were busy than `waiting` holds: the next look goes over everything it matches again.
+    #[serde(default)]
+    pub waiting_overflowed: bool,
     pub status: BulkStatus,
     pub cursor: Option<DeliveryId>,
     pub finished_at: Option<Timestamp>,

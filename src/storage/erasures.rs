@@ -70,7 +70,7 @@ pub struct Page {
     /// Erased already, or deleted by retention meanwhile.
     pub skipped: u64,
     /// Their attempts are under way: left.
-    pub busy: u64,
+    pub busy: Vec<DeliveryId>,
 }
 
 /// Erases `ids` for `erasure` at `at` in one transaction.
@@ -91,7 +91,7 @@ pub fn erase_page(db: &Database, ids: &[DeliveryId], at: Timestamp, erasure: Era
             continue;
         }
         if super::retention::replays_of(&tx, &d)?.1 {
-            page.busy += 1;
+            page.busy.push(id);
             continue;
         }
         let headers = payload::decode_prefix(stored, 0)?.headers;

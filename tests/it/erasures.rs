@@ -245,3 +245,39 @@ async fn the_erasures_page_counts_then_erases_only_once_confirmed() {
         delivery.body
     );
 }
+
+#[tokio::test]
+async fn a_delivery_still_being_delivered_keeps_its_payload_until_it_settles_then_is_erased() {
+    let s = TestServer::start_with(Options {
+        env: env(&[("HOOKPLANE_PRIVACY__BUSY_RETRY_SECONDS", "1"), ("HOOKPLANE_DELIVERY__POLL_INTERVAL_MS", "20")]),
+        ..Options::default()
+    })
+    .await;
+    let dest = crate::queue::Destination::start(&[]).await;
+    let fwd = crate::queue::forwarding(&s, "orders/paid", &dest.url).await;
+    let (st, paused) = s.post(&format!("/api/v1/subscriptions/{fwd}/pause"), json!({})).await;
+    assert_eq!(st, 200, "{paused}");
+    let held = crate::queue::deliver(&s, "orders/paid", 1).await;
+    let (st, started) = s.post("/api/v1/erasures", json!({ "subscription": fwd, "confirm": true })).await;
+    assert_eq!(st, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    // Held by the pause: its payload stays (the destination must still get it), and the erasure waits.
+    let mut waiting = Value::Null;
+    for _ in 0..600 {
+        waiting = s.get(&format!("/api/v1/erasures/{id}")).await.1;
+        if waiting["busy"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((waiting["status"].as_str(), waiting["erased"].as_u64()), (Some("running"), Some(0)), "{waiting}");
+    assert!(!erased(&s, &held).await);
+    // Resumed, it is delivered with its payload, and then the erasure takes it.
+    let (st, resumed) = s.post(&format!("/api/v1/subscriptions/{fwd}/resume"), json!({})).await;
+    assert_eq!(st, 200, "{resumed}");
+    crate::queue::until(&s, &held, "status", json!("succeeded")).await;
+    assert!(!String::from_utf8_lossy(&dest.wait_for(1).await[0].body).contains("erased"));
+    let done = erasure_until(&s, &id, "done").await;
+    assert_eq!((done["erased"].as_u64(), done["busy"].as_u64()), (Some(1), Some(0)), "{done}");
+    assert!(erased(&s, &held).await);
+}
