@@ -46,7 +46,7 @@ fn args() -> Args {
             "--prefill" => a.prefill = value(),
             "--concurrency" => a.concurrency = value() as usize,
             "--seconds" => a.seconds = value(),
-            "--rounds" => a.rounds = (value() as usize).max(1),
+            "--rounds" => a.rounds = (value() as usize).clamp(1, 63),
             "--bench" => {}
             other => panic!("unknown flag {other}"),
         }

@@ -309,8 +309,6 @@ impl Erasures {
     async fn run(&self, e: Erasure, cancel: &AtomicBool) -> Result<(), BulkError> {
         let mut query = query_of(&e.filter)?;
         let before = query.filter.to.map_or_else(|| DeliveryId::first_at(self.clock.now()), DeliveryId::first_at);
-        // One erasure at a time: each holds the store's single writer page by page, and ingest comes first.
-        let Ok(turn) = self.turn.acquire().await else { return Ok(()) };
         // Everything stored before it must be in the index first: a search would miss the rest, and a
         // document added after the erasure deleted it would bring the payload back into the index.
         loop {
@@ -328,6 +326,8 @@ impl Erasures {
             }
             tokio::time::sleep(INDEX_POLL).await;
         }
+        // One erasure at a time: each holds the store's single writer page by page, and ingest comes first.
+        let Ok(turn) = self.turn.acquire().await else { return Ok(()) };
         if e.cursor.is_none() {
             let matched = bulk::count(&self.store, &self.search, query.clone(), u64::MAX - 1).await?;
             let id = e.id;
@@ -363,7 +363,7 @@ impl Erasures {
             } else {
                 let mut again = Waiting::default();
                 for chunk in waiting.ids.chunks(PAGE) {
-                    again.add(self.erase(&e, chunk.to_vec(), None, false).await?);
+                    again.add(self.erase(&e, chunk.to_vec(), false, cancel).await?);
                 }
                 again
             };
@@ -399,8 +399,7 @@ impl Erasures {
             let (search, q) = (Arc::clone(&self.search), query.clone());
             let page = self.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
             let ids: Vec<DeliveryId> = page.items.iter().map(|l| l.delivery.id).collect();
-            let last = ids.last().copied();
-            busy.extend(self.erase(e, ids, last, first_pass).await?);
+            busy.extend(self.erase(e, ids, first_pass, cancel).await?);
             match page.next_cursor {
                 Some(c) => query.before = Some(c),
                 None => return Ok(busy),
@@ -410,33 +409,45 @@ impl Erasures {
     }
 
     /// Erases `ids` in one transaction, deletes their search documents and commits the index, and only then
-    /// records the progress (and `cursor`, when given): a crash in between makes the next start erase and
-    /// delete them again. Returns the busy ones.
+    /// records the progress: a crash in between makes the next start erase and delete them again. On the
+    /// first pass the cursor moves to the last of them, skipped ones count, and the busy ones are added to
+    /// the erasure's waiting list in the same transaction. Returns the busy ones.
     async fn erase(
         &self,
         e: &Erasure,
         ids: Vec<DeliveryId>,
-        cursor: Option<DeliveryId>,
-        count_skipped: bool,
+        first_pass: bool,
+        cancel: &AtomicBool,
     ) -> Result<Vec<DeliveryId>, BulkError> {
-        let (id, at, page_ids) = (e.id, self.clock.now(), ids.clone());
-        let done =
-            self.store.read(move |db| erasures::erase_page(db, &page_ids, at, id)).await.map_err(LoadError::from)?;
-        self.indexer.deleted(ids);
-        if !self.indexer.flush().await {
-            return Err(BulkError::Invalid(
-                "the search index could not commit its deletions; the erasure goes on at the next start".to_owned(),
-            ));
+        let (id, at, last) = (e.id, self.clock.now(), ids.last().copied());
+        let done = self.store.read(move |db| erasures::erase_page(db, &ids, at, id)).await.map_err(LoadError::from)?;
+        // Busy ones keep their documents: they keep their payloads, and a later pass must find them.
+        let documents: Vec<DeliveryId> = done.erased.iter().chain(&done.settled).copied().collect();
+        let mut tries = 0u32;
+        while !self.indexer.delete_now(documents.clone()).await {
+            // The indexer restarts itself in place; the erasure waits for it rather than move on.
+            tries += 1;
+            if tries % 30 == 1 {
+                tracing::warn!(erasure = %id, "the search index could not commit an erasure's deletions; trying again");
+            }
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(Vec::new());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let (erased, skipped) = (done.erased.len() as u64, done.skipped);
+        let (erased, skipped, busy) = (done.erased.len() as u64, done.skipped, done.busy.clone());
         self.store
             .read(move |db| {
                 erasures::update(db, id, |e| {
                     e.erased += erased;
-                    if count_skipped {
+                    if first_pass {
                         e.skipped += skipped;
+                        e.cursor = last.or(e.cursor);
+                        let mut w = Waiting { ids: std::mem::take(&mut e.waiting), overflowed: e.waiting_overflowed };
+                        w.add(busy);
+                        e.busy = w.ids.len() as u64;
+                        (e.waiting, e.waiting_overflowed) = (w.ids, w.overflowed);
                     }
-                    e.cursor = cursor.or(e.cursor);
                 })
             })
             .await?;

@@ -37,8 +37,9 @@ enum Msg {
     /// After each sweep: per subscription, every document older than this goes, so a deletion lost to a
     /// restart of the indexer or of Hookplane is made at the next sweep.
     Expired(Vec<(SubscriptionId, Timestamp)>),
-    /// Commit now, then answer whether the commit held: what was sent before is then durable.
-    Flush(tokio::sync::oneshot::Sender<bool>),
+    /// Delete these deliveries' documents and commit at once, then answer whether the commit held. One
+    /// message, so an indexer restarted in between cannot answer for deletions it never made.
+    DeleteNow(Vec<DeliveryId>, tokio::sync::oneshot::Sender<bool>),
     Stop,
 }
 
@@ -65,11 +66,12 @@ impl IndexerHandle {
         }
     }
 
-    /// Commits everything sent before; the answer says whether that commit held (`false` also when the
-    /// indexer is gone). An erasure waits for it before it moves on, so a crash cannot lose its deletions.
-    pub async fn flush(&self) -> bool {
+    /// Deletes the documents of `ids` and commits; the answer says whether that commit held (`false` also
+    /// when the indexer is gone or restarted meanwhile). An erasure waits for it before it moves on, so a
+    /// crash cannot lose its deletions.
+    pub async fn delete_now(&self, ids: Vec<DeliveryId>) -> bool {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).is_err() {
+        if self.tx.send(Msg::DeleteNow(ids, tx)).is_err() {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -363,6 +365,14 @@ impl Worker {
         self.first_pending.get_or_insert_with(Instant::now);
     }
 
+    fn delete(&mut self, ids: Vec<DeliveryId>) {
+        for id in ids {
+            self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(id)));
+            self.pending += 1;
+        }
+        self.first_pending.get_or_insert_with(Instant::now);
+    }
+
     fn commit(&mut self) -> anyhow::Result<()> {
         // With deliveries deferred, even an empty commit records where the next start must resume.
         if self.pending == 0 && self.deferred.is_none() {
@@ -406,13 +416,7 @@ impl Worker {
                     }
                 }
                 Ok(Msg::Behind(oldest)) => self.defer(oldest, "search indexing is behind: it catches up from storage"),
-                Ok(Msg::Deleted(ids)) => {
-                    for id in ids {
-                        self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(id)));
-                        self.pending += 1;
-                    }
-                    self.first_pending.get_or_insert_with(Instant::now);
-                }
+                Ok(Msg::Deleted(ids)) => self.delete(ids),
                 Ok(Msg::Expired(before)) => {
                     for (sub, at) in before {
                         if let Err(e) = self.writer.delete_query(self.index.older_than(sub, at)) {
@@ -422,7 +426,8 @@ impl Worker {
                     self.pending += 1;
                     self.first_pending.get_or_insert_with(Instant::now);
                 }
-                Ok(Msg::Flush(done)) => {
+                Ok(Msg::DeleteNow(ids, done)) => {
+                    self.delete(ids);
                     let held = match self.commit() {
                         Ok(()) => true,
                         Err(e) => {

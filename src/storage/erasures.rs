@@ -67,6 +67,8 @@ pub fn running(db: &Database) -> Result<Vec<Erasure>, StoreError> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Page {
     pub erased: Vec<DeliveryId>,
+    /// Erased before (by this erasure before a restart, or another), or gone: their documents may go too.
+    pub settled: Vec<DeliveryId>,
     /// Erased already, or deleted by retention meanwhile.
     pub skipped: u64,
     /// Their attempts are under way: left.
@@ -81,12 +83,14 @@ pub fn erase_page(db: &Database, ids: &[DeliveryId], at: Timestamp, erasure: Era
     for &id in ids {
         let row = tx.open_table(tables::DELIVERIES)?.get(id.as_u128())?.map(|v| v.value().to_vec());
         let Some(row) = row else {
+            page.settled.push(id);
             page.skipped += 1;
             continue;
         };
         let (record, stored) = deliveries::split(&row)?;
         let mut d = tables::DELIVERY_RECORD.decode(record)?;
         if d.erased.is_some() {
+            page.settled.push(id);
             page.skipped += 1;
             continue;
         }
