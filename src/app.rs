@@ -38,24 +38,10 @@ use crate::jobs::worker::{Queue, QueueParts, Wake};
 use crate::retention::Retention;
 use crate::search::SearchIndex;
 use crate::search::indexer::{self, Indexer, IndexerHandle};
-use crate::secrets::{MasterKey, SecretBytes};
+use crate::secrets::SecretBytes;
 use crate::storage::Store;
 use crate::storage::jobs::Answers;
-use crate::task::{AliveGuard, Vitals};
-
-/// The master key from `HOOKPLANE_MASTER_KEY` or `master_key_file`.
-pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
-    if let Some(hex) = &settings.env.master_key {
-        return MasterKey::from_hex(hex).context("HOOKPLANE_MASTER_KEY is not usable");
-    }
-    if let Some(path) = settings.master_key_file() {
-        return Ok(MasterKey::from_file(path)?);
-    }
-    anyhow::bail!(
-        "no master key: set HOOKPLANE_MASTER_KEY to 64 hex characters (make one with `hookplane master-key`) \
-         or point master_key_file at a file holding them; keep it outside the data directory"
-    )
-}
+use crate::task::Vitals;
 
 /// How much payload may wait in memory for the delivery worker (see `jobs::handoff`).
 const HANDOFF_MAX_BYTES: usize = 32 * 1024 * 1024;
@@ -112,7 +98,7 @@ impl Core {
     }
 
     async fn start_with(settings: Settings, clock: Arc<dyn Clock>, run_queue: bool) -> anyhow::Result<Self> {
-        let master_key = master_key(&settings)?;
+        let master_key = crate::config::master_key(&settings)?;
         let settings = Arc::new(settings);
         let data_dir = settings.data_dir.clone();
         let store = Arc::new(
@@ -162,7 +148,7 @@ impl Core {
         }
         registry.replace(loaded);
         let vitals = Vitals::new();
-        let sweeper = spawn_secret_sweep(Arc::clone(&control), vitals.part(SWEEP, false));
+        let sweeper = control.spawn_secret_sweep(vitals.part(SWEEP, false));
 
         let search_dir = settings.data_dir.join("search");
         let (search, opened) = tokio::task::spawn_blocking(move || SearchIndex::open(&search_dir)).await??;
@@ -491,30 +477,6 @@ const HANDSHAKES: &str = "handshake watchdog";
 const RETENTION: &str = "retention sweep";
 const REDACTS: &str = "redact watcher";
 const VERSIONS: &str = "version poller";
-
-/// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
-/// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.
-const SECRET_SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// Drops previous secrets whose overlap has ended: once at start, then every minute. A sweep that fails
-/// (even by panicking, on the blocking pool) is logged and tried again at the next tick.
-fn spawn_secret_sweep(control: Arc<Control>, guard: AliveGuard) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let _alive = guard;
-        let mut tick = tokio::time::interval(SECRET_SWEEP_EVERY);
-        loop {
-            tick.tick().await;
-            let c = Arc::clone(&control);
-            match tokio::task::spawn_blocking(move || c.sweep_expired_secrets()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "the sweep of expired secrets failed; it runs again in a minute")
-                }
-                Err(e) => tracing::warn!(error = %e, "the sweep of expired secrets stopped"),
-            }
-        }
-    })
-}
 
 fn hints(registry: &Registry, settings: &Settings, operators_exist: bool) {
     if registry.shopify_app.is_empty() {

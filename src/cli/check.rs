@@ -2,7 +2,7 @@ use super::{ConfigArgs, load_settings};
 
 pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     let settings = load_settings(&args.flags())?;
-    crate::app::master_key(&settings)?;
+    crate::config::master_key(&settings)?;
     for d in &settings.subscriptions {
         if let Some(var) = &d.secret_env
             && settings.env.var(var).is_none()

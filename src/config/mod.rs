@@ -25,6 +25,9 @@ use crate::secrets::{DigestParams, SecretBytes};
 mod alerts;
 mod handshake;
 mod layers;
+mod master_key;
+
+pub use master_key::master_key;
 
 use layers::{apply_env, merge};
 

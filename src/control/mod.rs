@@ -6,6 +6,7 @@ mod declared;
 mod destinations;
 pub mod erasures;
 pub mod queue;
+mod redacts;
 mod retention;
 mod secrets;
 pub mod subscriptions;

@@ -1,6 +1,9 @@
 //! Rotating a subscription's secret, dropping replaced secrets whose overlap ended, and the secrets ingest
 //! verifies with.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::subscriptions::{Control, ControlError, MAX_FIELD, Rotated, invalid};
 use crate::connectors::standard;
 use crate::domain::audit::{Actor, AuditAction, Change};
@@ -11,6 +14,7 @@ use crate::ingest::registry::{Entry, HeldSecret};
 use crate::secrets::{SecretBytes, SecretDigest};
 use crate::storage::StoreError;
 use crate::storage::subscriptions::{self as repo, SLOT_CURRENT, SLOT_PREVIOUS};
+use crate::task::AliveGuard;
 
 impl Control {
     /// Replaces a subscription's secret with `new`. The secret it replaces stays accepted for `overlap_ms`
@@ -182,4 +186,31 @@ pub(super) fn held_from(
         _ => secret.clone(),
     };
     Ok(HeldSecret { label, key, expires_at, fingerprint: digest.fingerprint(), created_at })
+}
+
+/// How often previous secrets past their overlap are looked for. The registry stops accepting one at its
+/// expiry on its own; the sweep only removes it from the store, so a minute's delay costs nothing.
+const SECRET_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl Control {
+    /// Drops previous secrets whose overlap has ended: once at start, then every minute. A sweep that fails
+    /// (even by panicking, on the blocking pool) is logged and tried again at the next tick.
+    pub fn spawn_secret_sweep(self: &Arc<Self>, guard: AliveGuard) -> tokio::task::JoinHandle<()> {
+        let control = Arc::clone(self);
+        tokio::spawn(async move {
+            let _alive = guard;
+            let mut tick = tokio::time::interval(SECRET_SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                let c = Arc::clone(&control);
+                match tokio::task::spawn_blocking(move || c.sweep_expired_secrets()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "the sweep of expired secrets failed; it runs again in a minute")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the sweep of expired secrets stopped"),
+                }
+            }
+        })
+    }
 }
