@@ -6,6 +6,7 @@ mod check;
 mod compact;
 mod deploys;
 mod handshake;
+mod healthcheck;
 mod reindex;
 mod send_test;
 mod serve;
@@ -36,6 +37,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Validate the configuration (file, environment, declared subscriptions) and exit.
     Check(ConfigArgs),
+    /// Ask a running instance's /healthz; exit non-zero unless it is healthy (the container's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Print a new random master key (64 hex characters) for HOOKPLANE_MASTER_KEY.
     MasterKey,
     /// Manage subscriptions of a running instance through its API.
@@ -133,6 +136,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(&args),
+        Command::Healthcheck(args) => healthcheck::run(args),
         Command::MasterKey => {
             println!("{}", crate::secrets::MasterKey::generate().to_hex());
             Ok(())

@@ -29,7 +29,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings =
         load_settings(&Flags { config: args.config, listen: args.listen, data_dir: args.data_dir.clone() })?;
-    crate::logging::init(&settings.log);
+    crate::logging::init(&settings.log, settings.log_format);
     let rt = runtime()?;
     // Held until the server stops: dropping it deletes the demo data.
     let mut demo_dir = None;

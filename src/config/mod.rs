@@ -64,6 +64,7 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub public_url: String,
     pub log: String,
+    pub log_format: crate::logging::LogFormat,
     pub shutdown_grace_seconds: u64,
     pub ingest: IngestSettings,
     pub search: SearchSettings,
@@ -219,8 +220,11 @@ impl Settings {
         }
         apply_env(&mut merged, &defaults, env)?;
         let origin = file.as_deref().map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
-        let mut settings: Settings =
-            toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| invalid(origin.clone(), e.message()))?;
+        let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().message().to_owned();
+            invalid(origin.clone(), if key == "." { message } else { format!("{key}: {message}") })
+        })?;
         if let Some(listen) = flags.listen {
             settings.listen = listen;
         }

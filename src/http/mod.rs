@@ -187,7 +187,7 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned);
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let mut resp = self.0.get_response(req).await;
+        let mut resp = problem::REQUEST_ID.scope(id.clone(), self.0.get_response(req)).await;
         let status = resp.status();
         let elapsed_us = started.elapsed().as_micros();
         if status.is_server_error() {

@@ -134,6 +134,17 @@ impl Kind {
     }
 }
 
+tokio::task_local! {
+    /// The id of the request being answered, set by the request log around each request: problem documents
+    /// and error log lines carry it, so an operator can find the one in the other.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request this task answers, if it answers one.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// How long a 503 asks the client to wait before trying again.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
@@ -148,6 +159,10 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: String,
+    /// The request's id, as in its `X-Request-Id` header and in the server's log lines about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -158,6 +173,7 @@ impl Problem {
             status: kind.status().as_u16(),
             detail: detail.into(),
             code: kind.code().to_owned(),
+            request_id: request_id(),
         }
     }
 
@@ -204,7 +220,7 @@ impl From<&StoreError> for Problem {
             StoreError::Conflict(msg) => Problem::new(Kind::Conflict, msg.clone()),
             StoreError::Invalid(msg) => Problem::new(Kind::InvalidRequest, msg.clone()),
             other => {
-                tracing::error!(error = %other, "storage error while serving a request");
+                tracing::error!(error = %other, request_id = request_id().as_deref(), "storage error while serving a request");
                 Problem::new(Kind::Internal, "an internal error occurred; the server log has the details")
             }
         }
@@ -232,7 +248,7 @@ pub async fn from_poem_error(err: poem::Error) -> Response {
         Kind::NotFound => "no such resource".to_owned(),
         Kind::Unauthorized => "send `Authorization: Bearer <token>` with a valid API token".to_owned(),
         Kind::Internal => {
-            tracing::error!(error = %err, "unhandled error");
+            tracing::error!(error = %err, request_id = request_id().as_deref(), "unhandled error");
             "an internal error occurred; the server log has the details".to_owned()
         }
         _ => err.to_string(),
@@ -242,6 +258,10 @@ pub async fn from_poem_error(err: poem::Error) -> Response {
 
 /// The answer to a request whose handler panicked: a problem document rather than a closed connection.
 pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Response {
-    tracing::error!(panic = %crate::task::panic_message(&*payload), "a request handler panicked");
+    tracing::error!(
+        panic = %crate::task::panic_message(&*payload),
+        request_id = request_id().as_deref(),
+        "a request handler panicked"
+    );
     Problem::new(Kind::Internal, "an internal error occurred; the server log has the details").response()
 }

@@ -8,6 +8,7 @@ mod alerts;
 mod api;
 mod auth;
 mod bulk;
+mod container;
 mod dashboard;
 mod demo;
 mod drift;

@@ -65,10 +65,10 @@ impl Proc {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line.contains("Hookplane is listening")
-                    && let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr="))
+                    && let Some(addr) = listening_address(&line)
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(addr.to_owned());
+                    let _ = tx.send(addr);
                 }
                 sink.lock().unwrap().push(line);
             }
@@ -101,6 +101,14 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address in the "listening" line, written as text (`addr=…`) or as JSON (`"addr":"…"`).
+fn listening_address(line: &str) -> Option<String> {
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(line) {
+        return event["addr"].as_str().map(str::to_owned);
+    }
+    line.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(str::to_owned)
 }
 
 /// An API answer read as JSON, asked for with the admin token.
@@ -322,6 +330,29 @@ async fn sigterm_stops_cleanly_and_keeps_everything() {
     let proc = Proc::start(dir.path(), None);
     assert_eq!(verify(&proc.base, &acked).await, 20);
     proc.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_the_healthcheck_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start_env(dir.path(), None, &[("HOOKPLANE_LOG_FORMAT", "json")]);
+    let ok = hookplane(&["healthcheck", "--url", &proc.base], &[]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(r#""status":"ok""#));
+    let (status, log) = proc.terminate();
+    assert!(status.success());
+    assert!(log.len() >= 2, "{log:?}");
+    for line in &log {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(event["level"].is_string() && event["message"].is_string() && event["timestamp"].is_string(), "{line}");
+    }
+    let gone = hookplane(&["healthcheck", "--url", "http://127.0.0.1:9", "--timeout-seconds", "2"], &[]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot reach http://127.0.0.1:9/healthz"));
+    let bad = hookplane(&["serve"], &[("HOOKPLANE_LOG_FORMAT", "xml")]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("log_format"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
 
 fn hookplane(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

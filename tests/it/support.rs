@@ -208,10 +208,13 @@ impl Drop for TestServer {
 pub async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
     let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let request_id = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
     let text = resp.text().await.unwrap();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
         assert_eq!(ct.as_deref(), Some("application/problem+json"), "errors are problem documents: {value}");
+        assert!(request_id.is_some(), "every answer has an X-Request-Id");
+        assert_eq!(value["request_id"].as_str(), request_id.as_deref(), "a problem names its request: {value}");
     }
     (status, value)
 }

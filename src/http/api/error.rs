@@ -8,33 +8,34 @@ use crate::loader::LoadError;
 use crate::search::SearchError;
 use crate::storage::StoreError;
 
-/// The errors any operation can answer with, as problem documents.
+/// The errors any operation can answer with, as problem documents (boxed: an error travels by value through
+/// every `?`, and the problem is most of its size).
 #[derive(ApiResponse, Debug)]
 pub enum ApiError {
     /// The request is malformed or a value is invalid; `detail` says which.
     #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
+    BadRequest(Json<Box<Problem>>),
     /// Missing or invalid bearer token.
     #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Json<Problem>),
+    Unauthorized(Json<Box<Problem>>),
     /// The credential's role is below what the operation needs.
     #[oai(status = 403, content_type = "application/problem+json")]
-    Forbidden(Json<Problem>),
+    Forbidden(Json<Box<Problem>>),
     /// No such resource.
     #[oai(status = 404, content_type = "application/problem+json")]
-    NotFound(Json<Problem>),
+    NotFound(Json<Box<Problem>>),
     /// The request conflicts with existing state (a name or key already taken).
     #[oai(status = 409, content_type = "application/problem+json")]
-    Conflict(Json<Problem>),
+    Conflict(Json<Box<Problem>>),
     /// A rate limit was reached; `code` says which, `Retry-After` when to try again.
     #[oai(status = 429, content_type = "application/problem+json")]
-    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u32),
+    TooManyRequests(Json<Box<Problem>>, #[oai(header = "Retry-After")] u32),
     /// An internal error; the server log has the details.
     #[oai(status = 500, content_type = "application/problem+json")]
-    Internal(Json<Problem>),
+    Internal(Json<Box<Problem>>),
     /// Storage cannot be reached right now; retry after the given number of seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u32),
+    Unavailable(Json<Box<Problem>>, #[oai(header = "Retry-After")] u32),
 }
 
 impl ApiError {
@@ -73,14 +74,14 @@ impl From<Problem> for ApiError {
     fn from(p: Problem) -> Self {
         use poem::http::StatusCode;
         match p.status_code() {
-            StatusCode::BAD_REQUEST => ApiError::BadRequest(Json(p)),
-            StatusCode::UNAUTHORIZED => ApiError::Unauthorized(Json(p)),
-            StatusCode::FORBIDDEN => ApiError::Forbidden(Json(p)),
-            StatusCode::NOT_FOUND => ApiError::NotFound(Json(p)),
-            StatusCode::CONFLICT => ApiError::Conflict(Json(p)),
-            StatusCode::TOO_MANY_REQUESTS => ApiError::TooManyRequests(Json(p), 60),
-            StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(Json(p), RETRY_AFTER_SECONDS),
-            _ => ApiError::Internal(Json(p)),
+            StatusCode::BAD_REQUEST => ApiError::BadRequest(Json(Box::new(p))),
+            StatusCode::UNAUTHORIZED => ApiError::Unauthorized(Json(Box::new(p))),
+            StatusCode::FORBIDDEN => ApiError::Forbidden(Json(Box::new(p))),
+            StatusCode::NOT_FOUND => ApiError::NotFound(Json(Box::new(p))),
+            StatusCode::CONFLICT => ApiError::Conflict(Json(Box::new(p))),
+            StatusCode::TOO_MANY_REQUESTS => ApiError::TooManyRequests(Json(Box::new(p)), 60),
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(Json(Box::new(p)), RETRY_AFTER_SECONDS),
+            _ => ApiError::Internal(Json(Box::new(p))),
         }
     }
 }
@@ -120,7 +121,7 @@ impl From<ReplayError> for ApiError {
                     Limited::PerOperator { .. } => Kind::ReplayLimitedPerOperator,
                 };
                 let wait = u32::try_from(limited.wait_seconds(now)).unwrap_or(u32::MAX);
-                ApiError::TooManyRequests(Json(Problem::new(kind, limited.message(now))), wait)
+                ApiError::TooManyRequests(Json(Box::new(Problem::new(kind, limited.message(now)))), wait)
             }
             ReplayError::Store(s) => s.into(),
         }

@@ -46,7 +46,7 @@ impl From<BulkError> for ApiError {
         match e {
             BulkError::Invalid(m) => ApiError::bad_request(m),
             BulkError::NotFound(m) => ApiError::not_found(m),
-            BulkError::Ended(m) => ApiError::Conflict(Json(Problem::new(Kind::Conflict, m))),
+            BulkError::Ended(m) => Problem::new(Kind::Conflict, m).into(),
             BulkError::Load(l) => l.into(),
         }
     }
@@ -97,7 +97,7 @@ pub(crate) async fn start_bulk_filter(
         )));
     }
     if matched == 0 {
-        return Err(ApiError::Conflict(Json(Problem::new(Kind::NotReplayable, "no delivery matches the filter"))));
+        return Err(Problem::new(Kind::NotReplayable, "no delivery matches the filter").into());
     }
     let started = state.bulk.start(filter, matched, rate, by).await?;
     Ok(StartBulkResponse::Started(Json(Box::new(started.into()))))
