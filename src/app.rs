@@ -331,6 +331,7 @@ impl Core {
             ingest: Arc::clone(&self.ingest),
             control: Arc::clone(&self.control),
             admin_token: self.settings.env.admin_token.clone(),
+            metrics_token: self.settings.env.metrics_token.clone(),
             vitals: Arc::clone(&self.vitals),
             clock: Arc::clone(&self.clock),
             search: Arc::clone(&self.search),

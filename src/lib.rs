@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod loader;
 pub mod logging;
+pub mod metrics;
 pub mod providers;
 pub mod retention;
 pub mod search;

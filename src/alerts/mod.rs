@@ -117,6 +117,8 @@ impl Alerts {
                 let outcome = match self.sinks.send(n.sink, n.action, &incident, index, now).await {
                     Ok(answer) => {
                         log_answer(&incident, n.sink, n.action, &answer);
+                        let sent = matches!(answer, crate::domain::notification::SinkAnswer::Accepted { .. });
+                        crate::metrics::get().notified(n.sink.as_str(), sent);
                         Tried::Answered(answer)
                     }
                     Err(Unsent::Off) => Tried::Skipped(format!("the {} sink is not configured", n.sink.as_str())),

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::alerts::ENV_WEBHOOK_SECRET;
-use super::{ConfigError, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_DEMO, ENV_MASTER_KEY, ENV_SETUP_CODE, invalid};
+use super::{
+    ConfigError, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_DEMO, ENV_MASTER_KEY, ENV_METRICS_TOKEN, ENV_SETUP_CODE, invalid,
+};
 
 pub(super) fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
@@ -26,8 +28,16 @@ pub(super) fn apply_env(
 ) -> Result<(), ConfigError> {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("HOOKPLANE_") else { continue };
-        if [ENV_CONFIG, ENV_MASTER_KEY, ENV_ADMIN_TOKEN, ENV_SETUP_CODE, ENV_DEMO, ENV_WEBHOOK_SECRET]
-            .contains(&name.as_str())
+        if [
+            ENV_CONFIG,
+            ENV_MASTER_KEY,
+            ENV_ADMIN_TOKEN,
+            ENV_SETUP_CODE,
+            ENV_METRICS_TOKEN,
+            ENV_DEMO,
+            ENV_WEBHOOK_SECRET,
+        ]
+        .contains(&name.as_str())
         {
             continue;
         }

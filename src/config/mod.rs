@@ -39,6 +39,7 @@ const ENV_CONFIG: &str = "HOOKPLANE_CONFIG";
 const ENV_MASTER_KEY: &str = "HOOKPLANE_MASTER_KEY";
 const ENV_ADMIN_TOKEN: &str = "HOOKPLANE_ADMIN_TOKEN";
 const ENV_SETUP_CODE: &str = "HOOKPLANE_SETUP_CODE";
+const ENV_METRICS_TOKEN: &str = "HOOKPLANE_METRICS_TOKEN";
 /// Read by `serve` itself: the demo scenario to run.
 pub const ENV_DEMO: &str = "HOOKPLANE_DEMO";
 pub const ENV_SHOPIFY_SECRET: &str = "SHOPIFY_WEBHOOK_SECRET";
@@ -155,6 +156,8 @@ pub struct EnvSecrets {
     /// The setup link's code instead of a random one, for automation that opens the dashboard before any
     /// operator exists.
     pub setup_code: Option<SecretBytes>,
+    /// A bearer token that may read `/metrics` and nothing else.
+    pub metrics_token: Option<SecretBytes>,
     pub shopify_secret: Option<SecretBytes>,
     pub shopify_secret_previous: Option<SecretBytes>,
     /// `SHOPIFY_ADMIN_ACCESS_TOKEN`: the Admin API token handshakes use for a shop without one of its own.
@@ -181,6 +184,7 @@ impl fmt::Debug for EnvSecrets {
             .field("master_key", &set(self.master_key.is_some()))
             .field("admin_token", &set(self.admin_token.is_some()))
             .field("setup_code", &set(self.setup_code.is_some()))
+            .field("metrics_token", &set(self.metrics_token.is_some()))
             .field("shopify_secret", &set(self.shopify_secret.is_some()))
             .field("shopify_secret_previous", &set(self.shopify_secret_previous.is_some()))
             .field("shopify_admin_token", &set(self.shopify_admin_token.is_some()))
@@ -236,6 +240,7 @@ impl Settings {
             master_key: env.get(ENV_MASTER_KEY).filter(|v| !v.is_empty()).cloned(),
             admin_token: secret(env, ENV_ADMIN_TOKEN),
             setup_code: secret(env, ENV_SETUP_CODE),
+            metrics_token: secret(env, ENV_METRICS_TOKEN),
             shopify_secret: secret(env, ENV_SHOPIFY_SECRET),
             shopify_secret_previous: secret(env, ENV_SHOPIFY_SECRET_PREVIOUS),
             shopify_admin_token: secret(env, handshake::ENV_SHOPIFY_ADMIN_TOKEN),

@@ -9,6 +9,7 @@ pub const WEBHOOKS_REPLAY: &str = "/webhooks/replay/:delivery_id";
 pub const WEBHOOKS_HANDSHAKE: &str = "/webhooks/handshake/:subscription_id";
 const INGEST_PREFIX: &str = "/ingest/";
 pub const HEALTHZ: &str = "/healthz";
+pub const METRICS: &str = "/metrics";
 pub const READYZ: &str = "/readyz";
 pub const VERSION: &str = "/version";
 pub const API: &str = "/api";

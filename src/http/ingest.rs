@@ -1,5 +1,7 @@
 //! The ingest endpoints: read the body within the limit, then hand headers and bytes to the ingest service.
 
+use std::time::Instant;
+
 use futures_util::StreamExt;
 use poem::http::{HeaderMap, StatusCode, header};
 use poem::web::{Data, Path};
@@ -11,6 +13,7 @@ use crate::connectors::{Headers, Rejection};
 use crate::domain::RejectCause;
 use crate::ingest::writer::Stored;
 use crate::ingest::{Endpoint, IngestError, RequestMeta};
+use crate::metrics::IngestOutcome;
 
 struct HeaderView<'a>(&'a HeaderMap);
 
@@ -62,13 +65,31 @@ async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Ve
 
 /// Reads the body within the limit and hands it to the ingest service, or answers the rejection.
 async fn ingest(state: &AppState, req: &Request, body: Body, endpoint: Endpoint<'_>) -> Response {
+    let started = Instant::now();
     let meta = meta(req);
-    match read_body(body, meta.content_length, state.settings.max_body_bytes).await {
-        Ok(bytes) => respond(state.ingest.receive(endpoint, &meta, &HeaderView(req.headers()), &bytes).await),
+    let result = match read_body(body, meta.content_length, state.settings.max_body_bytes).await {
+        Ok(bytes) => state.ingest.receive(endpoint, &meta, &HeaderView(req.headers()), &bytes).await,
         Err(rejection) => {
             state.ingest.reject_early(&meta, &rejection);
-            Problem::from(&IngestError::Rejected(rejection)).response()
+            Err(IngestError::Rejected(rejection))
         }
+    };
+    let outcome = match &result {
+        Ok(stored) if stored.duplicate => IngestOutcome::Duplicate,
+        Ok(_) => IngestOutcome::Accepted,
+        Err(IngestError::Rejected(r)) => IngestOutcome::Refused(r.cause.as_str()),
+        Err(IngestError::Unavailable(_)) => IngestOutcome::Refused(RejectCause::StorageUnavailable.as_str()),
+    };
+    let response = respond(result);
+    crate::metrics::get().ingested(source(endpoint), outcome, started.elapsed());
+    response
+}
+
+fn source(endpoint: Endpoint<'_>) -> &'static str {
+    match endpoint {
+        Endpoint::Shopify => "shopify",
+        Endpoint::ZohoChannel | Endpoint::Zoho(_) => "zoho",
+        Endpoint::Standard(_) => "standard",
     }
 }
 

@@ -7,6 +7,7 @@ mod assets;
 mod dashboard;
 mod ingest;
 mod login;
+mod metrics;
 mod ops;
 pub mod problem;
 mod security;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     pub control: Arc<Control>,
     pub admin_token: Option<SecretBytes>,
+    /// `HOOKPLANE_METRICS_TOKEN`: reads `/metrics` and nothing else.
+    pub metrics_token: Option<SecretBytes>,
     /// The parts that must keep running; `/healthz` and `/readyz` report them.
     pub vitals: Arc<crate::task::Vitals>,
     /// "Now" for health windows: a manual clock in tests and demos.
@@ -145,6 +148,7 @@ pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
         .at(paths::HEALTHZ, get(ops::healthz))
         .at(paths::READYZ, get(ops::readyz))
         .at(paths::VERSION, get(ops::version))
+        .at(paths::METRICS, get(metrics::metrics))
         .at(paths::ASSET, get(assets::asset))
         .at(paths::FAVICON, get(assets::favicon))
         .at(paths::OPENAPI_JSON, get(api.spec_endpoint()))

@@ -330,9 +330,14 @@ fn commit(
         // Rejection samples alone are not worth an fsync; the next durable commit carries them.
         tx.set_durability(Durability::None)?;
     }
+    let deliveries = pendings.len();
     let committed = write_batch(&tx, pendings, index, room)?;
     rejections::record(&tx, samples)?;
+    let started = std::time::Instant::now();
     tx.commit()?;
+    if deliveries > 0 {
+        crate::metrics::get().committed(deliveries, started.elapsed());
+    }
     Ok(committed)
 }
 

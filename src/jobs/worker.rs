@@ -178,7 +178,12 @@ impl Deliverer {
 }
 
 async fn deliver(job: Job, deliverer: Data<Arc<Deliverer>>) -> Outcome {
-    deliverer.run(job).await
+    let outcome = deliverer.run(job).await;
+    if let Some(tried) = &outcome.tried {
+        let label = tried.error.as_ref().map_or("delivered", |(class, _)| class.as_str());
+        crate::metrics::get().attempted(label, Duration::from_millis(u64::from(tried.latency_ms)));
+    }
+    outcome
 }
 
 /// How long the queue's answers may wait for an fsync: a crash sends at most this much of them again.

@@ -124,6 +124,7 @@ impl Retention {
         let swept = self.store.read(move |db| crate::storage::retention::sweep(db, now, days, &windows, batch)).await?;
         let took = started.elapsed();
         totals.deleted += swept.deleted.len();
+        crate::metrics::get().retention_deleted(swept.deleted.len());
         totals.busy = swept.busy;
         totals.stubs_kept += swept.stubs_kept;
         totals.stubs_dropped += swept.stubs_dropped;

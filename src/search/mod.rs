@@ -143,6 +143,21 @@ impl SearchIndex {
         })
     }
 
+    /// Stored deliveries the index's last commit has not got past, counted up to `cap`: how far search lags.
+    pub fn lag(&self, db: &redb::Database, cap: u64) -> Result<u64, IndexError> {
+        let position = self.index.load_metas()?.payload.as_deref().and_then(indexer::parse_position);
+        Ok(crate::storage::deliveries::count_after(db, position.map(|p| p.resume), cap)?)
+    }
+
+    /// The index's size on disk, in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+            })
+            .unwrap_or(0)
+    }
+
     /// Opens the index in `dir`, or creates it empty when it is missing, unreadable or of another schema
     /// version, in which case the caller rebuilds it from redb.
     pub fn open(dir: &Path) -> Result<(Self, Opened), IndexError> {

@@ -407,6 +407,22 @@ pub fn next_id(db: &Database, after: Option<DeliveryId>) -> Result<Option<Delive
     Ok(first.map(|(k, _)| DeliveryId::from_u128(k.value())))
 }
 
+/// How many deliveries come after `after` (all of them when `None`), counted up to `cap`.
+pub fn count_after(db: &Database, after: Option<DeliveryId>, cap: u64) -> Result<u64, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::DELIVERIES)?;
+    let from = after.map_or(0, |a| a.as_u128().saturating_add(1));
+    let mut n = 0;
+    for row in t.range(from..)? {
+        row?;
+        n += 1;
+        if n >= cap {
+            break;
+        }
+    }
+    Ok(n)
+}
+
 /// Up to `limit` deliveries with their exact bodies, in id order, starting after `after` (from the first
 /// when `None`): what the search indexer reads to catch up or rebuild.
 pub fn scan(db: &Database, after: Option<DeliveryId>, limit: usize) -> Result<Vec<(Delivery, Vec<u8>)>, StoreError> {

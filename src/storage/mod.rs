@@ -126,6 +126,11 @@ impl Store {
         Ok(Self { path, db: RwLock::new(Some(Arc::new(db))) })
     }
 
+    /// The data file's size in bytes (0 when it cannot be read).
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
     /// The database, or `Unavailable` while it is being reopened.
     pub fn db(&self) -> Result<Arc<Database>, StoreError> {
         self.db

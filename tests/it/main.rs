@@ -16,6 +16,7 @@ mod erasures;
 mod faults;
 mod handshakes;
 mod openapi;
+mod operations;
 mod pages;
 mod process;
 mod queue;

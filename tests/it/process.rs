@@ -15,9 +15,9 @@ use crate::support::{ADMIN_TOKEN, JsonBody as _, MASTER_KEY, SHOPIFY_SECRET, bod
 
 const SHOP: &str = "crash-shop.myshopify.com";
 
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -25,11 +25,11 @@ struct Proc {
 impl Proc {
     /// Starts `hookplane serve` on `dir`, optionally through `bash -c` with a file-size limit in KiB (and
     /// SIGXFSZ ignored, so the limit shows up as a failed write, as a full disk does).
-    fn start(dir: &Path, file_limit_kib: Option<u64>) -> Self {
+    pub(crate) fn start(dir: &Path, file_limit_kib: Option<u64>) -> Self {
         Self::start_env(dir, file_limit_kib, &[])
     }
 
-    fn start_env(dir: &Path, file_limit_kib: Option<u64>, extra: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_env(dir: &Path, file_limit_kib: Option<u64>, extra: &[(&str, &str)]) -> Self {
         let bin = env!("CARGO_BIN_EXE_hookplane");
         let mut cmd = match file_limit_kib {
             None => {
@@ -77,12 +77,12 @@ impl Proc {
         Self { child, base: format!("http://{addr}"), log, reader: Some(reader) }
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(ok.success());
         let status = self.child.wait().unwrap();
@@ -355,7 +355,7 @@ async fn json_logs_and_the_healthcheck_command() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("log_format"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
 
-fn hookplane(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub(crate) fn hookplane(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookplane"));
     cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {

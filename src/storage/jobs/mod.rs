@@ -4,7 +4,7 @@
 //! takes jobs that are ready and due, or whose lease has ended. What an answer does is decided by
 //! `domain::settlement`; this module writes it.
 
-use redb::{Database, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::{StoreError, attempts, deliveries, tables};
 use crate::domain::settlement::{self, Decision, Report, Settled};
@@ -32,6 +32,46 @@ pub fn file_answers(db: &Database, answers: Vec<Answers>, durable: bool) -> Resu
     }
     tx.commit()?;
     Ok(())
+}
+
+/// How many jobs wait in each state, and since when the oldest due one has: what the metrics export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Levels {
+    /// Ready and due: waiting for a worker.
+    pub due: u64,
+    /// Ready for later: retries waiting out their delay.
+    pub scheduled: u64,
+    pub leased: u64,
+    /// Held while their destination is paused.
+    pub held: u64,
+    /// The run-at time of the oldest due job.
+    pub oldest_due: Option<Timestamp>,
+}
+
+/// The queue's levels at `now`. Scheduled jobs are counted up to `cap`, past which the split between due and
+/// scheduled is approximate (the total is exact).
+pub fn levels(db: &Database, now: Timestamp, cap: u64) -> Result<Levels, StoreError> {
+    let tx = db.begin_read()?;
+    let ready = tx.open_table(tables::JOBS_READY)?;
+    let mut scheduled = 0;
+    for row in ready.range((now.millis().saturating_add(1), 0)..)? {
+        row?;
+        scheduled += 1;
+        if scheduled >= cap {
+            break;
+        }
+    }
+    let oldest_due = match ready.first()? {
+        Some((k, _)) if k.value().0 <= now.millis() => Some(Timestamp::from_millis(k.value().0)),
+        _ => None,
+    };
+    Ok(Levels {
+        due: ready.len()?.saturating_sub(scheduled),
+        scheduled,
+        leased: tx.open_table(tables::JOBS_LEASED)?.len()?,
+        held: tx.open_table(tables::JOBS_HELD)?.len()?,
+        oldest_due,
+    })
 }
 
 /// The job tables, opened once per transaction.
