@@ -92,7 +92,7 @@ fn settings(dir: &Path) -> Settings {
 
 /// Fills the store with `n` deliveries spread over the last 30 days, newest last.
 async fn fill(core: &Arc<Core>, clock: &ManualClock, n: u64, end: Timestamp) {
-    let existing = hookplane::storage::subscriptions::list(&core.store.db().unwrap()).unwrap().len();
+    let existing = hookplane::storage::subscriptions::list(&*core.store.db().unwrap()).unwrap().len();
     if existing == 0 {
         for s in 0..SHOPS {
             for topic in TOPICS {

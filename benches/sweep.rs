@@ -1,10 +1,16 @@
-//! Ingest while the retention sweep deletes: does the sweep raise ingest's latency beyond the machine's
-//! noise? One Hookplane under a constant load of correctly signed Shopify orders; its store first filled
-//! with `--prefill` deliveries that a one-day retention then finds expired. The run alternates one-second
-//! slices in which the sweep deletes (the service's own batches, with its pause between them) with slices
-//! in which it waits, so both are measured under the same load and the same neighbours.
+//! Ingest while background work runs over the whole store: does it raise ingest's latency beyond the
+//! machine's noise? One Hookplane under a constant load of correctly signed Shopify orders; its store first
+//! filled with `--prefill` deliveries. The run alternates one-second slices in which the work runs with
+//! slices in which it waits, so both are measured under the same load and the same neighbours. The work is
+//! the retention sweep (a one-day retention finds the prefill expired; the service's own batches, with its
+//! pause between them) or, with `--during backup`, backups taken one after another as `GET /api/v1/backup`
+//! takes them, each read to the end.
 //!
-//! `cargo bench --bench sweep -- [--prefill 400000] [--concurrency 64] [--seconds 10] [--rounds 3]`
+//! `--rate N` holds the load to N requests a second once the store is filled (by default, as fast as the
+//! connections go).
+//!
+//! `cargo bench --bench sweep -- [--during sweep|backup] [--prefill 400000] [--rate 0] [--concurrency 64]
+//! [--seconds 10] [--rounds 3]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,6 +37,9 @@ const SLICE: Duration = Duration::from_secs(1);
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Args {
+    backup: bool,
+    /// Requests per second across all connections once the store is filled; 0: as fast as they go.
+    rate: u64,
     prefill: u64,
     concurrency: usize,
     seconds: u64,
@@ -38,12 +47,21 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { prefill: 400_000, concurrency: 64, seconds: 10, rounds: 3 };
+    let mut a = Args { backup: false, rate: 0, prefill: 400_000, concurrency: 64, seconds: 10, rounds: 3 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--during" {
+            a.backup = match it.next().as_deref() {
+                Some("sweep") => false,
+                Some("backup") => true,
+                other => panic!("--during sweep or --during backup, not {other:?}"),
+            };
+            continue;
+        }
         let mut value = || it.next().and_then(|v| v.parse::<u64>().ok()).expect("a number after the flag");
         match flag.as_str() {
             "--prefill" => a.prefill = value(),
+            "--rate" => a.rate = value(),
             "--concurrency" => a.concurrency = value() as usize,
             "--seconds" => a.seconds = value(),
             "--rounds" => a.rounds = (value() as usize).clamp(1, 63),
@@ -80,6 +98,7 @@ async fn worker(
     slice: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
+    interval: Arc<AtomicU64>,
 ) -> Latencies {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
@@ -87,7 +106,14 @@ async fn worker(
     tokio::spawn(conn);
     let mut out = Latencies::default();
     let mut n = 0usize;
+    let mut next = tokio::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        // Paced: each connection sends once per `interval` microseconds, on a schedule, not after a gap.
+        let every = interval.load(Ordering::Relaxed);
+        if every > 0 {
+            next = next.max(tokio::time::Instant::now() - Duration::from_micros(every)) + Duration::from_micros(every);
+            tokio::time::sleep_until(next).await;
+        }
         let body = &bodies[(w * 7919 + n) % bodies.len()];
         n += 1;
         let req = shopify_request("/shopify/webhook", body, "bench-shop.myshopify.com");
@@ -131,21 +157,23 @@ fn main() {
     // The prefill arrives two days ago by the server's clock; then the clock moves to now, and a one-day
     // retention finds all of it expired.
     let clock = Arc::new(ManualClock::new(SystemClock.now().plus_millis(-2 * DAY_MS)));
-    let (addr, retention, shutdown) = server_rt.block_on(async {
+    let (addr, retention, control, shutdown) = server_rt.block_on(async {
         let core = hookplane::app::Core::start(settings, clock.clone()).await.unwrap();
         let retention = Arc::clone(&core.retention);
+        let control = Arc::clone(&core.control);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(hookplane::app::serve_core(core, listener, async move {
             let _ = rx.await;
         }));
-        (addr, retention, (tx, handle))
+        (addr, retention, control, (tx, handle))
     });
 
     let slice = Arc::new(AtomicU8::new(NONE));
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
+    let interval = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..a.concurrency)
         .map(|w| {
             client_rt.spawn(worker(
@@ -155,6 +183,7 @@ fn main() {
                 Arc::clone(&slice),
                 Arc::clone(&stop),
                 Arc::clone(&sent),
+                Arc::clone(&interval),
             ))
         })
         .collect();
@@ -163,13 +192,20 @@ fn main() {
         client_rt.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
     }
     println!(
-        "sweep benchmark: concurrency {}, {} cores, batch {batch}; prefilled {} deliveries in {:.1} s",
+        "{} benchmark: concurrency {}, {} cores, batch {batch}; prefilled {} deliveries in {:.1} s",
+        if a.backup { "backup" } else { "sweep" },
         a.concurrency,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         sent.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
     clock.set(SystemClock.now());
+    if let Some(every) = (a.concurrency as u64 * 1_000_000).checked_div(a.rate) {
+        interval.store(every, Ordering::Relaxed);
+    }
+    let store_file = dir.path().join("data").join("hookplane.redb");
+    let mib = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len()) as f64 / 1_048_576.0;
+    let size_before = mib(&store_file);
 
     // The sweep as the service runs it, but only while the slice says so.
     let sweeping = Arc::new(AtomicBool::new(false));
@@ -187,6 +223,20 @@ fn main() {
             }
         })
     };
+    // A backup as `GET /api/v1/backup` takes it, read to the end; how long it took.
+    let backup = || {
+        let control = Arc::clone(&control);
+        let t0 = Instant::now();
+        server_rt
+            .block_on(server_rt.spawn(async move {
+                let taken = control.backups().take(hookplane::domain::audit::Actor::system()).await.unwrap();
+                let mut file = tokio::fs::File::from_std(taken.file);
+                tokio::io::copy(&mut file, &mut tokio::io::sink()).await.unwrap();
+            }))
+            .unwrap();
+        t0.elapsed()
+    };
+    let mut backup_ms = Vec::new();
 
     let mut rounds = Vec::new();
     for round in 0..a.rounds {
@@ -194,14 +244,22 @@ fn main() {
         let (before_ok, before_deleted) = (sent.load(Ordering::Relaxed), deleted.load(Ordering::Relaxed));
         let mut ok = [0u64; 2];
         for _ in 0..a.seconds {
+            // With backups, a slice lasts one backup, and the quiet slice after it as long.
+            let mut length = SLICE;
             for (i, which) in [SWEEPING, QUIET].into_iter().enumerate() {
-                sweeping.store(which == SWEEPING, Ordering::Relaxed);
+                sweeping.store(which == SWEEPING && !a.backup, Ordering::Relaxed);
                 slice.store(NONE, Ordering::Relaxed);
                 client_rt.block_on(async { tokio::time::sleep(SETTLE).await });
                 let n0 = sent.load(Ordering::Relaxed);
                 let t0 = Instant::now();
                 slice.store(tag(round, which), Ordering::Relaxed);
-                client_rt.block_on(async { tokio::time::sleep(SLICE).await });
+                if a.backup && which == SWEEPING {
+                    length = backup();
+                    backup_ms.push(length.as_millis());
+                    deleted.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    client_rt.block_on(async { tokio::time::sleep(length).await });
+                }
                 slice.store(NONE, Ordering::Relaxed);
                 ok[i] += sent.load(Ordering::Relaxed) - n0;
                 if which == SWEEPING { in_sweep += t0.elapsed() } else { in_quiet += t0.elapsed() }
@@ -241,9 +299,28 @@ fn main() {
         );
     };
     for (r, (ok, s, q, _, del)) in rounds.iter().enumerate() {
-        println!("round {}: the sweep deleted {del} ({:.0}/s while it ran)", r + 1, *del as f64 / s.as_secs_f64());
-        line("while sweeping", &of(tag(r, SWEEPING)), ok[0] as f64 / s.as_secs_f64());
+        if a.backup {
+            println!("round {}: {del} backups taken", r + 1);
+        } else {
+            println!("round {}: the sweep deleted {del} ({:.0}/s while it ran)", r + 1, *del as f64 / s.as_secs_f64());
+        }
+        line(
+            if a.backup { "during backups" } else { "while sweeping" },
+            &of(tag(r, SWEEPING)),
+            ok[0] as f64 / s.as_secs_f64(),
+        );
         line("quiet", &of(tag(r, QUIET)), ok[1] as f64 / q.as_secs_f64());
+    }
+    if a.backup {
+        let mut ms = backup_ms;
+        ms.sort_unstable();
+        println!(
+            "backups: {} taken, {} ms each at the median (longest {} ms); the data file grew from {size_before:.1} MiB to {:.1} MiB",
+            ms.len(),
+            ms.get(ms.len() / 2).copied().unwrap_or(0),
+            ms.last().copied().unwrap_or(0),
+            mib(&store_file)
+        );
     }
     println!("failed requests: {failed}");
     sweeper.abort();

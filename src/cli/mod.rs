@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerts;
+mod backup;
 mod check;
 mod compact;
 mod deploys;
@@ -10,6 +11,7 @@ mod healthcheck;
 mod reindex;
 mod send_test;
 mod serve;
+mod smoke;
 mod subscriptions;
 
 use std::collections::BTreeMap;
@@ -46,6 +48,17 @@ enum Command {
     Subscriptions(subscriptions::SubscriptionsCommand),
     /// Send one correctly signed sample delivery (Shopify by default) to a running instance.
     SendTest(send_test::SendTestArgs),
+    /// Copy a running instance's store to a file (a consistent snapshot; ingest goes on), through its API
+    /// with HOOKPLANE_ADMIN_TOKEN; or, with --data-dir, a stopped instance's. The file is checked before
+    /// it is named.
+    Backup(backup::BackupArgs),
+    /// Check a backup and make it the store of a stopped instance. The search index rebuilds at the next
+    /// start.
+    Restore(backup::RestoreArgs),
+    /// The deploy checklist's smoke step against a running instance: a signed test webhook, stored and
+    /// forwarded, replayed once, counted by the dashboard. Uses an operator token (HOOKPLANE_ADMIN_TOKEN by
+    /// default) and SHOPIFY_WEBHOOK_SECRET.
+    Smoke(smoke::SmokeArgs),
     /// Give the space freed by retention back to the filesystem. Run it while Hookplane is stopped.
     Compact(compact::CompactArgs),
     /// Rebuild the payload search index from storage, with a progress bar. Run it while Hookplane is stopped.
@@ -145,6 +158,9 @@ pub fn run() -> ExitCode {
         Command::SendTest(args) => send_test::run(args),
         Command::Reindex(args) => reindex::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Backup(args) => backup::run_backup(args),
+        Command::Smoke(args) => smoke::run(args),
+        Command::Restore(args) => backup::run_restore(args),
         Command::Admin(cmd) => admin::run(cmd),
         Command::Alerts(cmd) => alerts::run(cmd),
         Command::Handshake(args) => handshake::run_handshake(args),

@@ -134,6 +134,18 @@ pub fn run(cmd: SubscriptionsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Target {
+    /// The configuration flags, for commands that read the configuration themselves.
+    pub(super) fn config_flags(&self) -> crate::config::Flags {
+        self.config.flags()
+    }
+
+    /// The base URL given on the command line.
+    pub(super) fn url(&self) -> Option<String> {
+        self.url.clone()
+    }
+}
+
 pub(super) fn connection(target: &Target) -> anyhow::Result<(String, String)> {
     let settings = load_settings(&target.config.flags())?;
     let base = target.url.clone().unwrap_or_else(|| format!("http://{}", settings.listen));

@@ -9,8 +9,10 @@ use super::{ApiRole, time};
 pub struct AuditChangeOut {
     pub field: String,
     /// Absent before a creation.
+    #[oai(nullable)]
     pub before: Option<String>,
     /// Absent after a removal.
+    #[oai(nullable)]
     pub after: Option<String>,
 }
 
@@ -28,8 +30,10 @@ pub struct AuditEntryOut {
     /// `bulk_replay_started`, `bulk_replay_cancelled`, and the rest `GET /api/v1/audit`'s `action` filter
     /// names; `system` performs what Hookplane does by itself (a redact webhook's erasure, say).
     pub action: String,
+    #[oai(nullable)]
     pub target_id: Option<String>,
     /// The client's address, for actions over HTTP.
+    #[oai(nullable)]
     pub client: Option<String>,
     pub changes: Vec<AuditChangeOut>,
 }
@@ -57,6 +61,7 @@ pub struct AuditPage {
     /// Newest first.
     pub items: Vec<AuditEntryOut>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -71,6 +76,7 @@ pub struct TokenOut {
     /// Who made it, as the audit log names them.
     pub created_by: String,
     /// Absent while the token is live.
+    #[oai(nullable)]
     pub revoked_at: Option<String>,
 }
 

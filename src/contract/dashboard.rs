@@ -9,6 +9,7 @@ use crate::loader::{Banner, Kpis};
 /// Health of a subscription as of the response's `generated_at`, from per-minute and per-hour rollups.
 #[derive(Object, Debug, Clone)]
 pub struct HealthOut {
+    #[oai(nullable)]
     pub last_delivery_at: Option<String>,
     /// Deliveries stored over the last 24 hours (by hour: the current hour so far and the 23 before it).
     pub deliveries_24h: u64,
@@ -18,12 +19,16 @@ pub struct HealthOut {
     pub duplicates_24h: u64,
     /// Successful ends over all ends (succeeded or kept, against failed for good), 0 to 1; absent when
     /// nothing ended in the window.
+    #[oai(nullable)]
     pub success_rate_24h: Option<f64>,
+    #[oai(nullable)]
     pub success_rate_1h: Option<f64>,
     pub consecutive_failures: u32,
     /// Average latency of attempts to hand deliveries to the destination.
+    #[oai(nullable)]
     pub avg_latency_ms_24h: Option<u32>,
     /// 95th percentile of attempt latency, as the upper bound of a power-of-two bucket.
+    #[oai(nullable)]
     pub p95_latency_ms_24h: Option<u32>,
     /// Deliveries per hour over the last 24 hours, oldest first; the last is the current hour so far.
     pub hourly_24h: Vec<u64>,
@@ -38,6 +43,7 @@ pub struct HealthOut {
 pub struct AttemptMarkOut {
     pub started_at: String,
     /// Absent when no answer came (a timeout, no connection).
+    #[oai(nullable)]
     pub response_code: Option<u16>,
     pub succeeded: bool,
 }
@@ -77,7 +83,9 @@ pub struct KpisOut {
     /// Distinct source and topic pairs with a failing, handshake-failed or degraded subscription.
     pub failing_topics: u64,
     pub deliveries_24h: u64,
+    #[oai(nullable)]
     pub success_rate_24h: Option<f64>,
+    #[oai(nullable)]
     pub avg_latency_ms_24h: Option<u32>,
 }
 
@@ -106,6 +114,7 @@ pub struct BannerOut {
     #[oai(skip_serializing_if_is_none)]
     pub rule: Option<super::AlertRule>,
     /// The incident open for it, once the alert evaluator has opened one.
+    #[oai(nullable)]
     pub incident_id: Option<String>,
     /// The rule's section of the runbook.
     pub runbook_url: String,

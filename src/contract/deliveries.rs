@@ -22,8 +22,10 @@ pub struct DeliveryOut {
     pub source: Source,
     pub topic: String,
     /// The provider's per-delivery id, used to drop repeats (`X-Shopify-Webhook-Id`, `webhook-id`, …).
+    #[oai(nullable)]
     pub provider_delivery_id: Option<String>,
     /// The provider's event id, shared by deliveries of one event (`X-Shopify-Event-Id`).
+    #[oai(nullable)]
     pub event_id: Option<String>,
     /// Shop domain, Zoho org, or sender.
     pub account: String,
@@ -31,11 +33,15 @@ pub struct DeliveryOut {
     pub attempt_count: u32,
     /// RFC 3339.
     pub received_at: String,
+    #[oai(nullable)]
     pub last_attempted_at: Option<String>,
+    #[oai(nullable)]
     pub response_code: Option<u16>,
+    #[oai(nullable)]
     pub latency_ms: Option<u32>,
     /// Size of the exact body in bytes.
     pub size_bytes: u64,
+    #[oai(nullable)]
     pub content_type: Option<String>,
     /// Hex SHA-256 of the exact body.
     pub body_sha256: String,
@@ -43,6 +49,7 @@ pub struct DeliveryOut {
     pub preview: String,
     /// The preview is shorter than the body; fetch `/deliveries/{id}/body` for all of it.
     pub preview_truncated: bool,
+    #[oai(nullable)]
     pub error_message: Option<String>,
     /// `provider`, or the operator who replayed it.
     pub initiated_by: String,
@@ -137,6 +144,7 @@ pub struct DeliveryPage {
     pub items: Vec<DeliveryOut>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page. A page can be shorter than
     /// `limit` and still have a cursor when a rare filter needed a long scan.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -153,10 +161,15 @@ pub struct RejectionOut {
     pub cause: RejectionCause,
     pub detail: String,
     pub path: String,
+    #[oai(nullable)]
     pub subscription_id: Option<String>,
+    #[oai(nullable)]
     pub topic: Option<String>,
+    #[oai(nullable)]
     pub remote_addr: Option<String>,
+    #[oai(nullable)]
     pub user_agent: Option<String>,
+    #[oai(nullable)]
     pub content_length: Option<u64>,
 }
 
@@ -200,9 +213,12 @@ pub struct AttemptOut {
     pub number: u32,
     pub started_at: String,
     /// The destination's status code; absent when no answer came.
+    #[oai(nullable)]
     pub response_code: Option<u16>,
     pub latency_ms: u32,
+    #[oai(nullable)]
     pub error_class: Option<AttemptErrorClass>,
+    #[oai(nullable)]
     pub error: Option<String>,
     /// The start of the destination's answer (at most 1 KiB), as text.
     pub excerpt: String,

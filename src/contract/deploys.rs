@@ -9,11 +9,14 @@ use super::time;
 #[oai(deny_unknown_fields)]
 pub struct VersionWatchIn {
     /// The answer's header naming the version; `X-Service-Version` when absent.
+    #[oai(nullable)]
     pub header: Option<String>,
     /// A URL to ask for the version every `drift.poll_interval_seconds`: its header, a JSON `version` field,
     /// or its text.
+    #[oai(nullable)]
     pub url: Option<String>,
     /// The name deploys are announced under; the destination URL's host (and port) when absent.
+    #[oai(nullable)]
     pub service: Option<String>,
 }
 

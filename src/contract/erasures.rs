@@ -17,6 +17,7 @@ pub struct ErasureIn {
     #[oai(default)]
     pub confirm: bool,
     /// Why, for the audit log: the data-subject request's reference, say. Up to 200 characters.
+    #[oai(nullable)]
     pub reason: Option<String>,
 }
 
@@ -38,8 +39,10 @@ pub struct ErasureOut {
     pub status: BulkStatus,
     /// The filter as applied, with `to` fixed at the start when it was not given.
     pub filter: BulkFilterOut,
+    #[oai(nullable)]
     pub reason: Option<String>,
     /// The `customers/redact` or `shop/redact` delivery that asked for it.
+    #[oai(nullable)]
     pub redact_delivery_id: Option<String>,
     /// How many deliveries matched once the search index had caught up (0 until then).
     pub matched: u64,
@@ -48,7 +51,9 @@ pub struct ErasureOut {
     pub skipped: u64,
     /// Being delivered, so left as they are: ask again once their attempts have settled.
     pub busy: u64,
+    #[oai(nullable)]
     pub finished_at: Option<String>,
+    #[oai(nullable)]
     pub error: Option<String>,
 }
 

@@ -35,6 +35,7 @@ pub struct HandshakeFailureOut {
     pub code: String,
     pub message: String,
     /// The provider's own words, when it answered.
+    #[oai(nullable)]
     pub provider_said: Option<String>,
     /// Whether the next run may succeed by itself (no answer, a server error, throttling); otherwise
     /// someone must act first.
@@ -66,13 +67,16 @@ pub struct HandshakeOut {
     pub checked: Vec<String>,
     /// What was created, updated or refreshed at the provider.
     pub repaired: Vec<String>,
+    #[oai(nullable)]
     pub failure: Option<HandshakeFailureOut>,
     /// Registrations the provider has for this account that no subscription here owns: reported, never
     /// deleted.
     pub unknown: Vec<String>,
     /// Shopify's `gid://shopify/WebhookSubscription/…`, or the Zoho channel id.
+    #[oai(nullable)]
     pub provider_id: Option<String>,
     /// When the Zoho channel expires unless refreshed.
+    #[oai(nullable)]
     pub expires_at: Option<String>,
 }
 
@@ -99,12 +103,16 @@ impl From<&HandshakeRun> for HandshakeOut {
 pub struct HandshakeStateOut {
     pub last_run_at: String,
     pub last_outcome: HandshakeOutcome,
+    #[oai(nullable)]
     pub last_verified_at: Option<String>,
     /// When the watchdog runs it again.
     pub next_at: String,
+    #[oai(nullable)]
     pub provider_id: Option<String>,
+    #[oai(nullable)]
     pub expires_at: Option<String>,
     /// The last run's failure; absent once a run succeeds.
+    #[oai(nullable)]
     pub failure: Option<HandshakeFailureOut>,
     /// Transient failures since the last success (three in a row make `handshake_failed`).
     pub transient_failures: u32,
@@ -144,9 +152,12 @@ pub struct CredentialOut {
     /// A keyed digest of the secret parts.
     pub fingerprint: String,
     /// Zoho only.
+    #[oai(nullable)]
     pub data_centre: Option<String>,
     /// Absent for the environment's token.
+    #[oai(nullable)]
     pub set_at: Option<String>,
+    #[oai(nullable)]
     pub set_by: Option<String>,
 }
 
@@ -168,5 +179,6 @@ pub struct ZohoCredentialIn {
     #[oai(write_only)]
     pub refresh_token: String,
     /// `com`, `eu`, `in`, `com.au`, `jp`, `ca`, `sa`, `uk` or `com.cn`; `com` when absent.
+    #[oai(nullable)]
     pub data_centre: Option<String>,
 }

@@ -49,6 +49,7 @@ pub struct NotificationOut {
     /// When it was sent, failed or skipped; for a pending one, when it is tried next.
     pub at: String,
     /// The sink's last answer (`202 {"status":"success",…}`, `no answer: …`), or why it was skipped.
+    #[oai(nullable)]
     pub last_answer: Option<String>,
 }
 
@@ -80,6 +81,7 @@ pub struct IncidentOut {
     /// `sub_…` for a subscription, `source:shopify` for a source as a whole.
     pub subject: String,
     pub subject_name: String,
+    #[oai(nullable)]
     pub subscription_id: Option<String>,
     pub summary: String,
     /// The figures that opened it.
@@ -87,10 +89,14 @@ pub struct IncidentOut {
     /// The latest figures while its rule held.
     pub latest_figures: Vec<FigureOut>,
     pub opened_at: String,
+    #[oai(nullable)]
     pub acknowledged_by: Option<String>,
+    #[oai(nullable)]
     pub acknowledged_at: Option<String>,
     /// While open: since when its rule has been clear (it resolves once that lasts long enough).
+    #[oai(nullable)]
     pub clear_since: Option<String>,
+    #[oai(nullable)]
     pub resolved_at: Option<String>,
     /// How long it lasted, or has lasted so far.
     pub duration_seconds: i64,
@@ -132,6 +138,7 @@ impl IncidentOut {
 pub struct IncidentPage {
     pub items: Vec<IncidentOut>,
     /// Pass as `cursor` for the next page; absent on the last.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -37,16 +37,24 @@ impl From<crate::domain::replay::Replay> for ReplayOut {
 /// The delivery filters a bulk operation takes, as `GET /api/v1/deliveries` takes them.
 #[derive(Object, Debug, Clone, Default)]
 pub struct FilterIn {
+    #[oai(nullable)]
     pub q: Option<String>,
+    #[oai(nullable)]
     pub source: Option<Source>,
+    #[oai(nullable)]
     pub topic: Option<String>,
+    #[oai(nullable)]
     pub status: Option<DeliveryStatus>,
     /// A subscription id.
+    #[oai(nullable)]
     pub subscription: Option<String>,
+    #[oai(nullable)]
     pub account: Option<String>,
     /// RFC 3339, inclusive.
+    #[oai(nullable)]
     pub from: Option<String>,
     /// RFC 3339, exclusive; absent: everything received until now (not what arrives while it runs).
+    #[oai(nullable)]
     pub to: Option<String>,
 }
 
@@ -91,6 +99,7 @@ pub struct BulkReplayIn {
     #[oai(default)]
     pub dry_run: bool,
     /// Replays per second, 1 to 200; 10 when absent, slow enough that live traffic flows.
+    #[oai(nullable)]
     pub rate_per_second: Option<u32>,
 }
 
@@ -123,19 +132,29 @@ pub struct BulkReplayOut {
     pub skipped: u64,
     /// Refused because the stored body failed its integrity check.
     pub failed: u64,
+    #[oai(nullable)]
     pub finished_at: Option<String>,
+    #[oai(nullable)]
     pub error: Option<String>,
 }
 
 #[derive(Object, Debug, Clone)]
 pub struct BulkFilterOut {
+    #[oai(nullable)]
     pub q: Option<String>,
+    #[oai(nullable)]
     pub source: Option<String>,
+    #[oai(nullable)]
     pub topic: Option<String>,
+    #[oai(nullable)]
     pub status: Option<String>,
+    #[oai(nullable)]
     pub subscription: Option<String>,
+    #[oai(nullable)]
     pub account: Option<String>,
+    #[oai(nullable)]
     pub from: Option<String>,
+    #[oai(nullable)]
     pub to: Option<String>,
 }
 

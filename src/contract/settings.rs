@@ -30,6 +30,7 @@ pub struct RetentionSettingsOut {
     /// `default`, `dashboard` (set on this page), or `configuration` (the file or the environment).
     pub source: String,
     /// Where the configuration sets it, when it does; the page cannot change it then.
+    #[oai(nullable)]
     pub set_in: Option<String>,
     /// Body bytes received over the last 24 hours by subscriptions without their own retention, before
     /// compression: what a day of retention costs them.

@@ -16,8 +16,10 @@ pub struct SecretOut {
     pub slot: String,
     /// From the salted argon2id digest of the secret.
     pub fingerprint: String,
+    #[oai(nullable)]
     pub created_at: Option<String>,
     /// When a previous secret stops being accepted.
+    #[oai(nullable)]
     pub expires_at: Option<String>,
 }
 
@@ -47,32 +49,44 @@ pub struct SubscriptionOut {
     /// Where the provider must send this subscription's webhooks.
     pub callback_url: String,
     /// The processing service's URL; absent means `store` (keep only, consumers pull through the API).
+    #[oai(nullable)]
     pub destination_url: Option<String>,
     /// The destination's own attempt timeout, when it has one.
+    #[oai(nullable)]
     pub destination_timeout_seconds: Option<u32>,
     /// The destination's own limit of attempts at once, when it has one.
+    #[oai(nullable)]
     pub destination_concurrency: Option<u32>,
     /// Headers sent with every attempt.
     pub destination_headers: std::collections::BTreeMap<String, String>,
     /// Zoho only: `channel`, `token` or `signature`.
+    #[oai(nullable)]
     pub zoho_auth: Option<String>,
+    #[oai(nullable)]
     pub channel_id: Option<String>,
+    #[oai(nullable)]
     pub token_header: Option<String>,
+    #[oai(nullable)]
     pub dedupe_header: Option<String>,
     /// The secrets requests are verified with.
     pub secrets: Vec<SecretOut>,
     pub created_at: String,
     pub updated_at: String,
+    #[oai(nullable)]
     pub last_verified_at: Option<String>,
     pub consecutive_failures: u32,
     /// Present in lists and the dashboard: figures from the rollups as of the response.
+    #[oai(nullable)]
     pub health: Option<HealthOut>,
     /// Days its deliveries are kept, when it has its own retention; absent: `retention.days`.
+    #[oai(nullable)]
     pub retention_days: Option<u32>,
     /// Why this subscription has no handshake, when it has none (a workflow webhook, a Standard Webhooks
     /// sender, a discovered or `*` subscription).
+    #[oai(nullable)]
     pub handshake_unavailable: Option<String>,
     /// Where its handshakes stand, once one ran.
+    #[oai(nullable)]
     pub handshake: Option<HandshakeStateOut>,
     /// Its newest handshakes, newest first (in lists and the dashboard).
     pub handshake_runs: Vec<HandshakeOut>,
@@ -148,27 +162,37 @@ pub struct SubscriptionIn {
     /// Shop domain (`example.myshopify.com`, or `*` for every shop), Zoho org, or the sender's name.
     pub account: String,
     /// 1–64 characters from a-z, 0-9, `-`, `_`. Generated when absent.
+    #[oai(nullable)]
     pub name: Option<String>,
     /// The processing service's URL; absent or null keeps deliveries in `store`.
+    #[oai(nullable)]
     pub destination_url: Option<String>,
     /// Seconds an attempt may take; `delivery.timeout_seconds` from the configuration when absent.
+    #[oai(nullable)]
     pub destination_timeout_seconds: Option<u32>,
     /// At most this many attempts at once towards the destination (1–256); the configured default when absent.
+    #[oai(nullable)]
     pub destination_concurrency: Option<u32>,
     /// Headers sent with every attempt (at most 20), in place of a provider header of the same name. Not for
     /// credentials: they are stored and shown as given; the receiver authenticates Hookplane by its signature.
+    #[oai(nullable)]
     pub destination_headers: Option<std::collections::BTreeMap<String, String>>,
     /// The signing secret or token. Required for zoho; optional for shopify (the app secret from the
     /// environment applies to every subscription); for standard, generated and returned once when absent.
     #[oai(write_only)]
+    #[oai(nullable)]
     pub secret: Option<String>,
     /// Zoho CRM notification channel id (the token is then echoed in each notification body).
+    #[oai(nullable)]
     pub channel_id: Option<String>,
     /// Zoho workflow webhooks: `token` (default) or `signature`.
+    #[oai(nullable)]
     pub auth: Option<String>,
     /// Zoho workflow webhooks: the header carrying the token (default from configuration: `Authorization`).
+    #[oai(nullable)]
     pub token_header: Option<String>,
     /// A request header holding a per-delivery id, for senders without a standard one.
+    #[oai(nullable)]
     pub dedupe_header: Option<String>,
 }
 
@@ -195,6 +219,7 @@ pub struct RotateSecretIn {
     pub secret_confirmation: String,
     /// How long the replaced secret stays accepted, 1 to 720 hours (default `secrets.rotation_overlap_hours`,
     /// 24).
+    #[oai(nullable)]
     pub overlap_hours: Option<u32>,
 }
 
@@ -220,6 +245,7 @@ pub struct SubscriptionCreated {
     /// A discovered subscription was adopted rather than a new one created.
     pub adopted: bool,
     /// The secret Hookplane generated because none was given. Shown this once only.
+    #[oai(nullable)]
     pub generated_secret: Option<String>,
 }
 

@@ -135,8 +135,8 @@ impl Control {
         app_secrets: [Option<&SecretBytes>; 2],
     ) -> Result<Registry, ControlError> {
         let db = self.store.db()?;
-        let subs = repo::list(&db)?;
-        let secrets = repo::all_secrets(&db)?;
+        let subs = repo::list(&*db)?;
+        let secrets = repo::all_secrets(&*db)?;
         let mut entries: Vec<Entry> = declared;
         for sub in subs {
             if entries.iter().any(|e| e.sub.id == sub.id) {

@@ -1,6 +1,7 @@
 //! Control-plane operations that change subscriptions: validating what operators ask for, sealing secrets,
 //! writing storage, and keeping the ingest registry in step with what was committed.
 
+pub mod backups;
 pub mod bulk;
 mod declared;
 mod destinations;

@@ -40,7 +40,7 @@ impl Control {
         }
         let new = check_secret(sub.source, Some(new))?
             .ok_or_else(|| invalid("`secret` is required: the new secret, typed twice"))?;
-        let current = repo::all_secrets(&db)?
+        let current = repo::all_secrets(&*db)?
             .into_iter()
             .find(|(sid, slot, _)| *sid == id && *slot == SLOT_CURRENT)
             .map(|(_, _, stored)| stored);
@@ -98,7 +98,7 @@ impl Control {
         let _serial = self.serial();
         let now = self.clock.now();
         let db = self.store.db()?;
-        let expired: Vec<SubscriptionId> = repo::all_secrets(&db)?
+        let expired: Vec<SubscriptionId> = repo::all_secrets(&*db)?
             .into_iter()
             .filter(|(_, slot, s)| *slot == SLOT_PREVIOUS && s.expires_at.is_some_and(|t| t <= now))
             .map(|(id, _, _)| id)

@@ -109,6 +109,7 @@ pub struct Control {
     /// deliveries under an old destination until a restart). Creation writes secrets too, but only for a
     /// subscription that holds none, which rotation refuses.
     pub(super) registry_lock: std::sync::Mutex<()>,
+    backups: super::backups::Backups,
 }
 
 impl Control {
@@ -120,7 +121,13 @@ impl Control {
         options: ControlOptions,
         wake: Wake,
     ) -> Self {
-        Self { store, registry, master_key, clock, wake, options, registry_lock: std::sync::Mutex::new(()) }
+        let backups = super::backups::Backups::new(Arc::clone(&store), Arc::clone(&clock));
+        Self { store, registry, master_key, clock, wake, options, registry_lock: std::sync::Mutex::new(()), backups }
+    }
+
+    /// Backups of the whole store.
+    pub fn backups(&self) -> &super::backups::Backups {
+        &self.backups
     }
 
     pub(super) fn serial(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -66,7 +66,7 @@ async fn register(core: &Core, settings: &Settings, scenario: Scenario, mock: &M
     let expires = ran_at.plus_millis(settings.handshake.channel_lifetime_ms());
     let schedule = settings.handshake.schedule();
     let db = core.store.db()?;
-    for sub in subscriptions::list(&db)? {
+    for sub in subscriptions::list(&*db)? {
         let Ok(kind) = Kind::of(&sub) else { continue };
         let callback = format!("{base}{}", kind.ingest_path());
         let (provider_id, expires_at, checked) = match (kind, &sub.zoho) {

@@ -53,10 +53,12 @@ pub enum AuditAction {
     ErasureFinished,
     /// A deploy pipeline announced a service's new version.
     DeployAnnounced,
+    /// A backup of the whole store was taken through the API.
+    BackupTaken,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::SignOut,
@@ -84,6 +86,7 @@ impl AuditAction {
         AuditAction::ErasureCancelled,
         AuditAction::ErasureFinished,
         AuditAction::DeployAnnounced,
+        AuditAction::BackupTaken,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl AuditAction {
             AuditAction::ErasureCancelled => "erasure_cancelled",
             AuditAction::ErasureFinished => "erasure_finished",
             AuditAction::DeployAnnounced => "deploy_announced",
+            AuditAction::BackupTaken => "backup_taken",
         }
     }
 }

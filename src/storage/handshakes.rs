@@ -120,7 +120,7 @@ pub fn credential(db: &Database, provider: Provider, account: &str) -> Result<Op
 }
 
 /// Every stored credential, by provider and account.
-pub fn credentials(db: &Database) -> Result<Vec<StoredCredential>, StoreError> {
+pub fn credentials(db: &impl ReadableDatabase) -> Result<Vec<StoredCredential>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::CREDENTIALS.def())?;
     let mut out = Vec::new();

@@ -34,7 +34,7 @@ pub fn latest() -> u64 {
 
 const VERSION_KEY: &str = "schema_version";
 
-pub fn current(db: &Database) -> Result<u64, StoreError> {
+pub fn current(db: &impl ReadableDatabase) -> Result<u64, StoreError> {
     let tx = db.begin_read()?;
     match tx.open_table(tables::META) {
         Ok(t) => Ok(t.get(VERSION_KEY)?.map_or(0, |v| v.value())),

@@ -6,6 +6,7 @@
 pub mod attempts;
 pub mod audit;
 mod backend;
+pub mod backup;
 mod codec;
 pub mod dedupe;
 pub mod deliveries;
@@ -126,6 +127,11 @@ impl Store {
         Ok(Self { path, db: RwLock::new(Some(Arc::new(db))) })
     }
 
+    /// The directory the data file is in.
+    pub fn data_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// The data file's size in bytes (0 when it cannot be read).
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())
@@ -220,6 +226,17 @@ fn wait_for_sole_owner(mut db: Arc<Database>) -> Result<Database, Arc<Database>>
         std::thread::sleep(Duration::from_millis(10));
     }
     Err(db)
+}
+
+/// The store in `data_dir` opened for reading only, as it is: no migration, no repair. `Locked` while a
+/// running instance holds it.
+pub fn open_read_only(data_dir: &Path) -> Result<redb::ReadOnlyDatabase, StoreError> {
+    let path = data_dir.join(DB_FILE);
+    match Database::builder().open_read_only(&path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path)),
+        Err(e) => Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
+    }
 }
 
 fn open_database(path: &Path) -> Result<Database, StoreError> {

@@ -43,7 +43,7 @@ pub fn get_in_read(tx: &ReadTransaction, id: SubscriptionId) -> Result<Option<Su
 }
 
 /// Every subscription, oldest first. Subscriptions number in the hundreds at most, so a full read is fine.
-pub fn list(db: &Database) -> Result<Vec<Subscription>, StoreError> {
+pub fn list(db: &impl ReadableDatabase) -> Result<Vec<Subscription>, StoreError> {
     list_in(&db.begin_read()?)
 }
 
@@ -58,7 +58,7 @@ pub fn list_in(tx: &ReadTransaction) -> Result<Vec<Subscription>, StoreError> {
 }
 
 /// Every stored secret by subscription, for building the in-memory registry.
-pub fn all_secrets(db: &Database) -> Result<Vec<(SubscriptionId, u8, StoredSecret)>, StoreError> {
+pub fn all_secrets(db: &impl ReadableDatabase) -> Result<Vec<(SubscriptionId, u8, StoredSecret)>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::SECRETS.def())?;
     let mut out = Vec::new();

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod api;
+mod apidoc;
 mod auth;
 mod bulk;
 mod container;

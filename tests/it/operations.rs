@@ -149,3 +149,219 @@ async fn the_grafana_dashboard_asks_only_for_metrics_that_exist() {
     assert!(asked >= 12, "{asked}");
     proc.kill9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_under_load_restores_every_delivery_acknowledged_before_it() {
+    use crate::process::{Ledger, Round, hookplane, load, verify};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let (src, dst, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let proc = Proc::start(src.path(), None);
+    let ledger = Arc::new(Ledger::default());
+    let round = Arc::new(Round {
+        stop: AtomicBool::new(false),
+        acks: AtomicUsize::new(0),
+        reached: tokio::sync::Notify::new(),
+        target: usize::MAX,
+    });
+    let sending = tokio::spawn(load(proc.base.clone(), Arc::clone(&ledger), 8, 41, Arc::clone(&round)));
+    for _ in 0..600 {
+        if round.acks.load(Ordering::SeqCst) >= 300 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let before = ledger.acked.lock().unwrap().clone();
+    assert!(before.len() >= 300, "{} acknowledged", before.len());
+
+    // The backup is taken while the clients keep sending.
+    let file = out.path().join("hookplane-backup.redb");
+    let file_arg = file.to_str().unwrap().to_owned();
+    let base = proc.base.clone();
+    let backed_up = tokio::task::spawn_blocking(move || {
+        hookplane(&["backup", "--to", &file_arg, "--url", &base], &[("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN)])
+    })
+    .await
+    .unwrap();
+    let during = round.acks.load(Ordering::SeqCst);
+    round.stop.store(true, Ordering::SeqCst);
+    sending.await.unwrap();
+    let stdout = String::from_utf8_lossy(&backed_up.stdout).into_owned();
+    assert!(backed_up.status.success(), "{}", String::from_utf8_lossy(&backed_up.stderr));
+    assert!(stdout.contains("written to"), "{stdout}");
+    assert!(ledger.refused.lock().unwrap().is_empty(), "ingest refused nothing while the backup ran");
+    assert!(
+        !std::fs::read_dir(src.path()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".backup-")),
+        "the snapshot file is gone once downloaded"
+    );
+    let again = hookplane(
+        &["backup", "--to", file.to_str().unwrap(), "--url", &proc.base],
+        &[("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    proc.kill9();
+
+    let restored =
+        hookplane(&["restore", "--from", file.to_str().unwrap(), "--data-dir", dst.path().to_str().unwrap()], &[]);
+    let said = String::from_utf8_lossy(&restored.stdout).into_owned();
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    assert!(said.contains("restored") && said.contains("search index is rebuilt"), "{said}");
+
+    let back = Proc::start(dst.path(), None);
+    let stored = verify(&back.base, &before).await;
+    assert!(
+        stored >= before.len() && stored <= during + 8,
+        "{stored} stored, {} before, {during} by the end",
+        before.len()
+    );
+    let audit = reqwest::Client::new()
+        .get(format!("{}/api/v1/audit?action=backup_taken", back.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let audit: serde_json::Value = serde_json::from_str(&audit.text().await.unwrap()).unwrap();
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "the backup holds its own audit entry: {audit}");
+    // The index is rebuilt from the restored deliveries (a page of search results holds 100).
+    let mut found = 0;
+    for _ in 0..600 {
+        found = crate::process::orders_found(&reqwest::Client::new(), &back.base).await;
+        if found == stored.min(100) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found, stored.min(100), "the restored deliveries are searchable");
+
+    let busy = hookplane(
+        &["restore", "--from", file.to_str().unwrap(), "--data-dir", dst.path().to_str().unwrap(), "--replace"],
+        &[],
+    );
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("in use by a running Hookplane"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    back.kill9();
+}
+
+/// `hookplane check` with `env`, on the data directory `dir`: success, and what it printed.
+fn check(dir: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) {
+    let mut all = vec![("HOOKPLANE_DATA_DIR", dir.to_str().unwrap())];
+    all.extend_from_slice(env);
+    let out = crate::process::hookplane(&["check"], &all);
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_tells_what_a_start_would_trip_on() {
+    use crate::support::MASTER_KEY;
+    let dir = tempfile::tempdir().unwrap();
+    let key = [("HOOKPLANE_MASTER_KEY", MASTER_KEY)];
+    let (ok, said) = check(dir.path(), &key);
+    assert!(ok, "{said}");
+    assert!(said.contains("store: none yet") && said.contains("writable") && said.contains("free space"), "{said}");
+    assert!(said.contains("alert sinks: none configured"), "{said}");
+
+    // A store holding a sealed secret, checked while its instance runs, then stopped.
+    let proc = Proc::start(dir.path(), None);
+    let made = reqwest::Client::new()
+        .post(format!("{}/api/v1/subscriptions", proc.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json_body(&json!({ "source": "standard", "topic": "invoice.paid", "account": "billing", "name": "billing",
+            "destination_url": "http://127.0.0.1:9/hooks" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let (ok, said) = check(dir.path(), &key);
+    assert!(ok, "{said}");
+    assert!(said.contains("open in a running Hookplane"), "{said}");
+    let (status, _) = proc.terminate();
+    assert!(status.success());
+
+    let (ok, said) = check(dir.path(), &key);
+    assert!(ok, "{said}");
+    assert!(said.contains("master key: opens all 1 sealed"), "{said}");
+    assert!(said.contains("subscription `billing`: destination http://127.0.0.1:9/hooks"), "{said}");
+
+    let other = hookplane::secrets::MasterKey::generate().to_hex();
+    let (ok, said) = check(dir.path(), &[("HOOKPLANE_MASTER_KEY", other.as_str())]);
+    assert!(!ok);
+    assert!(said.contains("FAIL master key: does not open 1 of 1"), "{said}");
+    assert!(said.contains("1 check(s) failed"), "{said}");
+
+    let file = dir.path().join("hookplane.redb");
+    let (ok, said) = check(&file.join("data"), &key);
+    assert!(!ok);
+    assert!(said.contains("cannot create it"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_test_walks_a_webhook_through_and_stops_at_the_first_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::start(dir.path(), None);
+    let env = [("HOOKPLANE_ADMIN_TOKEN", ADMIN_TOKEN), ("SHOPIFY_WEBHOOK_SECRET", SHOPIFY_SECRET)];
+    let smoke = |extra: &[&str]| {
+        let mut args = vec!["smoke", "--url", proc.base.as_str(), "--timeout-seconds", "20"];
+        args.extend_from_slice(extra);
+        let out = crate::process::hookplane(&args, &env);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // No subscription yet: the webhook is kept under a discovered one, with nothing to forward or replay.
+    let (ok, out, err) = tokio::task::block_in_place(|| smoke(&[]));
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("2/4 stored; its subscription keeps deliveries") && out.contains("3/4 replay skipped"),
+        "{out}"
+    );
+
+    let destination = Destination::start(&[]).await;
+    let made = reqwest::Client::new()
+        .post(format!("{}/api/v1/subscriptions", proc.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json_body(&json!({ "source": "shopify", "topic": "orders/create", "account": "hookplane-smoke.myshopify.com",
+            "destination_url": destination.url }))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.text().await.unwrap());
+    let (ok, out, err) = tokio::task::block_in_place(|| smoke(&[]));
+    assert!(ok, "{out}{err}");
+    for step in [
+        "1/4 fired",
+        "2/4 stored and delivered",
+        "3/4 replayed once: the destination answered 200",
+        "4/4 the dashboard counts",
+        "ok   the smoke test passed",
+    ] {
+        assert!(out.contains(step.trim_start_matches("ok   ")), "{step}: {out}");
+    }
+    assert_eq!(destination.received().len(), 2, "the webhook and its replay reached the destination");
+
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        let mut bad = env.to_vec();
+        bad[1] = ("SHOPIFY_WEBHOOK_SECRET", "not-the-secret");
+        let out = crate::process::hookplane(&["smoke", "--url", &proc.base], &bad);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    });
+    assert!(!ok);
+    assert!(!out.contains("1/4"), "{out}");
+    assert!(err.contains("1/4 the webhook was refused: 401"), "{err}");
+    proc.kill9();
+}

@@ -133,22 +133,22 @@ async fn post(
 }
 
 #[derive(Default)]
-struct Ledger {
-    acked: Mutex<HashMap<String, Vec<u8>>>,
+pub(crate) struct Ledger {
+    pub(crate) acked: Mutex<HashMap<String, Vec<u8>>>,
     unacked: Mutex<Vec<SignedRequest>>,
-    refused: Mutex<Vec<(u16, serde_json::Value, SignedRequest)>>,
+    pub(crate) refused: Mutex<Vec<(u16, serde_json::Value, SignedRequest)>>,
 }
 
 /// One round of load: stops when told, and says when `target` acknowledgements were reached.
-struct Round {
-    stop: AtomicBool,
-    acks: AtomicUsize,
-    reached: Notify,
-    target: usize,
+pub(crate) struct Round {
+    pub(crate) stop: AtomicBool,
+    pub(crate) acks: AtomicUsize,
+    pub(crate) reached: Notify,
+    pub(crate) target: usize,
 }
 
 /// Sends unique signed orders from `workers` tasks until the round stops, recording what was acknowledged.
-async fn load(base: String, ledger: Arc<Ledger>, workers: usize, seed: u64, round: Arc<Round>) {
+pub(crate) async fn load(base: String, ledger: Arc<Ledger>, workers: usize, seed: u64, round: Arc<Round>) {
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -183,7 +183,7 @@ async fn load(base: String, ledger: Arc<Ledger>, workers: usize, seed: u64, roun
 }
 
 /// Every acknowledged delivery is stored once with its exact bytes; returns how many deliveries exist.
-async fn verify(base: &str, acked: &HashMap<String, Vec<u8>>) -> usize {
+pub(crate) async fn verify(base: &str, acked: &HashMap<String, Vec<u8>>) -> usize {
     let client = reqwest::Client::new();
     let mut by_provider: HashMap<String, Vec<String>> = HashMap::new();
     let mut cursor: Option<String> = None;
@@ -429,11 +429,13 @@ async fn the_command_line_manages_subscriptions_and_checks_configuration() {
     let key = hookplane(&["master-key"], &[]);
     let key = String::from_utf8(key.stdout).unwrap();
     assert_eq!(key.trim().len(), 64);
-    let ok = hookplane(&["check"], &[("HOOKPLANE_MASTER_KEY", key.trim())]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let missing = hookplane(&["check"], &[]);
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = ("HOOKPLANE_DATA_DIR", data.path().to_str().unwrap());
+    let ok = hookplane(&["check"], &[("HOOKPLANE_MASTER_KEY", key.trim()), data_dir]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let missing = hookplane(&["check"], &[data_dir]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("HOOKPLANE_MASTER_KEY"));
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("HOOKPLANE_MASTER_KEY"));
     let typo = hookplane(&["check"], &[("HOOKPLANE_MASTER_KEY", key.trim()), ("HOOKPLANE_LISTN", "x")]);
     assert!(String::from_utf8_lossy(&typo.stderr).contains("HOOKPLANE_LISTN"));
 }
@@ -490,7 +492,7 @@ async fn send_test_delivers_a_signed_sample_from_every_source() {
 }
 
 /// How many orders (up to 100) a search for a word in every order finds.
-async fn orders_found(client: &reqwest::Client, base: &str) -> usize {
+pub(crate) async fn orders_found(client: &reqwest::Client, base: &str) -> usize {
     let url = format!("{base}/api/v1/deliveries?q=admin_graphql_api_id&limit=100");
     let text = client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
     let page: serde_json::Value = serde_json::from_str(&text).unwrap();

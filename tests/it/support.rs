@@ -154,26 +154,26 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        json_of(self.client.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap()).await
+        api_json("GET", self.client.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap()).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let resp = self.client.post(self.url(path)).bearer_auth(ADMIN_TOKEN).json_body(&body).send().await.unwrap();
-        json_of(resp).await
+        api_json("POST", resp).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let resp = self.client.patch(self.url(path)).bearer_auth(ADMIN_TOKEN).json_body(&body).send().await.unwrap();
-        json_of(resp).await
+        api_json("PATCH", resp).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let resp = self.client.put(self.url(path)).bearer_auth(ADMIN_TOKEN).json_body(&body).send().await.unwrap();
-        json_of(resp).await
+        api_json("PUT", resp).await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        json_of(self.client.delete(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap()).await
+        api_json("DELETE", self.client.delete(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap()).await
     }
 
     /// Every delivery, newest first, following cursors to the end.
@@ -217,6 +217,15 @@ pub async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
         assert_eq!(value["request_id"].as_str(), request_id.as_deref(), "a problem names its request: {value}");
     }
     (status, value)
+}
+
+/// An answer of the API to `method`, read as JSON and checked against the committed OpenAPI document.
+pub async fn api_json(method: &str, resp: reqwest::Response) -> (StatusCode, Value) {
+    let url = resp.url().clone();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let got = json_of(resp).await;
+    crate::apidoc::check(method, &url, got.0.as_u16(), ct.as_deref(), &got.1);
+    got
 }
 
 /// Asserts a problem document with the given status and stable code.

@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod auth;
+mod backups;
 mod dashboard;
 pub(crate) mod deliveries;
 mod deploys;
@@ -55,21 +56,27 @@ enum ApiTags {
     Settings,
     /// The processing service's versions: what each destination answers with, and announced deploys.
     Deploys,
+    /// Backups of the whole store (admins only).
+    Backups,
 }
 
+/// Nested because `Default` stops at tuples of twelve.
 pub type Apis = (
-    dashboard::DashboardApi,
-    deliveries::DeliveriesApi,
-    subscriptions::SubscriptionsApi,
-    rejections::RejectionsApi,
-    audit::AuditApi,
-    tokens::TokensApi,
-    replays::ReplaysApi,
-    erasures::ErasuresApi,
-    deploys::DeploysApi,
-    incidents::IncidentsApi,
-    handshakes::HandshakesApi,
-    settings::SettingsApi,
+    (
+        dashboard::DashboardApi,
+        deliveries::DeliveriesApi,
+        subscriptions::SubscriptionsApi,
+        rejections::RejectionsApi,
+        audit::AuditApi,
+        tokens::TokensApi,
+        replays::ReplaysApi,
+        erasures::ErasuresApi,
+        deploys::DeploysApi,
+        incidents::IncidentsApi,
+        handshakes::HandshakesApi,
+        settings::SettingsApi,
+    ),
+    backups::BackupsApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
