@@ -111,7 +111,7 @@ fn data_dir(r: &mut Report, settings: &Settings) {
 }
 
 fn mib(bytes: u64) -> String {
-    format!("{:.0} MiB", bytes as f64 / 1_048_576.0)
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
 }
 
 /// The store as it is: its schema, the stored secrets and credentials against the master key, and the
