@@ -142,7 +142,7 @@ impl Metrics {
         );
         registry.register(
             "search_lag_deliveries",
-            "Stored deliveries not yet searchable (counted up to 100 000)",
+            "Stored deliveries not yet searchable (counted up to 10 000)",
             l.search_lag_deliveries.clone(),
         );
         registry.register_with_unit(

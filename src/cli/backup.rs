@@ -84,11 +84,15 @@ fn part_of(to: &Path) -> PathBuf {
 type Expected = Option<(u64, u64)>;
 
 fn local(dir: &Path, part: &Path) -> anyhow::Result<Expected> {
-    let store = super::open_stopped_store(dir, "leave out --data-dir to ask the running instance instead")?;
-    let db = store.db()?;
-    backup::snapshot(&db, part, &mut |_| {}).with_context(|| format!("cannot write {}", part.display()))?;
-    drop(db);
-    store.close();
+    // Read-only: a backup taken before an upgrade must not be upgraded by the binary that takes it.
+    let db = match crate::storage::open_read_only(dir) {
+        Ok(db) => db,
+        Err(crate::storage::StoreError::Locked(path)) => {
+            anyhow::bail!("{} is in use by a running Hookplane: leave out --data-dir to ask it instead", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot open the store in {}", dir.display())),
+    };
+    backup::snapshot(&db, part, &mut |_| true).with_context(|| format!("cannot write {}", part.display()))?;
     Ok(None)
 }
 
@@ -113,7 +117,14 @@ fn download(target: &Target, part: &Path) -> anyhow::Result<Expected> {
                 .with_context(|| format!("{url} answered without a valid {name} header: is it a Hookplane?"))
         };
         let expected = (header("x-hookplane-backup-size")?, header("x-hookplane-backup-deliveries")?);
-        let mut file = std::fs::File::create_new(part).with_context(|| format!("cannot create {}", part.display()))?;
+        // Every payload is in it: readable by its owner only.
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(part)
+            .with_context(|| format!("cannot create {}", part.display()))?;
         while let Some(chunk) = resp.chunk().await.with_context(|| format!("the download from {url} broke off"))? {
             file.write_all(&chunk).with_context(|| format!("cannot write {}", part.display()))?;
         }

@@ -77,24 +77,31 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The data directory exists (or can be made) and takes a write, with room to spare.
+/// The data directory takes a write (or, when it does not exist yet, the directory it will be made in
+/// does: a check changes nothing), with room to spare.
 fn data_dir(r: &mut Report, settings: &Settings) {
     let dir = &settings.data_dir;
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        r.fail(format!("data directory {}: cannot create it: {e}", dir.display()));
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(std::path::Path::new("."));
+    if !existing.is_dir() {
+        r.fail(format!("data directory {}: cannot be made, {} is not a directory", dir.display(), existing.display()));
         return;
     }
-    let probe = dir.join(format!(".hookplane-check-{}", std::process::id()));
+    let what = if existing == dir.as_path() {
+        format!("data directory {}", dir.display())
+    } else {
+        format!("data directory {} (not made yet; the first start makes it in {})", dir.display(), existing.display())
+    };
+    let probe = existing.join(format!(".hookplane-check-{}", std::process::id()));
     match std::fs::write(&probe, b"check").and_then(|()| std::fs::remove_file(&probe)) {
-        Ok(()) => r.ok(format!("data directory {}: writable", dir.display())),
+        Ok(()) => r.ok(format!("{what}: writable")),
         Err(e) => {
             let _ = std::fs::remove_file(&probe);
-            r.fail(format!("data directory {}: not writable by this user: {e}", dir.display()));
+            r.fail(format!("{what}: not writable by this user: {e}"));
             return;
         }
     }
     let stored = std::fs::metadata(dir.join(crate::storage::DB_FILE)).map_or(0, |m| m.len());
-    match rustix::fs::statvfs(dir) {
+    match rustix::fs::statvfs(existing) {
         Ok(fs) => {
             let free = fs.f_bavail.saturating_mul(fs.f_frsize);
             let need = MIN_FREE_BYTES.max(stored);
@@ -124,14 +131,16 @@ fn store(r: &mut Report, settings: &Settings, key: Option<&MasterKey>) {
     let db = match crate::storage::open_read_only(&settings.data_dir) {
         Ok(db) => db,
         Err(StoreError::Locked(path)) => {
-            r.ok(format!(
-                "store: {} is open in a running Hookplane; its contents are checked while stopped",
+            r.warn(format!(
+                "store: {} is open in a running Hookplane; the master key is checked against its secrets only while it is stopped",
                 path.display()
             ));
             return;
         }
         Err(e) => {
-            r.fail(format!("store: {e} (a store that was not closed cleanly is repaired at the next start)"));
+            r.warn(format!(
+                "store: {e}; a store that was not closed cleanly is repaired at the next start, and can be checked after that"
+            ));
             return;
         }
     };

@@ -100,7 +100,9 @@ pub fn run(args: SmokeArgs) -> anyhow::Result<()> {
         .filter(|t| !t.is_empty())
         .with_context(|| format!("set {} to the Shopify app's client secret", args.secret_env))?;
     let timeout = Duration::from_secs(args.timeout_seconds);
-    let api = Api { client: reqwest::Client::new(), base, token };
+    // Every request is bounded too, not only the waits between them.
+    let client = reqwest::Client::builder().timeout(timeout).build().context("cannot build the HTTP client")?;
+    let api = Api { client, base, token };
     runtime()?.block_on(smoke(&api, &secret, timeout))
 }
 

@@ -2,6 +2,7 @@
 //! as an open file that is already unlinked, so nothing is left behind however the download ends.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::domain::Clock;
 use crate::domain::audit::{Actor, AuditAction};
@@ -15,8 +16,19 @@ const PREFIX: &str = ".backup-";
 pub struct Backups {
     store: Arc<Store>,
     clock: Arc<dyn Clock>,
-    /// One backup at a time: two would double the disk and I/O for the same data.
-    turn: tokio::sync::Mutex<()>,
+    /// One backup at a time: two would double the disk and I/O for the same data. Set while a backup's
+    /// thread runs, cleared by that thread when it ends, whoever stopped waiting for it.
+    running: Arc<AtomicBool>,
+}
+
+/// Stops the copy at its next chunk when the request that asked for it goes away (the client hung up, the
+/// server is stopping): the copy holds the database open, and nobody would read it.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// A snapshot ready to be read.
@@ -36,16 +48,27 @@ pub enum BackupError {
 
 impl Backups {
     pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock, turn: tokio::sync::Mutex::new(()) }
+        Self { store, clock, running: Arc::new(AtomicBool::new(false)) }
     }
 
     /// Audits the backup (so the backup holds its own entry), then snapshots the store on a thread of its
     /// own at a lower priority, resting after each chunk as long as the chunk took: ingest keeps the CPU
     /// and the disk it needs (docs/benchmarks.md has the figures).
     pub async fn take(&self, by: Actor) -> Result<Taken, BackupError> {
-        let _turn = self.turn.try_lock().map_err(|_| BackupError::Busy)?;
+        if self.running.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return Err(BackupError::Busy);
+        }
+        let running = Arc::clone(&self.running);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(Arc::clone(&cancelled));
         let now = self.clock.now();
-        let db = self.store.db()?;
+        let db = match self.store.db() {
+            Ok(db) => db,
+            Err(e) => {
+                running.store(false, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
         let dir = self.store.data_dir().to_path_buf();
         let path = dir.join(format!("{PREFIX}{}.redb", ulid::Ulid::new()));
         let (done, taken) = tokio::sync::oneshot::channel();
@@ -55,9 +78,15 @@ impl Backups {
                 if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKUP_NICE) {
                     tracing::debug!(error = %e, "cannot lower the backup thread's priority");
                 }
-                let _ = done.send(snapshot(&db, &dir, &path, by.entry(now, AuditAction::BackupTaken)));
+                let taken = snapshot(&db, &dir, &path, by.entry(now, AuditAction::BackupTaken), &cancelled);
+                drop(db);
+                running.store(false, Ordering::SeqCst);
+                let _ = done.send(taken);
             })
-            .map_err(|e| StoreError::Other(format!("cannot start the backup thread: {e}")))?;
+            .map_err(|e| {
+                self.running.store(false, Ordering::SeqCst);
+                StoreError::Other(format!("cannot start the backup thread: {e}"))
+            })?;
         let taken = taken.await.map_err(|_| StoreError::Other("the backup thread stopped".into()))??;
         tracing::info!(
             deliveries = taken.snapshot.deliveries,
@@ -80,6 +109,7 @@ fn snapshot(
     dir: &std::path::Path,
     path: &std::path::Path,
     entry: crate::domain::audit::AuditEntry,
+    cancelled: &AtomicBool,
 ) -> Result<Taken, BackupError> {
     remove_stale(dir);
     audit::record(db, &entry)?;
@@ -87,6 +117,7 @@ fn snapshot(
     let (_keep, rest) = std::sync::mpsc::channel::<()>();
     let mut pause = |worked: std::time::Duration| {
         let _ = rest.recv_timeout(worked.mul_f64(PACE));
+        !cancelled.load(Ordering::SeqCst)
     };
     let snapshot = backup::snapshot(db, path, &mut pause);
     let opened = snapshot.and_then(|s| {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    TableHandle, Value,
+    Database, Key, MultimapTableHandle, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableHandle, Value,
 };
 
 use super::{DB_FILE, StoreError, migrations, tables};
@@ -29,18 +29,30 @@ pub struct Snapshot {
     pub deliveries: u64,
 }
 
+/// The copy's own cache: it writes each page once and never reads it back.
+const OUT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Copies every table of `db`, as one read transaction sees it, into a new database at `to` (which must not
 /// exist), made durable before this returns. `after_chunk` is called with the time each chunk took, for the
-/// caller to pace the copy.
-pub fn snapshot(db: &Database, to: &Path, after_chunk: &mut dyn FnMut(Duration)) -> Result<Snapshot, StoreError> {
+/// caller to pace the copy; it answers whether to go on (`false` stops with `Cancelled`).
+pub fn snapshot(
+    db: &impl ReadableDatabase,
+    to: &Path,
+    after_chunk: &mut dyn FnMut(Duration) -> bool,
+) -> Result<Snapshot, StoreError> {
     let rtx = db.begin_read()?;
     let out = redb::Builder::new()
+        .set_cache_size(OUT_CACHE_BYTES)
         .create(to)
         .map_err(|e| StoreError::Unavailable(format!("cannot create the backup file {}: {e}", to.display())))?;
     let mut copy = Copy { rtx: &rtx, out: &out, copied: Vec::new(), rows: 0, after_chunk };
     copy_all(&mut copy)?;
-    let unknown: Vec<String> =
-        rtx.list_tables()?.map(|t| t.name().to_owned()).filter(|n| !copy.copied.contains(n)).collect();
+    let unknown: Vec<String> = rtx
+        .list_tables()?
+        .map(|t| t.name().to_owned())
+        .filter(|n| !copy.copied.contains(n))
+        .chain(rtx.list_multimap_tables()?.map(|t| t.name().to_owned()))
+        .collect();
     if !unknown.is_empty() {
         return Err(StoreError::Other(format!(
             "the store has tables this build cannot back up ({}); nothing was written",
@@ -50,7 +62,8 @@ pub fn snapshot(db: &Database, to: &Path, after_chunk: &mut dyn FnMut(Duration))
     let deliveries = rtx.open_table(tables::DELIVERIES)?.len()?;
     let (tables, rows) = (copy.copied.len(), copy.rows);
     drop(out);
-    Ok(Snapshot { schema: migrations::current(db)?, tables, rows, deliveries })
+    let schema = rtx.open_table(tables::META)?.get("schema_version")?.map_or(0, |v| v.value());
+    Ok(Snapshot { schema, tables, rows, deliveries })
 }
 
 struct Copy<'a> {
@@ -58,7 +71,7 @@ struct Copy<'a> {
     out: &'a Database,
     copied: Vec<String>,
     rows: u64,
-    after_chunk: &'a mut dyn FnMut(Duration),
+    after_chunk: &'a mut dyn FnMut(Duration) -> bool,
 }
 
 impl Copy<'_> {
@@ -89,7 +102,9 @@ impl Copy<'_> {
                 }
             }
             wtx.commit()?;
-            (self.after_chunk)(started.elapsed());
+            if !(self.after_chunk)(started.elapsed()) {
+                return Err(StoreError::Other("the backup was cancelled".into()));
+            }
             if done {
                 break;
             }
@@ -163,9 +178,11 @@ pub struct Restored {
 
 /// Checks the backup at `from` and makes it the store of `data_dir`, whose instance must be stopped. An
 /// existing store is moved aside (kept, never deleted) only when `replace` is set. The search index is
-/// removed: the next start rebuilds it from the restored deliveries.
+/// removed first: the next start rebuilds it from the restored deliveries. Until the backup is checked and
+/// the index is gone, nothing in `data_dir` changes; a failure after that puts the old store back.
 pub fn restore(from: &Path, data_dir: &Path, replace: bool, suffix: &str) -> Result<Restored, RestoreError> {
     let target = data_dir.join(DB_FILE);
+    let aside = data_dir.join(format!("{DB_FILE}.before-restore-{suffix}"));
     if target.exists() {
         if in_use(&target) {
             return Err(RestoreError::Refused(format!(
@@ -179,36 +196,70 @@ pub fn restore(from: &Path, data_dir: &Path, replace: bool, suffix: &str) -> Res
                 data_dir.display()
             )));
         }
+        if aside.exists() {
+            return Err(RestoreError::Refused(format!("{} exists already; try again", aside.display())));
+        }
     }
     std::fs::create_dir_all(data_dir).map_err(io(format!("cannot create {}", data_dir.display())))?;
     let staging = data_dir.join(format!("{DB_FILE}.restoring"));
     let _ = std::fs::remove_file(&staging);
-    std::fs::copy(from, &staging).map_err(io(format!("cannot read the backup {}", from.display())))?;
-    let checked = check(&staging, from);
-    let (schema, deliveries) = match checked {
+    let staged = stage(from, &staging, data_dir);
+    let (schema, deliveries) = match staged {
         Ok(found) => found,
         Err(e) => {
             let _ = std::fs::remove_file(&staging);
             return Err(e);
         }
     };
-    sync_file(&staging)?;
-    let replaced = if target.exists() {
-        let aside = data_dir.join(format!("{DB_FILE}.before-restore-{suffix}"));
-        std::fs::rename(&target, &aside).map_err(io(format!("cannot move {} aside", target.display())))?;
-        Some(aside)
-    } else {
-        None
+    let replaced = match swap(data_dir, &staging, &target, &aside) {
+        Ok(replaced) => replaced,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
     };
-    std::fs::rename(&staging, &target).map_err(io(format!("cannot put the backup at {}", target.display())))?;
-    let search = data_dir.join("search");
-    if search.exists() {
-        std::fs::remove_dir_all(&search).map_err(io(format!("cannot remove the old index {}", search.display())))?;
-    }
     if let Ok(dir) = std::fs::File::open(data_dir) {
         let _ = dir.sync_all();
     }
     Ok(Restored { schema, deliveries, replaced })
+}
+
+/// Copies the backup beside the store, checks it, flushes it, and gives it the data directory's owner (a
+/// restore run as root must leave a store the service's own user can open).
+fn stage(from: &Path, staging: &Path, data_dir: &Path) -> Result<(u64, u64), RestoreError> {
+    std::fs::copy(from, staging).map_err(io(format!("cannot read the backup {}", from.display())))?;
+    let found = check(staging, from)?;
+    sync_file(staging)?;
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = std::fs::metadata(data_dir).map_err(io(format!("cannot read {}", data_dir.display())))?;
+    std::os::unix::fs::chown(staging, Some(owner.uid()), Some(owner.gid())).map_err(io(format!(
+        "cannot give {} the owner of {}",
+        staging.display(),
+        data_dir.display()
+    )))?;
+    Ok(found)
+}
+
+/// Removes the index, moves the store aside and puts the staged backup in its place; puts the store back
+/// when the last step fails.
+fn swap(data_dir: &Path, staging: &Path, target: &Path, aside: &Path) -> Result<Option<PathBuf>, RestoreError> {
+    let search = data_dir.join("search");
+    if search.exists() {
+        std::fs::remove_dir_all(&search).map_err(io(format!("cannot remove the old index {}", search.display())))?;
+    }
+    let replaced = if target.exists() {
+        std::fs::rename(target, aside).map_err(io(format!("cannot move {} aside", target.display())))?;
+        Some(aside.to_path_buf())
+    } else {
+        None
+    };
+    if let Err(e) = std::fs::rename(staging, target) {
+        if replaced.is_some() {
+            let _ = std::fs::rename(aside, target);
+        }
+        return Err(io(format!("cannot put the backup at {}", target.display()))(e));
+    }
+    Ok(replaced)
 }
 
 /// Checks a backup file as a restore would, without putting it anywhere: its schema and deliveries.
@@ -222,6 +273,7 @@ fn check(copy: &Path, from: &Path) -> Result<(u64, u64), RestoreError> {
     let repaired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = std::sync::Arc::clone(&repaired);
     let mut builder = redb::Builder::new();
+    builder.set_cache_size(OUT_CACHE_BYTES);
     builder.set_repair_callback(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst));
     let damaged = |why: String| RestoreError::Refused(format!("{} is not a whole backup: {why}", from.display()));
     let mut db = builder.open(copy).map_err(|e| damaged(e.to_string()))?;
@@ -296,7 +348,11 @@ mod tests {
         let store = filled(src.path(), CHUNK as u64 + 7);
         let file = out.path().join("backup.redb");
         let mut chunks = 0;
-        let snap = snapshot(&store.db().unwrap(), &file, &mut |_| chunks += 1).unwrap();
+        let snap = snapshot(&*store.db().unwrap(), &file, &mut |_| {
+            chunks += 1;
+            true
+        })
+        .unwrap();
         assert!(chunks > 1, "{chunks}");
         let listed = store.db().unwrap().begin_read().unwrap().list_tables().unwrap().count();
         assert_eq!(snap.tables, listed, "every table of a store at the latest schema");
@@ -324,7 +380,11 @@ mod tests {
             (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let store = filled(src.path(), 100);
         let file = out.path().join("backup.redb");
-        snapshot(&store.db().unwrap(), &file, &mut |_| {}).unwrap();
+        snapshot(&*store.db().unwrap(), &file, &mut |_| true).unwrap();
+
+        let stopped = out.path().join("stopped.redb");
+        let err = snapshot(&*store.db().unwrap(), &stopped, &mut |_| false).unwrap_err().to_string();
+        assert!(err.contains("cancelled"), "{err}");
 
         let bytes = std::fs::read(&file).unwrap();
         let cut = out.path().join("cut.redb");

@@ -1,5 +1,5 @@
 //! Real answers checked against the committed OpenAPI document (`docs/openapi.json`): every answer the API
-//! helpers of `support` receive must have a status the operation documents, a content type it documents for
+//! helpers of `support` (`TestServer::get`, `post`, `patch`, `put`, `delete`) receive must have a status the operation documents, a content type it documents for
 //! that status, and a body valid under its schema. OpenAPI 3.0's `nullable` is turned into JSON Schema
 //! (`anyOf` with `null`) first; `jsonschema` does the rest.
 
@@ -45,10 +45,14 @@ fn nullable_to_json_schema(v: &mut Value) {
 fn operation(method: &str, path: &str) -> (String, &'static Value) {
     let segments: Vec<&str> = path.split('/').collect();
     let paths = DOC["paths"].as_object().unwrap();
-    let found = paths.iter().find(|(template, _)| {
-        let t: Vec<&str> = template.split('/').collect();
-        t.len() == segments.len() && t.iter().zip(&segments).all(|(t, s)| t == s || t.starts_with('{'))
-    });
+    // The template with the most literal segments wins: `/v1/replays/bulk` over `/v1/replays/{id}`.
+    let found = paths
+        .iter()
+        .filter(|(template, _)| {
+            let t: Vec<&str> = template.split('/').collect();
+            t.len() == segments.len() && t.iter().zip(&segments).all(|(t, s)| t == s || t.starts_with('{'))
+        })
+        .max_by_key(|(template, _)| template.split('/').filter(|t| !t.starts_with('{')).count());
     let (template, item) = found.unwrap_or_else(|| panic!("{method} /api{path}: no such path in the document"));
     let op = &item[method.to_ascii_lowercase()];
     assert!(op.is_object(), "{method} /api{template}: the document has no such operation");

@@ -98,7 +98,10 @@ async fn metrics_count_what_the_traffic_did() {
     let mut after = String::new();
     for _ in 0..200 {
         after = scrape(&base, Some(ADMIN_TOKEN)).await.1;
-        if value(&after, "hookplane_attempt_seconds_count") >= 2.0 {
+        // The attempt is counted before its answer is filed: wait for the queue to show the retry too.
+        if value(&after, "hookplane_attempt_seconds_count") >= 2.0
+            && value(&after, r#"hookplane_queue_jobs{state="scheduled"}"#) == 1.0
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -267,6 +270,10 @@ async fn check_tells_what_a_start_would_trip_on() {
     let (ok, said) = check(dir.path(), &key);
     assert!(ok, "{said}");
     assert!(said.contains("store: none yet") && said.contains("writable") && said.contains("free space"), "{said}");
+    let fresh = dir.path().join("not-yet");
+    let (ok, said) = check(&fresh, &key);
+    assert!(ok && said.contains("not made yet"), "{said}");
+    assert!(!fresh.exists(), "a check makes nothing");
     assert!(said.contains("alert sinks: none configured"), "{said}");
 
     // A store holding a sealed secret, checked while its instance runs, then stopped.
@@ -282,7 +289,7 @@ async fn check_tells_what_a_start_would_trip_on() {
     assert_eq!(made.status(), 201);
     let (ok, said) = check(dir.path(), &key);
     assert!(ok, "{said}");
-    assert!(said.contains("open in a running Hookplane"), "{said}");
+    assert!(said.contains("warn store:") && said.contains("open in a running Hookplane"), "{said}");
     let (status, _) = proc.terminate();
     assert!(status.success());
 
@@ -300,7 +307,7 @@ async fn check_tells_what_a_start_would_trip_on() {
     let file = dir.path().join("hookplane.redb");
     let (ok, said) = check(&file.join("data"), &key);
     assert!(!ok);
-    assert!(said.contains("cannot create it"), "{said}");
+    assert!(said.contains("cannot be made") && said.contains("is not a directory"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
