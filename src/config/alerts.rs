@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Settings, invalid, secret};
+use super::{ConfigError, Settings, invalid};
 use crate::connectors::standard;
 use crate::secrets::SecretBytes;
 use crate::sinks::SinkSettings;
@@ -96,9 +96,11 @@ impl Settings {
         let a = &self.alerts;
         let public_url = self.public_base();
         SinkSettings {
-            pagerduty: secret(&self.env.vars, ENV_PAGERDUTY_KEY)
+            pagerduty: self
+                .env
+                .secret(ENV_PAGERDUTY_KEY)
                 .map(|routing_key| PagerDuty { url: a.pagerduty_url.trim().to_owned(), routing_key }),
-            betterstack: secret(&self.env.vars, ENV_BETTERSTACK_TOKEN).map(|token| BetterStack {
+            betterstack: self.env.secret(ENV_BETTERSTACK_TOKEN).map(|token| BetterStack {
                 url: a.betterstack_url.trim().to_owned(),
                 token,
                 requester_email: a.betterstack_requester_email.trim().to_owned(),

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::alerts::ENV_WEBHOOK_SECRET;
-use super::{
-    ConfigError, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_DEMO, ENV_MASTER_KEY, ENV_METRICS_TOKEN, ENV_SETUP_CODE, invalid,
-};
+use super::env::{ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_DEMO, ENV_MASTER_KEY, ENV_METRICS_TOKEN, ENV_SETUP_CODE};
+use super::{ConfigError, invalid};
 
 pub(super) fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
