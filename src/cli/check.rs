@@ -207,12 +207,10 @@ fn sealed(r: &mut Report, db: &redb::ReadOnlyDatabase, key: &MasterKey) {
     }
 }
 
+/// The rule subscriptions are created with, so the check and a start agree.
 fn destination(r: &mut Report, what: &str, url: &str) {
-    match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            r.ok(format!("{what}: destination {url}"))
-        }
-        Ok(_) => r.fail(format!("{what}: destination `{url}` is not an http or https URL with a host")),
-        Err(e) => r.fail(format!("{what}: destination `{url}` does not parse: {e}")),
+    match crate::control::validate_url("destination_url", url) {
+        Ok(_) => r.ok(format!("{what}: destination {url}")),
+        Err(e) => r.fail(format!("{what}: {e}")),
     }
 }

@@ -15,4 +15,6 @@ mod versions;
 
 pub use declared::DeclaredSubscription;
 pub use queue::{DestinationState, ReplayError};
-pub use subscriptions::{Control, ControlError, ControlOptions, Created, DestinationPatch, Rotated, SubscriptionSpec};
+pub use subscriptions::{
+    Control, ControlError, ControlOptions, Created, DestinationPatch, Rotated, SubscriptionSpec, validate_url,
+};

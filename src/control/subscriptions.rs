@@ -355,7 +355,9 @@ pub(super) fn required(field: &str, value: &str) -> Result<String, ControlError>
     Ok(v.to_owned())
 }
 
-pub(super) fn validate_url(field: &str, url: &str) -> Result<String, ControlError> {
+/// A destination or version URL as Hookplane accepts one: http or https, with a host, printable, at most
+/// 2 048 bytes.
+pub fn validate_url(field: &str, url: &str) -> Result<String, ControlError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))

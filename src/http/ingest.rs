@@ -13,7 +13,7 @@ use crate::connectors::{Headers, Rejection};
 use crate::domain::RejectCause;
 use crate::ingest::writer::Stored;
 use crate::ingest::{Endpoint, IngestError, RequestMeta};
-use crate::metrics::IngestOutcome;
+use crate::metrics::{IngestOutcome, IngestSource};
 
 struct HeaderView<'a>(&'a HeaderMap);
 
@@ -85,11 +85,11 @@ async fn ingest(state: &AppState, req: &Request, body: Body, endpoint: Endpoint<
     response
 }
 
-fn source(endpoint: Endpoint<'_>) -> &'static str {
+fn source(endpoint: Endpoint<'_>) -> IngestSource {
     match endpoint {
-        Endpoint::Shopify => "shopify",
-        Endpoint::ZohoChannel | Endpoint::Zoho(_) => "zoho",
-        Endpoint::Standard(_) => "standard",
+        Endpoint::Shopify => IngestSource::Shopify,
+        Endpoint::ZohoChannel | Endpoint::Zoho(_) => IngestSource::Zoho,
+        Endpoint::Standard(_) => IngestSource::Standard,
     }
 }
 

@@ -184,7 +184,9 @@ pub fn restore(from: &Path, data_dir: &Path, replace: bool, suffix: &str) -> Res
     let target = data_dir.join(DB_FILE);
     let aside = data_dir.join(format!("{DB_FILE}.before-restore-{suffix}"));
     if target.exists() {
-        if in_use(&target) {
+        // redb's file locks are a process's own, so this tells another process's store: the one a restore
+        // must not replace.
+        if matches!(super::open_read_only(data_dir), Err(StoreError::Locked(_))) {
             return Err(RestoreError::Refused(format!(
                 "{} is in use by a running Hookplane: stop it first",
                 target.display()
@@ -298,13 +300,6 @@ fn check(copy: &Path, from: &Path) -> Result<(u64, u64), RestoreError> {
     }
     let deliveries = count_deliveries(&db)?;
     Ok((schema, deliveries))
-}
-
-/// Whether a running instance holds the store at `path`. redb's file locks are a process's own, so this
-/// tells another process's store, which is what a restore must not replace.
-fn in_use(path: &Path) -> bool {
-    // Unreadable or needing repair means not running: such a store is moved aside whole.
-    matches!(redb::Builder::new().open_read_only(path), Err(redb::DatabaseError::DatabaseAlreadyOpen))
 }
 
 fn count_deliveries(db: &Database) -> Result<u64, StoreError> {

@@ -304,6 +304,20 @@ async fn check_tells_what_a_start_would_trip_on() {
     assert!(said.contains("FAIL master key: does not open 1 of 1"), "{said}");
     assert!(said.contains("1 check(s) failed"), "{said}");
 
+    // A declared destination is held to the rule subscriptions are created with.
+    let config = dir.path().join("declared.toml");
+    std::fs::write(
+        &config,
+        "[[subscriptions]]\nname = \"orders\"\nsource = \"shopify\"\ntopic = \"orders/create\"\naccount = \"a.myshopify.com\"\ndestination_url = \"ftp://example.com/x\"\n",
+    )
+    .unwrap();
+    let (ok, said) = check(dir.path(), &[key[0], ("HOOKPLANE_CONFIG", config.to_str().unwrap())]);
+    assert!(!ok);
+    assert!(
+        said.contains("FAIL declared subscription `orders`: `destination_url` must be an http:// or https:// URL"),
+        "{said}"
+    );
+
     let file = dir.path().join("hookplane.redb");
     let (ok, said) = check(&file.join("data"), &key);
     assert!(!ok);
