@@ -265,12 +265,16 @@ pub struct DestinationStateOut {
 pub struct SubscriptionPatchIn {
     /// The processing service's URL; `null` keeps deliveries in `store` from now on (a paused destination
     /// is then no longer paused, and the deliveries it held are recorded as not sent).
+    #[oai(nullable)]
     pub destination_url: MaybeUndefined<String>,
     /// Seconds an attempt may take; `null` for `delivery.timeout_seconds` from the configuration.
+    #[oai(nullable)]
     pub destination_timeout_seconds: MaybeUndefined<u32>,
     /// At most this many attempts at once towards the destination (1–256); `null` for the configured default.
+    #[oai(nullable)]
     pub destination_concurrency: MaybeUndefined<u32>,
     /// Replaces every extra header (at most 20); `null` or `{}` for none. Not for credentials.
+    #[oai(nullable)]
     pub destination_headers: MaybeUndefined<std::collections::BTreeMap<String, String>>,
 }
 
@@ -279,6 +283,7 @@ pub struct SubscriptionPatchIn {
 #[oai(deny_unknown_fields)]
 pub struct RetentionIn {
     /// 1 to 30 days; `null` for `retention.days`. Required.
+    #[oai(nullable)]
     pub days: MaybeUndefined<u32>,
 }
 

@@ -9,6 +9,11 @@ use crate::storage::StoreError;
 use crate::storage::subscriptions::{self as repo};
 
 impl Control {
+    /// The longest attempt a destination may ask for (`destination_timeout_seconds`).
+    pub fn max_timeout_seconds(&self) -> u32 {
+        self.options.max_timeout_seconds
+    }
+
     /// Changes where and how a subscription's deliveries are forwarded, with its audit entry. Attempts made
     /// from now on use the new settings; one already handed to the worker may still go to the old URL.
     /// Going back to `store` ends forwarding: deliveries held by a pause are released, and their attempt
@@ -47,9 +52,18 @@ impl Control {
         }
         let destination = match (url, &before.destination) {
             // Kept or going to `store`: the forwarding settings go with the URL, unless this change sets them.
-            (Some(None), _) | (None, Destination::Store) => {
+            (Some(None), _) => {
                 self.destination(None, timeout_seconds.flatten(), concurrency.flatten(), headers.unwrap_or_default())?
             }
+            // Settings for a destination this subscription does not have: the request is fine, the state is not.
+            (None, Destination::Store) => self
+                .destination(None, timeout_seconds.flatten(), concurrency.flatten(), headers.unwrap_or_default())
+                .map_err(|e| match e {
+                    ControlError::Invalid(m) => {
+                        ControlError::Conflict(format!("`{}` keeps its deliveries in `store`: {m}", before.name))
+                    }
+                    other => other,
+                })?,
             (url, current) => {
                 let (u, t, c, h) = match current {
                     Destination::Http { url, timeout_seconds, concurrency, headers } => {

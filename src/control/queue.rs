@@ -65,7 +65,7 @@ impl Control {
         let sub =
             subscriptions::get_in(tx, id)?.ok_or_else(|| ControlError::NotFound(format!("no subscription {id}")))?;
         if matches!(sub.destination, Destination::Store) {
-            return Err(ControlError::Invalid(format!(
+            return Err(ControlError::Conflict(format!(
                 "subscription `{}` keeps its deliveries (destination `store`): there is nothing to pause or resume",
                 sub.name
             )));

@@ -157,8 +157,8 @@ pub(super) fn check_secret(source: Source, secret: Option<SecretBytes>) -> Resul
             Err(invalid("zoho subscriptions need a `secret`: the channel token, shared token or signing key"))
         }
         (Source::Standard, None) => Err(invalid("standard subscriptions need a `secret` (`whsec_` and base64)")),
-        (_, Some(s)) if s.expose().len() > MAX_FIELD => {
-            Err(invalid(format!("`secret` must be at most {MAX_FIELD} bytes")))
+        (_, Some(s)) if String::from_utf8_lossy(s.expose()).chars().count() > MAX_FIELD => {
+            Err(invalid(format!("`secret` must be at most {MAX_FIELD} characters")))
         }
         (Source::Standard, Some(s)) => {
             let text = std::str::from_utf8(s.expose()).map_err(|_| invalid("`secret` must be text"))?;

@@ -21,6 +21,9 @@ pub enum ControlError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request is valid, but the subscription's state does not allow it.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -344,13 +347,15 @@ impl Control {
     }
 }
 
+/// Text that must be there: not blank, at most `MAX_FIELD` characters as sent, no control character once
+/// the surrounding spaces are trimmed.
 pub(super) fn required(field: &str, value: &str) -> Result<String, ControlError> {
     let v = value.trim();
     if v.is_empty() {
         return Err(invalid(format!("`{field}` is required")));
     }
-    if v.len() > MAX_FIELD || v.chars().any(char::is_control) {
-        return Err(invalid(format!("`{field}` must be at most {MAX_FIELD} bytes of printable text")));
+    if value.chars().count() > MAX_FIELD || v.chars().any(char::is_control) {
+        return Err(invalid(format!("`{field}` must be at most {MAX_FIELD} characters of printable text")));
     }
     Ok(v.to_owned())
 }

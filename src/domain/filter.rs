@@ -96,7 +96,8 @@ impl Filter {
     }
 }
 
-/// `from` and `to` as RFC 3339 times, `from` before `to`: a time range of deliveries or audit entries.
+/// `from` and `to` as RFC 3339 times: a time range of deliveries or audit entries, `from` inclusive, `to`
+/// exclusive.
 pub fn time_range(from: Option<&str>, to: Option<&str>) -> Result<(Option<Timestamp>, Option<Timestamp>), String> {
     let instant = |name: &str, raw: Option<&str>| {
         raw.map(|r| {
@@ -106,12 +107,12 @@ pub fn time_range(from: Option<&str>, to: Option<&str>) -> Result<(Option<Timest
         .transpose()
     };
     let (from, to) = (instant("from", from)?, instant("to", to)?);
-    if let (Some(f), Some(t)) = (from, to)
-        && f >= t
-    {
-        return Err("`from` must be before `to`".to_owned());
+    // `from` at or after `to` is a range that holds nothing, as it reads: the range is made empty rather
+    // than refused, since no schema can say "before the other parameter".
+    match (from, to) {
+        (Some(f), Some(t)) if f >= t => Ok((Some(f), Some(f))),
+        range => Ok(range),
     }
-    Ok((from, to))
 }
 
 #[cfg(test)]
@@ -137,7 +138,8 @@ mod tests {
         let bad = |f: DeliveryFilter| f.parse().unwrap_err();
         assert!(bad(DeliveryFilter { from: Some("yesterday".into()), ..DeliveryFilter::default() }).contains("`from`"));
         let backwards = DeliveryFilter { from: given.to.clone(), to: given.from.clone(), ..DeliveryFilter::default() };
-        assert!(bad(backwards).contains("before"));
+        let (empty, _) = backwards.parse().unwrap();
+        assert_eq!((empty.from, empty.to), (filter.to, filter.to), "a range that holds nothing");
         assert!(!bad(DeliveryFilter { source: Some("mailchimp".into()), ..DeliveryFilter::default() }).is_empty());
         assert!(
             DeliveryFilter { q: Some(" ".into()), topic: Some("".into()), ..DeliveryFilter::default() }

@@ -34,6 +34,15 @@ fn monotonic(last: &Mutex<u128>, ms: u64) -> Ulid {
     Ulid::from_parts(ms, random)
 }
 
+/// What every typed id shares: its prefix and what it names, for parsing and for describing the text form.
+pub trait TypedId: FromStr<Err = IdParseError> + fmt::Display + Copy + Send + Sync + 'static {
+    const PREFIX: &'static str;
+    const WHAT: &'static str;
+}
+
+/// The characters of a ULID's text form as `Ulid::from_string` takes them: Crockford base32, either case.
+pub const ULID_CHARS: &str = "[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}";
+
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
         $(#[$doc])*
@@ -41,8 +50,6 @@ macro_rules! typed_id {
         pub struct $name(Ulid);
 
         impl $name {
-            pub const PREFIX: &'static str = $prefix;
-
             /// A new id whose time part is `at`, so ids sort by the time they were made; ids made in the
             /// same millisecond still sort in the order they were made.
             pub fn new(at: Timestamp) -> Self {
@@ -68,6 +75,11 @@ macro_rules! typed_id {
             pub fn timestamp(self) -> Timestamp {
                 Timestamp::from_millis(i64::try_from(self.0.timestamp_ms()).unwrap_or(i64::MAX))
             }
+        }
+
+        impl TypedId for $name {
+            const PREFIX: &'static str = $prefix;
+            const WHAT: &'static str = $what;
         }
 
         impl fmt::Display for $name {
@@ -196,6 +208,27 @@ typed_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_characters_are_the_ones_an_id_parses_with() {
+        let class = ULID_CHARS.trim_start_matches('[').split(']').next().unwrap_or_default().as_bytes();
+        let mut ranges = Vec::new();
+        let mut i = 0;
+        while i < class.len() {
+            if class.get(i + 1) == Some(&b'-') {
+                ranges.push((class[i], class[i + 2]));
+                i += 3;
+            } else {
+                ranges.push((class[i], class[i]));
+                i += 1;
+            }
+        }
+        let in_class = |c: u8| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+        for c in 0u8..=127 {
+            let text = format!("dlv_0{}", String::from(char::from(c)).repeat(25));
+            assert_eq!(text.parse::<DeliveryId>().is_ok(), in_class(c), "{:?}", char::from(c));
+        }
+    }
 
     #[test]
     fn ids_round_trip_and_sort_by_time() {

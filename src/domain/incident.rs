@@ -239,6 +239,8 @@ pub enum IncidentState {
 }
 
 impl IncidentState {
+    pub const ALL: [IncidentState; 3] = [IncidentState::Open, IncidentState::Acknowledged, IncidentState::Resolved];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             IncidentState::Open => "open",

@@ -2,6 +2,7 @@
 //! bearer tokens), the dashboard's pages (maud), and operations endpoints. Every URL is declared in `paths`.
 
 pub mod access;
+mod allow;
 pub mod api;
 mod assets;
 mod dashboard;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use poem::http::HeaderValue;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Middleware, Request, Response, Route, get, post};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Middleware, Request, Response};
 
 use crate::contract::paths;
 use crate::control::Control;
@@ -98,67 +99,83 @@ impl AppState {
 }
 
 pub fn routes(state: AppState) -> impl Endpoint<Output = Response> {
+    use access::PageGuard;
+    use allow::Methods;
     let api = api::service();
-    let page = access::PageGuard::viewer;
-    Route::new()
-        .at(paths::ROOT, page(get(dashboard::view_root_get)))
-        .at(paths::LOGIN, get(login::view_login_get).post(login::view_login_post))
-        .at(paths::LOGOUT, page(post(login::view_logout_post)))
-        .at(paths::SETUP, get(login::view_setup_get))
+    let document = api::document(&api, state.control.max_timeout_seconds());
+    // The page embeds the document it is given verbatim: it shows the refined one.
+    let docs = api.swagger_ui_html().replacen(&api.spec(), &document, 1);
+    let (route, allow) = allow::Routes::default()
+        .at(paths::ROOT, Methods::get(PageGuard::viewer(dashboard::view_root_get)))
+        .at(paths::LOGIN, Methods::get(login::view_login_get).and_post(login::view_login_post))
+        .at(paths::LOGOUT, Methods::post(PageGuard::viewer(login::view_logout_post)))
+        .at(paths::SETUP, Methods::get(login::view_setup_get))
         .at(
             paths::DASHBOARD_WEBHOOKS,
-            get(access::PageGuard::viewer(dashboard::view_webhooks_get))
-                .post(access::PageGuard::operator(dashboard::view_webhooks_post)),
+            Methods::get(PageGuard::viewer(dashboard::view_webhooks_get))
+                .and_post(PageGuard::operator(dashboard::view_webhooks_post)),
         )
-        .at(paths::DASHBOARD_DELIVERY, page(get(dashboard::view_delivery_get)))
-        .at(paths::DASHBOARD_DELIVERY_BODY, page(get(dashboard::view_delivery_body_get)))
-        .at(paths::DASHBOARD_AUDIT, access::PageGuard::admin(get(dashboard::view_audit_get)))
+        .at(paths::DASHBOARD_DELIVERY, Methods::get(PageGuard::viewer(dashboard::view_delivery_get)))
+        .at(paths::DASHBOARD_DELIVERY_BODY, Methods::get(PageGuard::viewer(dashboard::view_delivery_body_get)))
+        .at(paths::DASHBOARD_AUDIT, Methods::get(PageGuard::admin(dashboard::view_audit_get)))
         .at(
             paths::DASHBOARD_TOKENS,
-            access::PageGuard::admin(get(dashboard::view_tokens_get).post(dashboard::view_tokens_post)),
+            Methods::get(PageGuard::admin(dashboard::view_tokens_get))
+                .and_post(PageGuard::admin(dashboard::view_tokens_post)),
         )
         .at(
             paths::DASHBOARD_REPLAYS,
-            get(access::PageGuard::viewer(dashboard::view_replays_get))
-                .post(access::PageGuard::admin(dashboard::view_replays_post)),
+            Methods::get(PageGuard::viewer(dashboard::view_replays_get))
+                .and_post(PageGuard::admin(dashboard::view_replays_post)),
         )
         .at(
             paths::DASHBOARD_ERASURES,
-            access::PageGuard::admin(get(dashboard::view_erasures_get).post(dashboard::view_erasures_post)),
+            Methods::get(PageGuard::admin(dashboard::view_erasures_get))
+                .and_post(PageGuard::admin(dashboard::view_erasures_post)),
         )
-        .at(paths::DASHBOARD_INCIDENTS, page(get(dashboard::view_incidents_get)))
+        .at(paths::DASHBOARD_INCIDENTS, Methods::get(PageGuard::viewer(dashboard::view_incidents_get)))
         .at(
             paths::DASHBOARD_SETTINGS,
-            get(access::PageGuard::viewer(dashboard::view_settings_get))
-                .post(access::PageGuard::admin(dashboard::view_settings_post)),
+            Methods::get(PageGuard::viewer(dashboard::view_settings_get))
+                .and_post(PageGuard::admin(dashboard::view_settings_post)),
         )
         .at(
             paths::DASHBOARD_INCIDENT,
-            get(access::PageGuard::viewer(dashboard::view_incident_get))
-                .post(access::PageGuard::operator(dashboard::view_incident_post)),
+            Methods::get(PageGuard::viewer(dashboard::view_incident_get))
+                .and_post(PageGuard::operator(dashboard::view_incident_post)),
         )
-        .at(paths::RUNBOOK, get(dashboard::view_runbook_get))
-        .at(paths::DASHBOARD_AUDIT_EXPORT, access::PageGuard::admin(get(dashboard::view_audit_export_get)))
-        .at(paths::SHOPIFY_WEBHOOK, post(ingest::shopify))
-        .at(paths::ZOHO_INCOMING, post(ingest::zoho_channel))
-        .at(paths::ZOHO_INCOMING_SUBSCRIPTION, post(ingest::zoho_subscription))
-        .at(paths::INGEST_SUBSCRIPTION, post(ingest::standard))
-        .at(paths::WEBHOOKS_REPLAY, post(api::deliveries::webhooks_replay))
-        .at(paths::WEBHOOKS_HANDSHAKE, post(api::handshakes::webhooks_handshake))
-        .at(paths::HEALTHZ, get(ops::healthz))
-        .at(paths::READYZ, get(ops::readyz))
-        .at(paths::VERSION, get(ops::version))
-        .at(paths::METRICS, get(metrics::metrics))
-        .at(paths::ASSET, get(assets::asset))
-        .at(paths::FAVICON, get(assets::favicon))
-        .at(paths::OPENAPI_JSON, get(api.spec_endpoint()))
-        .at(paths::API_DOCS, get(docs_page(security::InlinePage::new(api.swagger_ui_html()))))
-        .nest(paths::API, api.into_endpoint())
+        .at(paths::RUNBOOK, Methods::get(dashboard::view_runbook_get))
+        .at(paths::DASHBOARD_AUDIT_EXPORT, Methods::get(PageGuard::admin(dashboard::view_audit_export_get)))
+        .at(paths::SHOPIFY_WEBHOOK, Methods::post(ingest::shopify))
+        .at(paths::ZOHO_INCOMING, Methods::post(ingest::zoho_channel))
+        .at(paths::ZOHO_INCOMING_SUBSCRIPTION, Methods::post(ingest::zoho_subscription))
+        .at(paths::INGEST_SUBSCRIPTION, Methods::post(ingest::standard))
+        .at(paths::WEBHOOKS_REPLAY, Methods::post(api::deliveries::webhooks_replay))
+        .at(paths::WEBHOOKS_HANDSHAKE, Methods::post(api::handshakes::webhooks_handshake))
+        .at(paths::HEALTHZ, Methods::get(ops::healthz))
+        .at(paths::READYZ, Methods::get(ops::readyz))
+        .at(paths::VERSION, Methods::get(ops::version))
+        .at(paths::METRICS, Methods::get(metrics::metrics))
+        .at(paths::ASSET, Methods::get(assets::asset))
+        .at(paths::FAVICON, Methods::get(assets::favicon))
+        .at(paths::OPENAPI_JSON, Methods::get(json_document(document.clone())))
+        .at(paths::API_DOCS, Methods::get(docs_page(security::InlinePage::new(docs))))
+        .api(paths::API, api.into_endpoint(), &document)
+        .finish();
+    route
         .catch_all_error(problem::from_poem_error)
+        .with(allow)
         .with(poem::middleware::CatchPanic::new().with_handler(problem::from_panic))
         .with(security::SecurityHeaders)
         .with(RequestLog)
         .data(state)
+}
+
+/// The API document, as `application/json`.
+fn json_document(document: String) -> impl Endpoint<Output = Response> {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder().content_type("application/json; charset=utf-8").body(document.clone())
+    })
 }
 
 /// The browsable API docs (Swagger UI, all of it inline in one page).

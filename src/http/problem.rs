@@ -251,9 +251,27 @@ pub async fn from_poem_error(err: poem::Error) -> Response {
             tracing::error!(error = %err, request_id = request_id().as_deref(), "unhandled error");
             "an internal error occurred; the server log has the details".to_owned()
         }
-        _ => err.to_string(),
+        _ => match err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+            Some(p) => format!("`{}`: {}", p.name, parse_reason(&p.reason)),
+            None => err.to_string(),
+        },
     };
     Problem::new(kind, detail).response()
+}
+
+/// The reason a parameter did not parse, without the type names poem-openapi wraps it in
+/// (`failed to parse "T": … (occurred while parsing "optional_T")`): they name Rust types, not the API's.
+fn parse_reason(reason: &str) -> &str {
+    let mut r = reason;
+    while let Some(i) = r.rfind(" (occurred while parsing \"").filter(|_| r.ends_with("\")")) {
+        r = &r[..i];
+    }
+    if let Some(rest) = r.strip_prefix("failed to parse \"")
+        && let Some(i) = rest.find("\": ")
+    {
+        r = &rest[i + 3..];
+    }
+    r
 }
 
 /// The answer to a request whose handler panicked: a problem document rather than a closed connection.
@@ -264,4 +282,14 @@ pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Response {
         "a request handler panicked"
     );
     Problem::new(Kind::Internal, "an internal error occurred; the server log has the details").response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_parameter_error_says_what_is_wrong_without_type_names() {
+        let wrapped = r#"failed to parse "integer(limit)": must be between 1 and 500, not 0 (occurred while parsing "optional_integer(limit)")"#;
+        assert_eq!(super::parse_reason(wrapped), "must be between 1 and 500, not 0");
+        assert_eq!(super::parse_reason("plain words"), "plain words");
+    }
 }

@@ -19,8 +19,8 @@ pub fn create(
     by: &Actor,
     now: Timestamp,
 ) -> Result<(ApiToken, SecretBytes), StoreError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+    let (sent, name) = (name, name.trim());
+    if name.is_empty() || sent.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid("a token name must be 1 to 64 printable characters".to_owned()));
     }
     let tx = db.begin_write()?;

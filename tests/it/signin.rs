@@ -112,7 +112,7 @@ async fn sign_in_makes_a_new_session_and_sign_out_ends_it() {
     assert!(created.iter().all(|e| e["performed_by"] == "cli"));
     for (query, says) in [
         ("action=explode", "is not an audit action"),
-        ("cursor=nonsense", "is not a cursor from this API"),
+        ("cursor=nonsense", "`cursor`: `nonsense` is not a valid audit entry id"),
         ("limit=0", "between 1 and 500"),
         ("from=yesterday", "RFC 3339"),
     ] {

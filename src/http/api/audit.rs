@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::AdminAuth;
 use super::error::ApiError;
+use super::params::{Choice, Id, Limit, Time};
 use crate::contract::{AuditEntryOut, AuditPage, AuditParams};
 use crate::domain::audit::{AuditAction, AuditEntry};
 use crate::domain::filter::time_range;
@@ -13,8 +14,6 @@ use crate::domain::ids::AuditId;
 use crate::http::AppState;
 use crate::storage::audit::{self, AuditFilter};
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
 /// Rows read per store call while exporting, so one export never holds a read transaction for long.
 const EXPORT_CHUNK: usize = 1_000;
 
@@ -36,10 +35,7 @@ enum ExportAuditResponse {
 
 /// One page of the audit log, newest first.
 pub(crate) async fn audit_page(state: &AppState, params: AuditParams) -> Result<AuditPage, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));
-    }
+    let limit = Limit::<1>::check(params.limit)?;
     let before = params
         .cursor
         .as_deref()
@@ -50,7 +46,7 @@ pub(crate) async fn audit_page(state: &AppState, params: AuditParams) -> Result<
         })
         .transpose()?;
     let filter = params.filter()?;
-    let (items, next) = state.store.read(move |db| audit::list(db, &filter, before, limit as usize)).await?;
+    let (items, next) = state.store.read(move |db| audit::list(db, &filter, before, limit)).await?;
     Ok(AuditPage {
         items: items.into_iter().map(AuditEntryOut::from).collect(),
         next_cursor: next.map(|id| id.to_string()),
@@ -111,28 +107,28 @@ impl AuditApi {
         _auth: AdminAuth,
         Data(state): Data<&AppState>,
         /// Only this action, e.g. `sign_in_failed`.
-        action: Query<Option<String>>,
+        action: Query<Option<Choice<AuditAction>>>,
         /// Only entries by this principal, e.g. `operator:alice`, `token:deploy`, `cli`.
         performed_by: Query<Option<String>>,
         /// Only entries about this target id.
         target_id: Query<Option<String>>,
         /// Entries at or after this time (RFC 3339).
-        from: Query<Option<String>>,
+        from: Query<Option<Time>>,
         /// Entries before this time (RFC 3339).
-        to: Query<Option<String>>,
+        to: Query<Option<Time>>,
         /// The `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Id<AuditId>>>,
         /// Page size, 1 to 500 (default 50).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Limit>>,
     ) -> Result<ListAuditResponse, ApiError> {
         let params = AuditParams {
-            action: action.0,
+            action: action.0.map(|a| a.0.as_str().to_owned()),
             performed_by: performed_by.0,
             target_id: target_id.0,
-            from: from.0,
-            to: to.0,
-            cursor: cursor.0,
-            limit: limit.0,
+            from: from.0.map(|t| t.0),
+            to: to.0.map(|t| t.0),
+            cursor: cursor.0.map(|c| c.0.to_string()),
+            limit: limit.0.map(Limit::get),
         };
         Ok(ListAuditResponse::Ok(Json(audit_page(state, params).await?)))
     }
@@ -145,22 +141,22 @@ impl AuditApi {
         _auth: AdminAuth,
         Data(state): Data<&AppState>,
         /// Only this action.
-        action: Query<Option<String>>,
+        action: Query<Option<Choice<AuditAction>>>,
         /// Only entries by this principal.
         performed_by: Query<Option<String>>,
         /// Only entries about this target id.
         target_id: Query<Option<String>>,
         /// Entries at or after this time (RFC 3339).
-        from: Query<Option<String>>,
+        from: Query<Option<Time>>,
         /// Entries before this time (RFC 3339).
-        to: Query<Option<String>>,
+        to: Query<Option<Time>>,
     ) -> Result<ExportAuditResponse, ApiError> {
         let params = AuditParams {
-            action: action.0,
+            action: action.0.map(|a| a.0.as_str().to_owned()),
             performed_by: performed_by.0,
             target_id: target_id.0,
-            from: from.0,
-            to: to.0,
+            from: from.0.map(|t| t.0),
+            to: to.0.map(|t| t.0),
             ..AuditParams::default()
         };
         let out = audit_export(state, params).await?;

@@ -7,11 +7,12 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::ViewerAuth;
-use super::deliveries::{DeliveryParams, query, source_text, status_text};
+use super::deliveries::api_query;
 use super::error::ApiError;
+use super::params::{Id, Limit, Time};
 use super::subscriptions::subscription_out;
 use crate::contract::{BannerOut, DashboardOut, DeliveryStatus, KpisOut, Source, StatsOut, SubscriptionOut, time};
-use crate::domain::filter::DeliveryFilter;
+use crate::domain::{DeliveryId, SubscriptionId};
 use crate::http::AppState;
 use crate::loader::{self, Overview};
 
@@ -68,29 +69,20 @@ impl DashboardApi {
         topic: Query<Option<String>>,
         status: Query<Option<DeliveryStatus>>,
         /// A subscription id (`sub_…`).
-        subscription: Query<Option<String>>,
+        subscription: Query<Option<Id<SubscriptionId>>>,
         /// Shop domain, Zoho org or sender.
         account: Query<Option<String>>,
         /// Received at or after this instant (RFC 3339).
-        from: Query<Option<String>>,
+        from: Query<Option<Time>>,
         /// Received before this instant (RFC 3339).
-        to: Query<Option<String>>,
+        to: Query<Option<Time>>,
         /// The `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Id<DeliveryId>>>,
         /// Page size, 1 to 500 (default 50).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Limit>>,
     ) -> Result<DashboardResponse, ApiError> {
-        let filter = DeliveryFilter {
-            q: q.0,
-            source: source_text(source.0),
-            topic: topic.0,
-            status: status_text(status.0),
-            subscription: subscription.0,
-            account: account.0,
-            from: from.0,
-            to: to.0,
-        };
-        let q = query(DeliveryParams { filter, cursor: cursor.0, limit: limit.0 })?;
+        let filters = (q.0, source.0, topic.0, status.0, subscription.0, account.0);
+        let q = api_query(filters, (from.0, to.0), cursor.0, limit.0)?;
         Ok(DashboardResponse::Ok(Json(dashboard_payload(state, q).await?)))
     }
 

@@ -2,24 +2,22 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Binary, Json, Response as PayloadResponse};
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
+use super::params::{Id, Limit, Time, parse_id};
 use crate::contract::{AttemptOut, DeliveryOut, DeliveryPage, DeliveryStatus, ReplayOut, Source};
 use crate::domain::audit::Actor;
 use crate::domain::filter::DeliveryFilter;
-use crate::domain::{self, Delivery, DeliveryId, Payload};
+use crate::domain::{self, Delivery, DeliveryId, Payload, SubscriptionId};
 use crate::http::AppState;
 use crate::loader;
 use crate::storage::attempts;
 use crate::storage::deliveries;
-
-/// Page size when `limit` is absent, and the most a page may hold.
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
 
 #[derive(Default)]
 pub struct DeliveriesApi;
@@ -38,8 +36,7 @@ pub(crate) enum ReplayResponse {
 }
 
 /// Replays the delivery `id` for `by`: shared by the API, `POST /webhooks/replay/{id}` and the dashboard.
-pub(crate) async fn replay(state: &AppState, by: Actor, id: &str) -> Result<ReplayOut, ApiError> {
-    let id = parse_delivery_id(id)?;
+pub(crate) async fn replay(state: &AppState, by: Actor, id: DeliveryId) -> Result<ReplayOut, ApiError> {
     let (control, ingest) = (Arc::clone(&state.control), Arc::clone(&state.ingest));
     let recheck = move |d: &Delivery, p: &Payload| crate::control::queue::recheck_note(ingest.recheck(d, p));
     let made = crate::task::blocking(move || control.replay_blocking(id, &by, None, recheck)).await?;
@@ -59,7 +56,11 @@ pub async fn webhooks_replay(
         Ok(by) => by,
         Err(response) => return response,
     };
-    match replay(state, by, &id).await {
+    let id = match parse_id::<DeliveryId>(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    match replay(state, by, id).await {
         Ok(made) => ReplayResponse::Accepted(Json(made)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -69,6 +70,40 @@ pub async fn webhooks_replay(
 enum ListAttemptsResponse {
     #[oai(status = 200)]
     Ok(Json<Vec<AttemptOut>>),
+}
+
+#[derive(ApiResponse)]
+enum GetDeliveryBodyResponse {
+    /// The body, with the content type it arrived with (`application/octet-stream` when it came without one).
+    #[oai(status = 200)]
+    Ok(
+        StoredBody,
+        /// The body's SHA-256, hex: the digest taken when it arrived.
+        #[oai(header = "X-Content-SHA256")]
+        String,
+    ),
+}
+
+/// A stored body, answered with its own content type: any media type, so the document says `*/*`.
+struct StoredBody {
+    bytes: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl poem_openapi::payload::Payload for StoredBody {
+    const CONTENT_TYPE: &'static str = "*/*";
+
+    fn schema_ref() -> MetaSchemaRef {
+        // Any bytes at all: a JSON body is an object, not a string, so no `type`.
+        MetaSchemaRef::Inline(Box::new(MetaSchema { format: Some("binary"), ..MetaSchema::ANY }))
+    }
+}
+
+impl poem::IntoResponse for StoredBody {
+    fn into_response(self) -> poem::Response {
+        let ct = self.content_type.as_deref().unwrap_or("application/octet-stream");
+        poem::Response::builder().content_type(ct).body(self.bytes)
+    }
 }
 
 #[derive(ApiResponse)]
@@ -86,20 +121,49 @@ pub(crate) struct DeliveryParams {
 }
 
 pub(crate) fn query(p: DeliveryParams) -> Result<loader::Query, ApiError> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));
-    }
+    let limit = Limit::<1>::check(p.limit)?;
     let before = p
         .cursor
         .as_deref()
         .map(|c| {
-            parse_delivery_id(c)
+            parse_id::<DeliveryId>(c)
                 .map_err(|_| ApiError::bad_request(format!("`cursor` is not a cursor from this API: `{c}`")))
         })
         .transpose()?;
     let (filter, text) = p.filter.parse().map_err(ApiError::bad_request)?;
-    Ok(loader::Query { text, filter, before, limit: limit as usize })
+    Ok(loader::Query { text, filter, before, limit })
+}
+
+/// A delivery listing's filters as the API's parameters bring them: `q`, `source`, `topic`, `status`,
+/// `subscription`, `account`.
+pub(crate) type ApiFilters = (
+    Option<String>,
+    Option<Source>,
+    Option<String>,
+    Option<DeliveryStatus>,
+    Option<Id<SubscriptionId>>,
+    Option<String>,
+);
+
+/// The query of a delivery listing, from the API's typed parameters.
+pub(crate) fn api_query(
+    (q, source, topic, status, subscription, account): ApiFilters,
+    (from, to): (Option<Time>, Option<Time>),
+    cursor: Option<Id<DeliveryId>>,
+    limit: Option<Limit>,
+) -> Result<loader::Query, ApiError> {
+    let filter = DeliveryFilter {
+        q,
+        source: source_text(source),
+        topic,
+        status: status_text(status),
+        subscription: subscription.map(|s| s.0.to_string()),
+        account,
+        from: from.map(|t| t.0),
+        to: to.map(|t| t.0),
+    };
+    let cursor = cursor.map(|c| c.0.to_string());
+    query(DeliveryParams { filter, cursor, limit: limit.map(Limit::get) })
 }
 
 /// The API's own names of a source and a status, as the text filter takes them.
@@ -109,10 +173,6 @@ pub(crate) fn source_text(s: Option<Source>) -> Option<String> {
 
 pub(crate) fn status_text(s: Option<DeliveryStatus>) -> Option<String> {
     s.map(|s| domain::DeliveryStatus::from(s).as_str().to_owned())
-}
-
-fn parse_delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
-    raw.parse::<DeliveryId>().map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 #[OpenApi(tag = "ApiTags::Deliveries")]
@@ -135,29 +195,20 @@ impl DeliveriesApi {
         topic: Query<Option<String>>,
         status: Query<Option<DeliveryStatus>>,
         /// A subscription id (`sub_…`).
-        subscription: Query<Option<String>>,
+        subscription: Query<Option<Id<SubscriptionId>>>,
         /// Shop domain, Zoho org or sender.
         account: Query<Option<String>>,
         /// Received at or after this instant (RFC 3339).
-        from: Query<Option<String>>,
+        from: Query<Option<Time>>,
         /// Received before this instant (RFC 3339).
-        to: Query<Option<String>>,
+        to: Query<Option<Time>>,
         /// The `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Id<DeliveryId>>>,
         /// Page size, 1 to 500 (default 50).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Limit>>,
     ) -> Result<ListDeliveriesResponse, ApiError> {
-        let filter = DeliveryFilter {
-            q: q.0,
-            source: source_text(source.0),
-            topic: topic.0,
-            status: status_text(status.0),
-            subscription: subscription.0,
-            account: account.0,
-            from: from.0,
-            to: to.0,
-        };
-        let q = query(DeliveryParams { filter, cursor: cursor.0, limit: limit.0 })?;
+        let filters = (q.0, source.0, topic.0, status.0, subscription.0, account.0);
+        let q = api_query(filters, (from.0, to.0), cursor.0, limit.0)?;
         let search = Arc::clone(&state.search);
         let page = state.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
         Ok(ListDeliveriesResponse::Ok(Json(DeliveryPage::from(page))))
@@ -169,9 +220,9 @@ impl DeliveriesApi {
         &self,
         _auth: ViewerAuth,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<DeliveryId>>,
     ) -> Result<GetDeliveryResponse, ApiError> {
-        let id = parse_delivery_id(&id.0)?;
+        let id = id.0.0;
         let found = state.store.read(move |db| deliveries::get(db, id)).await?;
         let (listed, headers) = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
         Ok(GetDeliveryResponse::Ok(Json(DeliveryOut::new(listed, Some(headers)))))
@@ -186,10 +237,10 @@ impl DeliveriesApi {
         auth: OperatorAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<DeliveryId>>,
     ) -> Result<ReplayResponse, ApiError> {
         let by = crate::http::access::actor(&auth.0, req);
-        Ok(ReplayResponse::Accepted(Json(replay(state, by, &id.0).await?)))
+        Ok(ReplayResponse::Accepted(Json(replay(state, by, id.0.0).await?)))
     }
 
     /// Every attempt to hand the delivery to its destination, first first.
@@ -198,9 +249,9 @@ impl DeliveriesApi {
         &self,
         _auth: ViewerAuth,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<DeliveryId>>,
     ) -> Result<ListAttemptsResponse, ApiError> {
-        let id = parse_delivery_id(&id.0)?;
+        let id = id.0.0;
         let found = state
             .store
             .read(move |db| {
@@ -220,15 +271,12 @@ impl DeliveriesApi {
         &self,
         _auth: ViewerAuth,
         Data(state): Data<&AppState>,
-        id: Path<String>,
-    ) -> Result<PayloadResponse<Binary<Vec<u8>>>, ApiError> {
-        let id = parse_delivery_id(&id.0)?;
+        id: Path<Id<DeliveryId>>,
+    ) -> Result<GetDeliveryBodyResponse, ApiError> {
+        let id = id.0.0;
         let found = state.store.read(move |db| deliveries::body(db, id)).await?;
         let (d, payload) = found.ok_or_else(|| ApiError::not_found(format!("no delivery {id}")))?;
-        let mut resp = PayloadResponse::new(Binary(payload.body)).header("x-content-sha256", d.body_sha256);
-        if let Some(ct) = d.content_type {
-            resp = resp.header("content-type", ct);
-        }
-        Ok(resp)
+        let body = StoredBody { bytes: payload.body, content_type: d.content_type };
+        Ok(GetDeliveryBodyResponse::Ok(body, d.body_sha256))
     }
 }

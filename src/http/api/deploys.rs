@@ -4,7 +4,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
 use crate::contract::{DeployIn, DeployOut, DestinationVersionsOut};
 use crate::deploys::DeployError;
 use crate::http::AppState;
@@ -45,8 +46,8 @@ impl DeploysApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        body: Json<DeployIn>,
-    ) -> Result<AnnounceResponse, ApiError> {
+        body: JsonIn<DeployIn>,
+    ) -> Result<AnnounceResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         let DeployIn { service, version } = body.0;
         Ok(AnnounceResponse::Created(Json(state.deploys.announce(service, version, by).await?.into())))

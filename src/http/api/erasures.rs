@@ -5,7 +5,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::AdminAuth;
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
+use super::params::Id;
 use crate::contract::{ErasureIn, ErasureOut, ErasurePreview};
 use crate::control::erasures::COUNT_MOST;
 use crate::domain::ErasureId;
@@ -40,10 +42,6 @@ enum ErasureResponse {
 enum ListErasuresResponse {
     #[oai(status = 200)]
     Ok(Json<Vec<ErasureOut>>),
-}
-
-fn parse_id(raw: &str) -> Result<ErasureId, ApiError> {
-    raw.parse().map_err(|e: crate::domain::ids::IdParseError| ApiError::bad_request(e.to_string()))
 }
 
 /// Counts (`dry_run`), or starts, an erasure of what `filter` matches: shared by the API and the dashboard.
@@ -95,11 +93,13 @@ impl ErasuresApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        body: Json<ErasureIn>,
-    ) -> Result<StartErasureResponse, ApiError> {
+        body: JsonIn<ErasureIn>,
+    ) -> Result<StartErasureResponse, BodyError> {
         let input = body.0;
         let by = crate::http::access::actor(&auth.0, req);
-        start_erasure(state, by, DeliveryFilter::from(input.filter), input.dry_run, input.confirm, input.reason).await
+        start_erasure(state, by, DeliveryFilter::from(input.filter), input.dry_run, input.confirm, input.reason)
+            .await
+            .map_err(BodyError::from)
     }
 
     /// The newest erasures with their progress, newest first (admins only: their filters may name a
@@ -116,9 +116,9 @@ impl ErasuresApi {
         &self,
         _auth: AdminAuth,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<ErasureId>>,
     ) -> Result<ErasureResponse, ApiError> {
-        let id = parse_id(&id.0)?;
+        let id = id.0.0;
         let found = state.store.read(move |db| erasures::get(db, id)).await?;
         let e = found.ok_or_else(|| ApiError::not_found(format!("no erasure {id}")))?;
         Ok(ErasureResponse::Ok(Json(e.into())))
@@ -131,9 +131,9 @@ impl ErasuresApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<ErasureId>>,
     ) -> Result<ErasureResponse, ApiError> {
-        let id = parse_id(&id.0)?;
+        let id = id.0.0;
         let by = crate::http::access::actor(&auth.0, req);
         Ok(ErasureResponse::Ok(Json(state.erasures.cancel(id, by).await?.into())))
     }

@@ -1,5 +1,6 @@
 use poem_openapi::ApiResponse;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 
 use crate::control::{ControlError, ReplayError};
 use crate::domain::replay::Limited;
@@ -36,6 +37,51 @@ pub enum ApiError {
     /// Storage cannot be reached right now; retry after the given number of seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Box<Problem>>, #[oai(header = "Retry-After")] u32),
+}
+
+/// The errors of an operation that reads a JSON body: any [`ApiError`], and 415 when the body is not
+/// `application/json`. poem-openapi answers that one before the operation runs (through
+/// `problem::from_poem_error`), so no operation makes it; this type only declares it where it can happen.
+#[derive(Debug)]
+pub struct BodyError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for BodyError {
+    fn from(e: E) -> Self {
+        BodyError(e.into())
+    }
+}
+
+impl ApiResponse for BodyError {
+    fn meta() -> MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses.push(MetaResponse {
+            description: "The body is not `application/json`.",
+            status: Some(415),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/problem+json",
+                schema: <Json<Box<Problem>> as Payload>::schema_ref(),
+            }],
+            headers: vec![],
+        });
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
+    }
+}
+
+impl poem::IntoResponse for BodyError {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
+
+impl From<BodyError> for poem::Error {
+    fn from(e: BodyError) -> Self {
+        e.0.into()
+    }
 }
 
 impl ApiError {
@@ -133,6 +179,7 @@ impl From<ControlError> for ApiError {
         match e {
             ControlError::Invalid(msg) => ApiError::bad_request(msg),
             ControlError::NotFound(msg) => ApiError::not_found(msg),
+            ControlError::Conflict(msg) => Problem::new(Kind::Conflict, msg).into(),
             ControlError::Store(s) => s.into(),
         }
     }

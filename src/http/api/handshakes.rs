@@ -7,7 +7,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth};
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
 use crate::contract::{CredentialOut, HandshakeOut, HandshakesOut, ShopifyCredentialIn, ZohoCredentialIn};
 use crate::domain::audit::Actor;
 use crate::domain::credential::{Provider, ZohoSecret};
@@ -149,8 +150,8 @@ impl HandshakesApi {
         req: &poem::Request,
         Data(state): Data<&AppState>,
         shop: Path<String>,
-        body: Json<ShopifyCredentialIn>,
-    ) -> Result<CredentialResponse, ApiError> {
+        body: JsonIn<ShopifyCredentialIn>,
+    ) -> Result<CredentialResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         let token = SecretBytes::new(body.0.access_token.trim().as_bytes().to_vec());
         let view = state.handshakes.set_shopify_credential(&shop.0, token, &by).await?;
@@ -166,8 +167,8 @@ impl HandshakesApi {
         req: &poem::Request,
         Data(state): Data<&AppState>,
         org: Path<String>,
-        body: Json<ZohoCredentialIn>,
-    ) -> Result<CredentialResponse, ApiError> {
+        body: JsonIn<ZohoCredentialIn>,
+    ) -> Result<CredentialResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         let b = body.0;
         let secret = ZohoSecret {

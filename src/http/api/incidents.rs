@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::{OperatorAuth, ViewerAuth};
 use super::error::ApiError;
+use super::params::{Choice, Id, Limit};
 use crate::contract::{IncidentOut, IncidentPage, IncidentParams};
 use crate::domain::SubscriptionId;
 use crate::domain::audit::Actor;
@@ -14,9 +15,6 @@ use crate::domain::incident::{IncidentState, Rule};
 use crate::http::AppState;
 use crate::http::problem::{Kind, Problem};
 use crate::storage::incidents::{self, AckError, IncidentFilter};
-
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
 
 #[derive(Default)]
 pub struct IncidentsApi;
@@ -45,16 +43,9 @@ where
         .transpose()
 }
 
-fn incident_id(id: &str) -> Result<IncidentId, ApiError> {
-    id.parse::<IncidentId>().map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
 /// One page of incidents, newest first: what `listIncidents` answers and the Incidents page renders.
 pub(crate) async fn incident_page(state: &AppState, p: IncidentParams) -> Result<IncidentPage, ApiError> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}")));
-    }
+    let limit = Limit::<1>::check(p.limit)?;
     let state_f = parse::<IncidentState>("state", p.state.as_deref())?;
     let rule = parse::<Rule>("rule", p.rule.as_deref())?;
     let subscription = match p.subscription.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -67,12 +58,12 @@ pub(crate) async fn incident_page(state: &AppState, p: IncidentParams) -> Result
                 .by_name_or_id(s)
                 .map(|e| e.sub.id)
                 .or_else(|| s.parse::<SubscriptionId>().ok())
-                .ok_or_else(|| ApiError::bad_request(format!("`subscription` names no subscription: `{s}`")))?,
+                .ok_or_else(|| ApiError::not_found(format!("no subscription `{s}` (the `subscription` filter)")))?,
         ),
     };
     let before = parse::<IncidentId>("cursor", p.cursor.as_deref())?;
     let filter = IncidentFilter { state: state_f, rule, subscription };
-    let (items, next) = state.store.read(move |db| incidents::list(db, &filter, before, limit as usize)).await?;
+    let (items, next) = state.store.read(move |db| incidents::list(db, &filter, before, limit)).await?;
     let now = state.clock.now();
     Ok(IncidentPage {
         items: items.iter().map(|i| IncidentOut::new(i, now, &state.settings.runbook_url)).collect(),
@@ -80,16 +71,14 @@ pub(crate) async fn incident_page(state: &AppState, p: IncidentParams) -> Result
     })
 }
 
-pub(crate) async fn incident(state: &AppState, id: &str) -> Result<IncidentOut, ApiError> {
-    let id = incident_id(id)?;
+pub(crate) async fn incident(state: &AppState, id: IncidentId) -> Result<IncidentOut, ApiError> {
     let found = state.store.read(move |db| incidents::get(db, id)).await?;
     let i = found.ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
     Ok(IncidentOut::new(&i, state.clock.now(), &state.settings.runbook_url))
 }
 
 /// Acknowledges an incident as `actor`, audited; the sinks are told.
-pub(crate) async fn acknowledge(state: &AppState, id: &str, actor: &Actor) -> Result<IncidentOut, ApiError> {
-    let id = incident_id(id)?;
+pub(crate) async fn acknowledge(state: &AppState, id: IncidentId, actor: &Actor) -> Result<IncidentOut, ApiError> {
     let done = state.alerts.acknowledge(id, actor).await.map_err(|e| match e {
         AckError::NotFound(_) => ApiError::not_found(e.to_string()),
         AckError::Resolved(_) | AckError::Acknowledged { .. } => Problem::new(Kind::Conflict, e.to_string()).into(),
@@ -110,22 +99,22 @@ impl IncidentsApi {
         Data(state): Data<&AppState>,
         /// `open`, `acknowledged` or `resolved`.
         #[oai(name = "state")]
-        state_filter: Query<Option<String>>,
+        state_filter: Query<Option<Choice<IncidentState>>>,
         /// An alert rule, e.g. `consecutive_failures`.
-        rule: Query<Option<String>>,
+        rule: Query<Option<Choice<Rule>>>,
         /// A subscription's id or name.
         subscription: Query<Option<String>>,
         /// The `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Id<IncidentId>>>,
         /// Page size, 1 to 500 (default 50).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Limit>>,
     ) -> Result<ListIncidentsResponse, ApiError> {
         let params = IncidentParams {
-            state: state_filter.0,
-            rule: rule.0,
+            state: state_filter.0.map(|c| c.0.as_str().to_owned()),
+            rule: rule.0.map(|c| c.0.as_str().to_owned()),
             subscription: subscription.0,
-            cursor: cursor.0,
-            limit: limit.0,
+            cursor: cursor.0.map(|c| c.0.to_string()),
+            limit: limit.0.map(Limit::get),
         };
         Ok(ListIncidentsResponse::Ok(Json(incident_page(state, params).await?)))
     }
@@ -136,9 +125,9 @@ impl IncidentsApi {
         &self,
         _auth: ViewerAuth,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<IncidentId>>,
     ) -> Result<IncidentResponse, ApiError> {
-        Ok(IncidentResponse::Ok(Json(incident(state, &id.0).await?)))
+        Ok(IncidentResponse::Ok(Json(incident(state, id.0.0).await?)))
     }
 
     /// Acknowledge an incident: someone is on it. Audited; PagerDuty and Better Stack are told. 409 when
@@ -149,9 +138,9 @@ impl IncidentsApi {
         auth: OperatorAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<IncidentId>>,
     ) -> Result<IncidentResponse, ApiError> {
         let actor = crate::http::access::actor(&auth.0, req);
-        Ok(IncidentResponse::Ok(Json(acknowledge(state, &id.0, &actor).await?)))
+        Ok(IncidentResponse::Ok(Json(acknowledge(state, id.0.0, &actor).await?)))
     }
 }

@@ -6,6 +6,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 use super::ApiTags;
 use super::auth::ViewerAuth;
 use super::error::ApiError;
+use super::params::Limit;
 use crate::contract::{RejectionCount, RejectionOut, RejectionsOut};
 use crate::http::AppState;
 use crate::storage::rejections;
@@ -28,13 +29,10 @@ impl RejectionsApi {
         _auth: ViewerAuth,
         Data(state): Data<&AppState>,
         /// How many recent rejections to return, 0 to 500 (default 50).
-        limit: Query<Option<u32>>,
+        limit: Query<Option<Limit<0>>>,
     ) -> Result<GetRejectionsResponse, ApiError> {
-        let limit = limit.0.unwrap_or(50);
-        if limit > 500 {
-            return Err(ApiError::bad_request(format!("`limit` must be at most 500, not {limit}")));
-        }
-        let summary = state.store.read(move |db| rejections::summary(db, limit as usize)).await?;
+        let limit = Limit::of(limit.0);
+        let summary = state.store.read(move |db| rejections::summary(db, limit)).await?;
         Ok(GetRejectionsResponse::Ok(Json(RejectionsOut {
             counts: summary.counts.into_iter().map(|(c, n)| RejectionCount { cause: c.into(), count: n }).collect(),
             recent: summary.recent.into_iter().map(RejectionOut::from).collect(),

@@ -5,7 +5,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
+use super::params::Id;
 use crate::contract::{BulkReplayIn, BulkReplayOut, BulkReplayPreview};
 use crate::control::bulk::{self, BulkError};
 use crate::domain::BulkReplayId;
@@ -50,10 +52,6 @@ impl From<BulkError> for ApiError {
             BulkError::Load(l) => l.into(),
         }
     }
-}
-
-fn parse_id(raw: &str) -> Result<BulkReplayId, ApiError> {
-    raw.parse().map_err(|e: crate::domain::ids::IdParseError| ApiError::bad_request(e.to_string()))
 }
 
 /// Counts, or starts, a bulk replay for `by`.
@@ -114,9 +112,9 @@ impl ReplaysApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        body: Json<BulkReplayIn>,
-    ) -> Result<StartBulkResponse, ApiError> {
-        start_bulk(state, crate::http::access::actor(&auth.0, req), body.0).await
+        body: JsonIn<BulkReplayIn>,
+    ) -> Result<StartBulkResponse, BodyError> {
+        Ok(start_bulk(state, crate::http::access::actor(&auth.0, req), body.0).await?)
     }
 
     /// The newest bulk replays with their progress, newest first.
@@ -132,9 +130,9 @@ impl ReplaysApi {
         &self,
         _auth: ViewerAuth,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<BulkReplayId>>,
     ) -> Result<BulkResponse, ApiError> {
-        let id = parse_id(&id.0)?;
+        let id = id.0.0;
         let found = state.store.read(move |db| replays::get_bulk(db, id)).await?;
         let bulk = found.ok_or_else(|| ApiError::not_found(format!("no bulk replay {id}")))?;
         Ok(BulkResponse::Ok(Json(bulk.into())))
@@ -147,9 +145,9 @@ impl ReplaysApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<BulkReplayId>>,
     ) -> Result<BulkResponse, ApiError> {
-        let id = parse_id(&id.0)?;
+        let id = id.0.0;
         let by = crate::http::access::actor(&auth.0, req);
         Ok(BulkResponse::Ok(Json(state.bulk.cancel(id, by).await?.into())))
     }

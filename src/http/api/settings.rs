@@ -6,7 +6,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, ViewerAuth};
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
 use crate::contract::{
     AlertSinkOut, RetentionChangeIn, RetentionOverrideOut, RetentionSettingsOut, SecretOut, SettingsOut,
 };
@@ -139,8 +140,8 @@ impl SettingsApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        body: Json<RetentionChangeIn>,
-    ) -> Result<SettingsResponse, ApiError> {
+        body: JsonIn<RetentionChangeIn>,
+    ) -> Result<SettingsResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         Ok(SettingsResponse::Ok(Json(set_retention(state, &by, body.0).await?)))
     }

@@ -5,7 +5,8 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::{AdminAuth, OperatorAuth, ViewerAuth};
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
 use crate::contract::{
     DestinationSecretOut, DestinationStateOut, RetentionIn, RotateSecretIn, SecretRotated, SubscriptionCreated,
     SubscriptionIn, SubscriptionOut, SubscriptionPatchIn,
@@ -192,8 +193,8 @@ impl SubscriptionsApi {
         req: &poem::Request,
         Data(state): Data<&AppState>,
         id: Path<String>,
-        body: Json<SubscriptionPatchIn>,
-    ) -> Result<DestinationStateResponse, ApiError> {
+        body: JsonIn<SubscriptionPatchIn>,
+    ) -> Result<DestinationStateResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         let b = body.0;
         let patch = DestinationPatch {
@@ -218,8 +219,8 @@ impl SubscriptionsApi {
         req: &poem::Request,
         Data(state): Data<&AppState>,
         id: Path<String>,
-        body: Json<RotateSecretIn>,
-    ) -> Result<RotateSecretResponse, ApiError> {
+        body: JsonIn<RotateSecretIn>,
+    ) -> Result<RotateSecretResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         Ok(RotateSecretResponse::Ok(Json(rotate_secret(state, by, &id.0, body.0).await?)))
     }
@@ -233,16 +234,16 @@ impl SubscriptionsApi {
         req: &poem::Request,
         Data(state): Data<&AppState>,
         id: Path<String>,
-        body: Json<RetentionIn>,
-    ) -> Result<GetSubscriptionResponse, ApiError> {
+        body: JsonIn<RetentionIn>,
+    ) -> Result<GetSubscriptionResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         let sub_id = resolve(state, &id.0)?;
         let control = std::sync::Arc::clone(&state.control);
         let days = match body.0.days {
             poem_openapi::types::MaybeUndefined::Undefined => {
-                return Err(ApiError::bad_request(
+                return Err(BodyError::from(ApiError::bad_request(
                     "`days` is required: 1 and 30 days, or `null` for retention.days; nothing was changed",
-                ));
+                )));
             }
             d => d.take(),
         };
@@ -260,8 +261,8 @@ impl SubscriptionsApi {
         req: &poem::Request,
         Data(state): Data<&AppState>,
         id: Path<String>,
-        body: Json<crate::contract::VersionWatchIn>,
-    ) -> Result<GetSubscriptionResponse, ApiError> {
+        body: JsonIn<crate::contract::VersionWatchIn>,
+    ) -> Result<GetSubscriptionResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         let sub_id = resolve(state, &id.0)?;
         let control = std::sync::Arc::clone(&state.control);
@@ -328,8 +329,8 @@ impl SubscriptionsApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        body: Json<SubscriptionIn>,
-    ) -> Result<CreateSubscriptionResponse, ApiError> {
+        body: JsonIn<SubscriptionIn>,
+    ) -> Result<CreateSubscriptionResponse, BodyError> {
         let b = body.0;
         let spec = SubscriptionSpec {
             source: Some(b.source.into()),

@@ -5,7 +5,9 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiTags;
 use super::auth::AdminAuth;
-use super::error::ApiError;
+use super::body::JsonIn;
+use super::error::{ApiError, BodyError};
+use super::params::Id;
 use crate::contract::{TokenCreated, TokenIn, TokenOut};
 use crate::domain::audit::Actor;
 use crate::domain::ids::TokenId;
@@ -44,9 +46,7 @@ pub(crate) async fn create_token(state: &AppState, by: Actor, input: TokenIn) ->
 }
 
 /// Revokes the live token with id `raw`, for the API and the dashboard.
-pub(crate) async fn revoke_token(state: &AppState, by: Actor, raw: &str) -> Result<TokenOut, ApiError> {
-    let id: TokenId =
-        raw.parse().map_err(|e: crate::domain::ids::IdParseError| ApiError::bad_request(e.to_string()))?;
+pub(crate) async fn revoke_token(state: &AppState, by: Actor, id: TokenId) -> Result<TokenOut, ApiError> {
     let now = state.clock.now();
     let revoked = state.store.read(move |db| tokens::revoke(db, TokenRef::Id(id), &by, now)).await?;
     revoked.map(TokenOut::from).ok_or_else(|| ApiError::not_found(format!("no live token `{id}`")))
@@ -68,8 +68,8 @@ impl TokensApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        body: Json<TokenIn>,
-    ) -> Result<CreateTokenResponse, ApiError> {
+        body: JsonIn<TokenIn>,
+    ) -> Result<CreateTokenResponse, BodyError> {
         let by = crate::http::access::actor(&auth.0, req);
         Ok(CreateTokenResponse::Created(Json(create_token(state, by, body.0).await?)))
     }
@@ -81,9 +81,9 @@ impl TokensApi {
         auth: AdminAuth,
         req: &poem::Request,
         Data(state): Data<&AppState>,
-        id: Path<String>,
+        id: Path<Id<TokenId>>,
     ) -> Result<RevokeTokenResponse, ApiError> {
         let by = crate::http::access::actor(&auth.0, req);
-        Ok(RevokeTokenResponse::Ok(Json(revoke_token(state, by, &id.0).await?)))
+        Ok(RevokeTokenResponse::Ok(Json(revoke_token(state, by, id.0.0).await?)))
     }
 }

@@ -43,7 +43,7 @@ pub async fn view_incident_get(
     Query(notice): Query<Notice>,
 ) -> Response {
     let chrome = Chrome { notice, ..Chrome::of(caller) };
-    match incident(state, &id).await {
+    match async { incident(state, crate::http::api::parse_id(&id)?).await }.await {
         Ok(i) => {
             let now = state.clock.now().to_rfc3339();
             html_response(StatusCode::OK, IncidentView { incident: &i, now: &now, chrome: &chrome }.render())
@@ -77,7 +77,10 @@ pub async fn view_incident_post(
     let chrome = Chrome::of(caller);
     let by = access::actor(&caller.principal, req);
     let done = match action.intent.known("acknowledge") {
-        Ok(IncidentIntent::Acknowledge) => acknowledge(state, &id, &by).await,
+        Ok(IncidentIntent::Acknowledge) => match crate::http::api::parse_id(&id) {
+            Ok(id) => acknowledge(state, id, &by).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match done {

@@ -72,14 +72,20 @@ pub async fn view_tokens_post(
                 Err(e) => tokens_error(state, caller, e).await,
             }
         }
-        Ok(TokensIntent::Revoke) => match revoke_token(state, by, action.token.as_deref().unwrap_or("")).await {
-            Ok(t) => {
-                let query = serde_urlencoded::to_string([("revoked", t.name.as_str())]).unwrap_or_default();
-                let to = format!("{}?{query}", paths::DASHBOARD_TOKENS);
-                see_other(&to)
+        Ok(TokensIntent::Revoke) => {
+            let revoked = match crate::http::api::parse_id(action.token.as_deref().unwrap_or("")) {
+                Ok(id) => revoke_token(state, by, id).await,
+                Err(e) => Err(e),
+            };
+            match revoked {
+                Ok(t) => {
+                    let query = serde_urlencoded::to_string([("revoked", t.name.as_str())]).unwrap_or_default();
+                    let to = format!("{}?{query}", paths::DASHBOARD_TOKENS);
+                    see_other(&to)
+                }
+                Err(e) => tokens_error(state, caller, e).await,
             }
-            Err(e) => tokens_error(state, caller, e).await,
-        },
+        }
     }
 }
 

@@ -255,7 +255,8 @@ async fn replay_action(
         }
         _ => return Err(ApiError::bad_request("a replay needs `delivery` (or `subscription` for `replay_latest`)")),
     };
-    replay(state, access::actor(&caller.principal, req), &delivery).await
+    let delivery = crate::http::api::parse_id(&delivery)?;
+    replay(state, access::actor(&caller.principal, req), delivery).await
 }
 
 async fn rotate(req: &poem::Request, state: &AppState, caller: &Caller, a: WebhooksAction) -> Result<String, ApiError> {
