@@ -34,10 +34,9 @@ fn monotonic(last: &Mutex<u128>, ms: u64) -> Ulid {
     Ulid::from_parts(ms, random)
 }
 
-/// What every typed id shares: its prefix and what it names, for parsing and for describing the text form.
+/// What every typed id shares: the prefix of its text form, which it parses from.
 pub trait TypedId: FromStr<Err = IdParseError> + fmt::Display + Copy + Send + Sync + 'static {
     const PREFIX: &'static str;
-    const WHAT: &'static str;
 }
 
 /// The characters of a ULID's text form as `Ulid::from_string` takes them: Crockford base32, either case.
@@ -79,7 +78,6 @@ macro_rules! typed_id {
 
         impl TypedId for $name {
             const PREFIX: &'static str = $prefix;
-            const WHAT: &'static str = $what;
         }
 
         impl fmt::Display for $name {

@@ -1,7 +1,7 @@
-//! Real answers checked against the committed OpenAPI document (`docs/openapi.json`): every answer the API
-//! helpers of `support` (`TestServer::get`, `post`, `patch`, `put`, `delete`) receive must have a status the operation documents, a content type it documents for
-//! that status, and a body valid under its schema. OpenAPI 3.0's `nullable` is turned into JSON Schema
-//! (`anyOf` with `null`) first; `jsonschema` does the rest.
+//! Real answers checked against the committed OpenAPI document (`docs/openapi.json`). Every answer that
+//! `support`'s API helpers (`TestServer::get`, `post`, `patch`, `put`, `delete`) receive must have a status
+//! its operation documents, a content type documented for that status, and a body valid under its schema.
+//! OpenAPI 3.0's `nullable` is turned into JSON Schema (`anyOf` with `null`) first; `jsonschema` does the rest.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -55,7 +55,7 @@ fn nullable_to_json_schema(v: &mut Value) {
 fn operation(method: &str, path: &str) -> (String, &'static Value) {
     let segments: Vec<&str> = path.split('/').collect();
     let paths = DOC["paths"].as_object().unwrap();
-    // The template with the most literal segments wins: `/v1/replays/bulk` over `/v1/replays/{id}`.
+    // The template with the most literal segments wins, as in the router: `/v1/x/latest` over `/v1/x/{id}`.
     let found = paths
         .iter()
         .filter(|(template, _)| {

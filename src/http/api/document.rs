@@ -9,12 +9,34 @@ use serde_json::{Map, Value, json};
 use crate::domain::credential::ZOHO_DATA_CENTRES;
 use crate::domain::ids::{SubscriptionId, TypedId, ULID_CHARS};
 
-/// Not blank, and no control character: what topics, accounts and token names must be.
-const NON_BLANK: &str = r"^\s*[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*\s*$";
+/// Not blank, and no control character once the surrounding white space is trimmed: what topics, accounts
+/// and token names must be. White space is spelt out as Rust's `char::is_whitespace` has it, since `\s`
+/// differs between the pattern languages of clients.
+const NON_BLANK: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+);
+/// The same, or empty.
+const NON_BLANK_OR_EMPTY: &str = concat!(
+    r"^(|[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)$"
+);
+/// At least one character that is not white space.
+const SOME_TEXT: &str = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+/// Nothing but white space, or nothing.
+const BLANK: &str = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$";
 /// A label: not blank, no control character, no surrounding spaces (deploys' services and versions).
-const LABEL: &str = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
+const LABEL: &str = concat!(
+    r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+);
 /// A label, or empty for the default.
-const LABEL_OR_EMPTY: &str = r"^([^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?)?$";
+const LABEL_OR_EMPTY: &str = concat!(
+    r"^([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"([^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?)?$"
+);
 /// A subscription's name, or empty for a generated one: a-z, 0-9, `-`, `_`, never starting `sub_` (spelt
 /// out, since the pattern languages of clients differ on look-ahead).
 const SUBSCRIPTION_NAME: &str = r"^(|[a-rt-z0-9_-][a-z0-9_-]{0,63}|s([a-tv-z0-9_-][a-z0-9_-]{0,62})?|su([ac-z0-9_-][a-z0-9_-]{0,61})?|sub([a-z0-9-][a-z0-9_-]{0,60})?)$";
@@ -72,17 +94,18 @@ fn subscription_id() -> Value {
 fn at_least_one_filter() -> Value {
     let given = |f: &str| match f {
         "source" | "status" => json!({ "required": [f], "properties": { f: { "not": { "enum": [null] } } } }),
-        _ => json!({ "required": [f], "properties": { f: { "type": "string", "pattern": r"\S" } } }),
+        _ => json!({ "required": [f], "properties": { f: { "type": "string", "pattern": SOME_TEXT } } }),
     };
     json!({ "anyOf": FILTERS.iter().map(|f| given(f)).collect::<Vec<_>>() })
 }
 
-/// The delivery filters of a bulk operation, field by field.
+/// The delivery filters of a bulk operation, field by field; a blank one is no filter.
 fn filter_fields(schema: &'static str) -> Vec<Rule> {
+    let blank_or = |rule: Value| json!({ "anyOf": [rule, { "pattern": BLANK }] });
     vec![
-        Rule::Property(schema, "from", json!({ "format": "date-time" })),
-        Rule::Property(schema, "to", json!({ "format": "date-time" })),
-        Rule::Property(schema, "subscription", subscription_id()),
+        Rule::Property(schema, "from", blank_or(json!({ "format": "date-time" }))),
+        Rule::Property(schema, "to", blank_or(json!({ "format": "date-time" }))),
+        Rule::Property(schema, "subscription", blank_or(subscription_id())),
     ]
 }
 
@@ -107,7 +130,7 @@ fn rules(max_timeout_seconds: u32) -> Vec<Rule> {
             json!({ "additionalProperties": false, "allOf": [
                 // The destination's settings need a destination.
                 { "anyOf": [
-                    { "required": ["destination_url"], "properties": { "destination_url": { "minLength": 1 } } },
+                    { "required": ["destination_url"], "properties": { "destination_url": { "type": "string", "minLength": 1 } } },
                     { "properties": {
                         "destination_timeout_seconds": { "enum": [null] },
                         "destination_concurrency": { "enum": [null] },
@@ -122,10 +145,12 @@ fn rules(max_timeout_seconds: u32) -> Vec<Rule> {
                     { "properties": { "source": { "enum": ["standard"] },
                                       "secret": { "type": "string", "nullable": true, "pattern": STANDARD_SECRET } } },
                 ] },
-                // A channel subscription authenticates by its channel.
+                // A channel subscription authenticates by its channel (`auth` says `channel`, as answers show it,
+                // or nothing); a workflow webhook by a token or a signature.
                 { "anyOf": [
-                    { "properties": { "channel_id": { "enum": [null, ""] } } },
-                    { "properties": { "auth": { "enum": [null] } } },
+                    { "properties": { "channel_id": { "enum": [null, ""] }, "auth": { "enum": ["token", "signature", null] } } },
+                    { "required": ["channel_id"],
+                      "properties": { "channel_id": { "type": "string", "minLength": 1 }, "auth": { "enum": ["channel", null] } } },
                 ] },
                 // Zoho's own settings are for Zoho subscriptions.
                 { "anyOf": [
@@ -147,8 +172,10 @@ fn rules(max_timeout_seconds: u32) -> Vec<Rule> {
         Property("SubscriptionIn", "secret", json!({ "maxLength": 256 })),
         Property("SubscriptionIn", "token_header", json!({ "pattern": HEADER_OR_EMPTY })),
         Property("SubscriptionIn", "dedupe_header", json!({ "pattern": HEADER_OR_EMPTY })),
+        Property("SubscriptionIn", "destination_headers", json!({ "maxProperties": 20 })),
         Within("SubscriptionIn/properties/destination_headers/additionalProperties", header_value()),
-        Property("SubscriptionIn", "auth", json!({ "enum": ["token", "signature", null] })),
+        Property("SubscriptionIn", "auth", json!({ "enum": ["token", "signature", "channel", null] })),
+        Property("SubscriptionIn", "channel_id", json!({ "maxLength": 256, "pattern": NON_BLANK_OR_EMPTY })),
         Schema(
             "SubscriptionPatchIn",
             json!({ "additionalProperties": false, "minProperties": 1, "anyOf": [
@@ -165,8 +192,10 @@ fn rules(max_timeout_seconds: u32) -> Vec<Rule> {
         Property("SubscriptionPatchIn", "destination_url", url(false)),
         Property("SubscriptionPatchIn", "destination_timeout_seconds", range(1, max_timeout_seconds)),
         Property("SubscriptionPatchIn", "destination_concurrency", range(1, 256)),
+        Property("SubscriptionPatchIn", "destination_headers", json!({ "maxProperties": 20 })),
         Within("SubscriptionPatchIn/properties/destination_headers/additionalProperties", header_value()),
-        Property("RotateSecretIn", "secret", json!({ "minLength": 1 })),
+        Property("RotateSecretIn", "secret", json!({ "minLength": 1, "maxLength": 256 })),
+        Property("RotateSecretIn", "secret_confirmation", json!({ "maxLength": 256 })),
         Property("RotateSecretIn", "overlap_hours", range(1, 720)),
         Schema("RetentionIn", json!({ "additionalProperties": false, "required": ["days"] })),
         Property("RetentionIn", "days", range(1, 30)),
@@ -290,8 +319,18 @@ mod tests {
         for shop in ["a.myshopify.com", "-a.myshopify.com", "A.myshopify.com", ".myshopify.com", "a.example.com"] {
             assert_eq!(takes(SHOP_DOMAIN, shop), Provider::Shopify.check_account(shop).is_ok(), "{shop}");
         }
-        for label in ["1.0", " 1.0", "1.0 ", "a b", "", "\u{97}D", &"v".repeat(64)] {
+        let texts =
+            ["1.0", " 1.0", "1.0 ", "a b", "", " ", "\u{97}D", "\u{feff}x", "a\u{85}", "\ta", "a\tb", "\u{3000}"];
+        for label in texts.iter().copied().chain([&*"v".repeat(64)]) {
             assert_eq!(takes(LABEL, label), check_label("version", label).is_ok(), "{label:?}");
+        }
+        // What `control::subscriptions::required` takes, bar the length.
+        let required = |s: &str| !s.trim().is_empty() && !s.trim().chars().any(char::is_control);
+        for text in texts {
+            assert_eq!(takes(NON_BLANK, text), required(text), "{text:?}");
+            assert_eq!(takes(NON_BLANK_OR_EMPTY, text), text.is_empty() || required(text), "{text:?}");
+            assert_eq!(takes(BLANK, text), text.trim().is_empty(), "{text:?}");
+            assert_eq!(takes(SOME_TEXT, text), !text.trim().is_empty(), "{text:?}");
         }
     }
 
