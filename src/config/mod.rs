@@ -59,6 +59,7 @@ pub struct Settings {
     pub log_format: crate::logging::LogFormat,
     pub shutdown_grace_seconds: u64,
     pub ingest: IngestSettings,
+    pub storage: StorageSettings,
     pub search: SearchSettings,
     pub delivery: DeliverySettings,
     pub dashboard: DashboardSettings,
@@ -80,6 +81,12 @@ pub struct Settings {
     /// cannot change it.
     #[serde(skip)]
     pub retention_days_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub cache_mib: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +272,7 @@ impl Settings {
         check((1..=60_000).contains(&s.commit_interval_ms), "search.commit_interval_ms must be between 1 and 60000")?;
         check(s.commit_docs >= 1, "search.commit_docs must be at least 1")?;
         check((15..=4096).contains(&s.memory_mib), "search.memory_mib must be between 15 and 4096")?;
+        check((1..=65536).contains(&self.storage.cache_mib), "storage.cache_mib must be between 1 and 65536")?;
         check(s.defer_busy_percent <= 100, "search.defer_busy_percent must be between 0 and 100")?;
         check(s.max_queued_kib >= 1, "search.max_queued_kib must be at least 1")?;
         let d = &self.delivery;

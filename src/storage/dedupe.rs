@@ -20,17 +20,24 @@ pub fn fingerprint(key: &str) -> u64 {
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
-#[derive(Debug, Clone)]
-enum Ids {
-    One(u128),
-    /// Only on a fingerprint collision between different keys.
-    Many(Vec<u128>),
-}
-
 /// Fingerprint → the deliveries stored under it. Owned by the writer thread.
+///
+/// A million deliveries make a million entries, so their size is the writer's memory: an id is kept as two
+/// `u64` (a `u128` would align each entry to 16 bytes), and the rare fingerprints of more than one delivery
+/// live apart, so an entry is 24 bytes instead of 48.
 #[derive(Debug, Default)]
 pub struct DedupeIndex {
-    map: HashMap<u64, Ids>,
+    one: HashMap<u64, [u64; 2]>,
+    /// Fingerprints shared by different keys: every id under them, the first one's included.
+    many: HashMap<u64, Vec<u128>>,
+}
+
+fn split(id: u128) -> [u64; 2] {
+    [(id >> 64) as u64, id as u64]
+}
+
+fn join([high, low]: [u64; 2]) -> u128 {
+    (u128::from(high) << 64) | u128::from(low)
 }
 
 impl DedupeIndex {
@@ -38,7 +45,7 @@ impl DedupeIndex {
         let tx = db.begin_read()?;
         let entries = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?;
         let capacity = usize::try_from(redb::ReadableTableMetadata::len(&entries)?).unwrap_or(0);
-        let mut index = Self { map: HashMap::with_capacity(capacity) };
+        let mut index = Self { one: HashMap::with_capacity(capacity), many: HashMap::new() };
         for row in entries.iter()? {
             let (key, fp) = row?;
             if let Some(fp) = fp.value() {
@@ -53,24 +60,19 @@ impl DedupeIndex {
         Ok(index)
     }
 
-    pub fn candidates(&self, fp: u64) -> &[u128] {
-        match self.map.get(&fp) {
-            None => &[],
-            Some(Ids::One(id)) => std::slice::from_ref(id),
-            Some(Ids::Many(ids)) => ids,
-        }
+    /// The deliveries stored under `fp` (a fingerprint is in one map or the other, never both).
+    pub fn candidates(&self, fp: u64) -> impl Iterator<Item = u128> + '_ {
+        let shared = self.many.get(&fp).map_or(&[][..], Vec::as_slice).iter().copied();
+        shared.chain(self.one.get(&fp).map(|id| join(*id)))
     }
 
     pub fn insert(&mut self, fp: u64, id: u128) {
-        match self.map.get_mut(&fp) {
-            None => {
-                self.map.insert(fp, Ids::One(id));
-            }
-            Some(Ids::One(first)) => {
-                let first = *first;
-                self.map.insert(fp, Ids::Many(vec![first, id]));
-            }
-            Some(Ids::Many(ids)) => ids.push(id),
+        if let Some(ids) = self.many.get_mut(&fp) {
+            ids.push(id);
+        } else if let Some(first) = self.one.remove(&fp) {
+            self.many.insert(fp, vec![join(first), id]);
+        } else {
+            self.one.insert(fp, split(id));
         }
     }
 }
@@ -96,8 +98,12 @@ mod tests {
         idx.insert(7, 1);
         idx.insert(7, 2);
         idx.insert(8, 3);
-        assert_eq!(idx.candidates(7), &[1, 2]);
-        assert_eq!(idx.candidates(8), &[3]);
-        assert!(idx.candidates(9).is_empty());
+        let big = u128::MAX - 5;
+        idx.insert(9, big);
+        let of = |fp| idx.candidates(fp).collect::<Vec<_>>();
+        assert_eq!(of(7), [1, 2]);
+        assert_eq!(of(8), [3]);
+        assert_eq!(of(9), [big], "ids keep all 128 bits");
+        assert!(of(10).is_empty());
     }
 }

@@ -155,7 +155,7 @@ impl<'tx> DeliveryWriter<'tx> {
         let mut fingerprint = None;
         if let Some(key) = &d.dedupe_key {
             let fp = dedupe::fingerprint(key);
-            for &candidate in index.candidates(fp) {
+            for candidate in index.candidates(fp) {
                 let stored = self.deliveries.get(candidate)?.map(|v| decode_record(v.value())).transpose()?;
                 let stored_key = match stored {
                     Some(s) => s.dedupe_key,

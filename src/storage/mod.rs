@@ -40,8 +40,7 @@ pub use codec::RecordTable;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "hookplane.redb";
 
-/// redb's page cache. Bodies are read rarely and index pages often; 64 MiB keeps the hot pages of a million
-/// deliveries in memory while staying well inside the resident-memory goal.
+/// redb's page cache for the command line's short uses; the server takes `storage.cache_mib`.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -112,19 +111,25 @@ fn classify(e: redb::Error) -> StoreError {
 /// until the file is reopened, which also repairs it).
 pub struct Store {
     path: PathBuf,
+    cache_bytes: usize,
     db: RwLock<Option<Arc<Database>>>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database in `data_dir` and applies pending migrations.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(data_dir, CACHE_BYTES)
+    }
+
+    /// The same, with a page cache of `cache_bytes`.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = open_database(&path)?;
+        let db = open_database(&path, cache_bytes)?;
         migrations::migrate(&db)?;
-        Ok(Self { path, db: RwLock::new(Some(Arc::new(db))) })
+        Ok(Self { path, cache_bytes, db: RwLock::new(Some(Arc::new(db))) })
     }
 
     /// The directory the data file is in.
@@ -176,7 +181,7 @@ impl Store {
                 }
             }
         }
-        let db = open_database(&self.path)?;
+        let db = open_database(&self.path, self.cache_bytes)?;
         *slot = Some(Arc::new(db));
         tracing::warn!(path = %self.path.display(), "database reopened after a storage failure");
         Ok(())
@@ -239,7 +244,7 @@ pub fn open_read_only(data_dir: &Path) -> Result<redb::ReadOnlyDatabase, StoreEr
     }
 }
 
-fn open_database(path: &Path) -> Result<Database, StoreError> {
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -253,7 +258,7 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
         Err(e) => return Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
     };
     let mut builder = Database::builder();
-    builder.set_cache_size(CACHE_BYTES);
+    builder.set_cache_size(cache_bytes);
     match builder.create_with_backend(backend) {
         Ok(db) => Ok(db),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path.to_path_buf())),

@@ -32,6 +32,10 @@ std::thread_local! {
     /// webhook.
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
+    /// The same for reading, holding the dictionary: the search indexer and every page that shows bodies
+    /// decompress one payload after another.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// `u32` length of the encoded headers, the headers (MessagePack), then the body.
@@ -77,17 +81,29 @@ pub fn decode(stored: &[u8]) -> Result<Payload, StoreError> {
 /// page of large deliveries costs what their previews cost.
 pub fn decode_prefix(stored: &[u8], body_limit: usize) -> Result<Payload, StoreError> {
     let (codec, data) = stored.split_first().ok_or_else(|| corrupt("empty payload record".into()))?;
-    let mut reader: Box<dyn Read + '_> = match *codec {
-        CODEC_RAW => Box::new(data),
-        CODEC_ZSTD => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(format!("zstd: {e}")))?)
-        }
-        CODEC_ZSTD_DICT_V1 => Box::new(
-            zstd::stream::read::Decoder::with_prepared_dictionary(data, &DECODER_DICTIONARY_V1)
-                .map_err(|e| corrupt(format!("zstd: {e}")))?,
+    match *codec {
+        CODEC_RAW => read_frame(&mut { data }, body_limit),
+        CODEC_ZSTD => read_frame(
+            &mut zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(format!("zstd: {e}")))?,
+            body_limit,
         ),
-        other => return Err(corrupt(format!("unknown payload codec {other}"))),
-    };
+        CODEC_ZSTD_DICT_V1 => DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                let mut context = zstd::zstd_safe::DCtx::create();
+                context.ref_ddict(DECODER_DICTIONARY_V1.as_ddict()).map_err(|code| {
+                    corrupt(format!("zstd: loading the dictionary: {}", zstd::zstd_safe::get_error_name(code)))
+                })?;
+                *slot = Some(context);
+            }
+            let context = slot.as_mut().ok_or_else(|| corrupt("zstd: no decompression context".into()))?;
+            read_frame(&mut zstd::stream::read::Decoder::with_context(data, context).single_frame(), body_limit)
+        }),
+        other => Err(corrupt(format!("unknown payload codec {other}"))),
+    }
+}
+
+fn read_frame(reader: &mut dyn Read, body_limit: usize) -> Result<Payload, StoreError> {
     let mut len = [0u8; 4];
     reader.read_exact(&mut len).map_err(|e| corrupt(format!("truncated payload: {e}")))?;
     let len = u32::from_le_bytes(len) as usize;
