@@ -31,7 +31,8 @@ pub fn run(args: ReindexArgs) -> anyhow::Result<()> {
     let total = deliveries::count(&*store.db()?)?;
     let mut bar = Progress::new(total);
     let dir = data_dir.join("search");
-    let n = indexer::rebuild(&dir, store, settings.search.clone(), &mut |done| bar.show(done as u64))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let n = indexer::rebuild(&dir, store, settings.search.clone(), threads, &mut |done| bar.show(done as u64))?;
     bar.done(n as u64, &dir);
     Ok(())
 }

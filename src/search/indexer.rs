@@ -153,8 +153,8 @@ pub fn spawn(
         .spawn(move || {
             // Acknowledging deliveries comes first: under a burst that takes every core, indexing waits and
             // catches up after, rather than slowing the answers providers wait for. The writer is made here
-            // so tantivy's own indexing and merging threads inherit the lower priority.
-            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+            // so tantivy's own indexing threads inherit the lower priority.
+            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), INDEXER_NICE) {
                 tracing::debug!(error = %e, "cannot lower the indexer's priority");
             }
             let mut position = match opened {
@@ -186,6 +186,47 @@ pub fn spawn(
     Ok(Indexer { handle, thread: Some(thread), stopping })
 }
 
+/// The indexer's scheduling priority, below ingest's, and that of tantivy's merges, below the indexer's.
+const INDEXER_NICE: i32 = 10;
+const MERGE_NICE: i32 = 19;
+/// Merges run at once. More would take both cores of a small machine after a large catch-up.
+const MERGE_THREADS: usize = 2;
+/// Segments merged at once, where tantivy merges 8. Each commit writes a segment (four a second under a
+/// steady load), and each merge rewrites every document in it: merging 8 at a time rewrote a document more
+/// often than indexing it cost. With 24 they are rewritten about half as often, for a few more segments
+/// for each search to look in.
+const MERGE_SEGMENTS: usize = 24;
+
+fn writer(index: &SearchIndex, threads: usize, memory: usize) -> tantivy::Result<IndexWriter<TantivyDocument>> {
+    let options = tantivy::indexer::IndexWriterOptions::builder()
+        .num_worker_threads(threads)
+        .memory_budget_per_thread(memory / threads)
+        .num_merge_threads(MERGE_THREADS)
+        .build();
+    let writer = index.index.writer_with_options(options)?;
+    let mut policy = tantivy::indexer::LogMergePolicy::default();
+    policy.set_min_num_segments(MERGE_SEGMENTS);
+    writer.set_merge_policy(Box::new(policy));
+    Ok(writer)
+}
+
+/// Merging is work that can always wait: tantivy's merge threads run below the indexer, so that while the
+/// segments of a large catch-up merge, new deliveries still become searchable within a second. tantivy
+/// names them; they are found among this process's threads by name.
+fn lower_merge_threads() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+    for task in tasks.flatten() {
+        let merging = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("merge_thread_"));
+        let tid = task.file_name().to_str().and_then(|t| t.parse().ok()).and_then(rustix::process::Pid::from_raw);
+        if merging
+            && let Some(tid) = tid
+            && let Err(e) = rustix::process::setpriority_process(Some(tid), MERGE_NICE)
+        {
+            tracing::debug!(error = %e, "cannot lower a merge thread's priority");
+        }
+    }
+}
+
 /// The first wait before the indexer restarts, and the longest, doubling in between.
 const RESTART_FIRST: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(60);
@@ -214,10 +255,9 @@ fn index_until_stopped(
     stopping: &Arc<AtomicBool>,
     rx: &Receiver<Msg>,
 ) -> anyhow::Result<()> {
-    let writer = index
-        .index
-        .writer_with_num_threads(1, settings.memory_mib as usize * 1024 * 1024)
+    let writer = writer(index, 1, settings.memory_mib as usize * 1024 * 1024)
         .context("cannot open the search index for writing")?;
+    lower_merge_threads();
     let mut w = Worker::new(
         Arc::clone(index),
         Arc::clone(store),
@@ -239,12 +279,13 @@ fn index_until_stopped(
 }
 
 /// Deletes the index in `dir` and indexes every stored delivery again, in the calling thread and with
-/// every core: `hookplane reindex`, run while the server is stopped. `progress` hears how many deliveries
+/// `threads` tantivy threads: `hookplane reindex`, run while the server is stopped. `progress` hears how many deliveries
 /// are indexed so far after each batch. Returns how many were indexed.
 pub fn rebuild(
     dir: &Path,
     store: Arc<Store>,
     settings: SearchSettings,
+    threads: usize,
     progress: &mut dyn FnMut(usize),
 ) -> anyhow::Result<usize> {
     if dir.exists() {
@@ -252,10 +293,9 @@ pub fn rebuild(
     }
     let (index, _) = SearchIndex::open(dir)?;
     let index = Arc::new(index);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     // tantivy wants at least 15 MB per indexing thread.
     let memory = (settings.memory_mib as usize).max(16 * threads) * 1024 * 1024;
-    let writer = index.index.writer_with_num_threads(threads, memory)?;
+    let writer = writer(&index, threads, memory)?;
     let pressure = Arc::new(Pressure::new(&settings));
     let mut w = Worker::new(index, store, writer, settings, None, pressure, Arc::new(AtomicBool::new(false)));
     let n = w.catch_up(None, progress, false)?;

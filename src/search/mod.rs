@@ -11,6 +11,7 @@
 pub mod indexer;
 mod pressure;
 mod query;
+mod words;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,15 +43,17 @@ pub struct SearchSettings {
 }
 
 /// Bumped when the schema or the way documents are built changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// How JSON payload values are indexed: each string value whole, lower-cased, so that a path query
 /// (`customer.email:jon@example.com`, `line_items.sku:SKU-1042`) matches a value exactly, whatever its case.
 /// Words inside values are found through the body field. One term per value instead of one per word with
 /// positions halves what indexing a delivery costs.
 const VALUE_TOKENIZER: &str = "hookplane_value";
-/// Longer values are not path-searchable (their words still are, in the body).
-const MAX_VALUE_BYTES: usize = 256;
+/// Longer values are not path-searchable (their words still are, in the body). Values that long are URLs
+/// and free text, searched by their words; each is unique, and indexing them whole cost a fifth of
+/// indexing an order.
+const MAX_VALUE_BYTES: usize = 64;
 const VERSION_FILE: &str = "hookplane-search-version";
 
 /// Most body text indexed per delivery. Webhook bodies are a few kilobytes; the rare 5 MiB one is still
@@ -71,7 +74,7 @@ pub enum IndexError {
 pub struct Fields {
     /// The delivery id, 16 bytes big-endian: sorts newest first, and is the term deletes and cursors use.
     pub id: tantivy::schema::Field,
-    /// The body as text.
+    /// The body's words: a JSON object's values (`words.rs`), or the whole text of anything else.
     pub body: tantivy::schema::Field,
     /// The body as JSON, each string value whole and lower-cased: `customer.email:jon@example.com` finds it.
     pub payload: tantivy::schema::Field,
@@ -212,10 +215,8 @@ impl SearchIndex {
 
     pub(crate) fn document(&self, d: &Delivery, body: &[u8]) -> TantivyDocument {
         let f = &self.fields;
-        let text = String::from_utf8_lossy(&body[..body.len().min(MAX_INDEXED_BYTES)]);
         let mut doc = doc!(
             f.id => id_bytes(d.id).to_vec(),
-            f.body => text.as_ref(),
             f.source => d.source.as_str(),
             f.topic => d.topic.as_str(),
             f.account => d.account.as_str(),
@@ -228,12 +229,21 @@ impl SearchIndex {
         if let Some(e) = &d.event_id {
             doc.add_text(f.event_id, e);
         }
-        // Only objects go in the JSON field; a body that is not a JSON object is found by its text alone.
-        if body.len() <= MAX_INDEXED_BYTES
-            && body.first() == Some(&b'{')
-            && let Ok(object) = serde_json::from_slice::<BTreeMap<String, OwnedValue>>(body)
-        {
-            doc.add_object(f.payload, object);
+        // A JSON object gives the body field its values' words and the JSON field its paths; anything else
+        // is found by its text alone.
+        let object = (body.len() <= MAX_INDEXED_BYTES && body.first() == Some(&b'{'))
+            .then(|| serde_json::from_slice::<BTreeMap<String, OwnedValue>>(body).ok())
+            .flatten();
+        match (object, std::str::from_utf8(body)) {
+            (Some(object), Ok(json)) => {
+                words::values(json, |value| {
+                    if !value.is_empty() {
+                        doc.add_text(f.body, value);
+                    }
+                });
+                doc.add_object(f.payload, object);
+            }
+            _ => doc.add_text(f.body, String::from_utf8_lossy(&body[..body.len().min(MAX_INDEXED_BYTES)])),
         }
         doc
     }

@@ -493,7 +493,7 @@ async fn send_test_delivers_a_signed_sample_from_every_source() {
 
 /// How many orders (up to 100) a search for a word in every order finds.
 pub(crate) async fn orders_found(client: &reqwest::Client, base: &str) -> usize {
-    let url = format!("{base}/api/v1/deliveries?q=admin_graphql_api_id&limit=100");
+    let url = format!("{base}/api/v1/deliveries?q=gateway:shopify_payments&limit=100");
     let text = client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();
     let page: serde_json::Value = serde_json::from_str(&text).unwrap();
     page["items"].as_array().map_or(0, Vec::len)
