@@ -101,7 +101,7 @@ impl Core {
         let master_key = crate::config::master_key(&settings)?;
         let settings = Arc::new(settings);
         let data_dir = settings.data_dir.clone();
-        let cache_bytes = settings.storage.cache_mib as usize * 1024 * 1024;
+        let cache_bytes = (settings.storage.cache_mib as usize).saturating_mul(1 << 20);
         let store = Arc::new(
             tokio::task::spawn_blocking(move || Store::open_with_cache(&data_dir, cache_bytes))
                 .await?

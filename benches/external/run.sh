@@ -9,6 +9,7 @@
 #
 # Needs wrk (Debian and Ubuntu: apt-get install wrk) and cargo. The data directory is temporary.
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")/../.."
 
 rounds=3 seconds=10 connections=64 threads=2
@@ -29,15 +30,17 @@ bare_port=${BARE_BENCH_PORT:-18492}
 work=$(mktemp -d "${TMPDIR:-/tmp}/hookplane-external-XXXX")
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done
+  for pid in ${pids[@]+"${pids[@]}"}; do kill "$pid" 2> /dev/null || true; done
   wait 2> /dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 cargo build --release --quiet --bin hookplane
-bare=$(cargo bench --bench bare --no-run --message-format=json 2> /dev/null \
-  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+# The bench's own executable: building it also builds the package's binaries, listed alongside.
+bare=$(cargo bench --bench bare --no-run --message-format=json \
+  | grep '"name":"bare"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -x "$bare" ] || { echo "the bare endpoint did not build" >&2; exit 1; }
 "$bare" --bodies "$work/bodies.tsv" "$secret"
 
 HOOKPLANE_LISTEN=127.0.0.1:$hookplane_port HOOKPLANE_DATA_DIR=$work/data HOOKPLANE_LOG=warn \
@@ -49,10 +52,16 @@ pids+=("$hookplane_pid")
 bare_pid=$!
 pids+=("$bare_pid")
 for port in "$hookplane_port" "$bare_port"; do
+  up=no
   for _ in $(seq 300); do
-    (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null && break
+    (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null && { up=yes; break; }
     sleep 0.1
   done
+  if [ "$up" = no ]; then
+    echo "nothing listens on port $port after 30 s; Hookplane's log ends:" >&2
+    tail -20 "$work/hookplane.log" >&2
+    exit 1
+  fi
 done
 
 # CPU time of a process in clock ticks (USER_HZ, 100 a second on Linux).
@@ -84,8 +93,10 @@ measure "$bare_port" "$bare_pid" 2 "warm-$RANDOM" > /dev/null
 ratios=()
 for round in $(seq "$rounds"); do
   run="r$round-$RANDOM$RANDOM"
-  read -r h_rate h_p50 h_p99 h_cpu < <(measure "$hookplane_port" "$hookplane_pid" "$seconds" "$run-h")
-  read -r b_rate b_p50 b_p99 b_cpu < <(measure "$bare_port" "$bare_pid" "$seconds" "$run-b")
+  h=$(measure "$hookplane_port" "$hookplane_pid" "$seconds" "$run-h")
+  b=$(measure "$bare_port" "$bare_pid" "$seconds" "$run-b")
+  read -r h_rate h_p50 h_p99 h_cpu <<< "$h"
+  read -r b_rate b_p50 b_p99 b_cpu <<< "$b"
   ratio=$(awk -v h="$h_rate" -v b="$b_rate" 'BEGIN { printf "%.3f", h / b }')
   ratios+=("$ratio")
   printf 'round %d: hookplane %6d/s p50 %-8s p99 %-8s %5.1f µs CPU/request | bare %6d/s p50 %-8s p99 %-8s %5.1f µs | ratio %s\n' \

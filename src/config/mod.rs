@@ -268,11 +268,11 @@ impl Settings {
         check(i.write_queue >= 1, "ingest.write_queue must be at least 1")?;
         check(i.max_batch >= 1, "ingest.max_batch must be at least 1")?;
         check((-7..=19).contains(&i.compression_level), "ingest.compression_level must be between -7 and 19")?;
+        check((1..=65536).contains(&self.storage.cache_mib), "storage.cache_mib must be between 1 and 65536")?;
         let s = &self.search;
         check((1..=60_000).contains(&s.commit_interval_ms), "search.commit_interval_ms must be between 1 and 60000")?;
         check(s.commit_docs >= 1, "search.commit_docs must be at least 1")?;
         check((15..=4096).contains(&s.memory_mib), "search.memory_mib must be between 15 and 4096")?;
-        check((1..=65536).contains(&self.storage.cache_mib), "storage.cache_mib must be between 1 and 65536")?;
         check(s.defer_busy_percent <= 100, "search.defer_busy_percent must be between 0 and 100")?;
         check(s.max_queued_kib >= 1, "search.max_queued_kib must be at least 1")?;
         let d = &self.delivery;

@@ -13,15 +13,14 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::SearchSettings;
 use super::pressure::Pressure;
-use super::{Opened, SearchIndex, id_bytes};
+use super::{Opened, SearchIndex, id_bytes, writer};
 use crate::domain::{Delivery, DeliveryId, SubscriptionId, Timestamp};
 use crate::storage::{Store, deliveries, payload};
 use crate::task::AliveGuard;
 
 /// Deliveries read from redb per transaction while catching up or rebuilding.
 const SCAN_BATCH: usize = 512;
-/// The same after a deferral: small, so that a new burst finds the indexer between batches within a few
-/// milliseconds of CPU.
+/// The same after a deferral: small, so a new burst finds the indexer between batches within milliseconds.
 const YIELDING_SCAN_BATCH: usize = 64;
 
 enum Msg {
@@ -154,7 +153,7 @@ pub fn spawn(
             // Acknowledging deliveries comes first: under a burst that takes every core, indexing waits and
             // catches up after, rather than slowing the answers providers wait for. The writer is made here
             // so tantivy's own indexing threads inherit the lower priority.
-            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), INDEXER_NICE) {
+            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), writer::INDEXER_NICE) {
                 tracing::debug!(error = %e, "cannot lower the indexer's priority");
             }
             let mut position = match opened {
@@ -186,47 +185,6 @@ pub fn spawn(
     Ok(Indexer { handle, thread: Some(thread), stopping })
 }
 
-/// The indexer's scheduling priority, below ingest's, and that of tantivy's merges, below the indexer's.
-const INDEXER_NICE: i32 = 10;
-const MERGE_NICE: i32 = 19;
-/// Merges run at once. More would take both cores of a small machine after a large catch-up.
-const MERGE_THREADS: usize = 2;
-/// Segments merged at once, where tantivy merges 8. Each commit writes a segment (four a second under a
-/// steady load), and each merge rewrites every document in it: merging 8 at a time rewrote a document more
-/// often than indexing it cost. With 24 they are rewritten about half as often, for a few more segments
-/// for each search to look in.
-const MERGE_SEGMENTS: usize = 24;
-
-fn writer(index: &SearchIndex, threads: usize, memory: usize) -> tantivy::Result<IndexWriter<TantivyDocument>> {
-    let options = tantivy::indexer::IndexWriterOptions::builder()
-        .num_worker_threads(threads)
-        .memory_budget_per_thread(memory / threads)
-        .num_merge_threads(MERGE_THREADS)
-        .build();
-    let writer = index.index.writer_with_options(options)?;
-    let mut policy = tantivy::indexer::LogMergePolicy::default();
-    policy.set_min_num_segments(MERGE_SEGMENTS);
-    writer.set_merge_policy(Box::new(policy));
-    Ok(writer)
-}
-
-/// Merging is work that can always wait: tantivy's merge threads run below the indexer, so that while the
-/// segments of a large catch-up merge, new deliveries still become searchable within a second. tantivy
-/// names them; they are found among this process's threads by name.
-fn lower_merge_threads() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
-    for task in tasks.flatten() {
-        let merging = std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("merge_thread_"));
-        let tid = task.file_name().to_str().and_then(|t| t.parse().ok()).and_then(rustix::process::Pid::from_raw);
-        if merging
-            && let Some(tid) = tid
-            && let Err(e) = rustix::process::setpriority_process(Some(tid), MERGE_NICE)
-        {
-            tracing::debug!(error = %e, "cannot lower a merge thread's priority");
-        }
-    }
-}
-
 /// The first wait before the indexer restarts, and the longest, doubling in between.
 const RESTART_FIRST: Duration = Duration::from_secs(1);
 const RESTART_MAX: Duration = Duration::from_secs(60);
@@ -255,9 +213,8 @@ fn index_until_stopped(
     stopping: &Arc<AtomicBool>,
     rx: &Receiver<Msg>,
 ) -> anyhow::Result<()> {
-    let writer = writer(index, 1, settings.memory_mib as usize * 1024 * 1024)
+    let writer = writer::open(index, 1, settings.memory_mib as usize * 1024 * 1024)
         .context("cannot open the search index for writing")?;
-    lower_merge_threads();
     let mut w = Worker::new(
         Arc::clone(index),
         Arc::clone(store),
@@ -267,6 +224,7 @@ fn index_until_stopped(
         Arc::clone(pressure),
         Arc::clone(stopping),
     );
+    w.merges = writer::MergeThreads::lowered();
     let from = position.map(|p| {
         let margin = i64::from(w.settings.catch_up_margin_seconds) * 1000;
         DeliveryId::first_at(p.resume.timestamp().plus_millis(-margin))
@@ -278,9 +236,8 @@ fn index_until_stopped(
     Ok(())
 }
 
-/// Deletes the index in `dir` and indexes every stored delivery again, in the calling thread and with
-/// `threads` tantivy threads: `hookplane reindex`, run while the server is stopped. `progress` hears how many deliveries
-/// are indexed so far after each batch. Returns how many were indexed.
+/// Deletes the index in `dir` and indexes every stored delivery again with `threads` tantivy threads
+/// (`hookplane reindex`, server stopped). `progress` hears the count after each batch; returns the total.
 pub fn rebuild(
     dir: &Path,
     store: Arc<Store>,
@@ -295,7 +252,7 @@ pub fn rebuild(
     let index = Arc::new(index);
     // tantivy wants at least 15 MB per indexing thread.
     let memory = (settings.memory_mib as usize).max(16 * threads) * 1024 * 1024;
-    let writer = writer(&index, threads, memory)?;
+    let writer = writer::open(&index, threads, memory)?;
     let pressure = Arc::new(Pressure::new(&settings));
     let mut w = Worker::new(index, store, writer, settings, None, pressure, Arc::new(AtomicBool::new(false)));
     let n = w.catch_up(None, progress, false)?;
@@ -318,6 +275,7 @@ struct Worker {
     stopping: Arc<AtomicBool>,
     /// Set while indexing is deferred: the oldest delivery left to a catch-up from storage.
     deferred: Option<DeliveryId>,
+    merges: writer::MergeThreads,
 }
 
 impl Worker {
@@ -341,6 +299,7 @@ impl Worker {
             pressure,
             stopping,
             deferred: None,
+            merges: writer::MergeThreads::untouched(),
         }
     }
 
@@ -427,6 +386,7 @@ impl Worker {
         }
         prepared.commit()?;
         self.index.reload()?;
+        self.merges.after_commit();
         tracing::debug!(
             docs = self.pending,
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -12,6 +12,7 @@ pub mod indexer;
 mod pressure;
 mod query;
 mod words;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,9 @@ const VALUE_TOKENIZER: &str = "hookplane_value";
 /// and free text, searched by their words; each is unique, and indexing them whole cost a fifth of
 /// indexing an order.
 const MAX_VALUE_BYTES: usize = 64;
+/// The schema's own fields: any other name in a query is a path into the JSON payload.
+const FIELD_NAMES: [&str; 10] =
+    ["id", "body", "payload", "source", "topic", "account", "subscription", "provider_id", "event_id", "received"];
 const VERSION_FILE: &str = "hookplane-search-version";
 
 /// Most body text indexed per delivery. Webhook bodies are a few kilobytes; the rare 5 MiB one is still
@@ -191,7 +195,7 @@ impl SearchIndex {
     fn with_index(index: Index, dir: &Path) -> Result<Self, IndexError> {
         let (_, fields) = schema();
         let value = TextAnalyzer::builder(RawTokenizer::default())
-            .filter(RemoveLongFilter::limit(MAX_VALUE_BYTES))
+            .filter(RemoveLongFilter::limit(MAX_VALUE_BYTES + 1))
             .filter(LowerCaser)
             .build();
         index.tokenizers().register(VALUE_TOKENIZER, value);
@@ -231,7 +235,7 @@ impl SearchIndex {
         }
         // A JSON object gives the body field its values' words and the JSON field its paths; anything else
         // is found by its text alone.
-        let object = (body.len() <= MAX_INDEXED_BYTES && body.first() == Some(&b'{'))
+        let object = (body.len() <= MAX_INDEXED_BYTES && body.trim_ascii_start().first() == Some(&b'{'))
             .then(|| serde_json::from_slice::<BTreeMap<String, OwnedValue>>(body).ok())
             .flatten();
         match (object, std::str::from_utf8(body)) {
@@ -246,5 +250,15 @@ impl SearchIndex {
             _ => doc.add_text(f.body, String::from_utf8_lossy(&body[..body.len().min(MAX_INDEXED_BYTES)])),
         }
         doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_field_names_are_the_schemas() {
+        let (schema, _) = super::schema();
+        let names: Vec<&str> = schema.fields().map(|(_, entry)| entry.name()).collect();
+        assert_eq!(names, super::FIELD_NAMES);
     }
 }

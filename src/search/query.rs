@@ -55,10 +55,16 @@ const VALUE_CONTEXT: usize = 100;
 impl Snippets {
     pub fn of(&self, body: &[u8]) -> Match {
         let body = String::from_utf8_lossy(&body[..body.len().min(super::MAX_INDEXED_BYTES)]);
-        let s = self.words.snippet(&body);
+        // A JSON object's words are its values': the fragment is chosen with its keys blanked out, then cut
+        // from the body itself at the same place.
+        let object = body.trim_start().starts_with('{');
+        let view = if object { super::words::without_keys(&body) } else { body.to_string() };
+        let s = self.words.snippet(&view);
         if !s.fragment().is_empty() {
+            let fragment =
+                view.find(s.fragment()).and_then(|at| body.get(at..at + s.fragment().len())).unwrap_or(s.fragment());
             return Match {
-                fragment: s.fragment().to_owned(),
+                fragment: fragment.to_owned(),
                 highlights: s.highlighted().iter().map(|r| (r.start, r.end)).collect(),
             };
         }
@@ -101,6 +107,7 @@ impl SearchIndex {
         if text.chars().count() > MAX_QUERY_CHARS {
             return Err(SearchError::Invalid(format!("the query is longer than {MAX_QUERY_CHARS} characters")));
         }
+        long_path_values(text)?;
         let f = &self.fields;
         // Unqualified words search the body; a dotted name that is not a field (`customer.email:…`) is a
         // path into the JSON payload.
@@ -185,6 +192,37 @@ impl SearchIndex {
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
+}
+
+/// Refuses a path query for a value longer than path terms hold: tantivy would drop the clause without a
+/// word, so `a:x b:<long>` would run as `a:x`, and an erasure or a bulk replay would take more than its
+/// author meant.
+fn long_path_values(text: &str) -> Result<(), SearchError> {
+    use tantivy::query_grammar::{UserInputAst, UserInputLeaf};
+    fn walk(ast: &UserInputAst) -> Result<(), SearchError> {
+        let check = |field: &Option<String>, value: &str| match field {
+            Some(path) if !super::FIELD_NAMES.contains(&path.as_str()) && value.len() > super::MAX_VALUE_BYTES => {
+                Err(SearchError::Invalid(format!(
+                    "`{path}`: a path query matches whole values of up to {} bytes, and this one is {}; \
+                     search its words without the path",
+                    super::MAX_VALUE_BYTES,
+                    value.len()
+                )))
+            }
+            _ => Ok(()),
+        };
+        match ast {
+            UserInputAst::Clause(clauses) => clauses.iter().try_for_each(|(_, ast)| walk(ast)),
+            UserInputAst::Boost(ast, _) => walk(ast),
+            UserInputAst::Leaf(leaf) => match leaf.as_ref() {
+                UserInputLeaf::Literal(l) => check(&l.field_name, &l.phrase),
+                UserInputLeaf::Set { field, elements } => elements.iter().try_for_each(|e| check(field, e)),
+                _ => Ok(()),
+            },
+        }
+    }
+    // A query the grammar refuses is explained by the parser that runs next.
+    tantivy::query_grammar::parse_query(text).map_or(Ok(()), |ast| walk(&ast))
 }
 
 /// tantivy's parse errors name its internals; operators get what they typed wrong.

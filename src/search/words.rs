@@ -8,8 +8,21 @@
 use std::borrow::Cow;
 
 /// Calls `value` with each string value (unescaped) and number (as written) of `json`, in order. `json`
-/// must be valid JSON: the caller has parsed it already.
-pub(super) fn values<'a>(json: &'a str, mut value: impl FnMut(Cow<'a, str>)) {
+/// should be valid JSON (the caller has parsed it); anything else gives some of its text, never a panic.
+pub(super) fn values<'a>(json: &'a str, value: impl FnMut(Cow<'a, str>)) {
+    scan(json, |_| {}, value);
+}
+
+/// `json` with every key, quotes included, replaced by spaces: the same length and offsets, so a snippet
+/// cut from it shows where the values that matched are, never a key that happens to share their words.
+pub(super) fn without_keys(json: &str) -> String {
+    let mut out = json.as_bytes().to_vec();
+    scan(json, |key| out[key].fill(b' '), |_| {});
+    // Whole characters became spaces, so this is still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| json.to_owned())
+}
+
+fn scan<'a>(json: &'a str, mut key: impl FnMut(std::ops::Range<usize>), mut value: impl FnMut(Cow<'a, str>)) {
     let b = json.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -26,15 +39,14 @@ pub(super) fn values<'a>(json: &'a str, mut value: impl FnMut(Cow<'a, str>)) {
                     end += 1;
                 }
                 let end = end.min(b.len());
-                i = end + 1;
+                i = (end + 1).min(b.len());
                 let mut next = i;
                 while next < b.len() && b[next].is_ascii_whitespace() {
                     next += 1;
                 }
                 if b.get(next) == Some(&b':') {
-                    continue;
-                }
-                if !escaped {
+                    key(start - 1..i);
+                } else if !escaped {
                     value(Cow::Borrowed(&json[start..end]));
                 } else if let Some(s) = json.get(start - 1..i).and_then(|q| serde_json::from_str::<String>(q).ok()) {
                     value(Cow::Owned(s));
@@ -68,6 +80,16 @@ mod tests {
         let json = r#"{"id": 450789469, "email" :"Jon@Example.com", "total": -12.50e1, "tags": ["a b", "c"],
             "paid": true, "note": null, "nested": {"key": "value"}, "": "", "empty": {}}"#;
         assert_eq!(all(json), ["450789469", "Jon@Example.com", "-12.50e1", "a b", "c", "value", ""]);
+    }
+
+    #[test]
+    fn keys_become_spaces_and_nothing_moves() {
+        let json = r#"{"email": "a@b.c", "naïve" :{"n":1}, "t":"x\"y"}"#;
+        let blank = without_keys(json);
+        assert_eq!(blank.len(), json.len());
+        assert_eq!(blank, r#"{       : "a@b.c",          :{   :1},    :"x\"y"}"#);
+        assert!(!blank.contains("email") && !blank.contains("na"));
+        assert_eq!(without_keys("{\"unclosed"), "{\"unclosed", "not JSON: left as it is");
     }
 
     #[test]

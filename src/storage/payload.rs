@@ -97,6 +97,8 @@ pub fn decode_prefix(stored: &[u8], body_limit: usize) -> Result<Payload, StoreE
                 *slot = Some(context);
             }
             let context = slot.as_mut().ok_or_else(|| corrupt("zstd: no decompression context".into()))?;
+            // Whatever an earlier read left unfinished (a prefix, an error) goes; the dictionary stays.
+            let _ = context.reset(zstd::zstd_safe::ResetDirective::SessionOnly);
             read_frame(&mut zstd::stream::read::Decoder::with_context(data, context).single_frame(), body_limit)
         }),
         other => Err(corrupt(format!("unknown payload codec {other}"))),

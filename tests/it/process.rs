@@ -491,7 +491,7 @@ async fn send_test_delivers_a_signed_sample_from_every_source() {
     proc.kill9();
 }
 
-/// How many orders (up to 100) a search for a word in every order finds.
+/// How many orders (up to 100) a path query every order matches finds.
 pub(crate) async fn orders_found(client: &reqwest::Client, base: &str) -> usize {
     let url = format!("{base}/api/v1/deliveries?q=gateway:shopify_payments&limit=100");
     let text = client.get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().text().await.unwrap();

@@ -198,3 +198,30 @@ async fn deliveries_beyond_what_the_indexer_may_hold_in_memory_are_indexed_from_
     searched(&s, "q=overflow", 3).await;
     searched(&s, "q=customer.email:%22big@example.com%22", 3).await;
 }
+
+#[tokio::test]
+async fn keys_are_not_words_and_path_values_are_whole_up_to_64_bytes() {
+    let s = TestServer::start().await;
+    let value = |n: usize| format!("v{}", "x".repeat(n - 1));
+    let body = json!({"gift_card": false, "note": "a gift for mom", "ref64": value(64), "ref65": value(65)});
+    let sent = send(&s, "orders/create", body.to_string().into_bytes(), "k-1").await;
+
+    // The key `gift_card` is not a word; the note's value is, and its match shows the value.
+    let page = searched(&s, "q=gift", 1).await;
+    assert_eq!(ids(&page), [sent.as_str()]);
+    let m = &page["items"][0]["match"];
+    let fragment = m["fragment"].as_str().unwrap();
+    let [start, end] = [0, 1].map(|i| m["highlights"][0][i].as_u64().unwrap() as usize);
+    assert_eq!(&fragment[start..end], "gift", "{m}");
+    assert!(fragment[..start].ends_with("\"a "), "the value's word, not the key's: {m}");
+    searched(&s, "q=card", 0).await;
+
+    assert_eq!(ids(&searched(&s, &format!("q=ref64:{}", value(64)), 1).await), [sent.as_str()], "64 bytes: whole");
+    for q in [format!("ref65:{}", value(65)), format!("note:gift AND -ref65:{}", value(65))] {
+        let (status, problem) = s.get(&format!("/api/v1/deliveries?q={}", q.replace(' ', "%20"))).await;
+        assert_problem(&(status, problem.clone()), 400, "invalid_query");
+        let detail = "`ref65`: a path query matches whole values of up to 64 bytes, and this one is 65; search its \
+                      words without the path";
+        assert_eq!(problem["detail"], detail, "{q}");
+    }
+}

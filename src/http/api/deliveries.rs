@@ -186,8 +186,8 @@ impl DeliveriesApi {
         Data(state): Data<&AppState>,
         /// Full-text search of payloads: words (all must match), `"a phrase"`, `field:value` for `topic`,
         /// `source`, `account`, `provider_id`, `event_id`, and JSON paths such as
-        /// `customer.email:jon@example.com` (a whole value, any case); `OR`, `-word`, `(…)`. Results stay
-        /// newest first.
+        /// `customer.email:jon@example.com` (a whole value of up to 64 bytes, any case); `OR`, `-word`, `(…)`.
+        /// The words of a JSON body are its values'. Results stay newest first.
         q: Query<Option<String>>,
         /// Only deliveries from this provider.
         source: Query<Option<Source>>,
