@@ -235,11 +235,13 @@ impl SearchIndex {
         }
         // A JSON object gives the body field its values' words and the JSON field its paths; anything else
         // is found by its text alone.
-        let object = (body.len() <= MAX_INDEXED_BYTES && body.trim_ascii_start().first() == Some(&b'{'))
-            .then(|| serde_json::from_slice::<BTreeMap<String, OwnedValue>>(body).ok())
+        // UTF-8 is checked once, here; the JSON is parsed from the checked text.
+        let json = (body.len() <= MAX_INDEXED_BYTES && body.trim_ascii_start().first() == Some(&b'{'))
+            .then(|| std::str::from_utf8(body).ok())
             .flatten();
-        match (object, std::str::from_utf8(body)) {
-            (Some(object), Ok(json)) => {
+        let object = json.and_then(|j| serde_json::from_str::<BTreeMap<String, OwnedValue>>(j).ok().map(|o| (j, o)));
+        match object {
+            Some((json, object)) => {
                 words::values(json, |value| {
                     if !value.is_empty() {
                         doc.add_text(f.body, value);

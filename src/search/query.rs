@@ -1,5 +1,6 @@
 //! Searching: the operator's query text, combined with the delivery filters, newest first.
 
+use std::borrow::Cow;
 use std::ops::Bound;
 
 use tantivy::collector::TopDocs;
@@ -58,7 +59,7 @@ impl Snippets {
         // A JSON object's words are its values': the fragment is chosen with its keys blanked out, then cut
         // from the body itself at the same place.
         let object = body.trim_start().starts_with('{');
-        let view = if object { super::words::without_keys(&body) } else { body.to_string() };
+        let view = if object { Cow::Owned(super::words::without_keys(&body)) } else { Cow::Borrowed(&*body) };
         let s = self.words.snippet(&view);
         if !s.fragment().is_empty() {
             let fragment =
