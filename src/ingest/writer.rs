@@ -325,6 +325,8 @@ fn commit(
         *index = Some(DedupeIndex::load(&db)?);
     }
     let index = index.as_mut().ok_or_else(|| StoreError::Other("dedupe index missing".into()))?;
+    // Taken whether or not this commit holds: an entry deleted for good stays deleted.
+    index.forget(&store.take_forgotten());
     let mut tx = db.begin_write()?;
     if pendings.is_empty() {
         // Rejection samples alone are not worth an fsync; the next durable commit carries them.

@@ -121,7 +121,9 @@ impl Retention {
         let started = std::time::Instant::now();
         let now = self.clock.now();
         let (windows, batch) = (self.settings.windows(), self.settings.batch);
-        let swept = self.store.read(move |db| crate::storage::retention::sweep(db, now, days, &windows, batch)).await?;
+        let mut swept =
+            self.store.read(move |db| crate::storage::retention::sweep(db, now, days, &windows, batch)).await?;
+        self.store.forget_dedupe(std::mem::take(&mut swept.forgotten));
         let took = started.elapsed();
         totals.deleted += swept.deleted.len();
         crate::metrics::get().retention_deleted(swept.deleted.len());

@@ -113,6 +113,9 @@ pub struct Store {
     path: PathBuf,
     cache_bytes: usize,
     db: RwLock<Option<Arc<Database>>>,
+    /// Dedupe entries (fingerprint, delivery id) of deliveries retention deleted for good, for the ingest
+    /// writer to drop from its in-memory index at its next commit.
+    forgotten: std::sync::Mutex<Vec<(u64, u128)>>,
 }
 
 impl Store {
@@ -129,7 +132,7 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let db = open_database(&path, cache_bytes)?;
         migrations::migrate(&db)?;
-        Ok(Self { path, cache_bytes, db: RwLock::new(Some(Arc::new(db))) })
+        Ok(Self { path, cache_bytes, db: RwLock::new(Some(Arc::new(db))), forgotten: Default::default() })
     }
 
     /// The directory the data file is in.
@@ -166,6 +169,20 @@ impl Store {
     {
         let store = Arc::clone(self);
         crate::task::blocking(move || store.db().map(|db| f(&db))).await?
+    }
+
+    /// Hands the writer the dedupe entries of deliveries deleted for good, once their deletion committed.
+    pub fn forget_dedupe(&self, entries: Vec<(u64, u128)>) {
+        if entries.is_empty() {
+            return;
+        }
+        // A poisoned lock only means a panic while pushing: the entries are still a list.
+        self.forgotten.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(entries);
+    }
+
+    /// The dedupe entries handed over since the last call.
+    pub fn take_forgotten(&self) -> Vec<(u64, u128)> {
+        std::mem::take(&mut *self.forgotten.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Drops the database and opens it again. Readers still holding it are waited for, briefly; if they do

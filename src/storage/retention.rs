@@ -5,7 +5,7 @@
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
-use super::{StoreError, tables};
+use super::{StoreError, dedupe, tables};
 use crate::domain::replay::ReplayStatus;
 use crate::domain::retention::{self, RetryWindows};
 use crate::domain::{Delivery, DeliveryId, JobState, SubscriptionId, Timestamp};
@@ -22,6 +22,9 @@ pub struct Swept {
     pub jobs_dropped: usize,
     /// Expired, but their records cannot be read: left in place and logged.
     pub unreadable: usize,
+    /// The dedupe entries (fingerprint, delivery id) of deliveries gone for good, key and all, for
+    /// [`super::Store::forget_dedupe`] once this batch committed.
+    pub forgotten: Vec<(u64, u128)>,
     /// Per subscription, the time before which it keeps nothing: its cutoff, or the arrival of the oldest
     /// delivery kept while busy. Search documents older than that can all go.
     pub expired_before: Vec<(SubscriptionId, Timestamp)>,
@@ -83,9 +86,10 @@ pub fn sweep(
                 break;
             }
             match purge(&tx, sub, id, now, windows)? {
-                Purged::Deleted { stub } => {
+                Purged::Deleted { stub, forget } => {
                     out.deleted.push(DeliveryId::from_u128(id));
                     out.stubs_kept += usize::from(stub);
+                    out.forgotten.extend(forget.map(|fp| (fp, id)));
                 }
                 Purged::Busy(at) => {
                     out.busy += 1;
@@ -99,7 +103,7 @@ pub fn sweep(
     }
     // Another batch only when this one got somewhere: busy deliveries alone never keep the sweep going.
     out.more = left_over && !out.deleted.is_empty();
-    out.stubs_dropped = drop_stubs(&tx, now, limit)?;
+    out.stubs_dropped = drop_stubs(&tx, now, limit, &mut out.forgotten)?;
     out.jobs_dropped = drop_dead_jobs(&tx, limit)?;
     tx.commit()?;
     Ok(out)
@@ -108,6 +112,8 @@ pub fn sweep(
 enum Purged {
     Deleted {
         stub: bool,
+        /// Its key's fingerprint, when the key went with it.
+        forget: Option<u64>,
     },
     /// Kept while attempts are under way; it arrived then.
     Busy(Timestamp),
@@ -134,8 +140,8 @@ fn purge(
     };
     let Some(d) = record else {
         // An index entry whose delivery is gone already: only the entry is left to remove.
-        tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?;
-        return Ok(Purged::Deleted { stub: false });
+        let forget = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)?.remove((sub, id))?.and_then(|fp| fp.value());
+        return Ok(Purged::Deleted { stub: false, forget });
     };
     let (replays, busy) = replays_of(tx, &d)?;
     if busy {
@@ -171,7 +177,8 @@ fn purge(
     if let Some(s) = &stub {
         tx.open_table(tables::DEDUPE_STUBS.def())?.insert(id, tables::DEDUPE_STUBS.encode(s)?.as_slice())?;
     }
-    Ok(Purged::Deleted { stub: stub.is_some() })
+    let forget = if stub.is_some() { None } else { d.dedupe_key.as_deref().map(dedupe::fingerprint) };
+    Ok(Purged::Deleted { stub: stub.is_some(), forget })
 }
 
 /// The replays of `d`, and whether it is busy: its own attempts, or a replay's, are under way (or held by a
@@ -219,16 +226,25 @@ const STUBS_CURSOR: [&str; 2] = ["retention_stubs_cursor_hi", "retention_stubs_c
 
 /// Looks at up to `limit` kept dedupe keys from where the last sweep left off and drops those whose
 /// provider can no longer send their delivery again (windows differ by source, so arrival order is not
-/// expiry order), and any that cannot be read.
-fn drop_stubs(tx: &WriteTransaction, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
+/// expiry order), and any that cannot be read. The dedupe entries of those it can read go to `forgotten`.
+fn drop_stubs(
+    tx: &WriteTransaction,
+    now: Timestamp,
+    limit: usize,
+    forgotten: &mut Vec<(u64, u128)>,
+) -> Result<usize, StoreError> {
     let mut meta = tx.open_table(tables::META)?;
     let from = cursor(&meta, STUBS_CURSOR)?;
     let mut stubs = tx.open_table(tables::DEDUPE_STUBS.def())?;
     let mut looked = Vec::new();
     for row in stubs.range(from..)?.take(limit) {
         let (id, v) = row?;
-        let ended = tables::DEDUPE_STUBS.decode(v.value()).map_or(true, |s| s.keep_until <= now);
-        looked.push((id.value(), ended));
+        let (id, stub) = (id.value(), tables::DEDUPE_STUBS.decode(v.value()));
+        let ended = stub.as_ref().map_or(true, |s| s.keep_until <= now);
+        if ended && let Ok(s) = stub {
+            forgotten.push((dedupe::fingerprint(&s.dedupe_key), id));
+        }
+        looked.push((id, ended));
     }
     let mut dropped = 0;
     for (id, ended) in &looked {
@@ -319,6 +335,12 @@ mod tests {
         assert_eq!(first.deleted, vec![made[0].id, made[2].id], "the retrying one waits; two per batch");
         assert_eq!((first.busy, first.more, first.stubs_kept), (1, true, 0), "Shopify's four hours are long past");
         assert_eq!(first.jobs_dropped, 1, "the failed delivery's dead job went with it");
+        let fp = |n: usize| dedupe::fingerprint(&format!("shop/{n}"));
+        assert_eq!(
+            first.forgotten,
+            vec![(fp(0), made[0].id.as_u128()), (fp(2), made[2].id.as_u128())],
+            "their keys went with them, so the writer's index drops them"
+        );
         assert_eq!(first.expired_before, vec![(sub, made[1].received_at)], "search keeps the busy one's document");
         let second = sweep(&db, now, 7, &WINDOWS, 2).unwrap();
         assert_eq!((second.deleted, second.busy, second.more), (vec![made[3].id], 1, false));
@@ -328,5 +350,36 @@ mod tests {
         assert!(tx.open_table(tables::DELIVERIES).unwrap().get(made[1].id.as_u128()).unwrap().is_some());
         let nothing = sweep(&db, t0.plus_millis(6 * DAY), 7, &WINDOWS, 10).unwrap();
         assert_eq!((nothing.deleted.len(), nothing.busy), (0, 0), "nothing expires early");
+    }
+
+    #[test]
+    fn a_kept_key_is_forgotten_when_its_window_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("r.redb")).unwrap();
+        crate::storage::migrations::migrate(&db).unwrap();
+        let t0 = Timestamp::from_millis(1_000 * DAY);
+        let sub = SubscriptionId::new(t0);
+        let mut d = sample(t0, Source::Standard, DeliveryStatus::Stored);
+        d.subscription_id = sub;
+        d.dedupe_key = Some("std/msg_1".into());
+        let fp = dedupe::fingerprint("std/msg_1");
+        let tx = db.begin_write().unwrap();
+        put_sample(&tx, &d);
+        tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)
+            .unwrap()
+            .insert((sub.as_u128(), d.id.as_u128()), Some(fp))
+            .unwrap();
+        let row = tables::SUBSCRIPTIONS.encode(&crate::storage::subscriptions::sample(sub)).unwrap();
+        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), row.as_slice()).unwrap();
+        tx.commit().unwrap();
+
+        // Retention of one day, Standard Webhooks retried for 76 hours: the key outlives the delivery.
+        let deleted = sweep(&db, t0.plus_millis(DAY + 1), 1, &WINDOWS, 10).unwrap();
+        assert_eq!((deleted.deleted, deleted.stubs_kept), (vec![d.id], 1));
+        assert!(deleted.forgotten.is_empty(), "the kept key still makes a late retry a repeat");
+        let early = sweep(&db, t0.plus_millis(75 * DAY / 24), 1, &WINDOWS, 10).unwrap();
+        assert!(early.forgotten.is_empty() && early.stubs_dropped == 0);
+        let ended = sweep(&db, t0.plus_millis(76 * DAY / 24), 1, &WINDOWS, 10).unwrap();
+        assert_eq!((ended.stubs_dropped, ended.forgotten), (1, vec![(fp, d.id.as_u128())]));
     }
 }
