@@ -13,7 +13,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::SearchSettings;
 use super::pressure::Pressure;
-use super::{Opened, SearchIndex, id_bytes, writer};
+use super::{Opened, Position, SearchIndex, id_bytes, parse_position, writer};
 use crate::domain::{Delivery, DeliveryId, SubscriptionId, Timestamp};
 use crate::storage::{Store, deliveries, payload};
 use crate::task::AliveGuard;
@@ -111,26 +111,6 @@ impl Indexer {
             let _ = t.join();
         }
     }
-}
-
-/// What an index commit records (its payload, `"{resume} {newest}"`): where the next start catches up from,
-/// and the newest delivery the index may hold. They differ while indexing is deferred: the index then holds
-/// deliveries newer than the oldest it skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub resume: DeliveryId,
-    pub newest: DeliveryId,
-}
-
-/// Reads a commit payload; a single id (the format before deferral) is both.
-pub fn parse_position(payload: &str) -> Option<Position> {
-    let mut ids = payload.split_whitespace().map(str::parse::<DeliveryId>);
-    let resume = ids.next()?.ok()?;
-    let newest = match ids.next() {
-        Some(n) => n.ok()?,
-        None => resume,
-    };
-    Some(Position { resume, newest: newest.max(resume) })
 }
 
 /// Starts the indexer thread. It is restarted in place when it fails (the index is derived data: a restart
@@ -445,7 +425,9 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            // Not while stopping: each message left would start a catch-up that pauses with a commit at once.
             if let Some(from) = self.deferred
+                && !self.stopping.load(Ordering::Relaxed)
                 && !self.pressure.busy()
             {
                 self.deferred = None;
@@ -481,20 +463,5 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, delivery = %d.id, "decoding a payload to index failed"),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_read_both_formats_and_refuse_garbage() {
-        let a: DeliveryId = "dlv_01M8HQ9D018ZNZBC51X6AEG16D".parse().unwrap();
-        let b: DeliveryId = "dlv_01M8HQCNS7F25TPT5F2N6T8PVB".parse().unwrap();
-        assert_eq!(parse_position(&format!("{a}")), Some(Position { resume: a, newest: a }));
-        assert_eq!(parse_position(&format!("{a} {b}")), Some(Position { resume: a, newest: b }));
-        assert_eq!(parse_position(""), None);
-        assert_eq!(parse_position(&format!("{a} nonsense")), None);
     }
 }

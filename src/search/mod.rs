@@ -122,7 +122,7 @@ pub fn id_bytes(id: DeliveryId) -> [u8; 16] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
     /// Re-index from this delivery id on (the newest one the last commit held).
-    Resume(Option<indexer::Position>),
+    Resume(Option<Position>),
     /// Created empty (missing, corrupt or of another schema version): index everything.
     Rebuild,
 }
@@ -139,7 +139,7 @@ impl SearchIndex {
     /// the index's last commit got past them all. A search for what to erase waits for this, so a delivery
     /// stored a moment earlier is not missed, and its document cannot come after the erasure's deletion.
     pub fn indexed_before(&self, db: &redb::Database, before: DeliveryId) -> Result<bool, IndexError> {
-        let position = self.index.load_metas()?.payload.as_deref().and_then(indexer::parse_position);
+        let position = self.index.load_metas()?.payload.as_deref().and_then(parse_position);
         let next = |after| crate::storage::deliveries::next_id(db, after);
         Ok(match position {
             Some(p) if p.resume >= before => true,
@@ -152,7 +152,7 @@ impl SearchIndex {
 
     /// Stored deliveries the index's last commit has not got past, counted up to `cap`: how far search lags.
     pub fn lag(&self, db: &redb::Database, cap: u64) -> Result<u64, IndexError> {
-        let position = self.index.load_metas()?.payload.as_deref().and_then(indexer::parse_position);
+        let position = self.index.load_metas()?.payload.as_deref().and_then(parse_position);
         Ok(crate::storage::deliveries::count_after(db, position.map(|p| p.resume), cap)?)
     }
 
@@ -173,7 +173,7 @@ impl SearchIndex {
         if version.as_deref().map(str::trim) == Some(SCHEMA_VERSION.to_string().as_str()) {
             match Index::open_in_dir(dir).and_then(|index| Ok((index.load_metas()?, index))) {
                 Ok((metas, index)) => {
-                    let position = metas.payload.as_deref().and_then(indexer::parse_position);
+                    let position = metas.payload.as_deref().and_then(parse_position);
                     return Ok((Self::with_index(index, dir)?, Opened::Resume(position)));
                 }
                 Err(e) => {
@@ -255,12 +255,44 @@ impl SearchIndex {
     }
 }
 
+/// What an index commit records (its payload, `"{resume} {newest}"`): where the next start catches up from,
+/// and the newest delivery the index may hold. They differ while indexing is deferred: the index then holds
+/// deliveries newer than the oldest it skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub resume: DeliveryId,
+    pub newest: DeliveryId,
+}
+
+/// Reads a commit payload; a single id (the format before deferral) is both.
+pub fn parse_position(payload: &str) -> Option<Position> {
+    let mut ids = payload.split_whitespace().map(str::parse::<DeliveryId>);
+    let resume = ids.next()?.ok()?;
+    let newest = match ids.next() {
+        Some(n) => n.ok()?,
+        None => resume,
+    };
+    Some(Position { resume, newest: newest.max(resume) })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_read_both_formats_and_refuse_garbage() {
+        let a: DeliveryId = "dlv_01M8HQ9D018ZNZBC51X6AEG16D".parse().unwrap();
+        let b: DeliveryId = "dlv_01M8HQCNS7F25TPT5F2N6T8PVB".parse().unwrap();
+        assert_eq!(parse_position(&format!("{a}")), Some(Position { resume: a, newest: a }));
+        assert_eq!(parse_position(&format!("{a} {b}")), Some(Position { resume: a, newest: b }));
+        assert_eq!(parse_position(""), None);
+        assert_eq!(parse_position(&format!("{a} nonsense")), None);
+    }
+
     #[test]
     fn the_field_names_are_the_schemas() {
-        let (schema, _) = super::schema();
+        let (schema, _) = schema();
         let names: Vec<&str> = schema.fields().map(|(_, entry)| entry.name()).collect();
-        assert_eq!(names, super::FIELD_NAMES);
+        assert_eq!(names, FIELD_NAMES);
     }
 }

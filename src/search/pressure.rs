@@ -124,7 +124,7 @@ mod tests {
             commit_interval_ms: 500,
             commit_docs: 5000,
             memory_mib: 50,
-            catch_up_margin_seconds: 600,
+            catch_up_margin_seconds: 60,
             defer_batch: large,
             defer_busy_percent: busy_percent,
             defer_calm_ms: 60_000,
