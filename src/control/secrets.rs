@@ -88,8 +88,8 @@ impl Control {
             held_from(&sub, "current", &new, &stored.digest, Some(now), None)?,
             held_from(&sub, "previous", &old_plain, &previous.digest, Some(previous.created_at), Some(expires))?,
         ];
-        self.registry.upsert(Entry { sub: sub.clone(), secrets: held });
-        Ok(Rotated { subscription: sub, previous_expires_at: expires })
+        self.registry.upsert(Entry { sub: sub.clone(), secrets: held.clone() });
+        Ok(Rotated { subscription: sub, previous_expires_at: expires, secrets: held })
     }
 
     /// Drops every previous secret whose overlap has ended, from the store and from the registry (which

@@ -74,6 +74,9 @@ pub struct Rotated {
     pub subscription: Subscription,
     /// When the replaced secret stops being accepted.
     pub previous_expires_at: Timestamp,
+    /// The secrets this rotation left, for its answer: by the time that is made, another rotation may have
+    /// replaced them in the registry.
+    pub secrets: Vec<crate::ingest::registry::HeldSecret>,
 }
 
 pub struct Created {

@@ -125,17 +125,25 @@ pub(crate) async fn rotate_secret(
     let until = crate::contract::time(rotated.previous_expires_at);
     Ok(SecretRotated {
         reminder: crate::domain::subscription::rotation_reminder(rotated.subscription.source, &until),
-        subscription: out(state, rotated.subscription),
+        subscription: out_with(state, rotated.subscription, rotated.secrets),
         previous_expires_at: until,
     })
 }
 
 pub(super) fn out(state: &AppState, sub: Subscription) -> SubscriptionOut {
-    let reg = state.ingest.registry().snapshot();
-    let secrets = reg.get(sub.id).map(|e| e.secrets.clone()).unwrap_or_default();
-    let mut secrets = secrets;
+    let secrets = state.ingest.registry().snapshot().get(sub.id).map(|e| e.secrets.clone()).unwrap_or_default();
+    out_with(state, sub, secrets)
+}
+
+/// The same with the subscription's own secrets given (a rotation's answer shows the secrets it left),
+/// and the Shopify app's added for a Shopify subscription.
+fn out_with(
+    state: &AppState,
+    sub: Subscription,
+    mut secrets: Vec<crate::ingest::registry::HeldSecret>,
+) -> SubscriptionOut {
     if sub.source == crate::domain::Source::Shopify {
-        secrets.extend(reg.shopify_app.iter().cloned());
+        secrets.extend(state.ingest.registry().snapshot().shopify_app.iter().cloned());
     }
     SubscriptionOut::new(sub, &secrets, &state.public_url())
 }
