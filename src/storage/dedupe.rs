@@ -81,12 +81,8 @@ impl DedupeIndex {
     }
 
     /// How many deliveries it holds.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.sorted.len() - self.holes + self.recent.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The deliveries stored under `fp`.

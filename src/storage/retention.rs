@@ -295,11 +295,28 @@ mod tests {
     const DAY: i64 = 86_400_000;
     const WINDOWS: RetryWindows = RetryWindows { shopify_hours: 4, zoho_hours: 24, standard_hours: 76 };
 
-    #[test]
-    fn busy_deliveries_wait_dead_jobs_go_and_batches_are_bounded() {
+    fn database() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
         let db = redb::Database::create(dir.path().join("r.redb")).unwrap();
         crate::storage::migrations::migrate(&db).unwrap();
+        (dir, db)
+    }
+
+    /// Files `d` under its subscription, with `fp` as its dedupe fingerprint.
+    fn file(tx: &WriteTransaction, d: &Delivery, fp: Option<u64>) {
+        put_sample(tx, d);
+        let mut by_sub = tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION).unwrap();
+        by_sub.insert((d.subscription_id.as_u128(), d.id.as_u128()), fp).unwrap();
+    }
+
+    fn subscribe(tx: &WriteTransaction, sub: SubscriptionId) {
+        let row = tables::SUBSCRIPTIONS.encode(&crate::storage::subscriptions::sample(sub)).unwrap();
+        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), row.as_slice()).unwrap();
+    }
+
+    #[test]
+    fn busy_deliveries_wait_dead_jobs_go_and_batches_are_bounded() {
+        let (_dir, db) = database();
         let t0 = Timestamp::from_millis(1_000 * DAY);
         let sub = SubscriptionId::new(t0);
         let tx = db.begin_write().unwrap();
@@ -312,11 +329,7 @@ mod tests {
             let mut d = sample(t0.plus_millis(n as i64), Source::Shopify, status);
             d.subscription_id = sub;
             d.dedupe_key = Some(format!("shop/{n}"));
-            put_sample(&tx, &d);
-            tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)
-                .unwrap()
-                .insert((sub.as_u128(), d.id.as_u128()), None)
-                .unwrap();
+            file(&tx, &d, None);
             made.push(d);
         }
         let mut dead = Job::deliver(made[0].id, sub, t0);
@@ -325,9 +338,7 @@ mod tests {
             .unwrap()
             .insert(dead.id.as_u128(), tables::JOBS.encode(&dead).unwrap().as_slice())
             .unwrap();
-        let subscription = crate::storage::subscriptions::sample(sub);
-        let row = tables::SUBSCRIPTIONS.encode(&subscription).unwrap();
-        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), row.as_slice()).unwrap();
+        subscribe(&tx, sub);
         tx.commit().unwrap();
 
         let now = t0.plus_millis(8 * DAY);
@@ -354,29 +365,31 @@ mod tests {
 
     #[test]
     fn a_kept_key_is_forgotten_when_its_window_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = redb::Database::create(dir.path().join("r.redb")).unwrap();
-        crate::storage::migrations::migrate(&db).unwrap();
+        let (_dir, db) = database();
         let t0 = Timestamp::from_millis(1_000 * DAY);
         let sub = SubscriptionId::new(t0);
         let mut d = sample(t0, Source::Standard, DeliveryStatus::Stored);
         d.subscription_id = sub;
         d.dedupe_key = Some("std/msg_1".into());
         let fp = dedupe::fingerprint("std/msg_1");
+        // An index entry whose delivery row is gone already: its fingerprint is read from the entry.
+        let mut orphan = sample(t0.plus_millis(1), Source::Standard, DeliveryStatus::Stored);
+        orphan.subscription_id = sub;
         let tx = db.begin_write().unwrap();
-        put_sample(&tx, &d);
-        tx.open_table(tables::DELIVERIES_BY_SUBSCRIPTION)
-            .unwrap()
-            .insert((sub.as_u128(), d.id.as_u128()), Some(fp))
-            .unwrap();
-        let row = tables::SUBSCRIPTIONS.encode(&crate::storage::subscriptions::sample(sub)).unwrap();
-        tx.open_table(tables::SUBSCRIPTIONS.def()).unwrap().insert(sub.as_u128(), row.as_slice()).unwrap();
+        file(&tx, &d, Some(fp));
+        file(&tx, &orphan, Some(7));
+        tx.open_table(tables::DELIVERIES).unwrap().remove(orphan.id.as_u128()).unwrap();
+        subscribe(&tx, sub);
         tx.commit().unwrap();
 
         // Retention of one day, Standard Webhooks retried for 76 hours: the key outlives the delivery.
-        let deleted = sweep(&db, t0.plus_millis(DAY + 1), 1, &WINDOWS, 10).unwrap();
-        assert_eq!((deleted.deleted, deleted.stubs_kept), (vec![d.id], 1));
-        assert!(deleted.forgotten.is_empty(), "the kept key still makes a late retry a repeat");
+        let deleted = sweep(&db, t0.plus_millis(DAY + 10), 1, &WINDOWS, 10).unwrap();
+        assert_eq!((deleted.deleted, deleted.stubs_kept), (vec![d.id, orphan.id], 1));
+        assert_eq!(
+            deleted.forgotten,
+            vec![(7, orphan.id.as_u128())],
+            "the kept key still makes a late retry a repeat; the orphan entry's goes"
+        );
         let early = sweep(&db, t0.plus_millis(75 * DAY / 24), 1, &WINDOWS, 10).unwrap();
         assert!(early.forgotten.is_empty() && early.stubs_dropped == 0);
         let ended = sweep(&db, t0.plus_millis(76 * DAY / 24), 1, &WINDOWS, 10).unwrap();
