@@ -4,7 +4,10 @@
 //! become searchable while ingest runs at a steady rate.
 //!
 //! `cargo bench --bench search -- [--deliveries 1000000] [--dir PATH] [--queries 200] [--lag-seconds 20]
-//! [--lag-rate 1000] [--settle-seconds 0]`
+//! [--lag-rate 1000] [--settle-seconds 0] [--lag-during-catch-up]`
+//!
+//! `--lag-during-catch-up` starts the steady load as soon as the store is open, while the index catches up
+//! (after a fill, or with the store's `search` directory deleted, a rebuild), and skips the queries.
 //!
 //! With `--dir`, the store is kept and reused: a second run skips filling it when it already holds enough
 //! deliveries.
@@ -45,11 +48,19 @@ struct Args {
     lag_rate: u64,
     /// Idle time before the lag run, for merges after a fill or a catch-up to finish.
     settle_seconds: u64,
+    lag_during_catch_up: bool,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { deliveries: 1_000_000, dir: None, queries: 200, lag_seconds: 20, lag_rate: 1000, settle_seconds: 0 };
+    let mut a = Args {
+        deliveries: 1_000_000,
+        dir: None,
+        queries: 200,
+        lag_seconds: 20,
+        lag_rate: 1000,
+        settle_seconds: 0,
+        lag_during_catch_up: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().expect("a value after the flag");
@@ -60,6 +71,7 @@ fn args() -> Args {
             "--lag-seconds" => a.lag_seconds = value().parse().unwrap(),
             "--lag-rate" => a.lag_rate = value().parse().unwrap(),
             "--settle-seconds" => a.settle_seconds = value().parse().unwrap(),
+            "--lag-during-catch-up" => a.lag_during_catch_up = true,
             "--bench" => {}
             other => panic!("unknown flag {other}"),
         }
@@ -224,126 +236,128 @@ fn main() {
     clock.set(SystemClock.now());
     let total = deliveries::count(&db).unwrap();
 
-    let started = Instant::now();
-    let indexed = core.search.num_docs();
-    rt.block_on(async {
-        while core.search.num_docs() < total {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "index holds all {total} deliveries {secs:.0} s after the fill ended: it held {indexed} then, and caught up \
+    if !a.lag_during_catch_up {
+        let started = Instant::now();
+        let indexed = core.search.num_docs();
+        rt.block_on(async {
+            while core.search.num_docs() < total {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "index holds all {total} deliveries {secs:.0} s after the fill ended: it held {indexed} then, and caught up \
          {:.0}/s with ingest idle",
-        (total - indexed.min(total)) as f64 / secs.max(0.001)
-    );
+            (total - indexed.min(total)) as f64 / secs.max(0.001)
+        );
 
-    // Words that occur in the data: a city (common), a last name (rarer), an email and a checkout token from
-    // a stored order.
-    // Older than a day: the lag probes of an earlier run on the same store are newer and carry no order.
-    let filled = Filter {
-        topic: Some("orders/paid".into()),
-        to: Some(SystemClock.now().plus_millis(-86_400_000)),
-        ..Filter::default()
-    };
-    let middle = deliveries::list(&db, &filled, None, 1).unwrap().items.remove(0);
-    let probe: serde_json::Value =
-        serde_json::from_slice(&deliveries::get_full(&db, middle.delivery.id).unwrap().unwrap().1.body).unwrap();
-    let email = probe["customer"]["email"].as_str().unwrap().to_owned();
-    let token = probe["checkout_token"].as_str().unwrap().to_owned();
-    let last_name = probe["customer"]["last_name"].as_str().unwrap().to_owned();
-    let now = clock.now();
-    let day = Some(now.plus_millis(-86_400_000));
-    let searches: Vec<(&str, Query)> = vec![
-        ("common word (Berlin)", Query { text: Some("Berlin".into()), limit: 50, ..Query::default() }),
-        ("rare value (checkout token)", Query { text: Some(token), limit: 50, ..Query::default() }),
-        (
-            "email field query",
-            Query { text: Some(format!("customer.email:\"{email}\"")), limit: 50, ..Query::default() },
-        ),
-        (
-            "word + source, topic, last 24 h",
-            Query {
-                text: Some(last_name),
-                filter: Filter {
-                    source: Some(Source::Shopify),
-                    topic: Some("orders/paid".into()),
-                    from: day,
-                    ..Filter::default()
+        // Words that occur in the data: a city (common), a last name (rarer), an email and a checkout token from
+        // a stored order.
+        // Older than a day: the lag probes of an earlier run on the same store are newer and carry no order.
+        let filled = Filter {
+            topic: Some("orders/paid".into()),
+            to: Some(SystemClock.now().plus_millis(-86_400_000)),
+            ..Filter::default()
+        };
+        let middle = deliveries::list(&db, &filled, None, 1).unwrap().items.remove(0);
+        let probe: serde_json::Value =
+            serde_json::from_slice(&deliveries::get_full(&db, middle.delivery.id).unwrap().unwrap().1.body).unwrap();
+        let email = probe["customer"]["email"].as_str().unwrap().to_owned();
+        let token = probe["checkout_token"].as_str().unwrap().to_owned();
+        let last_name = probe["customer"]["last_name"].as_str().unwrap().to_owned();
+        let now = clock.now();
+        let day = Some(now.plus_millis(-86_400_000));
+        let searches: Vec<(&str, Query)> = vec![
+            ("common word (Berlin)", Query { text: Some("Berlin".into()), limit: 50, ..Query::default() }),
+            ("rare value (checkout token)", Query { text: Some(token), limit: 50, ..Query::default() }),
+            (
+                "email field query",
+                Query { text: Some(format!("customer.email:\"{email}\"")), limit: 50, ..Query::default() },
+            ),
+            (
+                "word + source, topic, last 24 h",
+                Query {
+                    text: Some(last_name),
+                    filter: Filter {
+                        source: Some(Source::Shopify),
+                        topic: Some("orders/paid".into()),
+                        from: day,
+                        ..Filter::default()
+                    },
+                    limit: 50,
+                    ..Query::default()
                 },
-                limit: 50,
-                ..Query::default()
-            },
-        ),
-    ];
-    let loads: Vec<(&str, Query)> = vec![
-        ("dashboard, no filter", Query { limit: 50, ..Query::default() }),
-        (
-            "dashboard, topic filter",
-            Query {
-                filter: Filter { topic: Some("customers/update".into()), ..Filter::default() },
-                limit: 50,
-                ..Query::default()
-            },
-        ),
-        (
-            "dashboard, shop + last 24 h",
-            Query {
-                filter: Filter { account: Some(shop(3)), from: day, ..Filter::default() },
-                limit: 50,
-                ..Query::default()
-            },
-        ),
-        (
-            "dashboard, status filter",
-            Query {
-                filter: Filter { status: Some(DeliveryStatus::Stored), ..Filter::default() },
-                limit: 50,
-                ..Query::default()
-            },
-        ),
-    ];
-    println!("\nqueries ({} each, one page of 50, newest first, server-side time):", a.queries);
-    for (name, q) in &searches {
-        let mut times = Vec::with_capacity(a.queries);
-        let mut found = 0;
-        for _ in 0..a.queries {
-            let t = Instant::now();
-            found = loader::deliveries_page(&db, &core.search, q).unwrap().items.len();
-            times.push(t.elapsed());
+            ),
+        ];
+        let loads: Vec<(&str, Query)> = vec![
+            ("dashboard, no filter", Query { limit: 50, ..Query::default() }),
+            (
+                "dashboard, topic filter",
+                Query {
+                    filter: Filter { topic: Some("customers/update".into()), ..Filter::default() },
+                    limit: 50,
+                    ..Query::default()
+                },
+            ),
+            (
+                "dashboard, shop + last 24 h",
+                Query {
+                    filter: Filter { account: Some(shop(3)), from: day, ..Filter::default() },
+                    limit: 50,
+                    ..Query::default()
+                },
+            ),
+            (
+                "dashboard, status filter",
+                Query {
+                    filter: Filter { status: Some(DeliveryStatus::Stored), ..Filter::default() },
+                    limit: 50,
+                    ..Query::default()
+                },
+            ),
+        ];
+        println!("\nqueries ({} each, one page of 50, newest first, server-side time):", a.queries);
+        for (name, q) in &searches {
+            let mut times = Vec::with_capacity(a.queries);
+            let mut found = 0;
+            for _ in 0..a.queries {
+                let t = Instant::now();
+                found = loader::deliveries_page(&db, &core.search, q).unwrap().items.len();
+                times.push(t.elapsed());
+            }
+            println!("  search {name:<34} {}  ({found} on the page)", percentiles(times));
         }
-        println!("  search {name:<34} {}  ({found} on the page)", percentiles(times));
-    }
-    for (name, q) in &loads {
-        let mut times = Vec::with_capacity(a.queries);
-        for _ in 0..a.queries {
-            let t = Instant::now();
-            let p = loader::load(&db, &core.search, q, now, &Default::default()).unwrap();
-            assert_eq!(p.overview.subscriptions.len(), SHOPS * TOPICS.len());
-            times.push(t.elapsed());
+        for (name, q) in &loads {
+            let mut times = Vec::with_capacity(a.queries);
+            for _ in 0..a.queries {
+                let t = Instant::now();
+                let p = loader::load(&db, &core.search, q, now, &Default::default()).unwrap();
+                assert_eq!(p.overview.subscriptions.len(), SHOPS * TOPICS.len());
+                times.push(t.elapsed());
+            }
+            println!("  loader {name:<34} {}", percentiles(times));
         }
-        println!("  loader {name:<34} {}", percentiles(times));
-    }
 
-    let mut raw = 0u64;
-    let mut after = None;
-    loop {
-        let batch = deliveries::scan(&db, after, 4096).unwrap();
-        let Some((last, _)) = batch.last() else { break };
-        after = Some(last.id);
-        raw += batch.iter().map(|(d, _)| d.size_bytes).sum::<u64>();
+        let mut raw = 0u64;
+        let mut after = None;
+        loop {
+            let batch = deliveries::scan(&db, after, 4096).unwrap();
+            let Some((last, _)) = batch.last() else { break };
+            after = Some(last.id);
+            raw += batch.iter().map(|(d, _)| d.size_bytes).sum::<u64>();
+        }
+        let index = dir_size(&dir.join("search"));
+        let store = std::fs::metadata(dir.join(hookplane::storage::DB_FILE)).map_or(0, |m| m.len());
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        println!(
+            "\nsizes: raw bodies {:.2} GiB; search index {:.2} GiB ({:.2}× the bodies); redb file {:.2} GiB",
+            gib(raw),
+            gib(index),
+            index as f64 / raw as f64,
+            gib(store)
+        );
+        println!("memory after queries: {}", memory());
     }
-    let index = dir_size(&dir.join("search"));
-    let store = std::fs::metadata(dir.join(hookplane::storage::DB_FILE)).map_or(0, |m| m.len());
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    println!(
-        "\nsizes: raw bodies {:.2} GiB; search index {:.2} GiB ({:.2}× the bodies); redb file {:.2} GiB",
-        gib(raw),
-        gib(index),
-        index as f64 / raw as f64,
-        gib(store)
-    );
-    println!("memory after queries: {}", memory());
     PEAK_ANON_KB.store(0, std::sync::atomic::Ordering::Relaxed);
 
     // Lag: a steady stream of orders, and every 100 ms a probe with a word of its own, searched for until
@@ -355,6 +369,7 @@ fn main() {
     // answered as duplicates and its probe words would already be found.
     let run = u64::try_from(SystemClock.now().millis()).unwrap();
     let before = deliveries::count(&db).unwrap();
+    let behind = core.search.lag(&db, u64::MAX).unwrap();
     let lag_started = Instant::now();
     let lags = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -415,6 +430,10 @@ fn main() {
         stored as f64 / lag_started.elapsed().as_secs_f64(),
         lags.len(),
         percentiles(lags)
+    );
+    println!(
+        "  the index's last commit was {behind} deliveries behind storage when the load began, {} at its end",
+        core.search.lag(&db, u64::MAX).unwrap()
     );
     println!("memory during and after the steady load: {}", memory());
     drop(db);

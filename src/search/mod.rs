@@ -12,6 +12,7 @@ pub mod indexer;
 mod pressure;
 mod query;
 mod words;
+mod worker;
 mod writer;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! Searching: the operator's query text, combined with the delivery filters, newest first.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use tantivy::collector::TopDocs;
@@ -8,7 +9,7 @@ use tantivy::collector::sort_key::SortByBytes;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Order, Term};
+use tantivy::{DocSet, Order, TERMINATED, Term};
 
 use super::{SearchIndex, id_bytes};
 use crate::domain::DeliveryId;
@@ -183,6 +184,31 @@ impl SearchIndex {
         let term = Term::from_field_bytes(self.fields.id, &id_bytes(id));
         let n = searcher.search(&TermQuery::new(term, IndexRecordOption::Basic), &tantivy::collector::Count)?;
         Ok(n > 0)
+    }
+
+    /// The deliveries from `first` to `last` the searchable index holds a document for: per segment, one
+    /// seek into its ids and a step over each held one, far cheaper than indexing a delivery again (or
+    /// than a delete, which looks its id up in every segment at the next commit).
+    pub(super) fn held(&self, first: DeliveryId, last: DeliveryId) -> tantivy::Result<HashSet<DeliveryId>> {
+        let mut held = HashSet::new();
+        let searcher = self.reader.searcher();
+        for segment in searcher.segment_readers() {
+            let ids = segment.inverted_index(self.fields.id)?;
+            let alive = segment.alive_bitset();
+            let mut terms = ids.terms().range().ge(id_bytes(first)).le(id_bytes(last)).into_stream()?;
+            while terms.advance() {
+                let Ok(key) = <[u8; 16]>::try_from(terms.key()) else { continue };
+                let mut docs = ids.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
+                while docs.doc() != TERMINATED {
+                    if alive.is_none_or(|a| a.is_alive(docs.doc())) {
+                        held.insert(DeliveryId::from_u128(u128::from_be_bytes(key)));
+                        break;
+                    }
+                    docs.advance();
+                }
+            }
+        }
+        Ok(held)
     }
 
     pub(crate) fn reload(&self) -> Result<(), tantivy::TantivyError> {

@@ -1,0 +1,478 @@
+//! What the indexer thread does: index new deliveries, delete documents, commit, and catch up from storage,
+//! with new deliveries taken ahead of a catch-up's scan.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use tantivy::{IndexWriter, TantivyDocument, Term};
+
+use super::indexer::Msg;
+use super::pressure::Pressure;
+use super::{SearchIndex, SearchSettings, id_bytes, writer};
+use crate::domain::{Delivery, DeliveryId};
+use crate::storage::{Store, deliveries, payload};
+
+/// Deliveries read from redb per transaction while catching up or rebuilding.
+const SCAN_BATCH: usize = 512;
+/// The same after a deferral: small, so a new burst finds the indexer between batches within milliseconds.
+const YIELDING_SCAN_BATCH: usize = 64;
+
+pub(super) struct Worker {
+    index: Arc<SearchIndex>,
+    store: Arc<Store>,
+    pub(super) writer: IndexWriter<TantivyDocument>,
+    settings: SearchSettings,
+    pending: usize,
+    first_pending: Option<Instant>,
+    /// When the oldest new delivery indexed during a catch-up and not yet committed came: those are
+    /// committed on the interval, the scan's own deliveries by the count.
+    first_live: Option<Instant>,
+    /// The newest delivery the index may hold. Only deliveries up to it need replacing; a newer one is added
+    /// without a delete, which tantivy would otherwise look up in every segment at each commit.
+    position: Option<DeliveryId>,
+    pressure: Arc<Pressure>,
+    stopping: Arc<AtomicBool>,
+    /// The writer's handle is gone, or `Stop` was taken during a catch-up: the run ends at once.
+    stop_taken: bool,
+    /// Set while indexing is deferred: the oldest delivery left to a catch-up from storage.
+    deferred: Option<DeliveryId>,
+    /// Set while a catch-up scans storage.
+    scan: Option<Scan>,
+    pub(super) merges: writer::MergeThreads,
+}
+
+/// A catch-up in progress. New deliveries are indexed as they come, ahead of it; its scan skips them.
+struct Scan {
+    /// The oldest delivery the scan has not read: commits record it as where the next start resumes.
+    next: DeliveryId,
+    /// The position when the scan began: only deliveries up to it can have a document already. New
+    /// deliveries move `position` past everything the scan has left.
+    replace_upto: Option<DeliveryId>,
+    /// New deliveries indexed during the scan and not yet passed by it.
+    live: BTreeSet<DeliveryId>,
+}
+
+impl Worker {
+    pub(super) fn new(
+        index: Arc<SearchIndex>,
+        store: Arc<Store>,
+        writer: IndexWriter<TantivyDocument>,
+        settings: SearchSettings,
+        position: Option<DeliveryId>,
+        pressure: Arc<Pressure>,
+        stopping: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            index,
+            store,
+            writer,
+            settings,
+            pending: 0,
+            first_pending: None,
+            first_live: None,
+            position,
+            pressure,
+            stopping,
+            stop_taken: false,
+            deferred: None,
+            scan: None,
+            merges: writer::MergeThreads::untouched(),
+        }
+    }
+
+    /// Indexes every delivery from `from` on (everything when `None`) that the index does not hold yet.
+    /// Returns how many deliveries it read. Between batches it takes what `live` brings, so new
+    /// deliveries are searchable within a commit interval however long the catch-up. When `yielding`, it
+    /// stops as soon as ingest is saturated and leaves the rest deferred.
+    pub(super) fn catch_up(
+        &mut self,
+        from: Option<DeliveryId>,
+        live: Option<&Receiver<Msg>>,
+        progress: &mut dyn FnMut(usize),
+        yielding: bool,
+    ) -> anyhow::Result<usize> {
+        let started = Instant::now();
+        // `scan` starts after its argument: step back one so `from` itself is included.
+        let mut after = from.and_then(|f| f.as_u128().checked_sub(1)).map(DeliveryId::from_u128);
+        // The scan asks the searchable index which deliveries it holds: what is pending must be in it.
+        self.commit()?;
+        self.scan = Some(Scan {
+            next: from.unwrap_or(DeliveryId::from_u128(0)),
+            replace_upto: self.position,
+            live: BTreeSet::new(),
+        });
+        let mut n = 0usize;
+        let result = loop {
+            // Before the read: a deletion taken here must come after the documents of what was read.
+            if let Some(rx) = live {
+                self.take_waiting(rx);
+            }
+            let batch = match self.store.db().map_err(anyhow::Error::from).and_then(|db| {
+                Ok(deliveries::scan(&db, after, if yielding { YIELDING_SCAN_BATCH } else { SCAN_BATCH })?)
+            }) {
+                Ok(batch) => batch,
+                Err(e) => break Err(e),
+            };
+            let Some((last, _)) = batch.last() else { break Ok(true) };
+            let stop = self.stopping.load(Ordering::Relaxed) || self.stop_taken;
+            if stop || (yielding && self.pressure.busy()) {
+                tracing::debug!(from = ?batch.first().map(|(d, _)| d.id), stop, "search catch-up paused");
+                break Ok(false);
+            }
+            after = Some(last.id);
+            n += batch.len();
+            let Some(scan) = self.scan.as_mut() else { break Ok(false) };
+            // A delivery's document never changes, so one the index already holds stays as it is. Only
+            // deliveries up to where the index was can have one.
+            let first = batch.first().map_or(last.id, |(d, _)| d.id);
+            let held = match scan.replace_upto {
+                Some(upto) if first <= upto => match self.index.held(first, last.id.min(upto)) {
+                    Ok(held) => held,
+                    Err(e) => break Err(e.into()),
+                },
+                _ => HashSet::new(),
+            };
+            let mut skip = std::mem::take(&mut scan.live);
+            for (d, body) in &batch {
+                let holds = held.contains(&d.id);
+                // An erased delivery's document goes, should the erasure's own deletion have been lost.
+                if skip.remove(&d.id) || (holds && d.erased.is_none()) {
+                    continue;
+                }
+                self.add(d, body, holds);
+            }
+            if let Some(scan) = self.scan.as_mut() {
+                scan.next = DeliveryId::from_u128(last.id.as_u128().saturating_add(1));
+                scan.live = skip.split_off(&scan.next);
+            }
+            let live_due =
+                self.first_live.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.settings.commit_interval_ms));
+            if (self.pending >= self.settings.commit_docs || live_due)
+                && let Err(e) = self.commit()
+            {
+                break Err(e);
+            }
+            progress(n);
+        };
+        // What the scan did not read is left for later, and recorded in the commit so that a stop loses
+        // nothing.
+        if let Some(scan) = self.scan.take()
+            && !matches!(result, Ok(true))
+        {
+            self.deferred = Some(self.deferred.map_or(scan.next, |d| d.min(scan.next)));
+        }
+        self.commit()?;
+        if result? {
+            tracing::info!(deliveries = n, from = ?from, elapsed_ms = started.elapsed().as_millis() as u64, "search index caught up");
+        }
+        Ok(n)
+    }
+
+    /// Handles every message waiting, without blocking.
+    fn take_waiting(&mut self, rx: &Receiver<Msg>) {
+        while !self.stop_taken {
+            match rx.try_recv() {
+                Ok(msg) => self.handle(msg),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => self.stop_taken = true,
+            }
+        }
+    }
+
+    /// Adds `d`'s document, after deleting the one it may already have when `replace`.
+    fn add(&mut self, d: &Delivery, body: &[u8], replace: bool) {
+        if replace {
+            self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(d.id)));
+        }
+        // An erased delivery has no document: its tombstone says nothing worth finding. It still moves the
+        // position on, which is how an erasure knows the index has seen everything before it.
+        if d.erased.is_none()
+            && let Err(e) = self.writer.add_document(self.index.document(d, body))
+        {
+            tracing::error!(error = %e, delivery = %d.id, "indexing a delivery failed");
+            return;
+        }
+        self.position = self.position.max(Some(d.id));
+        self.pending += 1;
+        self.first_pending.get_or_insert_with(Instant::now);
+    }
+
+    fn delete(&mut self, ids: Vec<DeliveryId>) {
+        for id in ids {
+            self.writer.delete_term(Term::from_field_bytes(self.index.fields.id, &id_bytes(id)));
+            self.pending += 1;
+        }
+        self.first_pending.get_or_insert_with(Instant::now);
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        // With deliveries deferred or being caught up, even an empty commit records where the next start
+        // must resume.
+        let left = match (self.deferred, self.scan.as_ref().map(|s| s.next)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.pending == 0 && left.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut prepared = self.writer.prepare_commit()?;
+        // Where the next start catches up from: what is left is not indexed yet.
+        if let Some(newest) = self.position.or(left) {
+            let resume = left.map_or(newest, |d| d.min(newest));
+            prepared.set_payload(&format!("{resume} {newest}"));
+        }
+        prepared.commit()?;
+        self.index.reload()?;
+        self.merges.after_commit();
+        tracing::debug!(
+            docs = self.pending,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "search index committed"
+        );
+        self.pending = 0;
+        self.first_pending = None;
+        self.first_live = None;
+        Ok(())
+    }
+
+    /// Indexes what the writer hands over until told to stop, and catches up what was deferred.
+    pub(super) fn run(&mut self, rx: &Receiver<Msg>) {
+        let interval = Duration::from_millis(self.settings.commit_interval_ms);
+        while !self.stop_taken {
+            let mut wait =
+                self.first_pending.map_or(Duration::from_secs(3600), |t| interval.saturating_sub(t.elapsed()));
+            if self.deferred.is_some() {
+                wait = wait.min(self.pressure.calm);
+            }
+            match rx.recv_timeout(wait) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Disconnected) => self.stop_taken = true,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.stop_taken {
+                break;
+            }
+            // Not while stopping: each message left would start a catch-up that pauses with a commit at once.
+            if let Some(from) = self.deferred
+                && !self.stopping.load(Ordering::Relaxed)
+                && !self.pressure.busy()
+            {
+                self.deferred = None;
+                if let Err(e) = self.catch_up(Some(from), Some(rx), &mut |_| {}, true) {
+                    // Kept deferred (from where the scan got, when it got anywhere): retried after the next
+                    // calm period, and recorded for the next start.
+                    self.deferred.get_or_insert(from);
+                    tracing::error!(error = %e, "catching up deferred deliveries failed; will retry");
+                }
+            }
+            let due = self.first_pending.is_some_and(|t| t.elapsed() >= interval);
+            if (self.pending >= self.settings.commit_docs || due)
+                && let Err(e) = self.commit()
+            {
+                tracing::error!(error = %e, "committing the search index failed; will retry");
+            }
+        }
+        if let Err(e) = self.commit() {
+            tracing::error!(error = %e, "the last search index commit failed; the next start catches up");
+        }
+    }
+
+    /// One message from the writer, retention or an erasure; in the run loop or between a catch-up's batches.
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Stored(stored, bytes) => {
+                self.pressure.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                match stored.iter().map(|(d, _)| d.id).min() {
+                    Some(oldest) if self.deferred.is_some() || self.pressure.busy() => {
+                        self.defer(oldest, "ingest is saturated: search indexing waits")
+                    }
+                    _ => self.index_stored(stored),
+                }
+            }
+            Msg::Behind(oldest) => self.defer(oldest, "search indexing is behind: it catches up from storage"),
+            Msg::Deleted(ids) => self.delete(ids),
+            Msg::Expired(before) => {
+                for (sub, at) in before {
+                    if let Err(e) = self.writer.delete_query(self.index.older_than(sub, at)) {
+                        tracing::error!(error = %e, subscription = %sub, "deleting expired search documents failed; the next sweep tries again");
+                    }
+                }
+                self.pending += 1;
+                self.first_pending.get_or_insert_with(Instant::now);
+            }
+            Msg::DeleteNow(ids, done) => {
+                self.delete(ids);
+                let held = match self.commit() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "committing the search index failed; will retry");
+                        false
+                    }
+                };
+                let _ = done.send(held);
+            }
+            Msg::Stop => self.stop_taken = true,
+        }
+    }
+
+    /// Leaves deliveries from `oldest` on to a catch-up from storage (once ingest is calm): their payloads
+    /// are not kept, so a long burst or a load indexing cannot follow costs no memory here.
+    fn defer(&mut self, oldest: DeliveryId, why: &str) {
+        if self.deferred.is_none() {
+            tracing::debug!("{why}");
+        }
+        self.deferred = Some(self.deferred.map_or(oldest, |d| d.min(oldest)));
+    }
+
+    fn index_stored(&mut self, stored: Vec<(Delivery, Vec<u8>)>) {
+        for (d, payload) in stored {
+            match payload::decode(&payload) {
+                Ok(p) => {
+                    // Replacing makes indexing a delivery twice harmless: the catch-up at start overlaps what
+                    // was indexed before, a scan may have read a delivery before it came here, and ids are
+                    // taken before their commit, so they arrive slightly out of order.
+                    let replace = Some(d.id) <= self.position;
+                    self.add(&d, &p.body, replace);
+                    if let Some(scan) = self.scan.as_mut()
+                        && d.id >= scan.next
+                    {
+                        scan.live.insert(d.id);
+                        self.first_live.get_or_insert_with(Instant::now);
+                    }
+                }
+                // Not lost: the next start re-indexes from redb.
+                Err(e) => tracing::error!(error = %e, delivery = %d.id, "decoding a payload to index failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::erasure::Erased;
+    use crate::domain::{DeliveryStatus, ErasureId, Source, Timestamp};
+    use crate::search::{Opened, Position, parse_position};
+    use crate::storage::deliveries::{put_sample, sample};
+
+    const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    fn settings() -> SearchSettings {
+        SearchSettings {
+            // New deliveries taken during a catch-up are committed after the next batch.
+            commit_interval_ms: 0,
+            commit_docs: 1_000_000,
+            memory_mib: 16,
+            catch_up_margin_seconds: 60,
+            defer_batch: 0,
+            defer_busy_percent: 0,
+            defer_calm_ms: 2000,
+            max_queued_kib: 1024,
+        }
+    }
+
+    fn delivery(n: usize) -> Delivery {
+        sample(T0.plus_millis(n as i64), Source::Shopify, DeliveryStatus::Stored)
+    }
+
+    fn put(store: &Store, deliveries: &[Delivery]) {
+        let db = store.db().unwrap();
+        let tx = db.begin_write().unwrap();
+        for d in deliveries {
+            put_sample(&tx, d);
+        }
+        tx.commit().unwrap();
+    }
+
+    /// A worker over the store and index in `dir`, as a start would make it.
+    fn worker(dir: &std::path::Path, store: &Arc<Store>) -> (Arc<SearchIndex>, Worker) {
+        let (index, opened) = SearchIndex::open(&dir.join("search")).unwrap();
+        let position = match opened {
+            Opened::Resume(p) => p.map(|p| p.newest),
+            Opened::Rebuild => None,
+        };
+        let index = Arc::new(index);
+        let writer = writer::open(&index, 1, 16 * 1024 * 1024).unwrap();
+        let settings = settings();
+        let pressure = Arc::new(Pressure::new(&settings));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let w = Worker::new(Arc::clone(&index), Arc::clone(store), writer, settings, position, pressure, stopping);
+        (index, w)
+    }
+
+    fn committed(index: &SearchIndex) -> Option<Position> {
+        index.index.load_metas().unwrap().payload.as_deref().and_then(parse_position)
+    }
+
+    /// Documents written, deleted ones included until a merge drops them.
+    fn written(index: &SearchIndex) -> u32 {
+        index.reader.searcher().segment_readers().iter().map(|s| s.max_doc()).sum()
+    }
+
+    #[test]
+    fn new_deliveries_are_searchable_before_a_catch_up_ends_and_are_indexed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let stored = 3 * SCAN_BATCH;
+        put(&store, &(0..stored).map(delivery).collect::<Vec<_>>());
+        // One delivery that came while the catch-up ran: stored after the others, and in the scan's way too.
+        let new = delivery(stored);
+        put(&store, std::slice::from_ref(&new));
+        let (index, mut w) = worker(dir.path(), &store);
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(Msg::Stored(vec![(new.clone(), payload::encode(&[], b"{}", 1))], 0)).unwrap();
+
+        let mut seen = Vec::new();
+        let observer = Arc::clone(&index);
+        let progress = &mut |done| seen.push((done, observer.contains(new.id).unwrap(), committed(&observer)));
+        let n = w.catch_up(None, Some(&rx), progress, false).unwrap();
+
+        let (done, found, resume) = seen[0];
+        assert_eq!(done, SCAN_BATCH);
+        assert!(found, "the new delivery is searchable after the scan's first batch");
+        let resume = resume.unwrap();
+        assert_eq!(resume.newest, new.id);
+        assert!(
+            resume.resume < new.id && resume.resume > DeliveryId::first_at(T0),
+            "a start after this commit resumes where the scan was: {resume:?}"
+        );
+        assert_eq!(n, stored + 1, "the scan reads it too");
+        assert_eq!(index.num_docs(), (stored + 1) as u64, "but it has one document");
+        assert_eq!(w.position, Some(new.id));
+        let end = committed(&index).unwrap();
+        assert_eq!((end.resume, end.newest), (new.id, new.id));
+    }
+
+    #[test]
+    fn a_catch_up_leaves_the_documents_it_finds_and_adds_the_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut all: Vec<Delivery> = (0..2 * SCAN_BATCH).map(delivery).collect();
+        // Committed out of id order: after the index had moved past it.
+        let late = all.remove(SCAN_BATCH);
+        put(&store, &all);
+        {
+            let (index, mut w) = worker(dir.path(), &store);
+            w.catch_up(None, None, &mut |_| {}, false).unwrap();
+            assert_eq!(index.num_docs(), all.len() as u64);
+        }
+        put(&store, std::slice::from_ref(&late));
+        // Erased since it was indexed, and the erasure's own deletion lost.
+        let mut erased = all[3].clone();
+        erased.erased = Some(Erased { at: T0, erasure: ErasureId::new(T0), size_bytes: 2 });
+        put(&store, std::slice::from_ref(&erased));
+
+        let (index, mut w) = worker(dir.path(), &store);
+        let before = written(&index);
+        let n = w.catch_up(Some(all[0].id), None, &mut |_| {}, false).unwrap();
+        assert_eq!(n, all.len() + 1);
+        assert!(index.contains(late.id).unwrap(), "the missing delivery is added");
+        assert!(!index.contains(erased.id).unwrap(), "the erased one's document goes");
+        assert_eq!(index.num_docs(), all.len() as u64);
+        assert_eq!(written(&index), before + 1, "nothing else is written again");
+    }
+}
