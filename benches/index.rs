@@ -16,7 +16,7 @@ use hookplane::control::subscriptions::SubscriptionSpec;
 use hookplane::demo::factories::{Factory, shopify_request};
 use hookplane::domain::{Clock, Source, SystemClock};
 use hookplane::search::indexer;
-use hookplane::storage::{Store, deliveries};
+use hookplane::storage::{Store, deliveries, payload};
 
 #[allow(dead_code)] // the load generators' parts of it
 mod common;
@@ -113,7 +113,7 @@ fn main() {
         let batch = deliveries::scan(&db, after, 512).unwrap();
         let Some((last, _)) = batch.last() else { break };
         after = Some(last.id);
-        bytes += batch.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        bytes += batch.iter().map(|(_, p)| payload::decode(p).unwrap().body.len() as u64).sum::<u64>();
     }
     let read = (cpu_seconds() - cpu) / total as f64 * 1e6;
     drop(db);

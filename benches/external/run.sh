@@ -7,7 +7,9 @@
 #
 #   benches/external/run.sh [--rounds 3] [--seconds 10] [--connections 64] [--threads 2]
 #
-# Needs wrk (Debian and Ubuntu: apt-get install wrk) and cargo. The data directory is temporary.
+# Needs wrk (Debian and Ubuntu: apt-get install wrk) and cargo. The data directory is temporary, unless
+# BENCH_DATA_DIR names one (a large store kept from an earlier run, say); other HOOKPLANE_
+# variables reach the server (HOOKPLANE_STORAGE__CACHE_MIB=32).
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -43,7 +45,7 @@ bare=$(cargo bench --bench bare --no-run --message-format=json \
 [ -x "$bare" ] || { echo "the bare endpoint did not build" >&2; exit 1; }
 "$bare" --bodies "$work/bodies.tsv" "$secret"
 
-HOOKPLANE_LISTEN=127.0.0.1:$hookplane_port HOOKPLANE_DATA_DIR=$work/data HOOKPLANE_LOG=warn \
+HOOKPLANE_LISTEN=127.0.0.1:$hookplane_port HOOKPLANE_DATA_DIR=${BENCH_DATA_DIR:-$work/data} HOOKPLANE_LOG=warn \
   HOOKPLANE_MASTER_KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f \
   SHOPIFY_WEBHOOK_SECRET=$secret target/release/hookplane serve 2> "$work/hookplane.log" &
 hookplane_pid=$!

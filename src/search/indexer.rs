@@ -204,7 +204,9 @@ fn index_until_stopped(
         let margin = i64::from(settings.catch_up_margin_seconds) * 1000;
         DeliveryId::first_at(p.resume.timestamp().plus_millis(-margin))
     });
-    if let Err(e) = w.catch_up(from, Some(rx), &mut |_| {}, false) {
+    // Yielding like any catch-up: a restart is often met by a burst (providers sending what they could not
+    // while Hookplane was down), and acknowledging comes first.
+    if let Err(e) = w.catch_up(from, Some(rx), &mut |_| {}, true) {
         tracing::error!(error = %e, "catching up the search index failed; it tries again once ingest is calm");
     }
     w.run(rx);

@@ -15,9 +15,10 @@ use super::{SearchIndex, SearchSettings, id_bytes, writer};
 use crate::domain::{Delivery, DeliveryId};
 use crate::storage::{Store, deliveries, payload};
 
-/// Deliveries read from redb per transaction while catching up or rebuilding.
+/// Deliveries read from redb per transaction by a rebuild from the command line.
 const SCAN_BATCH: usize = 512;
-/// The same after a deferral: small, so a new burst finds the indexer between batches within milliseconds.
+/// The same for the server's catch-ups: small, so a burst finds the indexer between batches within
+/// milliseconds, and so do new deliveries.
 const YIELDING_SCAN_BATCH: usize = 64;
 
 pub(super) struct Worker {
@@ -136,13 +137,13 @@ impl Worker {
                 _ => HashSet::new(),
             };
             let mut skip = std::mem::take(&mut scan.live);
-            for (d, body) in &batch {
+            for (d, stored) in &batch {
                 let holds = held.contains(&d.id);
                 // An erased delivery's document goes, should the erasure's own deletion have been lost.
                 if skip.remove(&d.id) || (holds && d.erased.is_none()) {
                     continue;
                 }
-                self.add(d, body, holds);
+                self.add_stored(d, stored, holds);
             }
             if let Some(scan) = self.scan.as_mut() {
                 scan.next = DeliveryId::from_u128(last.id.as_u128().saturating_add(1));
@@ -330,22 +331,30 @@ impl Worker {
 
     fn index_stored(&mut self, stored: Vec<(Delivery, Vec<u8>)>) {
         for (d, payload) in stored {
-            match payload::decode(&payload) {
-                Ok(p) => {
-                    // Replacing makes indexing a delivery twice harmless: the catch-up at start overlaps what
-                    // was indexed before, a scan may have read a delivery before it came here, and ids are
-                    // taken before their commit, so they arrive slightly out of order.
-                    let replace = Some(d.id) <= self.position;
-                    self.add(&d, &p.body, replace);
-                    if let Some(scan) = self.scan.as_mut()
-                        && d.id >= scan.next
-                    {
-                        scan.live.insert(d.id);
-                        self.first_live.get_or_insert_with(Instant::now);
-                    }
-                }
-                // Not lost: the next start re-indexes from redb.
-                Err(e) => tracing::error!(error = %e, delivery = %d.id, "decoding a payload to index failed"),
+            // Replacing makes indexing a delivery twice harmless: a scan may have read a delivery before it
+            // came here, and ids are taken before their commit, so they arrive slightly out of order.
+            let replace = Some(d.id) <= self.position;
+            if self.add_stored(&d, &payload, replace)
+                && let Some(scan) = self.scan.as_mut()
+                && d.id >= scan.next
+            {
+                scan.live.insert(d.id);
+                self.first_live.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    /// Adds `d` with its payload as stored; false when the payload cannot be decoded (logged; the delivery
+    /// stays in redb, unindexed).
+    fn add_stored(&mut self, d: &Delivery, stored: &[u8], replace: bool) -> bool {
+        match payload::decode(stored) {
+            Ok(p) => {
+                self.add(d, &p.body, replace);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, delivery = %d.id, "decoding a payload to index failed");
+                false
             }
         }
     }
@@ -474,5 +483,28 @@ mod tests {
         assert!(!index.contains(erased.id).unwrap(), "the erased one's document goes");
         assert_eq!(index.num_docs(), all.len() as u64);
         assert_eq!(written(&index), before + 1, "nothing else is written again");
+    }
+
+    #[test]
+    fn a_catch_up_steps_aside_while_ingest_is_saturated_and_records_where_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let all: Vec<Delivery> = (0..YIELDING_SCAN_BATCH * 3).map(delivery).collect();
+        put(&store, &all);
+        let (index, mut w) = worker(dir.path(), &store);
+        let mut saturated = settings();
+        saturated.defer_batch = 1;
+        saturated.defer_calm_ms = 3_600_000;
+        w.pressure = Arc::new(Pressure::new(&saturated));
+        for _ in 0..8 {
+            w.pressure.committed(100);
+        }
+        assert!(w.pressure.busy());
+
+        let n = w.catch_up(Some(all[0].id), None, &mut |_| {}, true).unwrap();
+        assert_eq!(n, 0, "nothing indexed while ingest needs the cores");
+        assert_eq!(w.deferred, Some(all[0].id));
+        let left = committed(&index).unwrap();
+        assert_eq!(left.resume, all[0].id, "a start after this resumes from where the catch-up was");
     }
 }

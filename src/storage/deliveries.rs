@@ -423,8 +423,9 @@ pub fn count_after(db: &Database, after: Option<DeliveryId>, cap: u64) -> Result
     Ok(n)
 }
 
-/// Up to `limit` deliveries with their exact bodies, in id order, starting after `after` (from the first
-/// when `None`): what the search indexer reads to catch up or rebuild.
+/// Up to `limit` deliveries with their payloads as stored (`payload::decode` gives the exact body), in id
+/// order, starting after `after` (from the first when `None`): what the search indexer reads to catch up or
+/// rebuild. It decodes only what it indexes, and outside the read transaction.
 pub fn scan(db: &Database, after: Option<DeliveryId>, limit: usize) -> Result<Vec<(Delivery, Vec<u8>)>, StoreError> {
     let tx = db.begin_read()?;
     let t = tx.open_table(tables::DELIVERIES)?;
@@ -436,7 +437,7 @@ pub fn scan(db: &Database, after: Option<DeliveryId>, limit: usize) -> Result<Ve
     for row in rows.take(limit) {
         let (_, v) = row?;
         let (record, stored) = split(v.value())?;
-        out.push((tables::DELIVERY_RECORD.decode(record)?, payload::decode(stored)?.body));
+        out.push((tables::DELIVERY_RECORD.decode(record)?, stored.to_vec()));
     }
     Ok(out)
 }
