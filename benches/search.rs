@@ -370,6 +370,7 @@ fn main() {
     let run = u64::try_from(SystemClock.now().millis()).unwrap();
     let before = deliveries::count(&db).unwrap();
     let behind = core.search.lag(&db, u64::MAX).unwrap();
+    let docs_before = core.search.num_docs();
     let lag_started = Instant::now();
     let lags = rt.block_on(async {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -432,8 +433,10 @@ fn main() {
         percentiles(lags)
     );
     println!(
-        "  the index's last commit was {behind} deliveries behind storage when the load began, {} at its end",
-        core.search.lag(&db, u64::MAX).unwrap()
+        "  the index's last commit was {behind} deliveries behind storage when the load began, {} at its end; \
+         it holds {} more documents",
+        core.search.lag(&db, u64::MAX).unwrap(),
+        core.search.num_docs().saturating_sub(docs_before)
     );
     println!("memory during and after the steady load: {}", memory());
     drop(db);

@@ -19,7 +19,7 @@ use crate::storage::{Store, deliveries, payload};
 const SCAN_BATCH: usize = 512;
 /// The same for the server's catch-ups: small, so a burst finds the indexer between batches within
 /// milliseconds, and so do new deliveries.
-const YIELDING_SCAN_BATCH: usize = 64;
+const YIELDING_SCAN_BATCH: usize = 256;
 
 pub(super) struct Worker {
     index: Arc<SearchIndex>,
