@@ -17,8 +17,8 @@ use crate::storage::{Store, deliveries, payload};
 
 /// Deliveries read from redb per transaction by a rebuild from the command line.
 const SCAN_BATCH: usize = 512;
-/// The same for the server's catch-ups: small, so a burst finds the indexer between batches within
-/// milliseconds, and so do new deliveries.
+/// The same for the server's catch-ups: small, so a burst, and new deliveries, find the indexer between
+/// batches within tens of milliseconds.
 const YIELDING_SCAN_BATCH: usize = 256;
 
 pub(super) struct Worker {
