@@ -1,0 +1,147 @@
+//! The worker against a real store and index in a temporary directory.
+
+use super::*;
+use crate::domain::erasure::Erased;
+use crate::domain::{DeliveryStatus, ErasureId, Source, Timestamp};
+use crate::search::{Opened, Position, parse_position};
+use crate::storage::deliveries::{put_sample, sample};
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn settings() -> SearchSettings {
+    SearchSettings {
+        // New deliveries taken during a catch-up are committed after the next batch.
+        commit_interval_ms: 0,
+        commit_docs: 1_000_000,
+        memory_mib: 16,
+        catch_up_margin_seconds: 60,
+        defer_batch: 0,
+        defer_busy_percent: 0,
+        defer_calm_ms: 2000,
+        max_queued_kib: 1024,
+    }
+}
+
+fn delivery(n: usize) -> Delivery {
+    sample(T0.plus_millis(n as i64), Source::Shopify, DeliveryStatus::Stored)
+}
+
+fn put(store: &Store, deliveries: &[Delivery]) {
+    let db = store.db().unwrap();
+    let tx = db.begin_write().unwrap();
+    for d in deliveries {
+        put_sample(&tx, d);
+    }
+    tx.commit().unwrap();
+}
+
+/// A worker over the store and index in `dir`, as a start would make it.
+fn worker(dir: &std::path::Path, store: &Arc<Store>) -> (Arc<SearchIndex>, Worker) {
+    let (index, opened) = SearchIndex::open(&dir.join("search")).unwrap();
+    let position = match opened {
+        Opened::Resume(p) => p.map(|p| p.newest),
+        Opened::Rebuild => None,
+    };
+    let index = Arc::new(index);
+    let writer = writer::open(&index, 1, 16 * 1024 * 1024).unwrap();
+    let settings = settings();
+    let pressure = Arc::new(Pressure::new(&settings));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let w = Worker::new(Arc::clone(&index), Arc::clone(store), writer, settings, position, pressure, stopping);
+    (index, w)
+}
+
+fn committed(index: &SearchIndex) -> Option<Position> {
+    index.index.load_metas().unwrap().payload.as_deref().and_then(parse_position)
+}
+
+/// Documents written, deleted ones included until a merge drops them.
+fn written(index: &SearchIndex) -> u32 {
+    index.reader.searcher().segment_readers().iter().map(|s| s.max_doc()).sum()
+}
+
+#[test]
+fn new_deliveries_are_searchable_before_a_catch_up_ends_and_are_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let stored = 3 * SCAN_BATCH;
+    put(&store, &(0..stored).map(delivery).collect::<Vec<_>>());
+    // One delivery that came while the catch-up ran: stored after the others, and in the scan's way too.
+    let new = delivery(stored);
+    put(&store, std::slice::from_ref(&new));
+    let (index, mut w) = worker(dir.path(), &store);
+    let (tx, rx) = std::sync::mpsc::channel();
+    tx.send(Msg::Stored(vec![(new.clone(), payload::encode(&[], b"{}", 1))], 0)).unwrap();
+
+    let mut seen = Vec::new();
+    let observer = Arc::clone(&index);
+    let progress = &mut |done| seen.push((done, observer.contains(new.id).unwrap(), committed(&observer)));
+    let n = w.catch_up(None, Some(&rx), progress, false).unwrap();
+
+    let (done, found, resume) = seen[0];
+    assert_eq!(done, SCAN_BATCH);
+    assert!(found, "the new delivery is searchable after the scan's first batch");
+    let resume = resume.unwrap();
+    assert_eq!(resume.newest, new.id);
+    assert!(
+        resume.resume < new.id && resume.resume > DeliveryId::first_at(T0),
+        "a start after this commit resumes where the scan was: {resume:?}"
+    );
+    assert_eq!(n, stored + 1, "the scan reads it too");
+    assert_eq!(index.num_docs(), (stored + 1) as u64, "but it has one document");
+    assert_eq!(w.position, Some(new.id));
+    let end = committed(&index).unwrap();
+    assert_eq!((end.resume, end.newest), (new.id, new.id));
+}
+
+#[test]
+fn a_catch_up_leaves_the_documents_it_finds_and_adds_the_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let mut all: Vec<Delivery> = (0..2 * SCAN_BATCH).map(delivery).collect();
+    // Committed out of id order: after the index had moved past it.
+    let late = all.remove(SCAN_BATCH);
+    put(&store, &all);
+    {
+        let (index, mut w) = worker(dir.path(), &store);
+        w.catch_up(None, None, &mut |_| {}, false).unwrap();
+        assert_eq!(index.num_docs(), all.len() as u64);
+    }
+    put(&store, std::slice::from_ref(&late));
+    // Erased since it was indexed, and the erasure's own deletion lost.
+    let mut erased = all[3].clone();
+    erased.erased = Some(Erased { at: T0, erasure: ErasureId::new(T0), size_bytes: 2 });
+    put(&store, std::slice::from_ref(&erased));
+
+    let (index, mut w) = worker(dir.path(), &store);
+    let before = written(&index);
+    let n = w.catch_up(Some(all[0].id), None, &mut |_| {}, false).unwrap();
+    assert_eq!(n, all.len() + 1);
+    assert!(index.contains(late.id).unwrap(), "the missing delivery is added");
+    assert!(!index.contains(erased.id).unwrap(), "the erased one's document goes");
+    assert_eq!(index.num_docs(), all.len() as u64);
+    assert_eq!(written(&index), before + 1, "nothing else is written again");
+}
+
+#[test]
+fn a_catch_up_steps_aside_while_ingest_is_saturated_and_records_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let all: Vec<Delivery> = (0..YIELDING_SCAN_BATCH * 3).map(delivery).collect();
+    put(&store, &all);
+    let (index, mut w) = worker(dir.path(), &store);
+    let mut saturated = settings();
+    saturated.defer_batch = 1;
+    saturated.defer_calm_ms = 3_600_000;
+    w.pressure = Arc::new(Pressure::new(&saturated));
+    for _ in 0..8 {
+        w.pressure.committed(100);
+    }
+    assert!(w.pressure.busy());
+
+    let n = w.catch_up(Some(all[0].id), None, &mut |_| {}, true).unwrap();
+    assert_eq!(n, 0, "nothing indexed while ingest needs the cores");
+    assert_eq!(w.deferred, Some(all[0].id));
+    let left = committed(&index).unwrap();
+    assert_eq!(left.resume, all[0].id, "a start after this resumes from where the catch-up was");
+}
