@@ -178,14 +178,6 @@ impl SearchIndex {
         Ok(Snippets { words, values })
     }
 
-    /// Whether the index holds this delivery (for tests and the catch-up).
-    pub fn contains(&self, id: DeliveryId) -> Result<bool, SearchError> {
-        let searcher = self.reader.searcher();
-        let term = Term::from_field_bytes(self.fields.id, &id_bytes(id));
-        let n = searcher.search(&TermQuery::new(term, IndexRecordOption::Basic), &tantivy::collector::Count)?;
-        Ok(n > 0)
-    }
-
     /// The deliveries from `first` to `last` the searchable index holds a document for: per segment, one
     /// seek into its ids and a step over each held one, far cheaper than indexing a delivery again (or
     /// than a delete, which looks its id up in every segment at the next commit).
