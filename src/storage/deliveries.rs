@@ -435,9 +435,34 @@ pub fn scan(db: &Database, after: Option<DeliveryId>, limit: usize) -> Result<Ve
         None => t.range(0..)?,
     };
     for row in rows.take(limit) {
-        let (_, v) = row?;
-        let (record, stored) = split(v.value())?;
-        out.push((tables::DELIVERY_RECORD.decode(record)?, stored.to_vec()));
+        out.push(scanned(row?.1.value())?);
     }
     Ok(out)
+}
+
+/// Like [`scan`], from the newest delivery down: up to `limit` of those from `from` on and before `before`
+/// (from the newest when `None`), newest first.
+pub fn scan_back(
+    db: &Database,
+    from: Option<DeliveryId>,
+    before: Option<DeliveryId>,
+    limit: usize,
+) -> Result<Vec<(Delivery, Vec<u8>)>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::DELIVERIES)?;
+    let low = from.map_or(0, DeliveryId::as_u128);
+    let mut out = Vec::with_capacity(limit.min(1024));
+    let rows = match before {
+        Some(b) => t.range(low..b.as_u128())?,
+        None => t.range(low..)?,
+    };
+    for row in rows.rev().take(limit) {
+        out.push(scanned(row?.1.value())?);
+    }
+    Ok(out)
+}
+
+fn scanned(row: &[u8]) -> Result<(Delivery, Vec<u8>), StoreError> {
+    let (record, stored) = split(row)?;
+    Ok((tables::DELIVERY_RECORD.decode(record)?, stored.to_vec()))
 }

@@ -20,6 +20,9 @@ const SCAN_BATCH: usize = 512;
 /// The same for the server's catch-ups: small, so a burst, and new deliveries, find the indexer between
 /// batches within tens of milliseconds.
 const YIELDING_SCAN_BATCH: usize = 256;
+/// How many of the newest deliveries a server's catch-up indexes and commits before it reads from the
+/// oldest: the last of a burst, deferred with it, are what operators look for while it catches up.
+const NEWEST_FIRST: usize = 20 * YIELDING_SCAN_BATCH;
 
 pub(super) struct Worker {
     index: Arc<SearchIndex>,
@@ -85,9 +88,10 @@ impl Worker {
     }
 
     /// Indexes every delivery from `from` on (everything when `None`) that the index does not hold yet.
-    /// Returns how many deliveries it read. Between batches it takes what `live` brings, so new
-    /// deliveries are searchable within a commit interval however long the catch-up. When `yielding`, it
-    /// stops as soon as ingest is saturated and leaves the rest deferred.
+    /// Returns how many deliveries its scan read. Between batches it takes what `live` brings, so new
+    /// deliveries are searchable within a commit interval however long the catch-up. When `yielding` (the
+    /// server's catch-ups), it first indexes the newest [`NEWEST_FIRST`] deliveries, and stops as soon as
+    /// ingest is saturated and leaves the rest deferred.
     pub(super) fn catch_up(
         &mut self,
         from: Option<DeliveryId>,
@@ -97,7 +101,7 @@ impl Worker {
     ) -> anyhow::Result<usize> {
         let started = Instant::now();
         // `scan` starts after its argument: step back one so `from` itself is included.
-        let mut after = from.and_then(|f| f.as_u128().checked_sub(1)).map(DeliveryId::from_u128);
+        let after = from.and_then(|f| f.as_u128().checked_sub(1)).map(DeliveryId::from_u128);
         // The scan asks the searchable index which deliveries it holds: what is pending must be in it.
         self.commit()?;
         self.scan = Some(Scan {
@@ -106,57 +110,9 @@ impl Worker {
             live: BTreeSet::new(),
         });
         let mut n = 0usize;
-        let result = loop {
-            // Before the read: a deletion taken here must come after the documents of what was read.
-            if let Some(rx) = live {
-                self.take_waiting(rx);
-            }
-            let batch = match self.store.db().map_err(anyhow::Error::from).and_then(|db| {
-                Ok(deliveries::scan(&db, after, if yielding { YIELDING_SCAN_BATCH } else { SCAN_BATCH })?)
-            }) {
-                Ok(batch) => batch,
-                Err(e) => break Err(e),
-            };
-            let Some((last, _)) = batch.last() else { break Ok(true) };
-            let stop = self.stopping.load(Ordering::Relaxed) || self.stop_taken;
-            if stop || (yielding && self.pressure.busy()) {
-                tracing::debug!(from = ?batch.first().map(|(d, _)| d.id), stop, "search catch-up paused");
-                break Ok(false);
-            }
-            after = Some(last.id);
-            n += batch.len();
-            let Some(scan) = self.scan.as_mut() else { break Ok(false) };
-            // A delivery's document never changes, so one the index already holds stays as it is. Only
-            // deliveries up to where the index was can have one.
-            let first = batch.first().map_or(last.id, |(d, _)| d.id);
-            let held = match scan.replace_upto {
-                Some(upto) if first <= upto => match self.index.held(first, last.id.min(upto)) {
-                    Ok(held) => held,
-                    Err(e) => break Err(e.into()),
-                },
-                _ => HashSet::new(),
-            };
-            let mut skip = std::mem::take(&mut scan.live);
-            for (d, stored) in &batch {
-                let holds = held.contains(&d.id);
-                // An erased delivery's document goes, should the erasure's own deletion have been lost.
-                if skip.remove(&d.id) || (holds && d.erased.is_none()) {
-                    continue;
-                }
-                self.add_stored(d, stored, holds);
-            }
-            if let Some(scan) = self.scan.as_mut() {
-                scan.next = DeliveryId::from_u128(last.id.as_u128().saturating_add(1));
-                scan.live = skip.split_off(&scan.next);
-            }
-            let live_due =
-                self.first_live.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.settings.commit_interval_ms));
-            if (self.pending >= self.settings.commit_docs || live_due)
-                && let Err(e) = self.commit()
-            {
-                break Err(e);
-            }
-            progress(n);
+        let result = match if yielding { self.newest_first(from, live) } else { Ok(true) } {
+            Ok(true) => self.scan_from(after, live, progress, yielding, &mut n),
+            other => other,
         };
         // What the scan did not read is left for later, and recorded in the commit so that a stop loses
         // nothing.
@@ -170,6 +126,110 @@ impl Worker {
             tracing::info!(deliveries = n, from = ?from, elapsed_ms = started.elapsed().as_millis() as u64, "search index caught up");
         }
         Ok(n)
+    }
+
+    /// The scan of a catch-up, from the oldest delivery after `after`: Ok(true) when it reached the end,
+    /// Ok(false) when it stepped aside.
+    fn scan_from(
+        &mut self,
+        mut after: Option<DeliveryId>,
+        live: Option<&Receiver<Msg>>,
+        progress: &mut dyn FnMut(usize),
+        yielding: bool,
+        n: &mut usize,
+    ) -> anyhow::Result<bool> {
+        let limit = if yielding { YIELDING_SCAN_BATCH } else { SCAN_BATCH };
+        loop {
+            // Before the read: a deletion taken here must come after the documents of what was read.
+            if let Some(rx) = live {
+                self.take_waiting(rx);
+            }
+            let db = self.store.db()?;
+            let batch = deliveries::scan(&db, after, limit)?;
+            let Some((last, _)) = batch.last() else { return Ok(true) };
+            if self.steps_aside(yielding) {
+                tracing::debug!(from = ?batch.first().map(|(d, _)| d.id), "search catch-up paused");
+                return Ok(false);
+            }
+            after = Some(last.id);
+            *n += batch.len();
+            let Some(scan) = self.scan.as_mut() else { return Ok(false) };
+            let mut skip = std::mem::take(&mut scan.live);
+            let indexed = self.index_missing(&batch, &mut skip);
+            if let Some(scan) = self.scan.as_mut() {
+                // A batch that failed is left to the next catch-up, from its first delivery.
+                if indexed.is_ok() {
+                    scan.next = DeliveryId::from_u128(last.id.as_u128().saturating_add(1));
+                }
+                scan.live = skip.split_off(&scan.next);
+            }
+            indexed?;
+            let live_due =
+                self.first_live.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.settings.commit_interval_ms));
+            if self.pending >= self.settings.commit_docs || live_due {
+                self.commit()?;
+            }
+            progress(*n);
+        }
+    }
+
+    /// Indexes and commits the newest [`NEWEST_FIRST`] deliveries from `from` on that the index does not
+    /// hold, ahead of the scan, which then passes over them. Ok(false) when it stepped aside.
+    fn newest_first(&mut self, from: Option<DeliveryId>, live: Option<&Receiver<Msg>>) -> anyhow::Result<bool> {
+        let mut before = None;
+        let mut read = 0;
+        while read < NEWEST_FIRST {
+            if let Some(rx) = live {
+                self.take_waiting(rx);
+            }
+            let db = self.store.db()?;
+            let batch = deliveries::scan_back(&db, from, before, YIELDING_SCAN_BATCH)?;
+            let Some((oldest, _)) = batch.last() else { break };
+            if self.steps_aside(true) {
+                return Ok(false);
+            }
+            before = Some(oldest.id);
+            read += batch.len();
+            // New deliveries taken meanwhile are indexed already. The scan passes over all of these: indexed
+            // now, held already, or not indexable.
+            let mut skip = self.scan.as_mut().map(|s| std::mem::take(&mut s.live)).unwrap_or_default();
+            let indexed = self.index_missing(&batch, &mut skip);
+            skip.extend(batch.iter().map(|(d, _)| d.id));
+            if let Some(scan) = self.scan.as_mut() {
+                scan.live = skip;
+            }
+            indexed?;
+        }
+        if self.pending > 0 {
+            self.commit()?;
+        }
+        Ok(true)
+    }
+
+    fn steps_aside(&self, yielding: bool) -> bool {
+        self.stopping.load(Ordering::Relaxed) || self.stop_taken || (yielding && self.pressure.busy())
+    }
+
+    /// Indexes the deliveries of `batch` (read by a catch-up) that the index does not hold, except those in
+    /// `skip`, which it takes out.
+    fn index_missing(&mut self, batch: &[(Delivery, Vec<u8>)], skip: &mut BTreeSet<DeliveryId>) -> anyhow::Result<()> {
+        let ids = || batch.iter().map(|(d, _)| d.id);
+        let (Some(first), Some(last)) = (ids().min(), ids().max()) else { return Ok(()) };
+        // A delivery's document never changes, so one the index already holds stays as it is. Only
+        // deliveries up to where the index was when the catch-up began can have one.
+        let held = match self.scan.as_ref().and_then(|s| s.replace_upto) {
+            Some(upto) if first <= upto => self.index.held(first, last.min(upto))?,
+            _ => HashSet::new(),
+        };
+        for (d, stored) in batch {
+            let holds = held.contains(&d.id);
+            // An erased delivery's document goes, should the erasure's own deletion have been lost.
+            if skip.remove(&d.id) || (holds && d.erased.is_none()) {
+                continue;
+            }
+            self.add_stored(d, stored, holds);
+        }
+        Ok(())
     }
 
     /// Handles every message waiting, without blocking.

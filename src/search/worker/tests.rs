@@ -149,3 +149,61 @@ fn a_catch_up_steps_aside_while_ingest_is_saturated_and_records_where_it_was() {
     let left = committed(&index).unwrap();
     assert_eq!(left.resume, all[0].id, "a start after this resumes from where the catch-up was");
 }
+
+#[test]
+fn a_server_catch_up_makes_the_newest_deliveries_searchable_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let all: Vec<Delivery> = (0..NEWEST_FIRST + 3 * YIELDING_SCAN_BATCH).map(delivery).collect();
+    put(&store, &all);
+    let (index, mut w) = worker(dir.path(), &store);
+    let (oldest, newest, last_early) = (all[0].id, all[all.len() - 1].id, all[all.len() - NEWEST_FIRST - 1].id);
+
+    let mut seen = Vec::new();
+    let observer = Arc::clone(&index);
+    let progress =
+        &mut |done| seen.push((done, holds(&observer, newest), holds(&observer, last_early), holds(&observer, oldest)));
+    let n = w.catch_up(Some(oldest), None, progress, true).unwrap();
+
+    assert_eq!(
+        seen[0],
+        (YIELDING_SCAN_BATCH, true, false, false),
+        "after the scan's first batch the newest deliveries are searchable, the older ones not yet"
+    );
+    assert_eq!(n, all.len(), "the scan reads them all");
+    assert_eq!(index.num_docs(), all.len() as u64, "and each has one document");
+    assert!(holds(&index, last_early) && holds(&index, oldest));
+    let end = committed(&index).unwrap();
+    assert_eq!((end.resume, end.newest), (newest, newest));
+}
+
+#[test]
+fn a_catch_up_stopped_after_the_newest_resumes_from_the_oldest_and_writes_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let all: Vec<Delivery> = (0..NEWEST_FIRST + 3 * YIELDING_SCAN_BATCH).map(delivery).collect();
+    put(&store, &all);
+    {
+        let (_, mut w) = worker(dir.path(), &store);
+        let mut saturable = settings();
+        saturable.defer_batch = 1;
+        saturable.defer_calm_ms = 3_600_000;
+        let pressure = Arc::new(Pressure::new(&saturable));
+        w.pressure = Arc::clone(&pressure);
+        // A burst begins once the scan has read its first batch.
+        let progress = &mut |_| (0..8).for_each(|_| pressure.committed(100));
+        let n = w.catch_up(Some(all[0].id), None, progress, true).unwrap();
+        assert_eq!(n, YIELDING_SCAN_BATCH);
+    }
+    let (index, mut w) = worker(dir.path(), &store);
+    let left = committed(&index).unwrap();
+    assert!(
+        left.resume > all[YIELDING_SCAN_BATCH - 1].id && left.resume <= all[YIELDING_SCAN_BATCH].id,
+        "the next start resumes where the scan was: {left:?}"
+    );
+    assert_eq!(left.newest, all[all.len() - 1].id);
+
+    w.catch_up(Some(left.resume), None, &mut |_| {}, true).unwrap();
+    assert_eq!(index.num_docs(), all.len() as u64);
+    assert_eq!(written(&index), all.len() as u32, "no document was written twice");
+}
