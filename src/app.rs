@@ -102,8 +102,9 @@ impl Core {
         let settings = Arc::new(settings);
         let data_dir = settings.data_dir.clone();
         let cache_bytes = (settings.storage.cache_mib as usize).saturating_mul(1 << 20);
+        let verify = settings.storage.verify_on_start;
         let store = Arc::new(
-            tokio::task::spawn_blocking(move || Store::open_with_cache(&data_dir, cache_bytes))
+            tokio::task::spawn_blocking(move || Store::open_with_cache(&data_dir, cache_bytes, verify))
                 .await?
                 .with_context(|| format!("cannot open the data directory {}", settings.data_dir.display()))?,
         );

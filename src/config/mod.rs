@@ -87,6 +87,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub cache_mib: u32,
+    pub verify_on_start: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -57,6 +57,13 @@ pub enum StoreError {
     Downgrade { found: u64, known: u64 },
     #[error("another Hookplane process is using {0}")]
     Locked(PathBuf),
+    /// The data file was changed outside Hookplane (truncated, overwritten, not a database): it is refused
+    /// as it is rather than trusted, and never replaced by an empty store.
+    #[error(
+        "the data file {path} is damaged and was not opened: {detail}. Stop Hookplane and put the last backup \
+         in its place with `hookplane restore --from FILE --replace` (the damaged file is kept beside it)"
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error("{0}")]
     Conflict(String),
     /// A value the caller gave cannot be stored as it is; the message says why.
@@ -121,16 +128,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database in `data_dir` and applies pending migrations.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(data_dir, CACHE_BYTES)
+        Self::open_with_cache(data_dir, CACHE_BYTES, false)
     }
 
-    /// The same, with a page cache of `cache_bytes`.
-    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+    /// The same, with a page cache of `cache_bytes`; when `verify`, every page of the file is checked
+    /// against its checksum first (the server's start), so a file damaged while stopped is refused.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize, verify: bool) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = open_database(&path, cache_bytes)?;
+        let db = open_database(&path, cache_bytes, verify)?;
         migrations::migrate(&db)?;
         Ok(Self { path, cache_bytes, db: RwLock::new(Some(Arc::new(db))), forgotten: Default::default() })
     }
@@ -198,7 +206,7 @@ impl Store {
                 }
             }
         }
-        let db = open_database(&self.path, self.cache_bytes)?;
+        let db = open_database(&self.path, self.cache_bytes, false)?;
         *slot = Some(Arc::new(db));
         tracing::warn!(path = %self.path.display(), "database reopened after a storage failure");
         Ok(())
@@ -261,7 +269,13 @@ pub fn open_read_only(data_dir: &Path) -> Result<redb::ReadOnlyDatabase, StoreEr
     }
 }
 
-fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+fn open_database(path: &Path, cache_bytes: usize, verify: bool) -> Result<Database, StoreError> {
+    let damaged = |detail: String| StoreError::Damaged { path: path.to_path_buf(), detail };
+    // redb takes an empty file for a new database: one left empty by anything but a first start would
+    // come back as an empty store.
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(damaged("the file is empty; if no Hookplane has used this directory yet, delete it".into()));
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -275,10 +289,15 @@ fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError
         Err(e) => return Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
     };
     let mut builder = Database::builder();
-    builder.set_cache_size(cache_bytes);
+    builder.set_cache_size(cache_bytes).set_check_integrity_on_open(verify);
     match builder.create_with_backend(backend) {
         Ok(db) => Ok(db),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path.to_path_buf())),
+        Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail))) => Err(damaged(detail)),
+        // What redb says of a file that is not one of its databases ("magic number mismatch").
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(damaged(e.to_string()))
+        }
         Err(redb::DatabaseError::Storage(e)) => Err(StoreError::from(e)),
         Err(e) => Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),
     }

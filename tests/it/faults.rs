@@ -20,9 +20,7 @@ use crate::support::*;
 const GENEROUS: Duration = Duration::from_secs(60);
 
 async fn core(dir: &tempfile::TempDir) -> Core {
-    let flags = Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() };
-    let settings = Settings::load(&flags, &env(&[])).unwrap();
-    Core::start(settings, Arc::new(SystemClock)).await.unwrap()
+    Core::start(settings_for(dir), Arc::new(SystemClock)).await.unwrap()
 }
 
 fn order(id: &str) -> hookplane::demo::factories::SignedRequest {
@@ -202,4 +200,54 @@ async fn an_indexer_that_fails_restarts_in_place_and_catches_up() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     searched(&s, "q=%22indexer+was+down%22", 1).await;
+}
+
+/// A data file damaged while the server was stopped is refused at start with the way out, whatever the
+/// damage: never a panic, never an empty store in its place, and the file is left as it is for the restore
+/// to keep aside.
+#[tokio::test]
+async fn a_data_file_damaged_while_stopped_is_refused_at_start_naming_the_restore() {
+    let s = TestServer::start().await;
+    for i in 0..50 {
+        assert_eq!(s.send(&order(&format!("damaged-{i}"))).await.status(), StatusCode::OK);
+    }
+    let dir = s.stop().await;
+    let file = dir.path().join("data").join(hookplane::storage::DB_FILE);
+    let intact = std::fs::read(&file).unwrap();
+    let len = intact.len();
+    // Everything past the first page, which holds the header and its commit slots: every table page.
+    let mut overwritten = intact.clone();
+    for (i, b) in overwritten[4096..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) ^ 0x5a;
+    }
+    let mut foreign = intact.clone();
+    foreign[..16].copy_from_slice(b"not a database!!");
+    let damages = [
+        ("truncated", intact[..len / 2].to_vec()),
+        ("emptied", Vec::new()),
+        ("overwritten past its header", overwritten),
+        ("not a database", foreign),
+    ];
+    for (what, bytes) in damages {
+        std::fs::write(&file, &bytes).unwrap();
+        let started = tokio::time::timeout(GENEROUS, Core::start(settings_for(&dir), Arc::new(SystemClock))).await;
+        let err = match started.unwrap() {
+            Ok(_) => panic!("{what}: the damaged file was opened"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("is damaged and was not opened") && err.contains("hookplane restore --from FILE --replace"),
+            "{what}: {err}"
+        );
+        assert!(std::fs::read(&file).unwrap() == bytes, "{what}: the damaged file is left as it was");
+    }
+
+    std::fs::write(&file, &intact).unwrap();
+    let s = TestServer::start_with(Options { dir: Some(dir), ..Options::default() }).await;
+    assert_eq!(s.all_deliveries("").await.len(), 50, "the intact file opens with every delivery");
+}
+
+fn settings_for(dir: &tempfile::TempDir) -> Settings {
+    let flags = Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() };
+    Settings::load(&flags, &env(&[])).unwrap()
 }
