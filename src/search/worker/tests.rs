@@ -35,6 +35,15 @@ fn put(store: &Store, deliveries: &[Delivery]) {
     tx.commit().unwrap();
 }
 
+/// A store in a temporary directory holding `n` deliveries, one a millisecond.
+fn store_of(n: usize) -> (tempfile::TempDir, Arc<Store>, Vec<Delivery>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let all: Vec<Delivery> = (0..n).map(delivery).collect();
+    put(&store, &all);
+    (dir, store, all)
+}
+
 /// A worker over the store and index in `dir`, as a start would make it.
 fn worker(dir: &std::path::Path, store: &Arc<Store>) -> (Arc<SearchIndex>, Worker) {
     let (index, opened) = SearchIndex::open(&dir.join("search")).unwrap();
@@ -66,10 +75,8 @@ fn written(index: &SearchIndex) -> u32 {
 
 #[test]
 fn new_deliveries_are_searchable_before_a_catch_up_ends_and_are_indexed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
     let stored = 3 * SCAN_BATCH;
-    put(&store, &(0..stored).map(delivery).collect::<Vec<_>>());
+    let (dir, store, _) = store_of(stored);
     // One delivery that came while the catch-up ran: stored after the others, and in the scan's way too.
     let new = delivery(stored);
     put(&store, std::slice::from_ref(&new));
@@ -129,10 +136,7 @@ fn a_catch_up_leaves_the_documents_it_finds_and_adds_the_missing_ones() {
 
 #[test]
 fn a_catch_up_steps_aside_while_ingest_is_saturated_and_records_where_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let all: Vec<Delivery> = (0..YIELDING_SCAN_BATCH * 3).map(delivery).collect();
-    put(&store, &all);
+    let (dir, store, all) = store_of(YIELDING_SCAN_BATCH * 3);
     let (index, mut w) = worker(dir.path(), &store);
     let mut saturated = settings();
     saturated.defer_batch = 1;
@@ -152,10 +156,7 @@ fn a_catch_up_steps_aside_while_ingest_is_saturated_and_records_where_it_was() {
 
 #[test]
 fn a_server_catch_up_makes_the_newest_deliveries_searchable_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let all: Vec<Delivery> = (0..NEWEST_FIRST + 3 * YIELDING_SCAN_BATCH).map(delivery).collect();
-    put(&store, &all);
+    let (dir, store, all) = store_of(NEWEST_FIRST + 3 * YIELDING_SCAN_BATCH);
     let (index, mut w) = worker(dir.path(), &store);
     let (oldest, newest, last_early) = (all[0].id, all[all.len() - 1].id, all[all.len() - NEWEST_FIRST - 1].id);
 
@@ -179,10 +180,7 @@ fn a_server_catch_up_makes_the_newest_deliveries_searchable_first() {
 
 #[test]
 fn a_catch_up_stopped_after_the_newest_resumes_from_the_oldest_and_writes_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
-    let all: Vec<Delivery> = (0..NEWEST_FIRST + 3 * YIELDING_SCAN_BATCH).map(delivery).collect();
-    put(&store, &all);
+    let (dir, store, all) = store_of(NEWEST_FIRST + 3 * YIELDING_SCAN_BATCH);
     {
         let (_, mut w) = worker(dir.path(), &store);
         let mut saturable = settings();
