@@ -81,13 +81,22 @@ pub struct AppState {
 impl AppState {
     /// What keeps the instance from accepting traffic now, part by part; empty when it is ready. Never
     /// waits on storage.
-    pub fn not_ready(&self) -> Vec<(&'static str, &'static str)> {
+    pub fn not_ready(&self) -> Vec<(&'static str, String)> {
         let mut not = Vec::new();
-        if !self.store.is_open() {
-            not.push(("storage", "the database is not open: it is being reopened after a failed write, or closing"));
+        if let Some(why) = self.store.failing_writes() {
+            let every = crate::ingest::writer::PROBE_EVERY.as_secs();
+            not.push((
+                "storage",
+                format!("writes fail ({why}); webhooks get 503 until a write holds, tried every {every} s"),
+            ));
+        } else if !self.store.is_open() {
+            not.push((
+                "storage",
+                "the database is not open: it is being reopened after a failed write, or closing".into(),
+            ));
         }
         for part in self.vitals.gone_fatal() {
-            not.push((part, "stopped"));
+            not.push((part, "stopped".into()));
         }
         not
     }

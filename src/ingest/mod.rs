@@ -1,6 +1,7 @@
 //! The path of one webhook up to its acknowledgement: identify the subscription, verify, build the
 //! delivery, and hand it to the group-commit writer. Rejections are counted and sampled on the way.
 
+mod batch;
 pub mod registry;
 pub mod writer;
 

@@ -2,24 +2,24 @@
 //! ran, writes it as one redb transaction with full durability, and only then answers each request. No
 //! timer: under light load a batch is one delivery; under heavy load many requests share one fsync.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use redb::{Durability, WriteTransaction};
+use redb::Durability;
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{Committed, write_batch};
 use super::registry::{Entry, SharedRegistry};
-use crate::domain::health::Counters;
 use crate::domain::job::Preloaded;
-use crate::domain::subscription::{Destination, Origin, Subscription, default_name};
-use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, Source, SubscriptionId, SubscriptionStatus};
-use crate::domain::{Job, JobState, Lease};
+use crate::domain::subscription::{Destination, Subscription};
+use crate::domain::{Delivery, DeliveryId, DeliveryStatus, Payload, SubscriptionId, SubscriptionStatus};
+use crate::domain::{Job, JobState};
 use crate::storage::dedupe::DedupeIndex;
-use crate::storage::deliveries::{DeliveryWriter, Inserted, NewDelivery};
+use crate::storage::deliveries::NewDelivery;
 use crate::storage::jobs::Answers;
 use crate::storage::records::RejectionSample;
-use crate::storage::{Store, StoreError, jobs, rejections, stats, subscriptions};
+use crate::storage::{Store, StoreError, jobs, rejections};
 use crate::task::AliveGuard;
 
 /// Which subscription a verified delivery belongs to.
@@ -61,7 +61,7 @@ pub fn bind(d: &mut Delivery, sub: &Subscription) -> Option<Job> {
 }
 
 /// A new job waits in the held index while its subscription's destination is paused.
-fn first_state(sub: &Subscription) -> JobState {
+pub(super) fn first_state(sub: &Subscription) -> JobState {
     if sub.status == SubscriptionStatus::Paused { JobState::Held } else { JobState::Ready }
 }
 
@@ -88,6 +88,8 @@ enum Op {
     Answers(Answers),
     /// Commit everything queued before this, refuse everything after, and end the thread.
     Stop,
+    /// While commits fail: try a small durable write, to find out whether they hold again.
+    Probe,
 }
 
 /// What the writer does around its commits besides writing. `app.rs` wires it to the delivery worker and
@@ -152,6 +154,11 @@ impl WriterHandle {
         }
     }
 
+    /// Asks the writer whether its commits hold again, while they fail (`Store::failing_writes`).
+    pub fn probe(&self) {
+        let _ = self.tx.try_send(Op::Probe);
+    }
+
     /// Records a rejection when there is room; under a flood, samples are dropped rather than queued.
     pub fn reject(&self, sample: RejectionSample) {
         let _ = self.tx.try_send(Op::Reject(Box::new(sample)));
@@ -173,11 +180,31 @@ pub fn spawn(
     guard: AliveGuard,
 ) -> std::io::Result<Writer> {
     let (tx, rx) = mpsc::channel(queue);
+    tokio::spawn(probe_while_failing(Arc::clone(&store), tx.downgrade()));
     let thread = std::thread::Builder::new().name("hookplane-writer".into()).spawn(move || {
         let _alive = guard;
         run(&store, &registry, &*hooks, rx, max_batch);
     })?;
     Ok(Writer { handle: WriterHandle { tx }, thread })
+}
+
+/// How often the writer tries a write while its commits fail.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// While the writer's commits fail, asks it every [`PROBE_EVERY`] to try a small write, so that it goes
+/// back to accepting by itself once the fault is gone (space freed on a full disk), not only when a
+/// provider's retry happens to arrive. Ends with the writer; holds no handle that would keep it running.
+async fn probe_while_failing(store: Arc<Store>, writer: mpsc::WeakSender<Op>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let Some(tx) = writer.upgrade() else { return };
+        if tx.is_closed() {
+            return;
+        }
+        if store.failing_writes().is_some() {
+            let _ = tx.try_send(Op::Probe);
+        }
+    }
 }
 
 fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc::Receiver<Op>, max_batch: usize) {
@@ -198,6 +225,7 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
         let mut pendings = Vec::with_capacity(batch.len());
         let mut samples = Vec::new();
         let mut answers = Vec::new();
+        let mut probe = false;
         for op in batch.drain(..) {
             match op {
                 Op::Deliver(p, reply) if !stopping => {
@@ -212,6 +240,7 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
                 // should not be left to the next start's recovery.
                 Op::Answers(a) => answers.push(a),
                 Op::Stop => stopping = true,
+                Op::Probe => probe = true,
             }
         }
         // Before the deliveries and without an fsync of their own: the group commit right after makes them
@@ -220,11 +249,20 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
             hooks.answered();
         }
         if pendings.is_empty() && samples.is_empty() {
+            if probe && store.failing_writes().is_some() {
+                try_writing(store);
+            }
             continue;
         }
         let requests = pendings.len();
         match commit(store, &mut index, pendings, &samples, hooks.lease_room()) {
             Ok(Committed { results, created, stored, handed }) => {
+                // Only a durable commit of deliveries says they hold again: rejection samples alone are
+                // written without an fsync.
+                if requests > 0 && store.failing_writes().is_some() {
+                    tracing::info!("commits hold again: accepting webhooks");
+                    store.writes_hold();
+                }
                 for sub in created {
                     registry.upsert(Entry { sub, secrets: Vec::new() });
                 }
@@ -245,6 +283,7 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
             Err(e) => {
                 tracing::error!(error = %e, deliveries = replies.len(), "group commit failed; answering 503");
                 index = None;
+                store.writes_fail(e.to_string());
                 let reopen = e.needs_reopen();
                 for reply in replies {
                     let _ = reply.send(Err(WriteError::Store(StoreError::Unavailable(e.to_string()))));
@@ -269,6 +308,26 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
     let _ = answer(store, answers, true);
 }
 
+/// A probe while commits fail: a small durable write, after reopening the database if a failure closed it.
+fn try_writing(store: &Store) {
+    let held = match store.db() {
+        Ok(_) => store.probe_write(),
+        Err(_) => store.reopen().and_then(|()| store.probe_write()),
+    };
+    match held {
+        Ok(()) => {
+            tracing::info!("a probe write held: accepting webhooks again");
+            store.writes_hold();
+        }
+        Err(e) => {
+            if e.needs_reopen() {
+                let _ = store.reopen();
+            }
+            store.writes_fail(e.to_string());
+        }
+    }
+}
+
 /// Commits the worker's answers; durably when no group commit follows. A failure leaves their jobs leased:
 /// they are tried again when the lease ends, so a delivery may be sent twice but is never lost.
 /// Returns whether any were committed.
@@ -283,17 +342,6 @@ fn answer(store: &Store, answers: Vec<Answers>, durable: bool) -> bool {
             false
         }
     }
-}
-
-struct Committed {
-    /// Per request, its result.
-    results: Vec<Result<Stored, WriteError>>,
-    /// The subscriptions discovered.
-    created: Vec<Subscription>,
-    /// The new deliveries with their stored payloads, for the search indexer.
-    stored: Vec<(Delivery, Vec<u8>)>,
-    /// The jobs leased to the running worker, with its lease owner, to hand over.
-    handed: Option<(String, Vec<(Job, Preloaded)>)>,
 }
 
 fn load_index(store: &Store) -> Option<DedupeIndex> {
@@ -341,144 +389,4 @@ fn commit(
         crate::metrics::get().committed(deliveries, started.elapsed());
     }
     Ok(committed)
-}
-
-fn write_batch(
-    tx: &WriteTransaction,
-    pendings: Vec<Pending>,
-    index: &mut DedupeIndex,
-    mut room: Option<LeaseRoom>,
-) -> Result<Committed, StoreError> {
-    let mut subs: HashMap<SubscriptionId, Option<Subscription>> = HashMap::new();
-    let mut created = Vec::new();
-    let mut deltas = stats::Deltas::new();
-    let mut results = Vec::with_capacity(pendings.len());
-    let mut stored = Vec::with_capacity(pendings.len());
-    let mut handed = Vec::new();
-    let mut writer = DeliveryWriter::open(tx)?;
-    for p in pendings {
-        let Pending { target, mut new, mut job, payload } = p;
-        let sub = match &target {
-            Target::Known(id) => match cached(tx, &mut subs, *id)? {
-                Some(s) if new.delivery.subscription_id == s.id => {
-                    // The job was made from the registry's copy; the stored subscription decides. A 410
-                    // may have paused its destination since, and an operator may have changed it between
-                    // forwarding and keeping.
-                    let forwards = matches!(s.destination, Destination::Http { .. });
-                    match job.as_mut() {
-                        Some(job) if forwards => job.state = first_state(&s),
-                        None if !forwards => {}
-                        _ => new.update(|d| job = bind(d, &s))?,
-                    }
-                    s
-                }
-                Some(s) => {
-                    new.update(|d| job = bind(d, &s))?;
-                    s
-                }
-                None => {
-                    results.push(Err(WriteError::SubscriptionGone(*id)));
-                    continue;
-                }
-            },
-            Target::DiscoverShopify { account, topic } => {
-                let key = subscriptions::shopify_key(account, topic);
-                let sub = match subscriptions::find_by_key(tx, &key)? {
-                    Some(id) => cached(tx, &mut subs, id)?
-                        .ok_or(StoreError::Corrupt { table: "subscription_keys_v1", detail: key })?,
-                    None => {
-                        let s = discovered(account, topic, &new);
-                        subscriptions::insert(tx, &s)?;
-                        subs.insert(s.id, Some(s.clone()));
-                        created.push(s.clone());
-                        s
-                    }
-                };
-                new.update(|d| job = bind(d, &sub))?;
-                sub
-            }
-        };
-        let sub_id = sub.id;
-        let minute = new.delivery.received_at.minute();
-        let delta = deltas.entry((sub_id.as_u128(), minute)).or_default();
-        let handing = match (job.as_mut(), room.as_mut(), payload) {
-            (Some(j), Some(r), Some(payload)) if j.state == JobState::Ready && r.left > 0 => {
-                let until = new.delivery.received_at.plus_millis(r.lease_ms);
-                j.state = JobState::Leased;
-                j.lease = Some(Lease { owner: r.owner.clone(), until });
-                new.update(|d| d.status = DeliveryStatus::Processing)?;
-                r.left -= 1;
-                Some(Preloaded { sub, payload })
-            }
-            _ => None,
-        };
-        match writer.insert(&new, job.as_ref(), index)? {
-            Inserted::New => {
-                if let (Some(pre), Some(job)) = (handing, job) {
-                    handed.push((job, pre));
-                }
-                // A kept delivery has reached its end; a forwarded one is counted when its destination answers.
-                let kept = new.delivery.status == DeliveryStatus::Stored;
-                delta.add(&Counters {
-                    received: 1,
-                    bytes: new.delivery.size_bytes,
-                    succeeded: u64::from(kept),
-                    ..Counters::default()
-                });
-                results.push(Ok(Stored { delivery_id: new.delivery.id, subscription_id: sub_id, duplicate: false }));
-                stored.push(new.into_parts());
-            }
-            Inserted::Duplicate(existing) => {
-                if handing.is_some()
-                    && let Some(r) = room.as_mut()
-                {
-                    r.left += 1;
-                }
-                delta.duplicates += 1;
-                results.push(Ok(Stored { delivery_id: existing, subscription_id: sub_id, duplicate: true }));
-            }
-        }
-    }
-    drop(writer);
-    stats::apply(tx, &deltas)?;
-    let handed = room.map(|r| (r.owner, handed));
-    Ok(Committed { results, created, stored, handed })
-}
-
-/// A subscription read once per batch.
-fn cached(
-    tx: &WriteTransaction,
-    subs: &mut HashMap<SubscriptionId, Option<Subscription>>,
-    id: SubscriptionId,
-) -> Result<Option<Subscription>, StoreError> {
-    if let Some(s) = subs.get(&id) {
-        return Ok(s.clone());
-    }
-    let s = subscriptions::get_in(tx, id)?;
-    subs.insert(id, s.clone());
-    Ok(s)
-}
-
-fn discovered(account: &str, topic: &str, first: &NewDelivery) -> Subscription {
-    let at = first.delivery.received_at;
-    let id = SubscriptionId::new(at);
-    Subscription {
-        id,
-        name: default_name(Source::Shopify, topic, id),
-        source: Source::Shopify,
-        topic: topic.to_owned(),
-        account: account.to_owned(),
-        status: SubscriptionStatus::Discovered,
-        destination: Destination::Store,
-        origin: Origin::Discovered,
-        zoho: None,
-        dedupe_header: None,
-        created_at: at,
-        updated_at: at,
-        last_verified_at: Some(at),
-        consecutive_failures: 0,
-        metadata: Default::default(),
-        retention_days: None,
-        versions: Default::default(),
-    }
 }

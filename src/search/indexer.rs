@@ -137,6 +137,7 @@ pub fn spawn(
             };
             let mut backoff = RESTART_FIRST;
             loop {
+                let began = Instant::now();
                 let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
                     index_until_stopped(&index, &store, &settings, position, &pressure, &stop_flag, &rx)
                 }));
@@ -146,6 +147,10 @@ pub fn spawn(
                     Err(panic) => crate::task::panic_message(&*panic),
                 };
                 guard.down();
+                // A run that held for a while failed afresh: it waits the first wait again, not the last.
+                if began.elapsed() > RESTART_MAX * 2 {
+                    backoff = RESTART_FIRST;
+                }
                 tracing::error!(reason = %why, restart_in_s = backoff.as_secs(), "the search indexer stopped; it restarts and catches up from storage");
                 if !sleep_unless(&stop_flag, backoff) {
                     return;
@@ -178,7 +183,7 @@ fn sleep_unless(stop: &AtomicBool, total: Duration) -> bool {
 }
 
 /// One run of the indexer: catch up from `position`, then index what the writer hands over until told to
-/// stop. An error is a failure to start; the run's own errors are logged and retried inside it.
+/// stop. An error (the writer cannot be opened, a commit fails) ends the run for a restart.
 fn index_until_stopped(
     index: &Arc<SearchIndex>,
     store: &Arc<Store>,
@@ -206,11 +211,8 @@ fn index_until_stopped(
     });
     // Yielding like any catch-up: a restart is often met by a burst (providers sending what they could not
     // while Hookplane was down), and acknowledging comes first.
-    if let Err(e) = w.catch_up(from, Some(rx), &mut |_| {}, true) {
-        tracing::error!(error = %e, "catching up the search index failed; it tries again once ingest is calm");
-    }
-    w.run(rx);
-    Ok(())
+    w.catch_up(from, Some(rx), &mut |_| {}, true).context("catching up the search index failed")?;
+    w.run(rx)
 }
 
 /// Deletes the index in `dir` and indexes every stored delivery again with `threads` tantivy threads

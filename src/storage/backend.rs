@@ -31,6 +31,8 @@ const SYNC_EVERY: u64 = 1024 * 1024;
 /// the file, and zeroing hundreds of megabytes in one go competes with commits for the disk.
 const AHEAD: u64 = 32 * 1024 * 1024;
 const BLOCK: u64 = 4096;
+/// How long zeroing waits after a failed write before it tries again.
+const PAUSE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Zeroing {
@@ -138,12 +140,17 @@ fn zero_ahead(shared: &Shared, file: &File) {
             if block > at
                 && let Err(e) = file.write_all_at(&zeros[..(block - at) as usize], at)
             {
-                // Nothing is lost: redb's own writes still allocate the blocks, only more slowly.
-                tracing::warn!(error = %e, "zeroing the data file ahead of use failed; continuing without");
-                state.stop = true;
-                return;
+                // Nothing is lost: redb's own writes still allocate the blocks, only more slowly. A full
+                // disk is the usual cause, so zeroing waits and tries the same range again; the lock is
+                // held meanwhile only by the wait, which lets go of it.
+                tracing::warn!(error = %e, pause_s = PAUSE.as_secs(), "zeroing the data file ahead of use failed; it pauses");
+                break;
             }
             at = (block + BLOCK).min(end).max(at);
+        }
+        if at < end {
+            drop(shared.wake.wait_timeout_while(state, PAUSE, |s| !s.stop));
+            continue;
         }
         state.written_ahead = state.written_ahead.split_off(&end);
         state.zeroed_upto = end;
@@ -194,7 +201,7 @@ impl StorageBackend for ZeroingBackend {
         let end = offset + data.len() as u64;
         let mut state = self.shared.lock();
         if state.stop {
-            // Zeroing gave up (a full disk, say): nothing will read the bookkeeping any more.
+            // Zeroing has stopped: nothing will read the bookkeeping any more.
             drop(state);
             return self.inner.write(offset, data);
         }

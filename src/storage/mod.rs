@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redb::Database;
+use redb::{Database, ReadableTable as _};
 
 pub use codec::RecordTable;
 
@@ -114,6 +114,10 @@ fn classify(e: redb::Error) -> StoreError {
     }
 }
 
+/// The free space a probe needs before the writer accepts again after its commits failed: room for a few
+/// group commits of large deliveries.
+pub const PROBE_ROOM: u64 = 4 * 1024 * 1024;
+
 /// The open database, and the means to reopen it after an I/O failure (redb refuses every write after one
 /// until the file is reopened, which also repairs it).
 pub struct Store {
@@ -123,6 +127,8 @@ pub struct Store {
     /// Dedupe entries (fingerprint, delivery id) of deliveries retention deleted for good, for the ingest
     /// writer to drop from its in-memory index at its next commit.
     forgotten: std::sync::Mutex<Vec<(u64, u128)>>,
+    /// Why the ingest writer's last commit failed, until one holds again: what `/readyz` reports.
+    failing: std::sync::Mutex<Option<String>>,
 }
 
 impl Store {
@@ -140,7 +146,13 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let db = open_database(&path, cache_bytes, verify)?;
         migrations::migrate(&db)?;
-        Ok(Self { path, cache_bytes, db: RwLock::new(Some(Arc::new(db))), forgotten: Default::default() })
+        Ok(Self {
+            path,
+            cache_bytes,
+            db: RwLock::new(Some(Arc::new(db))),
+            forgotten: Default::default(),
+            failing: Default::default(),
+        })
     }
 
     /// The directory the data file is in.
@@ -191,6 +203,49 @@ impl Store {
     /// The dedupe entries handed over since the last call.
     pub fn take_forgotten(&self) -> Vec<(u64, u128)> {
         std::mem::take(&mut *self.forgotten.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The ingest writer's commits fail, for this reason (a full disk, say), until [`Store::writes_hold`].
+    pub fn writes_fail(&self, why: String) {
+        *self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+    }
+
+    /// A commit of the ingest writer held.
+    pub fn writes_hold(&self) {
+        self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+
+    /// Why the ingest writer's commits fail, while they do.
+    pub fn failing_writes(&self) -> Option<String> {
+        self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Whether writes hold now: the data directory's filesystem has [`PROBE_ROOM`] free, and one small row
+    /// in `meta` commits with an fsync. The ingest writer tries it while its commits fail, so that it
+    /// accepts again once the fault is gone without waiting for a provider's retry to find out. The free
+    /// space counts because the small write alone can land in pages the file already has while a batch of
+    /// deliveries could not.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        const KEY: &str = "writer_probes";
+        let room = rustix::fs::statvfs(self.data_dir())
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .map_err(|e| StoreError::Unavailable(format!("cannot read the free space of the data directory: {e}")))?;
+        if room < PROBE_ROOM {
+            return Err(StoreError::Unavailable(format!(
+                "the data directory's disk has {} KiB free; Hookplane needs at least {} KiB",
+                room / 1024,
+                PROBE_ROOM / 1024
+            )));
+        }
+        let db = self.db()?;
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(tables::META)?;
+            let n = meta.get(KEY)?.map_or(0, |v| v.value());
+            meta.insert(KEY, n.wrapping_add(1))?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Drops the database and opens it again. Readers still holding it are waited for, briefly; if they do

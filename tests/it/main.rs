@@ -15,6 +15,7 @@ mod demo;
 mod drift;
 mod erasures;
 mod faults;
+mod full_disk;
 mod handshakes;
 mod openapi;
 mod operations;

@@ -31,7 +31,7 @@ impl Proc {
 
     pub(crate) fn start_env(dir: &Path, file_limit_kib: Option<u64>, extra: &[(&str, &str)]) -> Self {
         let bin = env!("CARGO_BIN_EXE_hookplane");
-        let mut cmd = match file_limit_kib {
+        let cmd = match file_limit_kib {
             None => {
                 let mut c = Command::new(bin);
                 c.arg("serve");
@@ -43,6 +43,36 @@ impl Proc {
                 c
             }
         };
+        Self::spawn(cmd, dir, extra, None)
+    }
+
+    /// Starts `hookplane serve` with its data directory on a filesystem of `mib` MiB of its own (a tmpfs in
+    /// a mount namespace made for it, so nothing outside sees it) and its log appended to [`SMALL_DISK_LOG`]
+    /// there, as `hookplane serve >> hookplane.log 2>&1` on a small disk would. The test reaches the files
+    /// through `/proc/PID/root` ([`Proc::on_disk`]); they go with the process. Root makes the namespace
+    /// itself; anyone else, inside a user namespace of their own.
+    pub(crate) fn start_on_small_disk(dir: &Path, mib: u64) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut cmd = Command::new("unshare");
+        if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() != 0) {
+            cmd.args(["--user", "--map-root-user"]);
+        }
+        let script = format!(
+            "mount -t tmpfs -o size={mib}m hookplane-small \"$HOOKPLANE_DATA_DIR\" && \
+             exec \"$0\" serve >>\"$HOOKPLANE_DATA_DIR/{SMALL_DISK_LOG}\" 2>&1"
+        );
+        cmd.args(["--mount", "--propagation", "private", "bash", "-c", &script, env!("CARGO_BIN_EXE_hookplane")]);
+        Self::spawn(cmd, dir, &[], Some(dir.join(SMALL_DISK_LOG)))
+    }
+
+    /// Where `path`, as the server sees it, is from outside its mount namespace.
+    pub(crate) fn on_disk(&self, path: &Path) -> std::path::PathBuf {
+        Path::new(&format!("/proc/{}/root", self.child.id())).join(path.strip_prefix("/").unwrap_or(path))
+    }
+
+    /// Runs `cmd` as the server, reading its log from standard output, or from `log_file` (as the server
+    /// sees it) when it writes its log there.
+    fn spawn(mut cmd: Command, dir: &Path, extra: &[(&str, &str)], log_file: Option<std::path::PathBuf>) -> Self {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOOKPLANE_LISTEN", "127.0.0.1:0")
@@ -54,26 +84,33 @@ impl Proc {
             .env("HOOKPLANE_SECRETS__DIGEST_ITERATIONS", "1")
             .env("RUST_LOG", "info")
             .envs(extra.iter().copied())
-            .stdout(Stdio::piped())
+            .stdout(if log_file.is_some() { Stdio::null() } else { Stdio::piped() })
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("Hookplane is listening")
-                    && let Some(addr) = listening_address(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push(line);
+        let mut tx = Some(tx);
+        let mut take = move |line: String| {
+            if line.contains("Hookplane is listening")
+                && let Some(addr) = listening_address(&line)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addr);
             }
-        });
-        let addr = rx.recv().expect("the server exited before listening");
+            sink.lock().unwrap().push(line);
+        };
+        let reader = match log_file {
+            None => {
+                let stdout = child.stdout.take().unwrap();
+                std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).for_each(take))
+            }
+            Some(file) => {
+                let file = Path::new(&format!("/proc/{}/root", child.id())).join(file.strip_prefix("/").unwrap());
+                std::thread::spawn(move || tail(&file, &mut take))
+            }
+        };
+        let addr = rx.recv_timeout(GENEROUS).expect("the server exited, or never said it was listening");
         Self { child, base: format!("http://{addr}"), log, reader: Some(reader) }
     }
 
@@ -100,6 +137,35 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The log file of a server started by [`Proc::start_on_small_disk`], in its data directory.
+pub(crate) const SMALL_DISK_LOG: &str = "hookplane.log";
+
+/// Bounds a wait that only a broken build would exceed.
+const GENEROUS: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Hands `take` each line appended to `file` until the file cannot be read any more after it could (its
+/// process has gone), or never could within [`GENEROUS`].
+fn tail(file: &Path, take: &mut dyn FnMut(String)) {
+    let began = std::time::Instant::now();
+    let (mut read, mut partial) = (0usize, Vec::new());
+    loop {
+        match std::fs::read(file) {
+            Ok(bytes) => {
+                partial.extend_from_slice(bytes.get(read..).unwrap_or_default());
+                read = bytes.len();
+                while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    take(String::from_utf8_lossy(&line[..end]).into_owned());
+                }
+            }
+            Err(_) if read > 0 || began.elapsed() > GENEROUS => return,
+            Err(_) => {}
+        }
+        #[allow(clippy::disallowed_methods)] // the tail's own thread, never the runtime
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

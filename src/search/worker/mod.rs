@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::indexer::Msg;
@@ -45,6 +47,8 @@ pub(super) struct Worker {
     deferred: Option<DeliveryId>,
     /// Set while a catch-up scans storage.
     scan: Option<Scan>,
+    /// Indexing or a commit failed while handling a message: the run ends with it.
+    failed: Option<anyhow::Error>,
     pub(super) merges: writer::MergeThreads,
 }
 
@@ -83,6 +87,7 @@ impl Worker {
             stop_taken: false,
             deferred: None,
             scan: None,
+            failed: None,
             merges: writer::MergeThreads::untouched(),
         }
     }
@@ -229,7 +234,7 @@ impl Worker {
             }
             self.add_stored(d, stored, holds);
         }
-        Ok(())
+        self.failed.take().map_or(Ok(()), Err)
     }
 
     /// Handles every message waiting, without blocking.
@@ -253,7 +258,11 @@ impl Worker {
         if d.erased.is_none()
             && let Err(e) = self.writer.add_document(self.index.document(d, body))
         {
-            tracing::error!(error = %e, delivery = %d.id, "indexing a delivery failed");
+            // tantivy refuses documents only once its own thread has died (a segment it could not write):
+            // every later one would fail the same way, so the run ends and the indexer restarts.
+            if self.failed.is_none() {
+                self.failed = Some(anyhow::Error::new(e).context(format!("indexing {} failed", d.id)));
+            }
             return;
         }
         self.position = self.position.max(Some(d.id));
@@ -300,8 +309,11 @@ impl Worker {
         Ok(())
     }
 
-    /// Indexes what the writer hands over until told to stop, and catches up what was deferred.
-    pub(super) fn run(&mut self, rx: &Receiver<Msg>) {
+    /// Indexes what the writer hands over until told to stop, and catches up what was deferred. A commit or
+    /// a catch-up that fails ends the run with the error: what tantivy's writer holds is then uncertain, so
+    /// the indexer restarts in place (waiting longer after each failure, as a full disk needs) and catches
+    /// up from the last commit that held.
+    pub(super) fn run(&mut self, rx: &Receiver<Msg>) -> anyhow::Result<()> {
         let interval = Duration::from_millis(self.settings.commit_interval_ms);
         while !self.stop_taken {
             let mut wait =
@@ -314,6 +326,9 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => self.stop_taken = true,
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
             if self.stop_taken {
                 break;
             }
@@ -323,23 +338,18 @@ impl Worker {
                 && !self.pressure.busy()
             {
                 self.deferred = None;
-                if let Err(e) = self.catch_up(Some(from), Some(rx), &mut |_| {}, true) {
-                    // Kept deferred (from where the scan got, when it got anywhere): retried after the next
-                    // calm period, and recorded for the next start.
-                    self.deferred.get_or_insert(from);
-                    tracing::error!(error = %e, "catching up deferred deliveries failed; will retry");
-                }
+                self.catch_up(Some(from), Some(rx), &mut |_| {}, true)
+                    .context("catching up deferred deliveries failed")?;
             }
             let due = self.first_pending.is_some_and(|t| t.elapsed() >= interval);
-            if (self.pending >= self.settings.commit_docs || due)
-                && let Err(e) = self.commit()
-            {
-                tracing::error!(error = %e, "committing the search index failed; will retry");
+            if self.pending >= self.settings.commit_docs || due {
+                self.commit().context("committing the search index failed")?;
             }
         }
         if let Err(e) = self.commit() {
             tracing::error!(error = %e, "the last search index commit failed; the next start catches up");
         }
+        Ok(())
     }
 
     /// One message from the writer, retention or an erasure; in the run loop or between a catch-up's batches.
@@ -370,7 +380,8 @@ impl Worker {
                 let held = match self.commit() {
                     Ok(()) => true,
                     Err(e) => {
-                        tracing::error!(error = %e, "committing the search index failed; will retry");
+                        // The erasure asks again once the indexer has restarted.
+                        self.failed = Some(e.context("committing an erasure's deletions failed"));
                         false
                     }
                 };
