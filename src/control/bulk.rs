@@ -14,7 +14,7 @@ use crate::domain::replay::{BULK_MAX, BulkReplay, BulkStatus};
 use crate::domain::{BulkReplayId, Clock, DeliveryId};
 use crate::ingest::Ingest;
 use crate::loader::{self, LoadError, Query};
-use crate::search::SearchIndex;
+use crate::search::{SearchError, SearchIndex};
 use crate::storage::{Store, StoreError, audit, replays};
 
 /// Deliveries read per page while counting or replaying.
@@ -46,6 +46,42 @@ pub fn query_of(f: &DeliveryFilter) -> Result<Query, BulkError> {
 }
 
 /// How many deliveries match `query`, counting up to one past `most`.
+/// How long a bulk replay or an erasure waits before asking again for a page it could not have.
+const PAGE_RETRY: Duration = Duration::from_secs(5);
+
+/// The next page of what a bulk replay or an erasure goes through. While the search index is being rebuilt
+/// (its results would be incomplete) or storage is unavailable (a full disk), it waits and asks again
+/// instead of failing the run: both heal by themselves. `None` when cancelled meanwhile.
+pub(super) async fn page_when_ready(
+    store: &Arc<Store>,
+    search: &Arc<SearchIndex>,
+    query: &Query,
+    cancel: &AtomicBool,
+) -> Result<Option<crate::storage::deliveries::Page>, BulkError> {
+    let mut waited = 0u32;
+    loop {
+        let (search, q) = (Arc::clone(search), query.clone());
+        match store.read(move |db| loader::deliveries_page(db, &search, &q)).await {
+            Ok(page) => return Ok(Some(page)),
+            Err(
+                e @ (LoadError::Search(SearchError::Unavailable(_)) | LoadError::Store(StoreError::Unavailable(_))),
+            ) => {
+                if waited.is_multiple_of(12) {
+                    tracing::warn!(error = %e, "a bulk operation waits for its next page");
+                }
+                waited += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for _ in 0..PAGE_RETRY.as_millis() / 100 {
+            if cancel.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 pub async fn count(store: &Arc<Store>, search: &Arc<SearchIndex>, query: Query, most: u64) -> Result<u64, BulkError> {
     let search = Arc::clone(search);
     Ok(store
@@ -237,8 +273,9 @@ impl BulkReplays {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(bulk.rate_per_second.max(1))));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let (search, q) = (Arc::clone(&self.search), query.clone());
-            let page = self.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
+            let Some(page) = page_when_ready(&self.store, &self.search, &query, cancel).await? else {
+                return self.save(&bulk, false).await;
+            };
             for item in &page.items {
                 if cancel.load(Ordering::SeqCst) {
                     return self.save(&bulk, false).await;

@@ -17,7 +17,7 @@ use crate::domain::erasure::{self, Erasure};
 use crate::domain::filter::DeliveryFilter;
 use crate::domain::replay::BulkStatus;
 use crate::domain::{Clock, DeliveryId, ErasureId, Timestamp};
-use crate::loader::{self, LoadError};
+use crate::loader::LoadError;
 use crate::search::SearchIndex;
 use crate::search::indexer::IndexerHandle;
 use crate::storage::{Store, StoreError, audit, erasures};
@@ -321,8 +321,9 @@ impl Erasures {
             if cancel.load(Ordering::SeqCst) {
                 return Ok(busy);
             }
-            let (search, q) = (Arc::clone(&self.search), query.clone());
-            let page = self.store.read(move |db| loader::deliveries_page(db, &search, &q)).await?;
+            let Some(page) = super::bulk::page_when_ready(&self.store, &self.search, query, cancel).await? else {
+                return Ok(busy);
+            };
             let ids: Vec<DeliveryId> = page.items.iter().map(|l| l.delivery.id).collect();
             busy.extend(self.erase(e, ids, first_pass, cancel).await?);
             match page.next_cursor {

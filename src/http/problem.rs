@@ -36,6 +36,8 @@ pub enum Kind {
     SignatureMismatch,
     /// A part the process needs has stopped (`/healthz`).
     Unhealthy,
+    /// The search index was found missing or damaged and is being rebuilt.
+    SearchUnavailable,
     /// The subscription has no registration at its provider that Hookplane can check.
     HandshakeUnavailable,
     /// A handshake needs `public_url`: the provider must be told where to send.
@@ -63,6 +65,7 @@ impl Kind {
             Kind::IntegrityFailed => "integrity_failed",
             Kind::SignatureMismatch => "signature_mismatch",
             Kind::Unhealthy => "unhealthy",
+            Kind::SearchUnavailable => "search_unavailable",
             Kind::HandshakeUnavailable => "handshake_unavailable",
             Kind::PublicUrlMissing => "public_url_missing",
             Kind::CredentialMissing => "credential_missing",
@@ -93,7 +96,7 @@ impl Kind {
             Kind::Internal | Kind::IntegrityFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::ReplayLimitedPerDelivery | Kind::ReplayLimitedPerOperator => StatusCode::TOO_MANY_REQUESTS,
             Kind::NotReplayable | Kind::SignatureMismatch => StatusCode::CONFLICT,
-            Kind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Unhealthy | Kind::SearchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::HandshakeUnavailable | Kind::PublicUrlMissing | Kind::CredentialMissing => StatusCode::CONFLICT,
         }
     }
@@ -127,6 +130,7 @@ impl Kind {
             Kind::IntegrityFailed => "Stored body failed its integrity check",
             Kind::SignatureMismatch => "Signature no longer verifies",
             Kind::Unhealthy => "A part of Hookplane has stopped",
+            Kind::SearchUnavailable => "Search is being rebuilt",
             Kind::HandshakeUnavailable => "No handshake for this subscription",
             Kind::PublicUrlMissing => "public_url is not set",
             Kind::CredentialMissing => "No provider credential",

@@ -18,7 +18,7 @@ use crate::domain::{Delivery, DeliveryId, SubscriptionId, Timestamp};
 use crate::storage::Store;
 use crate::task::AliveGuard;
 
-pub(super) enum Msg {
+pub(crate) enum Msg {
     /// New deliveries with their payloads as stored: the indexer decodes them itself rather than reading
     /// redb, whose read transactions would hold back the writer's page reuse.
     /// The payloads' total size rides along, so the queue's count is given back exactly.
@@ -34,6 +34,8 @@ pub(super) enum Msg {
     /// Delete these deliveries' documents and commit at once, then answer whether the commit held. One
     /// message, so an indexer restarted in between cannot answer for deletions it never made.
     DeleteNow(Vec<DeliveryId>, tokio::sync::oneshot::Sender<bool>),
+    /// A search found the index missing or damaged: the run ends, and the restart rebuilds it.
+    Damaged,
     Stop,
 }
 
@@ -118,6 +120,7 @@ pub fn spawn(
     guard: AliveGuard,
 ) -> Result<Indexer, super::IndexError> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let _ = index.alarm.set(tx.clone());
     let pressure = Arc::new(Pressure::new(&settings));
     let handle = IndexerHandle { tx, pressure: Arc::clone(&pressure) };
     let stopping = Arc::new(AtomicBool::new(false));
@@ -136,10 +139,12 @@ pub fn spawn(
                 Opened::Rebuild => None,
             };
             let mut backoff = RESTART_FIRST;
+            let mut rebuilding = false;
             loop {
                 let began = Instant::now();
                 let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    index_until_stopped(&index, &store, &settings, position, &pressure, &stop_flag, &rx)
+                    let run = Run { position, rebuilding };
+                    index_until_stopped(&index, &store, &settings, run, &pressure, &stop_flag, &rx)
                 }));
                 let why = match run {
                     Ok(Ok(())) => return,
@@ -152,12 +157,29 @@ pub fn spawn(
                     backoff = RESTART_FIRST;
                 }
                 tracing::error!(reason = %why, restart_in_s = backoff.as_secs(), "the search indexer stopped; it restarts and catches up from storage");
-                if !sleep_unless(&stop_flag, backoff) {
-                    return;
+                // Waits, then finds where the next run starts. A search found the index missing or
+                // damaged, or its files are not whole now: it is emptied and rebuilt from storage, the
+                // newest deliveries first.
+                loop {
+                    if !sleep_unless(&stop_flag, backoff) {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(RESTART_MAX);
+                    if !index.is_damaged() && index.sound(false) {
+                        // From what the index last committed, which is all it holds.
+                        position =
+                            index.index.load_metas().ok().and_then(|m| m.payload.as_deref().and_then(parse_position));
+                        break;
+                    }
+                    index.found_damaged("found at the indexer's restart");
+                    match index.recreate() {
+                        Ok(()) => {
+                            (position, rebuilding) = (None, true);
+                            break;
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot empty the search index for its rebuild; trying again"),
+                    }
                 }
-                backoff = (backoff * 2).min(RESTART_MAX);
-                // From what the index last committed, which is all it holds.
-                position = index.index.load_metas().ok().and_then(|m| m.payload.as_deref().and_then(parse_position));
                 guard.revive();
             }
         })
@@ -184,11 +206,18 @@ fn sleep_unless(stop: &AtomicBool, total: Duration) -> bool {
 
 /// One run of the indexer: catch up from `position`, then index what the writer hands over until told to
 /// stop. An error (the writer cannot be opened, a commit fails) ends the run for a restart.
+/// Where a run of the indexer starts: from the last commit's position, or rebuilding an emptied index.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    position: Option<Position>,
+    rebuilding: bool,
+}
+
 fn index_until_stopped(
     index: &Arc<SearchIndex>,
     store: &Arc<Store>,
     settings: &SearchSettings,
-    position: Option<Position>,
+    Run { position, rebuilding }: Run,
     pressure: &Arc<Pressure>,
     stopping: &Arc<AtomicBool>,
     rx: &Receiver<Msg>,
@@ -205,6 +234,7 @@ fn index_until_stopped(
         Arc::clone(stopping),
     );
     w.merges = writer::MergeThreads::lowered();
+    w.rebuilding = rebuilding;
     let from = position.map(|p| {
         let margin = i64::from(settings.catch_up_margin_seconds) * 1000;
         DeliveryId::first_at(p.resume.timestamp().plus_millis(-margin))

@@ -133,7 +133,16 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     dir: PathBuf,
+    /// Set when the index was found missing or damaged while running, until its rebuild has caught up:
+    /// searches answer `search_unavailable` meanwhile.
+    damaged: std::sync::atomic::AtomicBool,
+    /// Tells the indexer to rebuild, once it runs (`indexer::spawn` sets it).
+    alarm: std::sync::OnceLock<std::sync::mpsc::Sender<indexer::Msg>>,
 }
+
+/// What a search says while the index is being rebuilt.
+const REBUILDING: &str = "the search index was found missing or damaged and is being rebuilt from storage; \
+                          search works again once it has caught up (listing and filters work meanwhile)";
 
 impl SearchIndex {
     /// Whether every delivery `db` holds from before `before` is in the index (or was left out, erased):
@@ -201,7 +210,73 @@ impl SearchIndex {
             .build();
         index.tokenizers().register(VALUE_TOKENIZER, value);
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, fields, dir: dir.to_path_buf() })
+        Ok(Self {
+            index,
+            reader,
+            fields,
+            dir: dir.to_path_buf(),
+            damaged: Default::default(),
+            alarm: Default::default(),
+        })
+    }
+
+    /// Whether the index can answer: not being rebuilt, and its files still there. A directory deleted
+    /// under a running server would otherwise answer from what the reader had loaded, silently stale.
+    pub(crate) fn usable(&self) -> Result<(), SearchError> {
+        if self.damaged.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SearchError::Unavailable(REBUILDING.into()));
+        }
+        if !self.dir.join(VERSION_FILE).is_file() || !self.dir.join("meta.json").is_file() {
+            return Err(self.found_damaged("its files are missing"));
+        }
+        Ok(())
+    }
+
+    /// The index was found missing or damaged: searches answer `search_unavailable`, and the indexer is
+    /// told to rebuild it.
+    pub(crate) fn found_damaged(&self, why: &str) -> SearchError {
+        if !self.damaged.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::error!(dir = %self.dir.display(), why, "the search index is missing or damaged; rebuilding it from storage");
+            if let Some(alarm) = self.alarm.get() {
+                let _ = alarm.send(indexer::Msg::Damaged);
+            }
+        }
+        SearchError::Unavailable(REBUILDING.into())
+    }
+
+    /// Whether the index was found damaged and is not rebuilt yet.
+    pub(crate) fn is_damaged(&self) -> bool {
+        self.damaged.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Its rebuild has caught up with storage: searches answer again.
+    pub(crate) fn rebuilt(&self) {
+        if self.damaged.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!(dir = %self.dir.display(), "the search index is rebuilt; searches answer again");
+        }
+    }
+
+    /// Empties the index in place, with the same schema, for a rebuild: the files of the old one (deleted,
+    /// or damaged) go. The reader then sees an empty index.
+    pub(crate) fn recreate(&self) -> Result<(), IndexError> {
+        let io = |source| IndexError::Io { path: self.dir.clone(), source };
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir).map_err(io)?;
+        }
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        drop(Index::create_in_dir(&self.dir, schema().0)?);
+        std::fs::write(self.dir.join(VERSION_FILE), SCHEMA_VERSION.to_string()).map_err(io)?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Whether the files of the index are whole: its version, its last commit, and (when `thorough`) every
+    /// file's checksum, which reads the whole index.
+    pub(crate) fn sound(&self, thorough: bool) -> bool {
+        let version = std::fs::read_to_string(self.dir.join(VERSION_FILE)).ok();
+        version.as_deref().map(str::trim) == Some(SCHEMA_VERSION.to_string().as_str())
+            && self.index.load_metas().is_ok()
+            && (!thorough || self.index.validate_checksum().is_ok_and(|bad| bad.is_empty()))
     }
 
     pub fn dir(&self) -> &Path {

@@ -33,8 +33,9 @@ pub enum SearchError {
     /// The operator's query cannot be understood; the message says why.
     #[error("{0}")]
     Invalid(String),
-    #[error("search failed: {0}")]
-    Index(#[from] tantivy::TantivyError),
+    /// The index is missing or damaged and being rebuilt; the message says so.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// One match.
@@ -120,6 +121,7 @@ impl SearchIndex {
 
     /// Ids of deliveries matching `q`, newest first: at most `q.limit`, and whether there are more.
     pub fn search(&self, q: &SearchQuery) -> Result<(Vec<Hit>, bool), SearchError> {
+        self.usable()?;
         let user = self.parse(&q.text)?;
         let f = &self.fields;
         let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, user)];
@@ -154,7 +156,7 @@ impl SearchIndex {
         let query = BooleanQuery::new(must);
         let searcher = self.reader.searcher();
         let collector = TopDocs::with_limit(q.limit + 1).order_by((SortByBytes::for_field("id"), Order::Desc));
-        let found = searcher.search(&query, &collector)?;
+        let found = self.reading(|| searcher.search(&query, &collector))?;
         let more = found.len() > q.limit;
         let hits = found
             .into_iter()
@@ -171,7 +173,7 @@ impl SearchIndex {
     pub fn snippets(&self, text: &str) -> Result<Snippets, SearchError> {
         let query = self.parse(text)?;
         let searcher = self.reader.searcher();
-        let mut words = SnippetGenerator::create(&searcher, &*query, self.fields.body)?;
+        let mut words = self.reading(|| SnippetGenerator::create(&searcher, &*query, self.fields.body))?;
         words.set_max_num_chars(240);
         let mut values = Vec::new();
         query.query_terms(&mut |term, _| values.extend(json_value(term)));
@@ -201,6 +203,20 @@ impl SearchIndex {
             }
         }
         Ok(held)
+    }
+
+    /// Runs a read of the index's files. One that fails or panics (tantivy trusts its files, and a damaged
+    /// one can make it index out of bounds) means the index is damaged: it is rebuilt, and the search
+    /// answers `search_unavailable` rather than an internal error.
+    fn reading<T>(&self, read: impl FnOnce() -> tantivy::Result<T>) -> Result<T, SearchError> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(self.found_damaged(&format!("a search failed reading it: {e}"))),
+            Err(panic) => {
+                Err(self
+                    .found_damaged(&format!("a search panicked reading it: {}", crate::task::panic_message(&*panic))))
+            }
+        }
     }
 
     pub(crate) fn reload(&self) -> Result<(), tantivy::TantivyError> {

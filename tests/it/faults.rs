@@ -2,6 +2,7 @@
 //! nothing down; a part the process cannot do without that stops makes `/healthz` and `/readyz` say so,
 //! requests still get an answer, and the server stops with an error after closing the store cleanly.
 
+use std::os::unix::fs::FileExt as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -250,4 +251,74 @@ async fn a_data_file_damaged_while_stopped_is_refused_at_start_naming_the_restor
 fn settings_for(dir: &tempfile::TempDir) -> Settings {
     let flags = Flags { data_dir: Some(dir.path().join("data")), ..Flags::default() };
     Settings::load(&flags, &env(&[])).unwrap()
+}
+
+/// Orders that say `words`, sent and acknowledged.
+async fn orders_saying(s: &TestServer, words: &str, ids: std::ops::Range<u32>) {
+    for n in ids {
+        let body = format!(r#"{{"id":{n},"note":"{words}"}}"#).into_bytes();
+        let id = format!("{words}-{n}");
+        let req = shopify_request("orders/create", "faults.myshopify.com", body, SHOPIFY_SECRET.as_bytes(), &id, now());
+        assert_eq!(s.send_json(&req).await.0, StatusCode::OK);
+    }
+}
+
+/// Waits until a search for `query` answers 200 again, checking each answer is that or 503
+/// `search_unavailable`; returns the answer and how many 503s came first.
+async fn search_once_rebuilt(s: &TestServer, query: &str) -> (Value, usize) {
+    let deadline = std::time::Instant::now() + GENEROUS;
+    let mut unavailable = 0;
+    loop {
+        let (status, page) = s.get(&format!("/api/v1/deliveries?q={query}")).await;
+        match status {
+            StatusCode::OK => return (page, unavailable),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(page["code"], "search_unavailable", "{page}");
+                assert!(page["detail"].as_str().unwrap().contains("being rebuilt"), "{page}");
+                unavailable += 1;
+            }
+            other => panic!("{other}: {page}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "the search index was never rebuilt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The search directory deleted, then damaged, under a running server: searches answer 503
+/// `search_unavailable` saying the index is being rebuilt, never stale or empty results, and the index is
+/// rebuilt from storage by itself, with what arrived meanwhile.
+#[tokio::test]
+async fn a_search_index_deleted_or_damaged_while_running_is_rebuilt() {
+    let s = TestServer::start().await;
+    orders_saying(&s, "kettle", 0..3).await;
+    searched(&s, "q=kettle", 3).await;
+    let search = s.data_dir().join("search");
+
+    std::fs::remove_dir_all(&search).unwrap();
+    let (status, page) = s.get("/api/v1/deliveries?q=kettle").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a deleted index answered: {page}");
+    assert_eq!(page["code"], "search_unavailable", "{page}");
+    // Listing does not need the index.
+    let (status, page) = s.get("/api/v1/deliveries?limit=10").await;
+    assert_eq!((status, page["items"].as_array().unwrap().len()), (StatusCode::OK, 3), "{page}");
+    orders_saying(&s, "kettle", 3..4).await;
+    let (page, _) = search_once_rebuilt(&s, "kettle").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 4, "every delivery, the one sent meanwhile too: {page}");
+    assert!(search.join("meta.json").is_file());
+
+    // Damaged in place: every file of the index overwritten with other bytes of the same length.
+    orders_saying(&s, "teapot", 0..2).await;
+    searched(&s, "q=teapot", 2).await;
+    for entry in std::fs::read_dir(&search).unwrap() {
+        let path = entry.unwrap().path();
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        if path.extension().is_none_or(|e| e != "lock") && len > 0 {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(&vec![0xA5; len], 0).unwrap();
+        }
+    }
+    let (page, unavailable) = search_once_rebuilt(&s, "teapot").await;
+    assert!(unavailable > 0, "a damaged index answered without a rebuild: {page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    searched(&s, "q=kettle", 4).await;
 }

@@ -108,6 +108,11 @@ impl TestServer {
         server
     }
 
+    /// The running server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.as_ref().map(|d| d.path().join("data")).unwrap_or_default()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -34,7 +34,8 @@ pub enum ApiError {
     /// An internal error; the server log has the details.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Box<Problem>>),
-    /// Storage cannot be reached right now; retry after the given number of seconds.
+    /// Storage cannot be reached right now, or a search finds its index being rebuilt (`code` says which:
+    /// `storage_unavailable`, `search_unavailable`); retry after the given number of seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Box<Problem>>, #[oai(header = "Retry-After")] u32),
 }
@@ -143,10 +144,7 @@ impl From<LoadError> for ApiError {
         match e {
             LoadError::Store(s) => s.into(),
             LoadError::Search(SearchError::Invalid(msg)) => Problem::new(Kind::InvalidQuery, msg).into(),
-            LoadError::Search(e @ SearchError::Index(_)) => {
-                tracing::error!(error = %e, "search failed");
-                Problem::new(Kind::Internal, e.to_string()).into()
-            }
+            LoadError::Search(SearchError::Unavailable(msg)) => Problem::new(Kind::SearchUnavailable, msg).into(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub(super) struct Worker {
     scan: Option<Scan>,
     /// Indexing or a commit failed while handling a message: the run ends with it.
     failed: Option<anyhow::Error>,
+    /// This run rebuilds an index found missing or damaged: once a catch-up has reached the end with
+    /// nothing deferred, searches answer again.
+    pub(super) rebuilding: bool,
     pub(super) merges: writer::MergeThreads,
 }
 
@@ -88,6 +91,7 @@ impl Worker {
             deferred: None,
             scan: None,
             failed: None,
+            rebuilding: false,
             merges: writer::MergeThreads::untouched(),
         }
     }
@@ -129,6 +133,10 @@ impl Worker {
         self.commit()?;
         if result? {
             tracing::info!(deliveries = n, from = ?from, elapsed_ms = started.elapsed().as_millis() as u64, "search index caught up");
+            if self.rebuilding && self.deferred.is_none() {
+                self.rebuilding = false;
+                self.index.rebuilt();
+            }
         }
         Ok(n)
     }
@@ -386,6 +394,9 @@ impl Worker {
                     }
                 };
                 let _ = done.send(held);
+            }
+            Msg::Damaged => {
+                self.failed.get_or_insert_with(|| anyhow::anyhow!("a search found the index missing or damaged"));
             }
             Msg::Stop => self.stop_taken = true,
         }
