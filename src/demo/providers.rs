@@ -55,6 +55,8 @@ pub enum Scripted {
     Status(u16, String),
     /// Shopify's GraphQL `THROTTLED` error, with its cost figures.
     Throttled { requested: u32, available: u32, restore_rate: u32 },
+    /// No answer at all: the request is held open until the client gives up or goes away.
+    Hang,
 }
 
 #[derive(Default)]
@@ -169,8 +171,9 @@ fn record(state: &State, req: &Request, body: &str, scripted: bool) -> Option<Sc
     if scripted { lock(&state.script).pop_front() } else { None }
 }
 
-fn scripted_response(s: Scripted) -> Response {
+async fn scripted_response(s: Scripted) -> Response {
     match s {
+        Scripted::Hang => std::future::pending().await,
         Scripted::Status(status, body) => Response::builder()
             .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
             .content_type("application/json")
@@ -199,7 +202,7 @@ async fn shopify(
     Data(state): Data<&Arc<State>>,
 ) -> Response {
     if let Some(s) = record(state, req, &body, true) {
-        return scripted_response(s);
+        return scripted_response(s).await;
     }
     if req.headers().get("x-shopify-access-token").is_none_or(|v| v.is_empty()) {
         return json_response(
@@ -286,7 +289,7 @@ fn zoho_error(status: u16, code: &str, message: &str) -> Response {
 #[handler]
 async fn zoho_watch(req: &Request, body: String, Data(state): Data<&Arc<State>>) -> Response {
     if let Some(s) = record(state, req, &body, true) {
-        return scripted_response(s);
+        return scripted_response(s).await;
     }
     let authorized = req
         .headers()

@@ -174,6 +174,10 @@ impl Handshakes {
             .map_err(|why| HandshakeError::Unsupported(format!("`{}` has no handshake: {why}", sub.name)))?;
         self.callback(kind)?;
         let credential = self.credential(kind, &sub.account).await?;
+        // Due now until its run is recorded: a stop while the provider is being asked (a SIGTERM, a crash)
+        // leaves it to the watchdog after the restart, instead of to the next scheduled run hours later.
+        let (id, now) = (sub.id, self.clock.now());
+        self.store.read(move |db| repo::make_due(db, &[id], now)).await?;
         let _serial = self.serial.lock().await;
         let found =
             self.run_account(kind, &sub.account, &credential, Some(sub.id), peers(&subs, kind, &sub.account)).await?;

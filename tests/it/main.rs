@@ -30,6 +30,7 @@ mod security;
 mod settings;
 mod shopify;
 mod signin;
+mod sigterm;
 mod standard;
 mod storage;
 mod support;
