@@ -108,10 +108,21 @@ impl Core {
                 .await?
                 .with_context(|| format!("cannot open the data directory {}", settings.data_dir.display()))?,
         );
-        let operators_exist = {
+        let (operators_exist, newest) = {
             let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || crate::storage::operators::any(&*store.db()?)).await??
+            tokio::task::spawn_blocking(move || {
+                let db = store.db()?;
+                Ok::<_, crate::storage::StoreError>((
+                    crate::storage::operators::any(&db)?,
+                    crate::storage::deliveries::newest_id(&db)?,
+                ))
+            })
+            .await??
         };
+        // A wall clock stepped back while stopped must not make ids older than those stored.
+        if let Some(newest) = newest {
+            clock.not_before(newest.timestamp());
+        }
         let (setup, setup_code) = if operators_exist || !settings.dashboard.open_on_loopback {
             (LocalSetup::closed(), None)
         } else {
@@ -139,7 +150,7 @@ impl Core {
             })
             .await??
         };
-        hints(&loaded, &settings, operators_exist);
+        settings.log_hints(&loaded, operators_exist);
         for name in settings.alerts.overrides.keys() {
             if loaded.by_name_or_id(name).is_none() {
                 tracing::warn!(
@@ -480,18 +491,3 @@ const HANDSHAKES: &str = "handshake watchdog";
 const RETENTION: &str = "retention sweep";
 const REDACTS: &str = "redact watcher";
 const VERSIONS: &str = "version poller";
-
-fn hints(registry: &Registry, settings: &Settings, operators_exist: bool) {
-    if registry.shopify_app.is_empty() {
-        tracing::info!(
-            "SHOPIFY_WEBHOOK_SECRET is not set: /shopify/webhook accepts only subscriptions with their own secret"
-        );
-    }
-    if !operators_exist && !settings.dashboard.open_on_loopback {
-        tracing::info!(
-            "no operator can sign in yet: stop Hookplane and run `hookplane admin create-user --username NAME --role \
-             admin`; until one exists, only API tokens can reach the dashboard"
-        );
-    }
-    tracing::info!(subscriptions = registry.len(), "subscriptions loaded");
-}

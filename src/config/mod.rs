@@ -335,6 +335,24 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// What an operator starting Hookplane should know about this configuration.
+    pub fn log_hints(&self, registry: &crate::ingest::registry::Registry, operators_exist: bool) {
+        if registry.shopify_app.is_empty() {
+            tracing::info!(
+                "SHOPIFY_WEBHOOK_SECRET is not set: /shopify/webhook accepts only subscriptions with their own secret"
+            );
+        }
+        if !operators_exist && !self.dashboard.open_on_loopback {
+            tracing::info!(
+                "no operator can sign in yet: stop Hookplane and run `hookplane admin create-user --username NAME \
+                 --role admin`; until one exists, only API tokens can reach the dashboard"
+            );
+        }
+        tracing::info!(subscriptions = registry.len(), "subscriptions loaded");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

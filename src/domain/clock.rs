@@ -130,17 +130,67 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// The source of "now" for every rule that depends on time.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
+
+    /// From now on, never earlier than `at`, for a clock that follows the system's (see [`SystemClock`]).
+    fn not_before(&self, _at: Timestamp) {}
 }
 
-/// The wall clock.
+/// The wall clock, except that it never goes back. When the system's clock is stepped back (an NTP
+/// correction, a VM restored, an operator's `date -s`), time here goes on at the pace of the monotonic
+/// clock from its last reading until the wall clock has caught up: ids keep their order, a job's lease or
+/// retry time is never reached early or an hour late, and timestamps never run backwards. A step forward is
+/// followed at once. One reading for the whole process, since ids and leases from every part are compared.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+static LAST: std::sync::Mutex<Option<Reading>> = std::sync::Mutex::new(None);
+
 impl Clock for SystemClock {
+    /// Time here will not be earlier than `at` (the newest time stored, read at start): a process started
+    /// after the wall clock was stepped back does not make ids older than the ones it holds.
+    fn not_before(&self, at: Timestamp) {
+        let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if last.is_none_or(|r| r.at_elapsed(now) < at.0) {
+            *last = Some(Reading { ms: at.0, at: now });
+        }
+    }
+
     #[allow(clippy::disallowed_methods)] // the one place that reads the wall clock
     fn now(&self) -> Timestamp {
         let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+        let wall = i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
+        let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reading = Reading::next(*last, wall, std::time::Instant::now());
+        *last = Some(reading);
+        Timestamp(reading.ms)
+    }
+}
+
+/// A time given out, and the monotonic instant it was given at.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    ms: i64,
+    at: std::time::Instant,
+}
+
+impl Reading {
+    /// What `self` has become by `now`, at the monotonic clock's pace.
+    fn at_elapsed(self, now: std::time::Instant) -> i64 {
+        let elapsed = i64::try_from(now.saturating_duration_since(self.at).as_millis()).unwrap_or(i64::MAX);
+        self.ms.saturating_add(elapsed)
+    }
+
+    /// The time to give out at `now` with the wall clock reading `wall`: the wall clock, or the last
+    /// reading carried forward when the wall clock is behind it.
+    fn next(last: Option<Reading>, wall: i64, now: std::time::Instant) -> Reading {
+        match last {
+            Some(r) if r.at_elapsed(now) > wall => {
+                // Carried from the last reading, not re-anchored, so rounding never holds time still.
+                Reading { ms: r.at_elapsed(now), at: now }
+            }
+            _ => Reading { ms: wall, at: now },
+        }
     }
 }
 
@@ -170,6 +220,30 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn time_steps_forward_with_the_wall_clock_and_goes_on_at_its_pace_when_the_wall_clock_steps_back() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let hour = 3_600_000;
+        let mut r = super::Reading::next(None, 1_000_000, at(0));
+        assert_eq!(r.ms, 1_000_000);
+        // A second later by both clocks.
+        r = super::Reading::next(Some(r), 1_001_000, at(1000));
+        assert_eq!(r.ms, 1_001_000);
+        // The wall clock steps back an hour: time goes on from the last reading.
+        r = super::Reading::next(Some(r), 1_001_500 - hour, at(1500));
+        assert_eq!(r.ms, 1_001_500);
+        r = super::Reading::next(Some(r), 1_031_500 - hour, at(31_500));
+        assert_eq!(r.ms, 1_031_500);
+        // Once the wall clock is ahead again (here, stepped forward), it leads.
+        r = super::Reading::next(Some(r), 1_031_600 + hour, at(31_600));
+        assert_eq!(r.ms, 1_031_600 + hour);
+        // Readings in the same millisecond never go back, whatever the wall clock says.
+        let same = super::Reading::next(Some(r), 0, at(31_600));
+        assert_eq!(same.ms, r.ms);
+    }
+
     use super::*;
 
     #[test]

@@ -407,6 +407,14 @@ pub fn next_id(db: &Database, after: Option<DeliveryId>) -> Result<Option<Delive
     Ok(first.map(|(k, _)| DeliveryId::from_u128(k.value())))
 }
 
+/// The id of the newest delivery, reading one key.
+pub fn newest_id(db: &Database) -> Result<Option<DeliveryId>, StoreError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(tables::DELIVERIES)?;
+    let last = t.last()?;
+    Ok(last.map(|(k, _)| DeliveryId::from_u128(k.value())))
+}
+
 /// How many deliveries come after `after` (all of them when `None`), counted up to `cap`.
 pub fn count_after(db: &Database, after: Option<DeliveryId>, cap: u64) -> Result<u64, StoreError> {
     let tx = db.begin_read()?;

@@ -9,6 +9,7 @@ mod api;
 mod apidoc;
 mod auth;
 mod bulk;
+mod clock;
 mod container;
 mod dashboard;
 mod demo;
