@@ -165,6 +165,13 @@ pub fn spawn(
                         return;
                     }
                     backoff = (backoff * 2).min(RESTART_MAX);
+                    // Not while storage refuses writes (a full disk): the space freed goes to ingest first,
+                    // and the index, derived data, follows once the writer's commits hold again.
+                    while store.failing_writes().is_some() {
+                        if !sleep_unless(&stop_flag, Duration::from_secs(1)) {
+                            return;
+                        }
+                    }
                     if !index.is_damaged() && index.sound(false) {
                         // From what the index last committed, which is all it holds.
                         position =

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io;
 use std::ops::Bound;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -31,6 +32,8 @@ const SYNC_EVERY: u64 = 1024 * 1024;
 /// the file, and zeroing hundreds of megabytes in one go competes with commits for the disk.
 const AHEAD: u64 = 32 * 1024 * 1024;
 const BLOCK: u64 = 4096;
+/// How often zeroing looks again whether it may go on, while it is held.
+const HOLD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long zeroing waits after a failed write before it tries again.
 const PAUSE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -77,7 +80,8 @@ pub struct ZeroingBackend {
 }
 
 impl ZeroingBackend {
-    pub fn new(file: File) -> Result<Self, redb::DatabaseError> {
+    /// Zeroing waits while `hold` is set.
+    pub fn new(file: File, hold: Arc<AtomicBool>) -> Result<Self, redb::DatabaseError> {
         let io_err = |e| redb::DatabaseError::Storage(redb::StorageError::Io(e));
         let handle = file.try_clone().map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
@@ -95,7 +99,7 @@ impl ZeroingBackend {
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("hookplane-zeroing".into())
-            .spawn(move || zero_ahead(&worker, &handle))
+            .spawn(move || zero_ahead(&worker, &handle, &hold))
             .map_err(io_err)?;
         Ok(Self { inner, shared, thread: Mutex::new(Some(thread)) })
     }
@@ -109,11 +113,18 @@ impl ZeroingBackend {
     }
 }
 
-fn zero_ahead(shared: &Shared, file: &File) {
+fn zero_ahead(shared: &Shared, file: &File, hold: &AtomicBool) {
     let zeros = vec![0u8; CHUNK as usize];
     let mut unsynced = 0u64;
     loop {
         let mut state = shared.lock();
+        if state.stop {
+            return;
+        }
+        if hold.load(Ordering::SeqCst) {
+            drop(shared.wake.wait_timeout_while(state, HOLD_CHECK, |s| !s.stop));
+            continue;
+        }
         while !state.stop && state.zeroed_upto >= state.target() {
             if unsynced > 0 {
                 drop(state);
@@ -265,7 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("file");
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
-        let b = ZeroingBackend::new(file).unwrap();
+        let b = ZeroingBackend::new(file, Arc::default()).unwrap();
         let mut expected = Vec::new();
         let write = |expected: &mut Vec<u8>, b: &ZeroingBackend, offset: u64, data: Vec<u8>| {
             b.write(offset, &data).unwrap();

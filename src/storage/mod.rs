@@ -129,7 +129,13 @@ pub struct Store {
     forgotten: std::sync::Mutex<Vec<(u64, u128)>>,
     /// Why the ingest writer's last commit failed, until one holds again: what `/readyz` reports.
     failing: std::sync::Mutex<Option<String>>,
+    /// Set while commits fail: zeroing ahead waits, so that space freed on a full disk stays free for the
+    /// probe that finds it (zeroing would take it for the file's future pages).
+    hold: Hold,
 }
+
+/// Whether the zeroing thread under the database waits.
+type Hold = Arc<std::sync::atomic::AtomicBool>;
 
 impl Store {
     /// Opens (creating if needed) the database in `data_dir` and applies pending migrations.
@@ -144,7 +150,8 @@ impl Store {
             StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = open_database(&path, cache_bytes, verify)?;
+        let hold = Hold::default();
+        let db = open_database(&path, cache_bytes, verify, &hold)?;
         migrations::migrate(&db)?;
         Ok(Self {
             path,
@@ -152,6 +159,7 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             forgotten: Default::default(),
             failing: Default::default(),
+            hold,
         })
     }
 
@@ -207,12 +215,14 @@ impl Store {
 
     /// The ingest writer's commits fail, for this reason (a full disk, say), until [`Store::writes_hold`].
     pub fn writes_fail(&self, why: String) {
+        self.hold.store(true, std::sync::atomic::Ordering::SeqCst);
         *self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
     }
 
     /// A commit of the ingest writer held.
     pub fn writes_hold(&self) {
         self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        self.hold.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Why the ingest writer's commits fail, while they do.
@@ -261,7 +271,7 @@ impl Store {
                 }
             }
         }
-        let db = open_database(&self.path, self.cache_bytes, false)?;
+        let db = open_database(&self.path, self.cache_bytes, false, &self.hold)?;
         *slot = Some(Arc::new(db));
         tracing::warn!(path = %self.path.display(), "database reopened after a storage failure");
         Ok(())
@@ -324,7 +334,7 @@ pub fn open_read_only(data_dir: &Path) -> Result<redb::ReadOnlyDatabase, StoreEr
     }
 }
 
-fn open_database(path: &Path, cache_bytes: usize, verify: bool) -> Result<Database, StoreError> {
+fn open_database(path: &Path, cache_bytes: usize, verify: bool, hold: &Hold) -> Result<Database, StoreError> {
     let damaged = |detail: String| StoreError::Damaged { path: path.to_path_buf(), detail };
     // redb takes an empty file for a new database: one left empty by anything but a first start would
     // come back as an empty store.
@@ -338,7 +348,7 @@ fn open_database(path: &Path, cache_bytes: usize, verify: bool) -> Result<Databa
         .truncate(false)
         .open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    let backend = match backend::ZeroingBackend::new(file) {
+    let backend = match backend::ZeroingBackend::new(file, Arc::clone(hold)) {
         Ok(b) => b,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked(path.to_path_buf())),
         Err(e) => return Err(StoreError::Other(format!("cannot open {}: {e}", path.display()))),

@@ -122,7 +122,7 @@ async fn a_full_disk_is_answered_with_503_told_by_readiness_and_recovered_from_w
     let client = reqwest::Client::new();
     // Space the test frees later: more than the writer needs free before it accepts again.
     let ballast = proc.on_disk(&dir.path().join("ballast"));
-    std::fs::write(&ballast, vec![0u8; 6 * 1024 * 1024]).unwrap();
+    std::fs::write(&ballast, vec![0u8; 8 * 1024 * 1024]).unwrap();
 
     // Load until the disk is full and webhooks are refused.
     let seen = Arc::new(Seen::default());
