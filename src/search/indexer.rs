@@ -178,7 +178,8 @@ pub fn spawn(
                             index.index.load_metas().ok().and_then(|m| m.payload.as_deref().and_then(parse_position));
                         break;
                     }
-                    index.found_damaged("found at the indexer's restart");
+                    // Marked without telling the indexer: this is the indexer, about to rebuild.
+                    index.mark_damaged("found at the indexer's restart");
                     match index.recreate() {
                         Ok(()) => {
                             (position, rebuilding) = (None, true);

@@ -232,16 +232,24 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The index was found missing or damaged: searches answer `search_unavailable`, and the indexer is
-    /// told to rebuild it.
+    /// A search found the index missing or damaged: searches answer `search_unavailable`, and the indexer
+    /// is told to rebuild it.
     pub(crate) fn found_damaged(&self, why: &str) -> SearchError {
-        if !self.damaged.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            tracing::error!(dir = %self.dir.display(), why, "the search index is missing or damaged; rebuilding it from storage");
-            if let Some(alarm) = self.alarm.get() {
-                let _ = alarm.send(indexer::Msg::Damaged);
-            }
+        if self.mark_damaged(why)
+            && let Some(alarm) = self.alarm.get()
+        {
+            let _ = alarm.send(indexer::Msg::Damaged);
         }
         SearchError::Unavailable(REBUILDING.into())
+    }
+
+    /// Marks the index damaged until its rebuild has caught up; true when it was not marked yet.
+    pub(crate) fn mark_damaged(&self, why: &str) -> bool {
+        let first = !self.damaged.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if first {
+            tracing::error!(dir = %self.dir.display(), why, "the search index is missing or damaged; rebuilding it from storage");
+        }
+        first
     }
 
     /// Whether the index was found damaged and is not rebuilt yet.
