@@ -154,11 +154,6 @@ impl WriterHandle {
         }
     }
 
-    /// Asks the writer whether its commits hold again, while they fail (`Store::failing_writes`).
-    pub fn probe(&self) {
-        let _ = self.tx.try_send(Op::Probe);
-    }
-
     /// Records a rejection when there is room; under a flood, samples are dropped rather than queued.
     pub fn reject(&self, sample: RejectionSample) {
         let _ = self.tx.try_send(Op::Reject(Box::new(sample)));
