@@ -45,7 +45,6 @@ pub fn query_of(f: &DeliveryFilter) -> Result<Query, BulkError> {
     Ok(Query { text, filter, before: None, limit: PAGE })
 }
 
-/// How many deliveries match `query`, counting up to one past `most`.
 /// How long a bulk replay or an erasure waits before asking again for a page it could not have.
 const PAGE_RETRY: Duration = Duration::from_secs(5);
 
@@ -82,6 +81,7 @@ pub(super) async fn page_when_ready(
     }
 }
 
+/// How many deliveries match `query`, counting up to one past `most`.
 pub async fn count(store: &Arc<Store>, search: &Arc<SearchIndex>, query: Query, most: u64) -> Result<u64, BulkError> {
     let search = Arc::clone(search);
     Ok(store

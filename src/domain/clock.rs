@@ -220,31 +220,31 @@ impl Clock for ManualClock {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn time_steps_forward_with_the_wall_clock_and_goes_on_at_its_pace_when_the_wall_clock_steps_back() {
         use std::time::{Duration, Instant};
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let hour = 3_600_000;
-        let mut r = super::Reading::next(None, 1_000_000, at(0));
+        let mut r = Reading::next(None, 1_000_000, at(0));
         assert_eq!(r.ms, 1_000_000);
         // A second later by both clocks.
-        r = super::Reading::next(Some(r), 1_001_000, at(1000));
+        r = Reading::next(Some(r), 1_001_000, at(1000));
         assert_eq!(r.ms, 1_001_000);
         // The wall clock steps back an hour: time goes on from the last reading.
-        r = super::Reading::next(Some(r), 1_001_500 - hour, at(1500));
+        r = Reading::next(Some(r), 1_001_500 - hour, at(1500));
         assert_eq!(r.ms, 1_001_500);
-        r = super::Reading::next(Some(r), 1_031_500 - hour, at(31_500));
+        r = Reading::next(Some(r), 1_031_500 - hour, at(31_500));
         assert_eq!(r.ms, 1_031_500);
         // Once the wall clock is ahead again (here, stepped forward), it leads.
-        r = super::Reading::next(Some(r), 1_031_600 + hour, at(31_600));
+        r = Reading::next(Some(r), 1_031_600 + hour, at(31_600));
         assert_eq!(r.ms, 1_031_600 + hour);
         // Readings in the same millisecond never go back, whatever the wall clock says.
-        let same = super::Reading::next(Some(r), 0, at(31_600));
+        let same = Reading::next(Some(r), 0, at(31_600));
         assert_eq!(same.ms, r.ms);
     }
-
-    use super::*;
 
     #[test]
     fn rfc3339_round_trips() {

@@ -196,7 +196,7 @@ async fn probe_while_failing(store: Arc<Store>, writer: mpsc::WeakSender<Op>) {
         if tx.is_closed() {
             return;
         }
-        if store.failing_writes().is_some() {
+        if store.writes_failing() {
             let _ = tx.try_send(Op::Probe);
         }
     }
@@ -244,7 +244,7 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
             hooks.answered();
         }
         if pendings.is_empty() && samples.is_empty() {
-            if probe && store.failing_writes().is_some() {
+            if probe && store.writes_failing() {
                 try_writing(store);
             }
             continue;
@@ -254,7 +254,7 @@ fn run(store: &Store, registry: &SharedRegistry, hooks: &dyn Hooks, mut rx: mpsc
             Ok(Committed { results, created, stored, handed }) => {
                 // Only a durable commit of deliveries says they hold again: rejection samples alone are
                 // written without an fsync.
-                if requests > 0 && store.failing_writes().is_some() {
+                if requests > 0 && store.writes_failing() {
                     tracing::info!("commits hold again: accepting webhooks");
                     store.writes_hold();
                 }

@@ -18,7 +18,7 @@ use crate::domain::{Delivery, DeliveryId, SubscriptionId, Timestamp};
 use crate::storage::Store;
 use crate::task::AliveGuard;
 
-pub(crate) enum Msg {
+pub(super) enum Msg {
     /// New deliveries with their payloads as stored: the indexer decodes them itself rather than reading
     /// redb, whose read transactions would hold back the writer's page reuse.
     /// The payloads' total size rides along, so the queue's count is given back exactly.
@@ -167,12 +167,12 @@ pub fn spawn(
                     backoff = (backoff * 2).min(RESTART_MAX);
                     // Not while storage refuses writes (a full disk): the space freed goes to ingest first,
                     // and the index, derived data, follows once the writer's commits hold again.
-                    while store.failing_writes().is_some() {
+                    while store.writes_failing() {
                         if !sleep_unless(&stop_flag, Duration::from_secs(1)) {
                             return;
                         }
                     }
-                    if !index.is_damaged() && index.sound(false) {
+                    if !index.is_damaged() && index.sound() {
                         // From what the index last committed, which is all it holds.
                         position =
                             index.index.load_metas().ok().and_then(|m| m.payload.as_deref().and_then(parse_position));
@@ -212,8 +212,6 @@ fn sleep_unless(stop: &AtomicBool, total: Duration) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// One run of the indexer: catch up from `position`, then index what the writer hands over until told to
-/// stop. An error (the writer cannot be opened, a commit fails) ends the run for a restart.
 /// Where a run of the indexer starts: from the last commit's position, or rebuilding an emptied index.
 #[derive(Debug, Clone, Copy)]
 struct Run {
@@ -221,6 +219,8 @@ struct Run {
     rebuilding: bool,
 }
 
+/// One run of the indexer: catch up from `position`, then index what the writer hands over until told to
+/// stop. An error (the writer cannot be opened, a commit fails) ends the run for a restart.
 fn index_until_stopped(
     index: &Arc<SearchIndex>,
     store: &Arc<Store>,

@@ -129,8 +129,8 @@ pub struct Store {
     forgotten: std::sync::Mutex<Vec<(u64, u128)>>,
     /// Why the ingest writer's last commit failed, until one holds again: what `/readyz` reports.
     failing: std::sync::Mutex<Option<String>>,
-    /// Set while commits fail: zeroing ahead waits, so that space freed on a full disk stays free for the
-    /// probe that finds it (zeroing would take it for the file's future pages).
+    /// Set while commits fail (`failing` says why): zeroing ahead waits, so that space freed on a full disk
+    /// stays free for the probe that finds it (zeroing would take it for the file's future pages).
     hold: Hold,
 }
 
@@ -223,6 +223,11 @@ impl Store {
     pub fn writes_hold(&self) {
         self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         self.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the ingest writer's commits fail now: one atomic load, for the writer's every commit.
+    pub fn writes_failing(&self) -> bool {
+        self.hold.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Why the ingest writer's commits fail, while they do.
