@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::process::Proc;
 use crate::queue::{Answer, Destination};
-use crate::support::{ADMIN_TOKEN, SHOPIFY_SECRET, now};
+use crate::support::{ADMIN_TOKEN, SHOPIFY_SECRET, now, signed};
 
 const SHOP: &str = "clock.myshopify.com";
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -31,11 +31,7 @@ async fn api(base: &str, method: reqwest::Method, path: &str, body: Option<Value
 async fn order(base: &str, id: &str) -> Value {
     let body = format!(r#"{{"note":"{id}"}}"#).into_bytes();
     let req = shopify_request("orders/create", SHOP, body, SHOPIFY_SECRET.as_bytes(), id, now());
-    let mut r = reqwest::Client::new().post(format!("{base}{}", req.path)).body(req.body.clone());
-    for (k, v) in &req.headers {
-        r = r.header(k, v);
-    }
-    let resp = r.send().await.unwrap();
+    let resp = signed(&reqwest::Client::new(), base, &req).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{id}");
     serde_json::from_str(&resp.text().await.unwrap()).unwrap()
 }
@@ -88,8 +84,7 @@ async fn the_wall_clock_stepped_back_an_hour_keeps_ids_in_order_and_retries_on_t
     }
     assert_eq!(listed(&proc.base).await, ["after-3", "after-2", "after-1", "before-2", "before-1"]);
     // The retry scheduled before the step comes in seconds, not in an hour.
-    let started = Instant::now();
-    let deadline = started + GENEROUS;
+    let deadline = Instant::now() + GENEROUS;
     while dest.received().iter().filter(|r| String::from_utf8_lossy(&r.body).contains("before-1")).count() < 2 {
         assert!(Instant::now() < deadline, "the retry scheduled before the clock stepped back never came");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -40,11 +40,7 @@ async fn send(
     base: &str,
     req: &hookplane::demo::factories::SignedRequest,
 ) -> reqwest::Response {
-    let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone());
-    for (k, v) in &req.headers {
-        r = r.header(k, v);
-    }
-    r.send().await.unwrap()
+    signed(client, base, req).send().await.unwrap()
 }
 
 async fn json(resp: reqwest::Response) -> (StatusCode, Option<String>, Value) {

@@ -14,7 +14,7 @@ use hookplane::demo::factories::{Factory, SignedRequest, shopify_request};
 use serde_json::Value;
 
 use crate::process::{Proc, verify};
-use crate::support::{ADMIN_TOKEN, SHOPIFY_SECRET, now};
+use crate::support::{ADMIN_TOKEN, SHOPIFY_SECRET, now, signed};
 
 const SHOP: &str = "full-disk.myshopify.com";
 /// Bounds a wait that only a broken build would exceed.
@@ -37,11 +37,7 @@ impl Seen {
 
 /// Sends `req` and files its answer in `seen`; returns the status, 0 for no answer at all.
 async fn send(client: &reqwest::Client, base: &str, req: &SignedRequest, id: &str, seen: &Seen) -> u16 {
-    let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone()).timeout(GENEROUS);
-    for (k, v) in &req.headers {
-        r = r.header(k, v);
-    }
-    let resp = match r.send().await {
+    let resp = match signed(client, base, req).timeout(GENEROUS).send().await {
         Ok(resp) => resp,
         Err(e) => {
             seen.wrong.lock().unwrap().push(format!("{id}: no answer: {e}"));

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::process::Proc;
 use crate::queue::{Answer, Destination};
-use crate::support::{ADMIN_TOKEN, JsonBody as _, SHOPIFY_SECRET, now};
+use crate::support::{ADMIN_TOKEN, JsonBody as _, SHOPIFY_SECRET, now, signed};
 
 const SHOP: &str = "metrics-shop.myshopify.com";
 const METRICS_TOKEN: &str = "scrape-token-0123456789abcdef";
@@ -68,13 +68,7 @@ async fn metrics_count_what_the_traffic_did() {
     let send = |req: hookplane::demo::factories::SignedRequest| {
         let client = client.clone();
         let base = base.clone();
-        async move {
-            let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone());
-            for (k, v) in &req.headers {
-                r = r.header(k, v);
-            }
-            r.send().await.unwrap().status().as_u16()
-        }
+        async move { signed(&client, &base, &req).send().await.unwrap().status().as_u16() }
     };
     for n in 0..2 {
         let req = shopify_request(

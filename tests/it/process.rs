@@ -188,11 +188,7 @@ async fn post(
     base: &str,
     req: &SignedRequest,
 ) -> Result<(u16, serde_json::Value), reqwest::Error> {
-    let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone());
-    for (k, v) in &req.headers {
-        r = r.header(k, v);
-    }
-    let resp = r.send().await?;
+    let resp = crate::support::signed(client, base, req).send().await?;
     let status = resp.status().as_u16();
     let text = resp.text().await?;
     Ok((status, serde_json::from_str(&text).unwrap_or_default()))

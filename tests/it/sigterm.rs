@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::process::Proc;
 use crate::queue::Destination;
-use crate::support::{ADMIN_TOKEN, SHOPIFY_SECRET, now};
+use crate::support::{ADMIN_TOKEN, SHOPIFY_SECRET, now, signed};
 
 const SHOP: &str = "sigterm.myshopify.com";
 /// Bounds a wait that only a broken build would exceed.
@@ -58,11 +58,7 @@ async fn a_bulk_replay_cut_by_sigterm_goes_on_after_the_restart_from_where_it_wa
     for n in 0..12 {
         let body = format!(r#"{{"id":{n}}}"#).into_bytes();
         let req = shopify_request("orders/updated", SHOP, body, SHOPIFY_SECRET.as_bytes(), &format!("bulk-{n}"), now());
-        let mut r = reqwest::Client::new().post(format!("{}{}", proc.base, req.path)).body(req.body.clone());
-        for (k, v) in &req.headers {
-            r = r.header(k, v);
-        }
-        assert_eq!(r.send().await.unwrap().status(), 200);
+        assert_eq!(signed(&reqwest::Client::new(), &proc.base, &req).send().await.unwrap().status(), 200);
     }
     dest.wait_for(12).await;
 

@@ -145,11 +145,7 @@ impl TestServer {
     }
 
     pub async fn send(&self, req: &SignedRequest) -> reqwest::Response {
-        let mut r = self.client.post(self.url(&req.path)).body(req.body.clone());
-        for (k, v) in &req.headers {
-            r = r.header(k, v);
-        }
-        r.send().await.unwrap()
+        signed(&self.client, &self.base, req).send().await.unwrap()
     }
 
     /// Sends and returns the status with the JSON body.
@@ -450,4 +446,13 @@ impl Browser {
         }
         page
     }
+}
+
+/// The request that sends `req` (a provider's signed webhook) to the server at `base`.
+pub fn signed(client: &reqwest::Client, base: &str, req: &SignedRequest) -> reqwest::RequestBuilder {
+    let mut r = client.post(format!("{base}{}", req.path)).body(req.body.clone());
+    for (k, v) in &req.headers {
+        r = r.header(k, v);
+    }
+    r
 }
